@@ -1,5 +1,17 @@
-"""fmlearn: factorization machines for Python."""
+"""fmlearn: factorization machines for Python.
+
+Estimators follow scikit-learn's API; kernels are compiled by numba on first use and cached.
+"""
 
 from fmlearn._version import __version__
+from fmlearn.data.encoder import FMEncoder
+from fmlearn.fm import FMClassifier, FMRegressor
 
-__all__ = ["__version__"]
+__all__ = ["FMClassifier", "FMEncoder", "FMRegressor", "__version__", "load"]
+
+
+def load(path):
+    """Load a model saved with ``model.save(path)``; see :func:`fmlearn.io.load`."""
+    from fmlearn.io import load as _load
+
+    return _load(path)

@@ -1,0 +1,13 @@
+"""Data layer: design matrices, synthetic generators, text formats and DataFrame encoding."""
+
+from fmlearn.data.encoder import FMEncoder
+from fmlearn.data.synthetic import (
+    RecommendationData,
+    TrueFM,
+    make_fm_regression,
+    make_recommendation,
+)
+
+__all__ = [
+    "FMEncoder",
+    "RecommendationData", "TrueFM", "make_fm_regression", "make_recommendation"]

@@ -1,0 +1,379 @@
+"""The estimator base shared by every factorization machine in fmlearn.
+
+It owns everything that is not math: parameter constraints, input validation, the Python epoch
+loop with callbacks, early stopping and progress bars, warm starts and ``partial_fit``. The
+math lives in a parameter container (``fmlearn._model``) and a solver (``fmlearn.solvers``),
+both chosen by name, so new models and solvers plug in without touching this loop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fmlearn._model import FMParams
+from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
+from fmlearn.data.design import as_kernel_csr
+from fmlearn.exceptions import TrainingDivergedError
+from fmlearn.solvers import SOLVERS, get_solver
+
+# Refuse to allocate a model larger than this share of the memory currently available.
+MEMORY_SHARE = 0.8
+
+
+def _rng_from(random_state) -> np.random.Generator:
+    """A Generator from an estimator's ``random_state``, never touching numpy's global RNG."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    return np.random.default_rng(random_state)
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class BaseFM(BaseEstimator):
+    """Shared hyper-parameters, validation and training loop of the FM estimators.
+
+    Not meant to be used directly; see :class:`fmlearn.FMRegressor` and
+    :class:`fmlearn.FMClassifier` for the parameter documentation.
+    """
+
+    _parameter_constraints: dict = {
+        "n_factors": [Interval(Integral, 0, None, closed="left")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "l2_reg_w": [Interval(Real, 0, None, closed="left")],
+        "l2_reg_V": [Interval(Real, 0, None, closed="left")],
+        "init_stdev": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
+        "fit_linear": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state", np.random.Generator],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    # Set by subclasses: the kernel loss code and the metric reported per epoch.
+    _loss: int
+    _metric_name: str
+
+    def __init__(
+        self,
+        n_factors=8,
+        *,
+        solver="adagrad",
+        learning_rate=0.1,
+        max_iter=100,
+        l2_reg_w=1e-4,
+        l2_reg_V=1e-4,
+        init_stdev=0.1,
+        fit_intercept=True,
+        fit_linear=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        warm_start=False,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.l2_reg_w = l2_reg_w
+        self.l2_reg_V = l2_reg_V
+        self.init_stdev = init_stdev
+        self.fit_intercept = fit_intercept
+        self.fit_linear = fit_linear
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------- fitted parameters
+    @property
+    def w0_(self) -> float:
+        """Global bias."""
+        check_is_fitted(self)
+        return float(self._params.w0[0])
+
+    @property
+    def w_(self) -> np.ndarray:
+        """Linear weights, shape (n_features,)."""
+        check_is_fitted(self)
+        return self._params.w
+
+    @property
+    def V_(self) -> np.ndarray:
+        """Latent factors, shape (n_features, n_factors)."""
+        check_is_fitted(self)
+        return self._params.V
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_params")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # ----------------------------------------------------------------- task hooks
+    def _encode_y(self, y, *, reset: bool, classes=None) -> np.ndarray:
+        """Targets as the kernels want them (float64); subclasses validate and encode."""
+        raise NotImplementedError
+
+    def _initial_bias(self, y: np.ndarray, sample_weight: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def _metric_from_loss_sum(self, loss_sum: float, weight_sum: float) -> float:
+        raise NotImplementedError
+
+    def _metric(self, y: np.ndarray, f: np.ndarray, sample_weight: np.ndarray) -> float:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- validation
+    def _validate_X(self, X, *, reset: bool):
+        return validate_data(
+            self, X, reset=reset, accept_sparse=True, dtype=[np.float64, np.float32]
+        )
+
+    def _validate_Xy(self, X, y, *, reset: bool):
+        return validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            accept_sparse=True,
+            dtype=[np.float64, np.float32],
+            y_numeric=self._loss == 0,
+        )
+
+    def _check_sample_weight(self, sample_weight, X) -> np.ndarray:
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if sample_weight is not None and not np.isfinite(sw).all():
+            raise ValueError("sample_weight contains NaN or infinity; give finite weights.")
+        if sw.sum() <= 0:
+            raise ValueError("sample_weight sums to zero: at least one row needs weight > 0.")
+        return sw
+
+    def _validation_data(self, eval_set, X, y, sw, rng):
+        """(train, valid) parts: from ``eval_set``, or a split when ``early_stopping``."""
+        if eval_set is not None:
+            if isinstance(eval_set, tuple):
+                eval_set = [eval_set]
+            if not isinstance(eval_set, list) or len(eval_set) != 1 or len(eval_set[0]) not in (2, 3):
+                raise ValueError(
+                    "eval_set must be a tuple (X_valid, y_valid[, sample_weight_valid]) or a "
+                    "list holding one such tuple."
+                )
+            Xv, yv, *rest = eval_set[0]
+            Xv, yv = self._validate_Xy(Xv, yv, reset=False)
+            swv = self._check_sample_weight(rest[0] if rest else None, Xv)
+            return (X, y, sw), (Xv, self._encode_y(yv, reset=False), swv)
+        if not self.early_stopping:
+            return (X, y, sw), None
+        idx = np.arange(X.shape[0])
+        stratify = y if self._loss == 1 else None
+        try:
+            tr, va = train_test_split(
+                idx,
+                test_size=self.validation_fraction,
+                random_state=int(rng.integers(np.iinfo(np.int32).max)),
+                stratify=stratify,
+            )
+        except ValueError as e:
+            raise ValueError(
+                f"cannot hold out validation_fraction={self.validation_fraction} of "
+                f"{X.shape[0]} rows for early stopping ({e}); pass eval_set, use a larger "
+                "validation_fraction or set early_stopping=False."
+            ) from None
+        return (X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
+
+    def _check_model_memory(self, n_features: int, solver_cls) -> None:
+        nbytes = FMParams.nbytes_for(n_features, self.n_factors, np.float32)
+        nbytes += solver_cls.state_nbytes(nbytes)
+        available = _available_memory()
+        if available is not None and nbytes > MEMORY_SHARE * available:
+            raise ValueError(
+                f"X has {n_features} columns, so the model would need {_fmt_bytes(nbytes)} "
+                f"for its parameters (n_features x (n_factors + 1) floats, plus solver state), "
+                f"more than the {_fmt_bytes(available)} of memory available. Parameters follow "
+                "the number of columns, not the features used: re-index the columns to those "
+                "that occur (e.g. np.unique on the indices), hash them into a smaller space "
+                "(sklearn.feature_extraction.FeatureHasher), or lower n_factors."
+            )
+
+    # ----------------------------------------------------------------- training
+    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None):
+        X, y = self._validate_Xy(X, y, reset=reset)
+        y = self._encode_y(y, reset=reset, classes=classes)
+        sw = self._check_sample_weight(sample_weight, X)
+        solver_cls = get_solver(self.solver)
+        solver = solver_cls.from_estimator(self, self._loss)
+        if reset:
+            self._rng = _rng_from(self.random_state)
+        (X, y, sw), valid = self._validation_data(eval_set, X, y, sw, self._rng)
+        Xk = as_kernel_csr(X)
+        n_features = self.n_features_in_
+        if reset:
+            self._check_model_memory(n_features, solver_cls)
+            self._params = FMParams.initialize(
+                n_features, self.n_factors, self.init_stdev, self._rng,
+                w0=self._initial_bias(y, sw) if self.fit_intercept else 0.0,
+            )
+            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+            self.history_ = {"epoch": [], f"train_{self._metric_name}": [], "time": []}
+            if valid is not None:
+                self.history_[f"valid_{self._metric_name}"] = []
+            self._epochs_done = 0
+        elif self._params.n_factors != self.n_factors:
+            raise ValueError(
+                f"n_factors changed from {self._params.n_factors} to {self.n_factors} since the "
+                "model was fitted; set warm_start=False (or refit) to train a new model."
+            )
+        if self._solver_name != self.solver:
+            # Warm start with another solver: its state (e.g. AdaGrad history) starts afresh.
+            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+        if valid is not None:
+            Xv_k, yv, swv = as_kernel_csr(valid[0]), valid[1], valid[2]
+            self.history_.setdefault(f"valid_{self._metric_name}", [])
+
+        stoppers = []
+        if max_iter > 1 and self.early_stopping:
+            stoppers.append(
+                EarlyStopping(self.n_iter_no_change, self.tol or 0.0, True, monitor="valid")
+            )
+        elif max_iter > 1 and self.tol is not None:
+            stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
+        bar = ProgressBar(max_iter, type(self).__name__) if self.verbose else None
+        user_callbacks = list(callbacks or [])
+
+        weight_sum = float(sw.sum())
+        start = time.perf_counter()
+        epoch = 0
+        try:
+            for epoch in range(1, max_iter + 1):
+                loss_sum = solver.run_epoch(
+                    self._params, self._solver_state, Xk, y, sw, self._rng, self.n_jobs
+                )
+                train = self._metric_from_loss_sum(loss_sum, weight_sum)
+                if not math.isfinite(train):
+                    self._raise_diverged(epoch)
+                valid_metric = None
+                if valid is not None:
+                    f = self._params.decision_function(Xv_k, self.n_jobs)
+                    valid_metric = self._metric(yv, f, swv)
+                elapsed = time.perf_counter() - start
+                self._record(epoch, train, valid_metric, elapsed)
+                env = EpochEnv(self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed)
+                if bar is not None:
+                    bar(env)
+                # Every callback sees every epoch, so no short-circuit.
+                stop = [bool(cb(env)) for cb in stoppers + user_callbacks]
+                if any(stop):
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.n_iter_ = epoch
+        best = stoppers[0] if stoppers else None
+        if best is not None and best.best_params is not None:
+            self._params = best.best_params
+            self.best_iteration_ = best.best_epoch
+        elif valid is not None:
+            self.best_iteration_ = epoch
+        if not self._params.all_finite():
+            self._raise_diverged(epoch)
+        return self
+
+    def _record(self, epoch, train, valid, elapsed):
+        self._epochs_done += 1
+        h = self.history_
+        h["epoch"].append(self._epochs_done)
+        h[f"train_{self._metric_name}"].append(train)
+        h["time"].append(elapsed)
+        if valid is not None:
+            h[f"valid_{self._metric_name}"].append(valid)
+
+    def _raise_diverged(self, epoch):
+        del self._params  # never leave a broken model behind
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch}: the {self._metric_name} became NaN or "
+            f"infinite with solver={self.solver!r}, learning_rate={self.learning_rate}. Use a "
+            "smaller learning_rate, more regularization (l2_reg_w, l2_reg_V), a smaller "
+            "init_stdev, scale large feature values, or solver='adagrad'."
+        )
+
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, callbacks=None):
+        """Train the model on ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Any scipy sparse format (converted once to CSR, never densified); float32 and
+            float64 data are used as given.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights scaling each row's loss.
+        eval_set : tuple (X_valid, y_valid[, sample_weight_valid]) or list of one, default=None
+            Validation data scored after every epoch (into ``history_``). With
+            ``early_stopping=True`` it is what early stopping monitors (instead of holding out
+            ``validation_fraction`` of ``X``), and the best epoch's parameters are restored.
+        callbacks : list of callable, default=None
+            Called after every epoch with an :class:`fmlearn.callbacks.EpochEnv`; a callback
+            returning True stops training.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        reset = not (self.warm_start and self.__sklearn_is_fitted__())
+        return self._fit(
+            X, y, sample_weight, eval_set, callbacks, reset=reset, max_iter=self.max_iter
+        )
+
+    def _raw_predict(self, X) -> np.ndarray:
+        """Model output ``y(x)`` for each row, shape (n_samples,)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._params.decision_function(as_kernel_csr(X), self.n_jobs)
+
+    def save(self, path) -> None:
+        """Save the fitted model to ``path`` (see :func:`fmlearn.save`)."""
+        from fmlearn.io import save
+
+        save(self, path)

@@ -1,0 +1,101 @@
+"""Training callbacks: called after every epoch by the estimators' shared epoch loop.
+
+A callback is any callable ``cb(env) -> bool | None`` taking a :class:`EpochEnv`; returning
+True stops training after that epoch. Built-ins: :class:`EarlyStopping` (what the estimators'
+``early_stopping``/``tol`` parameters create), :class:`ProgressBar` (``verbose >= 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["EarlyStopping", "EpochEnv", "ProgressBar"]
+
+
+@dataclass
+class EpochEnv:
+    """What a callback sees after an epoch.
+
+    Attributes
+    ----------
+    estimator : the estimator being trained
+    epoch : int
+        1-based epoch number within this call to ``fit``/``partial_fit``.
+    max_iter : int
+    metric : str
+        Name of the reported metric, e.g. ``"rmse"`` or ``"logloss"``.
+    train : float
+        Progressive training metric of the epoch (each row scored before its update).
+    valid : float or None
+        Metric on the validation data, if any.
+    elapsed : float
+        Seconds since training started.
+    """
+
+    estimator: object
+    epoch: int
+    max_iter: int
+    metric: str
+    train: float
+    valid: float | None
+    elapsed: float
+
+
+class EarlyStopping:
+    """Stop when the monitored metric has not improved by ``tol`` for ``patience`` epochs.
+
+    Lower is better. With ``restore_best`` the estimator's parameters are rolled back to the
+    best epoch's when training ends (only when monitoring validation data).
+
+    Parameters
+    ----------
+    patience : int
+    tol : float
+    restore_best : bool
+    monitor : {"auto", "valid", "train"}
+        Which metric to watch; "auto" takes validation when there is one.
+    """
+
+    def __init__(
+        self, patience: int = 5, tol: float = 1e-4, restore_best: bool = True, monitor="auto"
+    ):
+        self.patience = patience
+        self.tol = tol
+        self.restore_best = restore_best
+        self.monitor = monitor
+        self.best = math.inf
+        self.best_epoch = 0
+        self.best_params = None
+        self._bad = 0
+
+    def __call__(self, env: EpochEnv) -> bool:
+        use_valid = env.valid is not None and self.monitor != "train"
+        value = env.valid if use_valid else env.train
+        # scikit-learn's rule: only a gain larger than tol resets the patience count, while
+        # any new minimum becomes the reference (and the snapshot to restore).
+        self._bad = self._bad + 1 if value > self.best - self.tol else 0
+        if value < self.best:
+            self.best, self.best_epoch = value, env.epoch
+            if self.restore_best and use_valid:
+                self.best_params = env.estimator._params.copy()
+        return self._bad >= self.patience
+
+
+class ProgressBar:
+    """A tqdm bar over epochs showing the training and validation metric."""
+
+    def __init__(self, total: int, desc: str = "fmlearn"):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=True)
+
+    def __call__(self, env: EpochEnv) -> None:
+        post = {f"train_{env.metric}": f"{env.train:.5g}"}
+        if env.valid is not None:
+            post[f"valid_{env.metric}"] = f"{env.valid:.5g}"
+        self._bar.set_postfix(post, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,109 @@
+"""Plain SGD and AdaGrad over rows, serial or lock-free parallel (Hogwild)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmlearn._kernels import sgd as sgd_kernels
+from fmlearn._parallel import numba_threads
+from fmlearn.solvers._registry import register_solver
+
+# AdaGrad accumulators start here rather than at 0 so that the first steps are not of size
+# ``learning_rate`` in every coordinate whatever the gradient (libffm and xLearn start at 1).
+ADAGRAD_INITIAL_ACCUMULATOR = 1.0
+
+
+@register_solver
+class SGDSolver:
+    """Stochastic gradient descent on one row at a time with a constant learning rate.
+
+    Each epoch visits the rows in a fresh random order. L2 penalties apply to the coordinates a
+    row touches (the usual lazy form for sparse data). With ``n_jobs > 1`` the shuffled rows
+    are split into contiguous chunks updated by all threads at once without locks (Hogwild):
+    results then depend on thread timing, while ``n_jobs=1`` is exactly reproducible.
+    """
+
+    name = "sgd"
+    adaptive = False
+
+    def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear):
+        self.learning_rate = float(learning_rate)
+        self.l2_reg_w = float(l2_reg_w)
+        self.l2_reg_V = float(l2_reg_V)
+        self.loss = int(loss)
+        self.fit_intercept = bool(fit_intercept)
+        self.fit_linear = bool(fit_linear)
+
+    @classmethod
+    def from_estimator(cls, est, loss):
+        return cls(
+            learning_rate=est.learning_rate,
+            l2_reg_w=est.l2_reg_w,
+            l2_reg_V=est.l2_reg_V,
+            loss=loss,
+            fit_intercept=est.fit_intercept,
+            fit_linear=est.fit_linear,
+        )
+
+    @staticmethod
+    def state_nbytes(params_nbytes: int) -> int:
+        """Bytes of solver state for a model of ``params_nbytes`` bytes."""
+        return 0
+
+    def init_state(self, params):
+        return None
+
+    def _accumulators(self, params, state):
+        if state is None:
+            one = np.zeros(1, dtype=params.dtype)
+            return one, one, one
+        return state["acc_w0"], state["acc_w"], state["acc_V"]
+
+    def run_epoch(self, params, state, X, y, sample_weight, rng, n_jobs=1):
+        """One shuffled pass; returns the sum of weighted losses before each row's update."""
+        order = rng.permutation(X.n_rows)
+        acc_w0, acc_w, acc_V = self._accumulators(params, state)
+        args = (
+            X.indptr, X.indices, X.data, y, sample_weight, order,
+            params.w0, params.w, params.V, acc_w0, acc_w, acc_V,
+            self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V,
+            self.adaptive, self.fit_intercept, self.fit_linear,
+        )
+        with numba_threads(n_jobs) as n_threads:
+            if n_threads == 1:
+                return float(sgd_kernels.sgd_epoch_serial(*args))
+            return float(sgd_kernels.sgd_epoch_parallel(*args, n_threads))
+
+    @staticmethod
+    def state_arrays(state) -> dict[str, np.ndarray]:
+        return {} if state is None else dict(state)
+
+    @staticmethod
+    def state_from_arrays(arrays):
+        return dict(arrays) if arrays else None
+
+
+@register_solver
+class AdaGradSolver(SGDSolver):
+    """SGD with AdaGrad per-coordinate step sizes (Duchi et al. 2011).
+
+    Each coordinate's step is ``learning_rate / sqrt(G)``, ``G`` being its accumulated squared
+    gradients (started at 1), so rare features keep large steps while frequent ones settle.
+    Robust to the choice of ``learning_rate``; costs one extra array the size of the model.
+    """
+
+    name = "adagrad"
+    adaptive = True
+
+    @staticmethod
+    def state_nbytes(params_nbytes: int) -> int:
+        return params_nbytes
+
+    def init_state(self, params):
+        dtype = params.dtype
+        init = ADAGRAD_INITIAL_ACCUMULATOR
+        return {
+            "acc_w0": np.full(1, init, dtype=dtype),
+            "acc_w": np.full(params.n_features, init, dtype=dtype),
+            "acc_V": np.full(params.n_features * params.n_factors, init, dtype=dtype),
+        }
