@@ -194,7 +194,8 @@ class BaseFM(BaseEstimator):
         if eval_set is not None:
             if isinstance(eval_set, tuple):
                 eval_set = [eval_set]
-            if not isinstance(eval_set, list) or len(eval_set) != 1 or len(eval_set[0]) not in (2, 3):
+            ok = isinstance(eval_set, list) and len(eval_set) == 1
+            if not ok or len(eval_set[0]) not in (2, 3):
                 raise ValueError(
                     "eval_set must be a tuple (X_valid, y_valid[, sample_weight_valid]) or a "
                     "list holding one such tuple."
@@ -298,7 +299,9 @@ class BaseFM(BaseEstimator):
                     valid_metric = self._metric(yv, f, swv)
                 elapsed = time.perf_counter() - start
                 self._record(epoch, train, valid_metric, elapsed)
-                env = EpochEnv(self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed)
+                env = EpochEnv(
+                    self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed
+                )
                 if bar is not None:
                     bar(env)
                 # Every callback sees every epoch, so no short-circuit.

@@ -161,8 +161,8 @@ class FMClassifier(ClassifierMixin, BaseFM):
                     what = f"{labels.shape[0]} classes ({', '.join(map(repr, labels[:5]))}...)"
                 raise ValueError(
                     "Only binary classification is supported. FMClassifier needs exactly 2 "
-                    f"classes; y has {what}. Check the target column, or for several classes train one model "
-                    "per class (sklearn.multiclass.OneVsRestClassifier(FMClassifier()))."
+                    f"classes; y has {what}. Check the target column, or for several classes "
+                    "train one model per class (sklearn.multiclass.OneVsRestClassifier(FMClassifier()))."
                 )
             self.classes_ = labels
         unknown = ~np.isin(y, self.classes_)

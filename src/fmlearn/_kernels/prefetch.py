@@ -29,13 +29,11 @@ def prefetch(typingctx, arr, index):
         idx = context.cast(builder, args[1], idxty, types.intp)
         ptr = builder.gep(ary.data, [idx])
         i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [i8p.type, ir.IntType(32), ir.IntType(32), ir.IntType(32)]),
-            "llvm.prefetch.p0",
-        )
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         # rw=1 (we will write), locality=3 (keep in all cache levels), cache type=1 (data).
-        builder.call(fn, [i8p, ir.IntType(32)(1), ir.IntType(32)(3), ir.IntType(32)(1)])
+        builder.call(fn, [i8p, i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
 
     return sig, codegen

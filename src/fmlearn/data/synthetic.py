@@ -128,11 +128,12 @@ class RecommendationData:
         if with_context:
             blocks.append((self.context, self.n_contexts))
         offsets = np.cumsum([0] + [n for _, n in blocks])
-        cols = np.column_stack([ids + off for (ids, _), off in zip(blocks, offsets[:-1])])
-        n = cols.shape[0]
+        cols = np.column_stack(
+            [ids + off for (ids, _), off in zip(blocks, offsets[:-1], strict=True)]
+        )
+        indptr = np.arange(0, cols.size + 1, len(blocks))
         X = sp.csr_matrix(
-            (np.ones(cols.size, dtype=dtype), cols.ravel(), np.arange(0, cols.size + 1, len(blocks))),
-            (n, int(offsets[-1])),
+            (np.ones(cols.size, dtype=dtype), cols.ravel(), indptr), (cols.shape[0], int(offsets[-1]))
         )
         fields = np.repeat(np.arange(len(blocks), dtype=np.int32), [n for _, n in blocks])
         return X, fields
