@@ -162,7 +162,8 @@ class FMClassifier(ClassifierMixin, BaseFM):
                 raise ValueError(
                     "Only binary classification is supported. FMClassifier needs exactly 2 "
                     f"classes; y has {what}. Check the target column, or for several classes "
-                    "train one model per class (sklearn.multiclass.OneVsRestClassifier(FMClassifier()))."
+                    "train one model per class with "
+                    "sklearn.multiclass.OneVsRestClassifier(FMClassifier()).",
                 )
             self.classes_ = labels
         unknown = ~np.isin(y, self.classes_)

@@ -132,9 +132,8 @@ class RecommendationData:
             [ids + off for (ids, _), off in zip(blocks, offsets[:-1], strict=True)]
         )
         indptr = np.arange(0, cols.size + 1, len(blocks))
-        X = sp.csr_matrix(
-            (np.ones(cols.size, dtype=dtype), cols.ravel(), indptr), (cols.shape[0], int(offsets[-1]))
-        )
+        shape = (cols.shape[0], int(offsets[-1]))
+        X = sp.csr_matrix((np.ones(cols.size, dtype=dtype), cols.ravel(), indptr), shape)
         fields = np.repeat(np.arange(len(blocks), dtype=np.int32), [n for _, n in blocks])
         return X, fields
 
