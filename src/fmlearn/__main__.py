@@ -1,0 +1,5 @@
+import sys
+
+from fmlearn.cli import main
+
+sys.exit(main())

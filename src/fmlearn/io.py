@@ -1,0 +1,233 @@
+"""Model files: a zip of ``.npy`` arrays plus JSON metadata; no pickle, no code on load.
+
+Layout (readable with ``numpy.load(path, allow_pickle=False)`` too)::
+
+    metadata.json        {"format": "fmlearn-model", "format_version": 1,
+                          "fmlearn_version": "...", "class": "FMRegressor",
+                          "params": {...get_params()...}, "attributes": {...},
+                          "arrays": {"w0": {"shape": [1], "dtype": "float32"}, ...}}
+    params/w0.npy ...    model parameters (``FMParams.arrays()``)
+    state/acc_V.npy ...  solver state, so that ``warm_start``/``partial_fit`` resume exactly
+    attrs/classes_.npy   array-valued fitted attributes
+
+Writes go to a temporary file in the target directory, flushed and ``fsync``-ed, then renamed
+over the target: a crash never leaves a half-written model. Loading checks the format name and
+version, the class against a fixed registry, every array's shape and dtype against the metadata
+and the zip CRCs, and raises :class:`fmlearn.exceptions.ModelFileError` on any mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from fmlearn._model import FMParams
+from fmlearn._version import __version__
+from fmlearn.exceptions import ModelFileError
+
+FORMAT = "fmlearn-model"
+FORMAT_VERSION = 1
+METADATA = "metadata.json"
+
+# Classes a model file may name: loading never imports or calls anything outside this table.
+_PARAMS_KINDS = {"fm": FMParams}
+# Scalar fitted attributes stored in JSON, and array ones stored as .npy.
+_SCALAR_ATTRS = ("n_features_in_", "n_iter_", "best_iteration_", "_epochs_done", "_solver_name")
+_ARRAY_ATTRS = ("classes_", "feature_names_in_")
+
+
+def _estimator_classes() -> dict[str, type]:
+    from fmlearn.fm import FMClassifier, FMRegressor
+
+    return {cls.__name__: cls for cls in (FMRegressor, FMClassifier)}
+
+
+def _json_param(name, value):
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return None  # the RNG object itself is not data; the fitted model does not need it
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save parameter {name}={value!r}: not JSON data")
+
+
+def _write_array(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> dict:
+    arr = np.asarray(arr)
+    if arr.dtype == object:
+        raise TypeError(
+            f"cannot save {name}: object arrays need pickle; use numeric or string labels"
+        )
+    with zf.open(name, "w", force_zip64=True) as f:
+        np.lib.format.write_array(f, arr, allow_pickle=False)
+    return {"shape": list(arr.shape), "dtype": arr.dtype.str}
+
+
+def save(estimator, path) -> None:
+    """Save a fitted fmlearn estimator to ``path`` atomically.
+
+    Parameters
+    ----------
+    estimator : fitted fmlearn estimator
+    path : str or os.PathLike
+        Destination; an existing file is replaced only once the new one is complete.
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    classes = _estimator_classes()
+    name = type(estimator).__name__
+    if classes.get(name) is not type(estimator):
+        raise TypeError(f"cannot save {name}: not an fmlearn estimator")
+    path = Path(os.fspath(path))
+    params = estimator._params
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fmlearn_version": __version__,
+        "class": name,
+        "model_kind": params.kind,
+        "params": {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()},
+        "attributes": {
+            a: getattr(estimator, a) for a in _SCALAR_ATTRS if hasattr(estimator, a)
+        },
+        "history": estimator.history_,
+        "arrays": {},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+                arrays = {f"params/{k}": v for k, v in params.arrays().items()}
+                solver_state = getattr(estimator, "_solver_state", None) or {}
+                arrays.update({f"state/{k}": v for k, v in solver_state.items()})
+                arrays.update(
+                    {f"attrs/{a}": getattr(estimator, a) for a in _ARRAY_ATTRS if hasattr(estimator, a)}
+                )
+                for key, arr in arrays.items():
+                    meta["arrays"][key] = _write_array(zf, key + ".npy", arr)
+                zf.writestr(METADATA, json.dumps(meta, indent=1, allow_nan=True))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _fail(path, what, fix="") -> ModelFileError:
+    return ModelFileError(f"{path}: {what}" + (f" {fix}" if fix else ""))
+
+
+def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
+    if METADATA not in zf.namelist():
+        raise _fail(path, "not an fmlearn model file (no metadata.json in the archive).",
+                    "Was it written by fmlearn's model.save()?")
+    try:
+        meta = json.loads(zf.read(METADATA).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as e:
+        raise _fail(path, f"damaged model file: metadata.json is unreadable ({e}).",
+                    "Save the model again.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(path, "not an fmlearn model file (metadata.json has another format).")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise _fail(path, "damaged model file: no format_version in metadata.json.")
+    if version > FORMAT_VERSION:
+        raise _fail(
+            path,
+            f"written by fmlearn {meta.get('fmlearn_version', '?')} in model format "
+            f"{version}; this fmlearn ({__version__}) reads formats up to {FORMAT_VERSION}.",
+            "Upgrade fmlearn (pip install -U fmlearn) to load it.",
+        )
+    return meta
+
+
+def _read_arrays(zf: zipfile.ZipFile, meta: dict, path) -> dict[str, np.ndarray]:
+    out = {}
+    specs = meta.get("arrays")
+    if not isinstance(specs, dict):
+        raise _fail(path, "damaged model file: metadata.json lists no arrays.")
+    for key, spec in specs.items():
+        try:
+            with zf.open(key + ".npy") as f:
+                arr = np.lib.format.read_array(f, allow_pickle=False)
+        except KeyError:
+            raise _fail(path, f"damaged model file: array {key!r} is missing.") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise _fail(path, f"damaged model file: array {key!r} is unreadable ({e}).",
+                        "Save the model again.") from None
+        if list(arr.shape) != spec.get("shape") or arr.dtype.str != spec.get("dtype"):
+            raise _fail(path, f"damaged model file: array {key!r} has shape {arr.shape} and "
+                        f"dtype {arr.dtype.str}, metadata says {spec}.")
+        out[key] = arr
+    return out
+
+
+def load(path):
+    """Load a model written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    estimator
+        A fitted estimator of the saved class, ready for ``predict`` (and, as its solver state
+        is kept, for ``partial_fit`` or ``warm_start`` continuation).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ModelFileError
+        The file is damaged, truncated, not an fmlearn model, or from a newer fmlearn.
+    """
+    path = os.fspath(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise _fail(path, f"not an fmlearn model file, or truncated ({e}).",
+                    "fmlearn models are written by model.save(path).") from None
+    with zf:
+        meta = _read_metadata(zf, path)
+        cls = _estimator_classes().get(meta.get("class"))
+        kind = _PARAMS_KINDS.get(meta.get("model_kind"))
+        if cls is None or kind is None:
+            raise _fail(path, f"unknown model class {meta.get('class')!r} "
+                        f"(kind {meta.get('model_kind')!r}).",
+                        "It may need a newer fmlearn.")
+        arrays = _read_arrays(zf, meta, path)
+    try:
+        est = cls(**meta["params"])
+        est._params = kind.from_arrays(
+            {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+        )
+    except (TypeError, ValueError, KeyError) as e:
+        raise _fail(path, f"damaged model file: {e}.") from None
+    state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
+    est._solver_state = state or None
+    for a, v in meta.get("attributes", {}).items():
+        if a in _SCALAR_ATTRS:
+            setattr(est, a, v)
+    for a in _ARRAY_ATTRS:
+        if f"attrs/{a}" in arrays:
+            setattr(est, a, arrays[f"attrs/{a}"])
+    est.history_ = meta.get("history", {})
+    est._rng = np.random.default_rng(est.random_state if isinstance(est.random_state, int) else None)
+    n = getattr(est, "n_features_in_", None)
+    if n != est._params.n_features:
+        raise _fail(path, f"damaged model file: n_features_in_={n} but the parameters have "
+                    f"{est._params.n_features} rows.")
+    return est
