@@ -26,33 +26,82 @@ Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and solver")
-    g.add_argument("--task", choices=("regression", "classification"), default="regression",
-                   help="regression (squared loss) or binary classification (logistic loss; "
-                   "the file's two label values, e.g. -1/1 or 0/1). Default: regression.")
-    g.add_argument("--solver", choices=("adagrad", "sgd"), default="adagrad",
-                   help="adagrad (robust default) or sgd (plain SGD; use a learning rate near "
-                   "0.01).")
-    g.add_argument("--n-factors", type=int, default=8, metavar="K",
-                   help="latent dimension k; 0 trains a linear model. Default: 8.")
+    g.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default="regression",
+        help="regression (squared loss) or binary classification (logistic loss; "
+        "the file's two label values, e.g. -1/1 or 0/1). Default: regression.",
+    )
+    g.add_argument(
+        "--solver",
+        choices=("adagrad", "sgd"),
+        default="adagrad",
+        help="adagrad (robust default) or sgd (plain SGD; use a learning rate near 0.01).",
+    )
+    g.add_argument(
+        "--n-factors",
+        type=int,
+        default=8,
+        metavar="K",
+        help="latent dimension k; 0 trains a linear model. Default: 8.",
+    )
     g.add_argument("--learning-rate", type=float, default=0.1, metavar="LR", help="default 0.1")
-    g.add_argument("--max-iter", type=int, default=100, metavar="N",
-                   help="maximum number of epochs. Default: 100.")
-    g.add_argument("--l2-reg-w", type=float, default=1e-4, metavar="L",
-                   help="L2 regularization of linear weights. Default: 1e-4.")
-    g.add_argument("--l2-reg-V", type=float, default=1e-4, metavar="L",
-                   help="L2 regularization of factors. Default: 1e-4.")
-    g.add_argument("--init-stdev", type=float, default=0.1, metavar="S",
-                   help="stdev of the factors' initialization. Default: 0.1.")
-    g.add_argument("--tol", type=float, default=1e-4,
-                   help="stop when the monitored metric improves less than this for "
-                   "--n-iter-no-change epochs; a negative value disables. Default: 1e-4.")
-    g.add_argument("--early-stopping", action="store_true",
-                   help="monitor the --valid file (or a held-out 10%% of --train) and keep the "
-                   "best epoch's model.")
-    g.add_argument("--n-iter-no-change", type=int, default=5, metavar="N",
-                   help="patience in epochs. Default: 5.")
-    g.add_argument("--n-jobs", type=int, default=1, metavar="N",
-                   help="threads (lock-free parallel SGD); -1 for all cores. Default: 1.")
+    g.add_argument(
+        "--max-iter",
+        type=int,
+        default=100,
+        metavar="N",
+        help="maximum number of epochs. Default: 100.",
+    )
+    g.add_argument(
+        "--l2-reg-w",
+        type=float,
+        default=1e-4,
+        metavar="L",
+        help="L2 regularization of linear weights. Default: 1e-4.",
+    )
+    g.add_argument(
+        "--l2-reg-V",
+        type=float,
+        default=1e-4,
+        metavar="L",
+        help="L2 regularization of factors. Default: 1e-4.",
+    )
+    g.add_argument(
+        "--init-stdev",
+        type=float,
+        default=0.1,
+        metavar="S",
+        help="stdev of the factors' initialization. Default: 0.1.",
+    )
+    g.add_argument(
+        "--tol",
+        type=float,
+        default=1e-4,
+        help="stop when the monitored metric improves less than this for "
+        "--n-iter-no-change epochs; a negative value disables. Default: 1e-4.",
+    )
+    g.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="monitor the --valid file (or a held-out 10%% of --train) and keep the "
+        "best epoch's model.",
+    )
+    g.add_argument(
+        "--n-iter-no-change",
+        type=int,
+        default=5,
+        metavar="N",
+        help="patience in epochs. Default: 5.",
+    )
+    g.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads (lock-free parallel SGD); -1 for all cores. Default: 1.",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed. Default: 0.")
 
 
@@ -109,21 +158,34 @@ def cmd_train(args) -> int:
         n = max(X.shape[1], Xv.shape[1])
         X, Xv = _conform(X, n, args.train), _conform(Xv, n, args.valid)
         valid = (Xv, yv)
-    print(f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
-          f"in {time.perf_counter() - t:.2f}s", file=sys.stderr)
+    print(
+        f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
+        f"in {time.perf_counter() - t:.2f}s",
+        file=sys.stderr,
+    )
     cls = FMRegressor if args.task == "regression" else FMClassifier
     model = cls(
-        n_factors=args.n_factors, solver=args.solver, learning_rate=args.learning_rate,
-        max_iter=args.max_iter, l2_reg_w=args.l2_reg_w, l2_reg_V=args.l2_reg_V,
-        init_stdev=args.init_stdev, tol=None if args.tol < 0 else args.tol,
-        early_stopping=args.early_stopping, n_iter_no_change=args.n_iter_no_change,
-        n_jobs=args.n_jobs, random_state=args.seed, verbose=0 if args.quiet else 1,
+        n_factors=args.n_factors,
+        solver=args.solver,
+        learning_rate=args.learning_rate,
+        max_iter=args.max_iter,
+        l2_reg_w=args.l2_reg_w,
+        l2_reg_V=args.l2_reg_V,
+        init_stdev=args.init_stdev,
+        tol=None if args.tol < 0 else args.tol,
+        early_stopping=args.early_stopping,
+        n_iter_no_change=args.n_iter_no_change,
+        n_jobs=args.n_jobs,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
     )
     t = time.perf_counter()
     model.fit(X, y, eval_set=valid)
     elapsed = time.perf_counter() - t
-    print(f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
-          f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)")
+    print(
+        f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
+        f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)"
+    )
     print(f"train: {_fmt(_report(model, X, y))}")
     if valid is not None:
         print(f"valid: {_fmt(_report(model, *valid))}")
@@ -187,45 +249,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fmlearn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="compare a linear model and an FM on built-in data",
-                       description="Builds a synthetic recommendation data set (users, items, "
-                       "a context; ratings from a hidden factorization model plus noise), trains "
-                       "a linear model and an FM, and prints test RMSE and timings. With --data, "
-                       "runs the same on MovieLens 100K (split u1).")
+    p = sub.add_parser(
+        "demo",
+        help="compare a linear model and an FM on built-in data",
+        description="Builds a synthetic recommendation data set (users, items, "
+        "a context; ratings from a hidden factorization model plus noise), trains "
+        "a linear model and an FM, and prints test RMSE and timings. With --data, "
+        "runs the same on MovieLens 100K (split u1).",
+    )
     p.add_argument("--data", metavar="DIR", help="a MovieLens 100K folder (ml-100k layout)")
     p.add_argument("--n-jobs", type=int, default=1, metavar="N", help="threads. Default: 1.")
     p.add_argument("--seed", type=int, default=0, help="random seed. Default: 0.")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="train a model on a libFM/libsvm/FFM file",
-                       description="Train an FM and optionally save it.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train a model on a libFM/libsvm/FFM file",
+        description="Train an FM and optionally save it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--train", required=True, metavar="FILE", help="training data file")
     p.add_argument("--valid", metavar="FILE", help="validation file, scored every epoch")
-    p.add_argument("--format", choices=("libfm", "ffm"), default="libfm",
-                   help="input format (libfm covers libsvm). Default: libfm.")
+    p.add_argument(
+        "--format",
+        choices=("libfm", "ffm"),
+        default="libfm",
+        help="input format (libfm covers libsvm). Default: libfm.",
+    )
     p.add_argument("--model-out", metavar="PATH", help="where to save the trained model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_training_flags(p)
     p.set_defaults(func=cmd_train)
 
     for name, func, text in (
-        ("evaluate", cmd_evaluate, "print metrics of a saved model on a labeled file "
-         "(RMSE/MAE, or logloss/AUC/accuracy)"),
-        ("predict", cmd_predict, "write one prediction per line (regression value, or the "
-         "positive-class probability)"),
+        (
+            "evaluate",
+            cmd_evaluate,
+            "print metrics of a saved model on a labeled file (RMSE/MAE, or logloss/AUC/accuracy)",
+        ),
+        (
+            "predict",
+            cmd_predict,
+            "write one prediction per line (regression value, or the positive-class probability)",
+        ),
     ):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("--model", required=True, metavar="PATH", help="a model saved by train")
-        p.add_argument("--data", required=True, metavar="FILE", help="data file (labels may "
-                       "be dummies for predict)")
-        p.add_argument("--format", choices=("libfm", "ffm"), default="libfm",
-                       help="input format. Default: libfm.")
+        p.add_argument(
+            "--data",
+            required=True,
+            metavar="FILE",
+            help="data file (labels may be dummies for predict)",
+        )
+        p.add_argument(
+            "--format",
+            choices=("libfm", "ffm"),
+            default="libfm",
+            help="input format. Default: libfm.",
+        )
         if name == "predict":
-            p.add_argument("--out", default="-", metavar="FILE",
-                           help="output file; - for standard output (default)")
-            p.add_argument("--labels", action="store_true",
-                           help="classification: write class labels instead of probabilities")
+            p.add_argument(
+                "--out",
+                default="-",
+                metavar="FILE",
+                help="output file; - for standard output (default)",
+            )
+            p.add_argument(
+                "--labels",
+                action="store_true",
+                help="classification: write class labels instead of probabilities",
+            )
         p.set_defaults(func=func)
     return parser
 
@@ -237,8 +331,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataFormatError, ModelFileError, TrainingDivergedError, FileNotFoundError,
-            ValueError) as e:
+    except (
+        DataFormatError,
+        ModelFileError,
+        TrainingDivergedError,
+        FileNotFoundError,
+        ValueError,
+    ) as e:
         print(f"fmlearn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

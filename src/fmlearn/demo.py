@@ -55,11 +55,15 @@ def run_demo(data=None, n_jobs=1, seed=0, out=print):
 
     desc, X_train, y_train, X_test, y_test = _synthetic(seed) if data is None else _movielens(data)
     out(f"fmlearn demo: {desc}")
-    out(f"  train {X_train.shape[0]:,} rows, test {X_test.shape[0]:,} rows, "
-        f"{X_train.shape[1]:,} one-hot features")
+    out(
+        f"  train {X_train.shape[0]:,} rows, test {X_test.shape[0]:,} rows, "
+        f"{X_train.shape[1]:,} one-hot features"
+    )
     base = float(np.mean(y_train))
     results = {"global mean": rmse(y_test, np.full_like(y_test, base))}
-    rows = [("global mean", results["global mean"], mae(y_test, np.full_like(y_test, base)), 0, 0.0)]
+    rows = [
+        ("global mean", results["global mean"], mae(y_test, np.full_like(y_test, base)), 0, 0.0)
+    ]
     for name, k in (("linear (n_factors=0)", 0), ("FM (n_factors=8)", 8)):
         model = FMRegressor(n_factors=k, random_state=seed, n_jobs=n_jobs, **DEMO_PARAMS)
         t = time.perf_counter()
@@ -74,7 +78,9 @@ def run_demo(data=None, n_jobs=1, seed=0, out=print):
         out(f"  {name:<22}{r:>10.4f}{m:>10.4f}{epochs:>8}{sec:>9.2f}s")
     gain = results["linear (n_factors=0)"] - results["FM (n_factors=8)"]
     out("")
-    out(f"  pairwise interactions lower the test RMSE by {gain:.4f} "
-        f"({100 * gain / results['linear (n_factors=0)']:.1f}%) against the linear model.")
+    out(
+        f"  pairwise interactions lower the test RMSE by {gain:.4f} "
+        f"({100 * gain / results['linear (n_factors=0)']:.1f}%) against the linear model."
+    )
     out("  (fit times include numba compilation on the very first run; later runs use the cache)")
     return results

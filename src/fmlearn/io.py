@@ -93,9 +93,7 @@ def save(estimator, path) -> None:
         "class": name,
         "model_kind": params.kind,
         "params": {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()},
-        "attributes": {
-            a: getattr(estimator, a) for a in _SCALAR_ATTRS if hasattr(estimator, a)
-        },
+        "attributes": {a: getattr(estimator, a) for a in _SCALAR_ATTRS if hasattr(estimator, a)},
         "history": estimator.history_,
         "arrays": {},
     }
@@ -107,7 +105,11 @@ def save(estimator, path) -> None:
                 solver_state = getattr(estimator, "_solver_state", None) or {}
                 arrays.update({f"state/{k}": v for k, v in solver_state.items()})
                 arrays.update(
-                    {f"attrs/{a}": getattr(estimator, a) for a in _ARRAY_ATTRS if hasattr(estimator, a)}
+                    {
+                        f"attrs/{a}": getattr(estimator, a)
+                        for a in _ARRAY_ATTRS
+                        if hasattr(estimator, a)
+                    }
                 )
                 for key, arr in arrays.items():
                     meta["arrays"][key] = _write_array(zf, key + ".npy", arr)
@@ -129,13 +131,17 @@ def _fail(path, what, fix="") -> ModelFileError:
 
 def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
     if METADATA not in zf.namelist():
-        raise _fail(path, "not an fmlearn model file (no metadata.json in the archive).",
-                    "Was it written by fmlearn's model.save()?")
+        raise _fail(
+            path,
+            "not an fmlearn model file (no metadata.json in the archive).",
+            "Was it written by fmlearn's model.save()?",
+        )
     try:
         meta = json.loads(zf.read(METADATA).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as e:
-        raise _fail(path, f"damaged model file: metadata.json is unreadable ({e}).",
-                    "Save the model again.") from None
+        raise _fail(
+            path, f"damaged model file: metadata.json is unreadable ({e}).", "Save the model again."
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, "not an fmlearn model file (metadata.json has another format).")
     version = meta.get("format_version")
@@ -163,11 +169,17 @@ def _read_arrays(zf: zipfile.ZipFile, meta: dict, path) -> dict[str, np.ndarray]
         except KeyError:
             raise _fail(path, f"damaged model file: array {key!r} is missing.") from None
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            raise _fail(path, f"damaged model file: array {key!r} is unreadable ({e}).",
-                        "Save the model again.") from None
+            raise _fail(
+                path,
+                f"damaged model file: array {key!r} is unreadable ({e}).",
+                "Save the model again.",
+            ) from None
         if list(arr.shape) != spec.get("shape") or arr.dtype.str != spec.get("dtype"):
-            raise _fail(path, f"damaged model file: array {key!r} has shape {arr.shape} and "
-                        f"dtype {arr.dtype.str}, metadata says {spec}.")
+            raise _fail(
+                path,
+                f"damaged model file: array {key!r} has shape {arr.shape} and "
+                f"dtype {arr.dtype.str}, metadata says {spec}.",
+            )
         out[key] = arr
     return out
 
@@ -198,25 +210,30 @@ def load(path):
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise _fail(path, f"not an fmlearn model file, or truncated ({e}).",
-                    "fmlearn models are written by model.save(path).") from None
+        raise _fail(
+            path,
+            f"not an fmlearn model file, or truncated ({e}).",
+            "fmlearn models are written by model.save(path).",
+        ) from None
     with zf:
         meta = _read_metadata(zf, path)
         cls = _estimator_classes().get(meta.get("class"))
         kind = _PARAMS_KINDS.get(meta.get("model_kind"))
         if cls is None or kind is None:
-            raise _fail(path, f"unknown model class {meta.get('class')!r} "
-                        f"(kind {meta.get('model_kind')!r}).",
-                        "It may need a newer fmlearn.")
+            raise _fail(
+                path,
+                f"unknown model class {meta.get('class')!r} (kind {meta.get('model_kind')!r}).",
+                "It may need a newer fmlearn.",
+            )
         arrays = _read_arrays(zf, meta, path)
     try:
         est = cls(**meta["params"])
         est._params = kind.from_arrays(
-            {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+            {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
         )
     except (TypeError, ValueError, KeyError) as e:
         raise _fail(path, f"damaged model file: {e}.") from None
-    state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
+    state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     est._solver_state = state or None
     for a, v in meta.get("attributes", {}).items():
         if a in _SCALAR_ATTRS:
@@ -225,9 +242,14 @@ def load(path):
         if f"attrs/{a}" in arrays:
             setattr(est, a, arrays[f"attrs/{a}"])
     est.history_ = meta.get("history", {})
-    est._rng = np.random.default_rng(est.random_state if isinstance(est.random_state, int) else None)
+    est._rng = np.random.default_rng(
+        est.random_state if isinstance(est.random_state, int) else None
+    )
     n = getattr(est, "n_features_in_", None)
     if n != est._params.n_features:
-        raise _fail(path, f"damaged model file: n_features_in_={n} but the parameters have "
-                    f"{est._params.n_features} rows.")
+        raise _fail(
+            path,
+            f"damaged model file: n_features_in_={n} but the parameters have "
+            f"{est._params.n_features} rows.",
+        )
     return est

@@ -61,7 +61,8 @@ def load_movielens100k(path, split="u1", *, dtype=np.float32):
         rows = np.repeat(np.arange(table.shape[0]), 2)
         cols = np.column_stack([table[:, 0] - 1, n_users + table[:, 1] - 1]).ravel()
         X = sp.csr_matrix(
-            (np.ones(cols.size, dtype=dtype), (rows, cols)), shape=(table.shape[0], n_users + n_items)
+            (np.ones(cols.size, dtype=dtype), (rows, cols)),
+            shape=(table.shape[0], n_users + n_items),
         )
         return X, table[:, 2].astype(np.float64)
 
