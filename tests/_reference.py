@@ -1,0 +1,27 @@
+"""Naive numpy references of the FM formulas, written for clarity, not speed."""
+
+import numpy as np
+
+
+def fm_predict_bruteforce(X, w0, w, V):
+    """y(x) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j, by an explicit pair loop."""
+    X = np.asarray(X.todense() if hasattr(X, "todense") else X, dtype=np.float64)
+    w, V = np.asarray(w, np.float64), np.asarray(V, np.float64)
+    out = np.empty(X.shape[0])
+    for r in range(X.shape[0]):
+        nz = np.flatnonzero(X[r])
+        total = w0 + X[r, nz] @ w[nz]
+        for a in range(len(nz)):
+            for b in range(a + 1, len(nz)):
+                i, j = nz[a], nz[b]
+                total += V[i] @ V[j] * X[r, i] * X[r, j]
+        out[r] = total
+    return out
+
+
+def fm_gradients(x, w0, w, V):
+    """d y(x) / d(w0, w, V) for one dense row ``x``: (1, x_i, x_i (sum_j v_j x_j - v_i x_i))."""
+    x = np.asarray(x, dtype=np.float64)
+    s = x @ V
+    gV = x[:, None] * (s[None, :] - V * x[:, None])
+    return 1.0, x.copy(), gV
