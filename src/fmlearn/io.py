@@ -59,13 +59,19 @@ def _json_param(name, value):
 
 def _write_array(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> dict:
     arr = np.asarray(arr)
+    spec = {}
     if arr.dtype == object:
-        raise TypeError(
-            f"cannot save {name}: object arrays need pickle; use numeric or string labels"
-        )
+        # Strings held as Python objects (pandas column names, labels) are stored as unicode
+        # and given back as objects; anything else would need pickle.
+        if not all(isinstance(v, str) for v in arr.ravel()):
+            raise TypeError(
+                f"cannot save {name}: object arrays need pickle; use numeric or string labels"
+            )
+        arr = arr.astype(str)
+        spec["object"] = "str"
     with zf.open(name, "w", force_zip64=True) as f:
         np.lib.format.write_array(f, arr, allow_pickle=False)
-    return {"shape": list(arr.shape), "dtype": arr.dtype.str}
+    return {"shape": list(arr.shape), "dtype": arr.dtype.str, **spec}
 
 
 def save(estimator, path) -> None:
@@ -180,7 +186,7 @@ def _read_arrays(zf: zipfile.ZipFile, meta: dict, path) -> dict[str, np.ndarray]
                 f"damaged model file: array {key!r} has shape {arr.shape} and "
                 f"dtype {arr.dtype.str}, metadata says {spec}.",
             )
-        out[key] = arr
+        out[key] = arr.astype(object) if spec.get("object") == "str" else arr
     return out
 
 
