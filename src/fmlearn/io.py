@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from fmlearn._atomic import atomic_write
 from fmlearn._model import FMParams
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
@@ -103,32 +103,16 @@ def save(estimator, path) -> None:
         "history": estimator.history_,
         "arrays": {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                arrays = {f"params/{k}": v for k, v in params.arrays().items()}
-                solver_state = getattr(estimator, "_solver_state", None) or {}
-                arrays.update({f"state/{k}": v for k, v in solver_state.items()})
-                arrays.update(
-                    {
-                        f"attrs/{a}": getattr(estimator, a)
-                        for a in _ARRAY_ATTRS
-                        if hasattr(estimator, a)
-                    }
-                )
-                for key, arr in arrays.items():
-                    meta["arrays"][key] = _write_array(zf, key + ".npy", arr)
-                zf.writestr(METADATA, json.dumps(meta, indent=1, allow_nan=True))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
+        arrays = {f"params/{k}": v for k, v in params.arrays().items()}
+        solver_state = getattr(estimator, "_solver_state", None) or {}
+        arrays.update({f"state/{k}": v for k, v in solver_state.items()})
+        arrays.update(
+            {f"attrs/{a}": getattr(estimator, a) for a in _ARRAY_ATTRS if hasattr(estimator, a)}
+        )
+        for key, arr in arrays.items():
+            meta["arrays"][key] = _write_array(zf, key + ".npy", arr)
+        zf.writestr(METADATA, json.dumps(meta, indent=1, allow_nan=True))
 
 
 def _fail(path, what, fix="") -> ModelFileError:

@@ -34,13 +34,25 @@ def _step(param, grad, acc, j, lr, adaptive):
 
 
 @jit(inline="always")
-def _prefetch_row(indptr, indices, data, order, t, stop, w, V, acc_w, acc_V, adaptive):
-    """Start loading what row ``order[t + D]`` will touch, and the indices of ``t + 2D``."""
+def _prefetch_row(
+    indptr, indices, data, y, sample_weight, order, t, stop, w, V, acc_w, acc_V, adaptive
+):
+    """Start loading what row ``order[t + D]`` will touch.
+
+    Rows come in shuffled order, so everything about a row is a random read: its ``indptr``
+    entry (fetched 3D ahead), its index/value slice, target and weight (2D ahead), and the
+    parameter rows of its features (D ahead, once its indices have arrived).
+    """
     d = PREFETCH_DISTANCE
+    if t + 3 * d < stop:
+        prefetch(indptr, order[t + 3 * d])
     if t + 2 * d < stop:
-        far = indptr[order[t + 2 * d]]
+        row = order[t + 2 * d]
+        far = indptr[row]
         prefetch(indices, far)
         prefetch(data, far)
+        prefetch(y, row)
+        prefetch(sample_weight, row)
     if t + d < stop:
         row = order[t + d]
         k = V.shape[1]
@@ -70,7 +82,9 @@ def _sgd_rows(
     s = np.empty(k, dtype=V.dtype)
     total = 0.0
     for t in range(start, stop):
-        _prefetch_row(indptr, indices, data, order, t, stop, w, V, acc_w, acc_V, adaptive)
+        _prefetch_row(
+            indptr, indices, data, y, sample_weight, order, t, stop, w, V, acc_w, acc_V, adaptive
+        )
         row = order[t]
         pred = fm_row(indptr, indices, data, row, w0, w, V, s)
         target = y[row]
