@@ -298,3 +298,14 @@ def test_dataframe_feature_names():
     assert list(m.feature_names_in_) == ["a", "b"]
     with pytest.warns(UserWarning, match="feature names"):
         m.predict(df.values)
+
+
+def test_warm_start_can_switch_solver(fm_data):
+    Xtr, ytr, Xte, yte, _ = fm_data
+    m = FMRegressor(solver="sgd", learning_rate=0.01, max_iter=5, warm_start=True,
+                    random_state=0).fit(Xtr, ytr)
+    V = m.V_.copy()
+    m.set_params(solver="adagrad", learning_rate=0.1, max_iter=20).fit(Xtr, ytr)
+    assert m._params.state.shape[1] == m.n_factors + 1  # AdaGrad columns added
+    assert not np.array_equal(V, m.V_)
+    assert np.sqrt(np.mean((m.predict(Xte) - yte) ** 2)) < 0.5 * np.std(yte)

@@ -19,6 +19,15 @@ def _random_model(n_features, k, rng, dtype):
     )
 
 
+def _table(w, V, n_state=0, state_value=1.0):
+    """The kernels' parameter table [V | w | state] (see fmlearn._kernels.fm)."""
+    k = V.shape[1]
+    table = np.full((w.shape[0], k + 1 + n_state), state_value, dtype=V.dtype)
+    table[:, :k] = V
+    table[:, k] = w
+    return table
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [0, 1, 5])
 def test_predict_matches_bruteforce(dtype, k):
@@ -26,14 +35,15 @@ def test_predict_matches_bruteforce(dtype, k):
     X = sp.random(30, 12, density=0.3, random_state=1, format="csr", dtype=dtype)
     w0, w, V = _random_model(12, k, rng, np.float64)
     Xk = as_kernel_csr(X)
+    args = (Xk.indptr, Xk.indices, Xk.data, w0, _table(w, V, n_state=3), k)
     out = np.empty(30)
-    fm_kernels.predict_serial(Xk.indptr, Xk.indices, Xk.data, w0, w, V, out)
+    fm_kernels.predict_serial(*args, out)
     np.testing.assert_allclose(out, fm_predict_bruteforce(X, w0[0], w, V), rtol=1e-5, atol=1e-5)
     par = np.empty(30)
-    fm_kernels.predict_parallel(Xk.indptr, Xk.indices, Xk.data, w0, w, V, par, 4)
+    fm_kernels.predict_parallel(*args, par, 4)
     np.testing.assert_array_equal(out, par)
     py = np.empty(30)
-    fm_kernels.predict_serial.py_func(Xk.indptr, Xk.indices, Xk.data, w0, w, V, py)
+    fm_kernels.predict_serial.py_func(*args, py)
     np.testing.assert_allclose(out, py, rtol=1e-12)
 
 
@@ -41,8 +51,8 @@ def test_empty_rows_predict_bias():
     X = sp.csr_matrix((3, 4))
     Xk = as_kernel_csr(X)
     out = np.empty(3)
-    fm_kernels.predict_serial(Xk.indptr, Xk.indices, Xk.data, np.array([1.5]), np.ones(4),
-                              np.ones((4, 2)), out)
+    table = _table(np.ones(4), np.ones((4, 2)))
+    fm_kernels.predict_serial(Xk.indptr, Xk.indices, Xk.data, np.array([1.5]), table, 2, out)
     np.testing.assert_array_equal(out, 1.5)
 
 
@@ -63,12 +73,14 @@ def _one_step(adaptive, reg_w=0.1, reg_V=0.2, lr=0.05):
     w0, w, V = _random_model(5, 3, rng, np.float64)
     y = np.array([0.8])
     Xk = as_kernel_csr(X)
-    acc = (np.ones(1), np.ones(5), np.ones(15))
-    new = (w0.copy(), w.copy(), V.copy())
+    new_w0, acc_w0 = w0.copy(), np.ones(1)
+    table = _table(w, V, n_state=4 if adaptive else 0)
     sgd_kernels.sgd_epoch_serial(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
-        *new, *acc, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
+        new_w0, acc_w0, table, 3, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
     )
+    new = (new_w0, table[:, 3], table[:, :3])
+    acc = (acc_w0, table[:, 7], table[:, 4:7]) if adaptive else None
     return X.toarray()[0], y[0], (w0, w, V), new, acc
 
 
@@ -87,7 +99,9 @@ def test_sgd_step_matches_manual_gradient(adaptive):
         # AdaGrad: accumulators start at 1, step = lr * grad / sqrt(1 + grad^2).
         def step(p, gr):
             return p - lr * gr / np.sqrt(1.0 + gr * gr)
-        np.testing.assert_allclose(acc[2].reshape(5, 3), 1 + grad_V**2, rtol=1e-10)
+        np.testing.assert_allclose(acc[2], 1 + grad_V**2, rtol=1e-10)
+        np.testing.assert_allclose(acc[1], 1 + grad_w**2, rtol=1e-10)
+        np.testing.assert_allclose(acc[0], 1 + grad_w0**2, rtol=1e-10)
     else:
         def step(p, gr):
             return p - lr * gr
@@ -108,14 +122,13 @@ def test_serial_and_parallel_epochs_both_learn():
         ("serial", sgd_kernels.sgd_epoch_serial, ()),
         ("parallel", sgd_kernels.sgd_epoch_parallel, (2,)),
     ):
-        w0, w = np.zeros(1, np.float32), np.zeros(F, np.float32)
-        V = np.full((F, k), 0.1, np.float32)
-        acc = (np.ones(1, np.float32), np.ones(F, np.float32), np.ones(F * k, np.float32))
+        w0, acc_w0 = np.zeros(1, np.float32), np.ones(1, np.float32)
+        table = _table(np.zeros(F, np.float32), np.full((F, k), 0.1, np.float32), n_state=k + 1)
         first = last = None
         for _ in range(30):
             order = rng.permutation(200)
-            loss = kernel(Xk.indptr, Xk.indices, Xk.data, y, np.ones(200), order, w0, w, V, *acc,
-                          SQUARED, 0.1, 0.0, 0.0, True, True, True, *extra)
+            loss = kernel(Xk.indptr, Xk.indices, Xk.data, y, np.ones(200), order, w0, acc_w0,
+                          table, k, SQUARED, 0.1, 0.0, 0.0, True, True, True, *extra)
             first = loss if first is None else first
             last = loss
         losses[name] = (first, last)

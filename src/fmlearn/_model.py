@@ -3,7 +3,7 @@
 ``FMParams`` is the one container that solvers update, estimators expose (``w0_``, ``w_``,
 ``V_``) and model files store. Field-aware and higher-order models add their own containers
 with the same small interface (``initialize``, ``decision_function``, ``arrays``,
-``from_arrays``), so solvers and I/O need no per-model branches.
+``from_arrays``, ``copy``), so solvers and I/O need no per-model branches.
 """
 
 from __future__ import annotations
@@ -16,71 +16,95 @@ from fmlearn.data.design import KernelCSR
 
 
 class FMParams:
-    """Parameters ``w0``, ``w`` and ``V`` of ``y(x) = w0 + <w, x> + sum_{i<j} <v_i, v_j> x_i x_j``.
+    """Parameters of ``y(x) = w0 + <w, x> + sum_{i<j} <v_i, v_j> x_i x_j``.
+
+    Stored as one table with a row per feature, ``[v_i (k) | w_i | solver state ...]``, so that
+    a training step touches one contiguous row per feature (see :mod:`fmlearn._kernels.fm`).
+    ``V`` and ``w`` are views into it.
 
     Parameters
     ----------
     w0 : ndarray, shape (1,)
         Global bias (an array so that kernels can update it in place).
-    w : ndarray, shape (n_features,)
-        Linear weights.
-    V : ndarray, shape (n_features, n_factors)
-        Latent factors, one row per feature, C-contiguous.
+    table : ndarray, shape (n_features, n_factors + 1 + n_state)
+        C-contiguous parameter table.
+    n_factors : int
     """
 
     kind = "fm"
 
-    def __init__(self, w0: np.ndarray, w: np.ndarray, V: np.ndarray):
-        self.w0, self.w, self.V = w0, w, V
+    def __init__(self, w0: np.ndarray, table: np.ndarray, n_factors: int):
+        self.w0, self.table, self.n_factors = w0, table, int(n_factors)
 
     @classmethod
-    def initialize(cls, n_features, n_factors, init_stdev, rng, dtype=np.float32, w0=0.0):
-        """Zero bias and weights, factors drawn from N(0, init_stdev^2) with ``rng``."""
+    def initialize(
+        cls, n_features, n_factors, init_stdev, rng, dtype=np.float32, w0=0.0, n_state=0
+    ):
+        """Zero bias and weights, factors from N(0, init_stdev^2), ``n_state`` zero columns."""
+        table = np.zeros((n_features, n_factors + 1 + n_state), dtype=dtype)
         # Drawn in float32 whatever the dtype: half the memory and time on large models.
         V = rng.standard_normal((n_features, n_factors), dtype=np.float32)
         V *= np.float32(init_stdev)
-        V = V.astype(dtype, copy=False)
-        return cls(
-            np.array([w0], dtype=dtype), np.zeros(n_features, dtype=dtype), np.ascontiguousarray(V)
-        )
+        table[:, :n_factors] = V
+        return cls(np.array([w0], dtype=dtype), table, n_factors)
 
     @staticmethod
-    def nbytes_for(n_features: int, n_factors: int, dtype) -> int:
-        """Bytes the parameters take, to refuse a hopeless allocation before trying it."""
-        return n_features * (n_factors + 1) * np.dtype(dtype).itemsize
+    def nbytes_for(n_features: int, n_factors: int, n_state: int, dtype) -> int:
+        """Bytes the table takes, to refuse a hopeless allocation before trying it."""
+        return n_features * (n_factors + 1 + n_state) * np.dtype(dtype).itemsize
 
     @property
     def n_features(self) -> int:
-        return self.w.shape[0]
-
-    @property
-    def n_factors(self) -> int:
-        return self.V.shape[1]
+        return self.table.shape[0]
 
     @property
     def dtype(self):
-        return self.V.dtype
+        return self.table.dtype
+
+    @property
+    def V(self) -> np.ndarray:
+        """Factors, shape (n_features, n_factors); a view into the table."""
+        return self.table[:, : self.n_factors]
+
+    @property
+    def w(self) -> np.ndarray:
+        """Linear weights, shape (n_features,); a view into the table."""
+        return self.table[:, self.n_factors]
+
+    @property
+    def state(self) -> np.ndarray:
+        """Solver-state columns, shape (n_features, n_state); a view into the table."""
+        return self.table[:, self.n_factors + 1 :]
+
+    def with_state(self, n_state: int) -> FMParams:
+        """These parameters with ``n_state`` zeroed solver-state columns (a copy if changed)."""
+        if self.state.shape[1] == n_state:
+            return self
+        table = np.zeros((self.n_features, self.n_factors + 1 + n_state), dtype=self.dtype)
+        table[:, : self.n_factors + 1] = self.table[:, : self.n_factors + 1]
+        return type(self)(self.w0.copy(), table, self.n_factors)
 
     def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
         """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""
         out = np.empty(X.n_rows, dtype=np.float64)
+        args = (X.indptr, X.indices, X.data, self.w0, self.table, self.n_factors, out)
         with numba_threads(n_jobs) as n_threads:
             if n_threads == 1 or X.n_rows < 10_000:
-                fm_kernels.predict_serial(X.indptr, X.indices, X.data, self.w0, self.w, self.V, out)
+                fm_kernels.predict_serial(*args)
             else:
-                fm_kernels.predict_parallel(
-                    X.indptr, X.indices, X.data, self.w0, self.w, self.V, out,
-                    n_blocks_for(X.n_rows, n_threads),
-                )
+                fm_kernels.predict_parallel(*args, n_blocks_for(X.n_rows, n_threads))
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The parameter arrays by name, as stored in model files."""
-        return {"w0": self.w0, "w": self.w, "V": self.V}
+        """The model arrays by name (contiguous copies), as stored in model files."""
+        return {"w0": self.w0, "w": np.ascontiguousarray(self.w), "V": np.ascontiguousarray(self.V)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FMParams:
-        """Inverse of :meth:`arrays`; raises ``ValueError`` if the shapes do not fit."""
+    def from_arrays(cls, arrays: dict[str, np.ndarray], state=None) -> FMParams:
+        """Inverse of :meth:`arrays`, with optional solver-state columns (n_features, n_state).
+
+        Raises ``ValueError`` if the shapes or dtypes do not fit together.
+        """
         w0, w, V = arrays["w0"], arrays["w"], arrays["V"]
         if w0.shape != (1,) or w.ndim != 1 or V.ndim != 2 or V.shape[0] != w.shape[0]:
             raise ValueError(
@@ -88,14 +112,19 @@ class FMParams:
             )
         if not (w0.dtype == w.dtype == V.dtype) or V.dtype not in (np.float32, np.float64):
             raise ValueError(f"FM parameters must share a float dtype, got {w0.dtype}/{V.dtype}")
-        return cls(
-            np.ascontiguousarray(w0), np.ascontiguousarray(w), np.ascontiguousarray(V)
-        )
+        n_state = 0 if state is None else state.shape[1]
+        if state is not None and (state.ndim != 2 or state.shape[0] != w.shape[0]):
+            raise ValueError(f"solver state of shape {state.shape} does not fit {w.shape[0]} rows")
+        k = V.shape[1]
+        table = np.empty((w.shape[0], k + 1 + n_state), dtype=V.dtype)
+        table[:, :k] = V
+        table[:, k] = w
+        if state is not None:
+            table[:, k + 1 :] = state
+        return cls(w0.copy(), table, k)
 
     def copy(self) -> FMParams:
-        return type(self)(self.w0.copy(), self.w.copy(), self.V.copy())
+        return type(self)(self.w0.copy(), self.table.copy(), self.n_factors)
 
     def all_finite(self) -> bool:
-        return bool(
-            np.isfinite(self.w0).all() and np.isfinite(self.w).all() and np.isfinite(self.V).all()
-        )
+        return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())

@@ -7,7 +7,8 @@ Layout (readable with ``numpy.load(path, allow_pickle=False)`` too)::
                           "params": {...get_params()...}, "attributes": {...},
                           "arrays": {"w0": {"shape": [1], "dtype": "float32"}, ...}}
     params/w0.npy ...    model parameters (``FMParams.arrays()``)
-    state/acc_V.npy ...  solver state, so that ``warm_start``/``partial_fit`` resume exactly
+    state/table.npy ...  solver state (per-feature columns, e.g. AdaGrad accumulators, and
+                         scalars), so that ``warm_start``/``partial_fit`` resume exactly
     attrs/classes_.npy   array-valued fitted attributes
 
 Writes go to a temporary file in the target directory, flushed and ``fsync``-ed, then renamed
@@ -105,6 +106,8 @@ def save(estimator, path) -> None:
     }
     with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
         arrays = {f"params/{k}": v for k, v in params.arrays().items()}
+        if params.state.shape[1]:
+            arrays["state/table"] = np.ascontiguousarray(params.state)
         solver_state = getattr(estimator, "_solver_state", None) or {}
         arrays.update({f"state/{k}": v for k, v in solver_state.items()})
         arrays.update(
@@ -216,14 +219,15 @@ def load(path):
                 "It may need a newer fmlearn.",
             )
         arrays = _read_arrays(zf, meta, path)
+    state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     try:
         est = cls(**meta["params"])
         est._params = kind.from_arrays(
-            {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
+            {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")},
+            state=state.pop("table", None),
         )
     except (TypeError, ValueError, KeyError) as e:
         raise _fail(path, f"damaged model file: {e}.") from None
-    state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     est._solver_state = state or None
     for a, v in meta.get("attributes", {}).items():
         if a in _SCALAR_ATTRS:

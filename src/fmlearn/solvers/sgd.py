@@ -46,26 +46,21 @@ class SGDSolver:
         )
 
     @staticmethod
-    def state_nbytes(params_nbytes: int) -> int:
-        """Bytes of solver state for a model of ``params_nbytes`` bytes."""
+    def state_columns(n_factors: int) -> int:
+        """Per-feature solver-state columns the parameter table must carry."""
         return 0
 
     def init_state(self, params):
+        """Reset the solver state held in ``params`` and return the rest (or None)."""
         return None
-
-    def _accumulators(self, params, state):
-        if state is None:
-            one = np.zeros(1, dtype=params.dtype)
-            return one, one, one
-        return state["acc_w0"], state["acc_w"], state["acc_V"]
 
     def run_epoch(self, params, state, X, y, sample_weight, rng, n_jobs=1):
         """One shuffled pass; returns the sum of weighted losses before each row's update."""
         order = rng.permutation(X.n_rows)
-        acc_w0, acc_w, acc_V = self._accumulators(params, state)
+        acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
         args = (
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            params.w0, params.w, params.V, acc_w0, acc_w, acc_V,
+            params.w0, acc_w0, params.table, params.n_factors,
             self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V,
             self.adaptive, self.fit_intercept, self.fit_linear,
         )
@@ -74,14 +69,6 @@ class SGDSolver:
                 return float(sgd_kernels.sgd_epoch_serial(*args))
             return float(sgd_kernels.sgd_epoch_parallel(*args, n_threads))
 
-    @staticmethod
-    def state_arrays(state) -> dict[str, np.ndarray]:
-        return {} if state is None else dict(state)
-
-    @staticmethod
-    def state_from_arrays(arrays):
-        return dict(arrays) if arrays else None
-
 
 @register_solver
 class AdaGradSolver(SGDSolver):
@@ -89,21 +76,18 @@ class AdaGradSolver(SGDSolver):
 
     Each coordinate's step is ``learning_rate / sqrt(G)``, ``G`` being its accumulated squared
     gradients (started at 1), so rare features keep large steps while frequent ones settle.
-    Robust to the choice of ``learning_rate``; costs one extra array the size of the model.
+    Robust to the choice of ``learning_rate``. The accumulators sit beside each feature's
+    parameters in the parameter table, which doubles its size but keeps one memory burst per
+    feature per update.
     """
 
     name = "adagrad"
     adaptive = True
 
     @staticmethod
-    def state_nbytes(params_nbytes: int) -> int:
-        return params_nbytes
+    def state_columns(n_factors: int) -> int:
+        return n_factors + 1
 
     def init_state(self, params):
-        dtype = params.dtype
-        init = ADAGRAD_INITIAL_ACCUMULATOR
-        return {
-            "acc_w0": np.full(1, init, dtype=dtype),
-            "acc_w": np.full(params.n_features, init, dtype=dtype),
-            "acc_V": np.full(params.n_features * params.n_factors, init, dtype=dtype),
-        }
+        params.state[:] = ADAGRAD_INITIAL_ACCUMULATOR
+        return {"acc_w0": np.full(1, ADAGRAD_INITIAL_ACCUMULATOR, dtype=params.dtype)}
