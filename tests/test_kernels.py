@@ -37,13 +37,14 @@ def test_predict_matches_bruteforce(dtype, k):
     Xk = as_kernel_csr(X)
     args = (Xk.indptr, Xk.indices, Xk.data, w0, _table(w, V, n_state=3), k)
     out = np.empty(30)
-    fm_kernels.predict_serial(*args, out)
+    fm_kernels.predict(*args, out)
     np.testing.assert_allclose(out, fm_predict_bruteforce(X, w0[0], w, V), rtol=1e-5, atol=1e-5)
-    par = np.empty(30)
-    fm_kernels.predict_parallel(*args, par, 4)
-    np.testing.assert_array_equal(out, par)
+    # a block of rows through an indptr slice, as the threaded path calls it
+    block = np.empty(10)
+    fm_kernels.predict(Xk.indptr[10:21], *args[1:], block)
+    np.testing.assert_array_equal(block, out[10:20])
     py = np.empty(30)
-    fm_kernels.predict_serial.py_func(*args, py)
+    fm_kernels.predict.py_func(*args, py)
     np.testing.assert_allclose(out, py, rtol=1e-12)
 
 
@@ -52,7 +53,7 @@ def test_empty_rows_predict_bias():
     Xk = as_kernel_csr(X)
     out = np.empty(3)
     table = _table(np.ones(4), np.ones((4, 2)))
-    fm_kernels.predict_serial(Xk.indptr, Xk.indices, Xk.data, np.array([1.5]), table, 2, out)
+    fm_kernels.predict(Xk.indptr, Xk.indices, Xk.data, np.array([1.5]), table, 2, out)
     np.testing.assert_array_equal(out, 1.5)
 
 
@@ -75,7 +76,7 @@ def _one_step(adaptive, reg_w=0.1, reg_V=0.2, lr=0.05):
     Xk = as_kernel_csr(X)
     new_w0, acc_w0 = w0.copy(), np.ones(1)
     table = _table(w, V, n_state=4 if adaptive else 0)
-    sgd_kernels.sgd_epoch_serial(
+    sgd_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         new_w0, acc_w0, table, 3, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
     )
@@ -110,27 +111,39 @@ def test_sgd_step_matches_manual_gradient(adaptive):
     np.testing.assert_allclose(nV, step(V, grad_V), rtol=1e-10)
 
 
-def test_serial_and_parallel_epochs_both_learn():
+def test_threaded_paths_match_serial():
+    from fmlearn._model import FMParams
+
     rng = np.random.default_rng(0)
-    n, F, k = 4000, 50, 4
+    X = sp.random(25_000, 300, density=0.02, random_state=2, format="csr", dtype=np.float32)
+    params = FMParams.initialize(300, 4, 0.3, rng)
+    params.table[:, 4] = rng.normal(size=300)
+    Xk = as_kernel_csr(X)
+    np.testing.assert_array_equal(
+        params.decision_function(Xk, n_jobs=1), params.decision_function(Xk, n_jobs=2)
+    )
+
+
+def test_hogwild_epochs_learn():
+    from fmlearn._parallel import run_blocks
+
+    rng = np.random.default_rng(0)
+    n, F, k = 2000, 50, 4
     X = sp.random(n, F, density=0.1, random_state=2, format="csr", dtype=np.float32)
     w0t, wt, Vt = _random_model(F, k, rng, np.float64)
-    y = fm_predict_bruteforce(X[:200], w0t[0], wt, Vt)  # small exact targets
-    Xk = as_kernel_csr(X[:200])
-    losses = {}
-    for name, kernel, extra in (
-        ("serial", sgd_kernels.sgd_epoch_serial, ()),
-        ("parallel", sgd_kernels.sgd_epoch_parallel, (2,)),
-    ):
-        w0, acc_w0 = np.zeros(1, np.float32), np.ones(1, np.float32)
-        table = _table(np.zeros(F, np.float32), np.full((F, k), 0.1, np.float32), n_state=k + 1)
-        first = last = None
-        for _ in range(30):
-            order = rng.permutation(200)
-            loss = kernel(Xk.indptr, Xk.indices, Xk.data, y, np.ones(200), order, w0, acc_w0,
-                          table, k, SQUARED, 0.1, 0.0, 0.0, True, True, True, *extra)
-            first = loss if first is None else first
-            last = loss
-        losses[name] = (first, last)
-    for first, last in losses.values():
-        assert last < 0.2 * first
+    y = fm_predict_bruteforce(X, w0t[0], wt, Vt)
+    Xk = as_kernel_csr(X)
+    w0, acc_w0 = np.zeros(1, np.float32), np.ones(1, np.float32)
+    table = _table(np.zeros(F, np.float32), np.full((F, k), 0.1, np.float32), n_state=k + 1)
+    losses = []
+    for _ in range(30):
+        order = rng.permutation(n)
+
+        def chunk(a, b, order=order):
+            return sgd_kernels.sgd_epoch(
+                Xk.indptr, Xk.indices, Xk.data, y, np.ones(n), order[a:b], w0, acc_w0, table, k,
+                SQUARED, 0.1, 0.0, 0.0, True, True, True,
+            )
+
+        losses.append(sum(run_blocks(chunk, n, 2)))
+    assert losses[-1] < 0.2 * losses[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels import fm as fm_kernels
-from fmlearn._parallel import n_blocks_for, numba_threads
+from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 
 
@@ -87,12 +87,16 @@ class FMParams:
     def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
         """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""
         out = np.empty(X.n_rows, dtype=np.float64)
-        args = (X.indptr, X.indices, X.data, self.w0, self.table, self.n_factors, out)
-        with numba_threads(n_jobs) as n_threads:
-            if n_threads == 1 or X.n_rows < 10_000:
-                fm_kernels.predict_serial(*args)
-            else:
-                fm_kernels.predict_parallel(*args, n_blocks_for(X.n_rows, n_threads))
+
+        def block(a, b):
+            fm_kernels.predict(
+                X.indptr[a : b + 1], X.indices, X.data, self.w0, self.table, self.n_factors,
+                out[a:b],
+            )
+
+        # Threads only pay off past a few thousand rows.
+        n_threads = min(effective_n_jobs(n_jobs), max(1, X.n_rows // 5000))
+        run_blocks(block, X.n_rows, n_threads)
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -1,9 +1,9 @@
 """Stochastic gradient epochs (plain SGD and AdaGrad) for the second-order FM.
 
-One row-range body serves a serial kernel (deterministic: rows in the given order) and a
-parallel kernel that splits the order into ``n_blocks`` chunks updated lock-free (Hogwild,
-Recht et al. 2011): sparse rows rarely touch the same feature at once, so races are rare and
-benign.
+The kernel visits rows in the given order, so one call is deterministic. Parallel training
+(Hogwild, Recht et al. 2011) runs this same kernel from several threads on disjoint chunks of
+the shuffled order, all updating the shared parameters without locks: sparse rows rarely touch
+the same feature at once, so races are rare and benign.
 
 Parameters live in one table (see :mod:`fmlearn._kernels.fm`): ``table[i, :k]`` = v_i,
 ``table[i, k]`` = w_i and, for AdaGrad, ``table[i, k+1 : 2k+1]`` the factors' squared-gradient
@@ -13,7 +13,6 @@ contiguous row.
 
 import math
 
-import numba
 import numpy as np
 
 from fmlearn._kernels._jit import jit
@@ -54,18 +53,28 @@ def _prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table
             prefetch(table, start + stride - 1)
 
 
-@jit(inline="always")
-def _sgd_rows(
-    indptr, indices, data, y, sample_weight, order, start, stop, w0, acc_w0, table, k,
+@jit
+def sgd_epoch(
+    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
     loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
 ):
+    """One pass over ``order`` (int64 row ids); returns the sum of weighted losses.
+
+    ``w0`` (1,) and ``table`` (n_features, stride) are updated in place; with ``adaptive``
+    (AdaGrad) so are ``acc_w0`` (1,) and the accumulator columns of ``table`` (stride must be
+    at least 2k + 2), else ``stride >= k + 1`` suffices and ``acc_w0`` is ignored. ``loss`` is a
+    code from :mod:`fmlearn._kernels.losses`; ``reg_w``/``reg_V`` are L2 strengths applied to
+    the coordinates a row touches. Each row's loss is taken before its update (progressive
+    validation).
+    """
     # The update loops run in the parameters' dtype: float32 halves memory traffic and doubles
     # SIMD width; only the per-row loss and gradient are float64.
     T = table.dtype.type
     lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
     s = np.empty(k, dtype=table.dtype)
     total = 0.0
-    for t in range(start, stop):
+    stop = order.shape[0]
+    for t in range(stop):
         _prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
         row = order[t]
         pred = fm_row(indptr, indices, data, row, w0, table, k, s)
@@ -104,40 +113,3 @@ def _sgd_rows(
                     v = table[i, f]
                     table[i, f] = v - lr_ * (gx * (s[f] - v * x) + reg_V_ * v)
     return total
-
-
-@jit
-def sgd_epoch_serial(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-    loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-):
-    """One pass over ``order`` (int64 row ids); returns the sum of weighted losses.
-
-    ``w0`` (1,) and ``table`` (n_features, stride) are updated in place; with ``adaptive``
-    (AdaGrad) so are ``acc_w0`` (1,) and the accumulator columns of ``table`` (stride must be
-    at least 2k + 2), else ``stride >= k + 1`` suffices and ``acc_w0`` is ignored. ``loss`` is a
-    code from :mod:`fmlearn._kernels.losses`; ``reg_w``/``reg_V`` are L2 strengths applied to
-    the coordinates a row touches. Each row's loss is taken before its update (progressive
-    validation).
-    """
-    return _sgd_rows(
-        indptr, indices, data, y, sample_weight, order, 0, order.shape[0], w0, acc_w0, table, k,
-        loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-    )
-
-
-@jit(parallel=True)
-def sgd_epoch_parallel(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-    loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear, n_blocks,
-):
-    """Hogwild twin of :func:`sgd_epoch_serial`: ``n_blocks`` chunks of ``order`` at once."""
-    n = order.shape[0]
-    totals = np.zeros(n_blocks, dtype=np.float64)
-    for b in numba.prange(n_blocks):
-        totals[b] = _sgd_rows(
-            indptr, indices, data, y, sample_weight, order,
-            b * n // n_blocks, (b + 1) * n // n_blocks, w0, acc_w0, table, k,
-            loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        )
-    return totals.sum()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels import sgd as sgd_kernels
-from fmlearn._parallel import numba_threads
+from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.solvers._registry import register_solver
 
 # AdaGrad accumulators start here rather than at 0 so that the first steps are not of size
@@ -58,16 +58,16 @@ class SGDSolver:
         """One shuffled pass; returns the sum of weighted losses before each row's update."""
         order = rng.permutation(X.n_rows)
         acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
-        args = (
-            X.indptr, X.indices, X.data, y, sample_weight, order,
-            params.w0, acc_w0, params.table, params.n_factors,
-            self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V,
-            self.adaptive, self.fit_intercept, self.fit_linear,
-        )
-        with numba_threads(n_jobs) as n_threads:
-            if n_threads == 1:
-                return float(sgd_kernels.sgd_epoch_serial(*args))
-            return float(sgd_kernels.sgd_epoch_parallel(*args, n_threads))
+
+        def chunk(a, b):
+            return sgd_kernels.sgd_epoch(
+                X.indptr, X.indices, X.data, y, sample_weight, order[a:b],
+                params.w0, acc_w0, params.table, params.n_factors,
+                self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V,
+                self.adaptive, self.fit_intercept, self.fit_linear,
+            )
+
+        return float(sum(run_blocks(chunk, X.n_rows, effective_n_jobs(n_jobs))))
 
 
 @register_solver
