@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Create benchmarks/.venv with fmlearn (editable) and the peer FM tools used by the benchmarks.
+#
+# Everything goes into that venv only: never the system Python, never fmlearn's dependencies.
+# Idempotent: re-running skips what is already installed and prints the versions at the end.
+#
+#   bash benchmarks/setup_peers.sh            # fmlearn + pyspark, torch (CPU), torchfm, vowpalwabbit
+#   EXTRA_PEERS=1 bash benchmarks/setup_peers.sh   # also myfm, xlearn, lightfm-next (best effort)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+VENV="$HERE/.venv"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo ">> creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+# pip's output minus the noise of this machine's extra (file) indexes lacking a package
+pip_install() {
+    "$VPY" -m pip install --disable-pip-version-check "$@" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    return "${PIPESTATUS[0]}"
+}
+has() { "$VPY" -c "import $1" >/dev/null 2>&1; }
+
+pip_install -q --upgrade pip wheel "setuptools<81"
+
+echo ">> fmlearn (editable)"
+pip_install -q -e "$ROOT"
+
+# torch first, pinned: this version resolves to a local CPU-only wheel, so torchfm below cannot
+# pull a CUDA build of torch.
+if ! "$VPY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+    echo ">> torch==2.13.0 (CPU)"
+    pip_install -q "torch==2.13.0"
+fi
+if ! has torchfm; then
+    echo ">> torchfm (--no-deps: torch is already there)"
+    pip_install -q --no-deps torchfm
+fi
+
+if ! has pyspark; then
+    echo ">> pyspark (needs Java 17: $(java -version 2>&1 | head -n1))"
+    pip_install -q pyspark
+fi
+
+if ! has vowpalwabbit; then
+    echo ">> vowpalwabbit"
+    pip_install -q vowpalwabbit
+fi
+
+# Peers used by other benchmarks; best effort, a failure here does not stop the script.
+if [ "${EXTRA_PEERS:-0}" = "1" ]; then
+    constraints="$(mktemp)"
+    echo "setuptools<81" >"$constraints"  # myfm's build still needs pkg_resources
+    has myfm || PIP_CONSTRAINT="$constraints" pip_install -q myfm || echo "!! myfm failed"
+    rm -f "$constraints"
+    has xlearn || USER="${USER:-$(id -un)}" pip_install -q xlearn || echo "!! xlearn failed"
+    has lightfm || pip_install -q lightfm-next || echo "!! lightfm-next failed"
+fi
+
+echo ">> versions"
+"$VPY" - <<'EOF'
+import importlib
+import sys
+
+print(f"python       {sys.version.split()[0]}")
+for mod in ["fmlearn", "numba", "numpy", "scipy", "torch", "torchfm", "pyspark", "vowpalwabbit",
+            "myfm", "xlearn", "lightfm"]:
+    try:
+        m = importlib.import_module(mod)
+    except Exception as exc:  # noqa: BLE001 - report anything
+        print(f"{mod:12s} not available ({type(exc).__name__})")
+        continue
+    version = getattr(m, "__version__", None)
+    if version is None:
+        try:
+            from importlib.metadata import version as dist_version
+
+            version = dist_version({"vowpalwabbit": "vowpalwabbit"}.get(mod, mod))
+        except Exception:  # noqa: BLE001
+            version = "?"
+    print(f"{mod:12s} {version}")
+EOF
