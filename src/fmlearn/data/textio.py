@@ -1,0 +1,517 @@
+"""Read and write libFM / libsvm / svmlight and FFM text files.
+
+The readers load the whole file as bytes and parse it in two numba passes (count, then
+fill preallocated arrays); numbers convert exactly as Python's ``float()`` does. Every
+problem in a file is a :class:`~fmlearn.exceptions.DataFormatError` naming the file, the
+1-based line and column, and how to fix it. See ``docs/data-formats.md``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zlib
+
+import numpy as np
+import scipy.sparse as sp
+
+from fmlearn._atomic import atomic_write
+from fmlearn._kernels import parse as K
+from fmlearn.exceptions import DataFormatError
+
+__all__ = ["read_ffm", "read_libfm", "write_ffm", "write_libfm"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Tokens per formatting chunk: bounds the output buffer to ~12 MiB.
+_CHUNK_NNZ = 1 << 18
+_CHUNK_ROWS = 1 << 16
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_libfm(path, *, n_features=None, dtype=np.float32):
+    """Read a libFM / libsvm / svmlight text file.
+
+    Each line is ``label index:value index:value ...`` separated by spaces or tabs.
+    ``qid:N`` tokens, ``#`` comments, blank lines, CRLF line ends and a missing final newline
+    are accepted. Indices are used as written (libFM files are 0-based; a 1-based libsvm
+    file simply leaves column 0 empty). Gzipped files are decompressed transparently.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (plain or gzip-compressed).
+    n_features : int, optional
+        Number of columns of ``X``. Default: largest index + 1. An index ``>= n_features``
+        is an error.
+    dtype : {np.float32, np.float64}, default np.float32
+        dtype of ``X.data``. Values are parsed to float64, then cast.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix, shape (n_rows, n_features)
+        ``X.indptr`` is int64, ``X.indices`` int32; each row's indices are sorted and
+        duplicate indices within a row are summed.
+    y : ndarray of float64, shape (n_rows,)
+        The labels.
+
+    Raises
+    ------
+    DataFormatError
+        For any malformed line (with path, line, column and a hint), or a file with no rows.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    X, y, _ = _read(path, ffm=False, n_features=n_features, n_fields=None, dtype=dtype)
+    return X, y
+
+
+def read_ffm(path, *, n_features=None, n_fields=None, dtype=np.float32):
+    """Read an FFM (libffm / xLearn) text file: ``label field:index:value ...``.
+
+    Same lexical rules as :func:`read_libfm`. Each feature must belong to exactly one field.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (plain or gzip-compressed).
+    n_features : int, optional
+        Number of columns of ``X``. Default: largest index + 1.
+    n_fields : int, optional
+        Upper bound (exclusive) on field ids; a larger field is an error. Default: no bound.
+    dtype : {np.float32, np.float64}, default np.float32
+        dtype of ``X.data``.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix, shape (n_rows, n_features)
+        As in :func:`read_libfm`.
+    y : ndarray of float64, shape (n_rows,)
+        The labels.
+    fields : ndarray of int32, shape (n_features,)
+        Field id of each feature; -1 for a feature that never occurs.
+
+    Raises
+    ------
+    DataFormatError
+        For any malformed line, a feature seen under two different fields, or no rows.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    return _read(path, ffm=True, n_features=n_features, n_fields=n_fields, dtype=dtype)
+
+
+def _check_bound(name, value):
+    if value is None:
+        return -1
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {value!r}")
+    if not 0 <= value <= K.MAX_INDEX + 1:
+        raise ValueError(f"{name} must be in [0, {K.MAX_INDEX + 1}], got {value}")
+    return int(value)
+
+
+def _check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be np.float32 or np.float64, got {dt}")
+    return dt
+
+
+def _load_bytes(path):
+    """The file's bytes as a writable uint8 array, gunzipped if it is gzip data."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw[:2].tobytes() != _GZIP_MAGIC:
+        return raw
+    try:
+        data = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFormatError(
+            path, None, None, f"corrupt or truncated gzip file ({exc}); re-create it"
+        ) from None
+    # frombuffer over bytes is read-only, and numba compiles a separate kernel for that.
+    return np.frombuffer(data, dtype=np.uint8).copy()
+
+
+def _read(path, *, ffm, n_features, n_fields, dtype):
+    dtype = _check_dtype(dtype)
+    n_features = _check_bound("n_features", n_features)
+    n_fields = _check_bound("n_fields", n_fields)
+    path = os.fspath(path)
+    buf = _load_bytes(path)
+
+    n_rows, capacity = K.count_rows_tokens(buf)  # upper bounds
+    if capacity == 0:
+        _raise_no_rows(path, buf)
+    indptr = np.empty(n_rows + 1, dtype=np.int64)
+    indices = np.empty(capacity, dtype=np.int32)
+    data = np.empty(capacity, dtype=np.float64)
+    y = np.empty(n_rows, dtype=np.float64)
+    # FFM: each token's field, checked against the other tokens after parsing.
+    tokfield = np.empty(capacity if ffm else 0, dtype=np.int32)
+    no_fmap = np.empty(0, dtype=np.int32)
+
+    single = dtype == np.float32
+    args = (buf, ffm, single, n_features, n_fields, indptr, indices, data, y)
+    info, _, fallback = K.parse_rows(*args, no_fmap, tokfield)
+    fields = None
+    conflict = -1
+    if ffm and info[K.INFO_CODE] == K.OK:
+        n_cols = n_features if n_features >= 0 else int(info[K.INFO_MAX_INDEX]) + 1
+        fields = np.full(n_cols, -1, dtype=np.int32)
+        conflict = K.first_field_conflict(indices, tokfield, info[K.INFO_NNZ], fields)
+    if ffm and (info[K.INFO_CODE] != K.OK or conflict >= 0):
+        # Parse again checking fields token by token: reports whichever problem comes first
+        # in the file, with its position.
+        fmap = np.full(max(n_features, 0), -1, dtype=np.int32)
+        info, _, fallback = K.parse_rows(*args, fmap, no_fmap)
+        if info[K.INFO_CODE] == K.OK:  # pragma: no cover - the two checks disagree
+            raise RuntimeError(f"{path}: field conflict at token {conflict} not located")
+    del tokfield, args
+    # Numbers the kernel could not convert exactly all precede any error it stopped at.
+    _resolve_fallbacks(path, buf, fallback, y, data, single)
+    if info[K.INFO_CODE] != K.OK:
+        _raise_parse_error(path, buf, info, ffm, n_features, n_fields)
+    n_rows = int(info[K.INFO_ROWS])
+    if n_rows == 0:
+        _raise_no_rows(path, buf)
+    del buf
+    # The arrays were sized from upper bounds (labels and blank lines count there): shrink
+    # them in place (realloc, no copy; nothing else references them).
+    y.resize(n_rows, refcheck=False)
+    indptr.resize(n_rows + 1, refcheck=False)
+    nnz = K.canonicalize_rows(indptr, indices, data)
+    indices.resize(nnz, refcheck=False)
+    if dtype == np.float64:
+        data.resize(nnz, refcheck=False)
+    else:
+        data = data[:nnz].astype(dtype)
+    max_index = int(info[K.INFO_MAX_INDEX])
+    n_cols = n_features if n_features >= 0 else max_index + 1
+
+    X = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+    # scipy downcasts indptr to int32 when it can; callers rely on int64 indptr (nnz may
+    # exceed 2**31) and int32 indices (half the memory of the largest array).
+    X.indptr = indptr
+    X.indices = indices
+    X.has_sorted_indices = True
+    X.has_canonical_format = True
+    return X, y, fields
+
+
+def _raise_no_rows(path, buf):
+    what = "is empty" if buf.size == 0 else "has only blank or comment lines"
+    raise DataFormatError(
+        path, 1, 1, f"no rows: the file {what}; expected lines like '1 3:0.5 7:1'"
+    )
+
+
+def _token_text(buf, start, end, limit=40):
+    text = buf[start:end].tobytes().decode("utf-8", errors="replace")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _resolve_fallbacks(path, buf, fallback, y, data, single):
+    """Convert the numbers the kernel deferred with Python's float(), validating them."""
+    for kind, dest, start, end in fallback.reshape(-1, 4).tolist():
+        text = buf[start:end].tobytes()
+        value = float(text)  # the kernel already checked the syntax
+        if kind == K.FB_LABEL:
+            if not math.isfinite(value):
+                _raise_at(
+                    path,
+                    buf,
+                    start,
+                    f"label '{text.decode()}' is {_nonfinite_what(value)}"
+                    "; labels must be finite numbers",
+                )
+            y[dest] = value
+        else:
+            if not math.isfinite(value):
+                _raise_at(
+                    path,
+                    buf,
+                    start,
+                    f"value '{text.decode()}' is {_nonfinite_what(value)}; {_NONFINITE_HINT}",
+                )
+            with np.errstate(over="ignore"):
+                overflows = single and not math.isfinite(np.float32(value))
+            if overflows:
+                _raise_at(path, buf, start, _overflow_msg(text.decode()))
+            data[dest] = value
+
+
+_NONFINITE_HINT = "NaN and infinity are not allowed: drop or impute them before writing the file"
+
+
+def _nonfinite_what(value):
+    return "NaN" if math.isnan(value) else "infinite (overflows float64)"
+
+
+def _overflow_msg(text):
+    return (
+        f"value '{text}' overflows float32 (max ~3.4e38); "
+        "read with dtype=np.float64 or rescale the feature"
+    )
+
+
+def _raise_at(path, buf, pos, message):
+    line, col = K.locate(buf, pos)
+    raise DataFormatError(path, int(line), int(col), message)
+
+
+def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
+    code = int(info[K.INFO_CODE])
+    pos = int(info[K.INFO_POS])
+    tok = _token_text(buf, int(info[K.INFO_TOK_START]), int(info[K.INFO_TOK_END]))
+    expected = "field:index:value" if ffm else "index:value"
+    parts = tok.split(":")
+    if ffm:
+        field_txt = parts[0]
+        index_txt = parts[1] if len(parts) > 1 else ""
+    else:
+        field_txt = ""
+        index_txt = parts[0]
+    value_txt = parts[-1] if len(parts) > 1 else ""
+
+    if code == K.ERR_BAD_LABEL:
+        msg = (
+            f"bad label '{tok}': every line must start with a numeric label such as "
+            "1, -1, 0 or 3.5, separated from the features by spaces or tabs"
+        )
+    elif code == K.ERR_MISSING_LABEL:
+        msg = (
+            f"line starts with '{tok}' instead of a label: every line must start with a "
+            "numeric label (write 0 if the data has none)"
+        )
+    elif code == K.ERR_NONFINITE_LABEL:
+        msg = f"label '{tok}' is not finite; labels must be finite numbers"
+    elif code == K.ERR_NO_COLON:
+        msg = f"token '{tok}' has no ':'; features must be written as {expected}" + (
+            "" if ffm else " (is this a dense or CSV file?)"
+        )
+    elif code == K.ERR_TOO_MANY_COLONS:
+        msg = f"token '{tok}' has {tok.count(':')} ':'; features must be written as {expected}"
+    elif code == K.ERR_LOOKS_LIKE_FFM:
+        msg = (
+            f"token '{tok}' looks like FFM (field:index:value) but read_libfm expects "
+            "index:value; use read_ffm for FFM files"
+        )
+    elif code == K.ERR_LOOKS_LIKE_LIBFM:
+        msg = (
+            f"token '{tok}' looks like libFM/libsvm (index:value) but read_ffm expects "
+            "field:index:value; use read_libfm for libFM/libsvm files"
+        )
+    elif code == K.ERR_NEGATIVE_INDEX:
+        msg = (
+            f"negative feature index '{index_txt}' in token '{tok}'; indices must be "
+            "non-negative integers (libFM files are 0-based, libsvm files 1-based)"
+        )
+    elif code == K.ERR_BAD_INDEX:
+        msg = (
+            f"feature index '{index_txt}' in token '{tok}' is not a non-negative "
+            f"integer; features must be written as {expected} with an integer index"
+        )
+    elif code == K.ERR_INDEX_TOO_LARGE:
+        msg = (
+            f"feature index {index_txt} in token '{tok}' exceeds {K.MAX_INDEX} (int32); "
+            "re-hash the features into a smaller range, e.g. hash(feature) % 2**24"
+        )
+    elif code == K.ERR_INDEX_GE_N_FEATURES:
+        msg = (
+            f"feature index {index_txt} in token '{tok}' is >= n_features={n_features}; "
+            f"pass n_features={int(index_txt) + 1} or more (or None to infer it from the "
+            "file)"
+        )
+    elif code == K.ERR_NEGATIVE_FIELD:
+        msg = f"negative field '{field_txt}' in token '{tok}'; fields must be integers >= 0"
+    elif code == K.ERR_BAD_FIELD:
+        msg = (
+            f"field '{field_txt}' in token '{tok}' is not a non-negative integer; "
+            "features must be written as field:index:value"
+        )
+    elif code == K.ERR_FIELD_TOO_LARGE:
+        msg = (
+            f"field {field_txt} in token '{tok}' exceeds {K.MAX_INDEX}; "
+            "number the fields 0, 1, 2, ..."
+        )
+    elif code == K.ERR_FIELD_GE_N_FIELDS:
+        msg = (
+            f"field {field_txt} in token '{tok}' is >= n_fields={n_fields}; pass "
+            f"n_fields={int(field_txt) + 1} or more (or None for no bound)"
+        )
+    elif code == K.ERR_FIELD_CONFLICT:
+        first = int(info[K.INFO_EXTRA])
+        msg = (
+            f"feature {index_txt} appears under field {field_txt} in token '{tok}' but "
+            f"under field {first} earlier in the file; each feature must belong to "
+            "exactly one field. If indices are hashed per field, make them unique "
+            "across fields (e.g. index = field * K + index with K > max index)"
+        )
+    elif code == K.ERR_BAD_VALUE:
+        msg = (
+            f"bad value '{value_txt}' in token '{tok}'; values must be decimal numbers "
+            "such as 1, 0.5 or -2e-3"
+        )
+    elif code == K.ERR_NONFINITE_VALUE:
+        msg = f"value '{value_txt}' in token '{tok}' is not finite; {_NONFINITE_HINT}"
+    elif code == K.ERR_VALUE_OVERFLOW:
+        msg = _overflow_msg(value_txt)
+    elif code == K.ERR_CAPACITY:  # pragma: no cover - would be a bug in count_rows_tokens
+        msg = "internal error: row/token count mismatch; please report this file"
+    else:  # pragma: no cover - kernel and messages out of sync
+        msg = f"parse error {code} in token '{tok}'"
+    _raise_at(path, buf, pos, msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_libfm(path, X, y):
+    """Write ``X, y`` as a libFM / libsvm text file: ``label index:value ...`` per row.
+
+    Values are written as the shortest decimal that reads back to the identical float32
+    (or float64, for float64 data); integral labels and values are written without a
+    decimal point. The file is written to a temporary file next to ``path`` and renamed
+    into place, so readers never see a partial file. A ``.gz`` path is gzip-compressed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    X : sparse matrix or ndarray, shape (n_rows, n_features)
+        Stored entries are written in stored order (explicit zeros included); dense input is
+        converted to CSR, dropping zeros.
+    y : array-like, shape (n_rows,)
+        Finite labels.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, NaN/inf in ``X`` or ``y``, or no rows.
+    """
+    _write(path, X, y, None)
+
+
+def write_ffm(path, X, y, fields):
+    """Write ``X, y`` as an FFM text file: ``label field:index:value ...`` per row.
+
+    Same number formatting and atomic replacement as :func:`write_libfm`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    X : sparse matrix or ndarray, shape (n_rows, n_features)
+    y : array-like, shape (n_rows,)
+    fields : array-like of int, shape (n_features,)
+        Field id of each feature; must be >= 0 for every feature that occurs in ``X``
+        (-1 is fine for the others).
+
+    Raises
+    ------
+    ValueError
+        As :func:`write_libfm`, or when a stored feature has no field.
+    """
+    _write(path, X, y, fields)
+
+
+def _as_csr(X):
+    if sp.issparse(X):
+        X = X.tocsr()
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}")
+        X = sp.csr_matrix(X)
+    if X.shape[1] > K.MAX_INDEX + 1:
+        raise ValueError(
+            f"X has {X.shape[1]} columns; the text formats support at most {K.MAX_INDEX + 1}"
+        )
+    data = X.data
+    if data.dtype not in (np.float32, np.float64):
+        if data.dtype.kind == "f" and data.dtype.itemsize < 4:
+            data = data.astype(np.float32)  # float16: float32 text round-trips it
+        elif data.dtype.kind in "biuf":
+            data = data.astype(np.float64)
+        else:
+            raise ValueError(f"X must hold real numbers, got dtype {data.dtype}")
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+    return X.shape, indptr, indices, np.ascontiguousarray(data)
+
+
+def _write(path, X, y, fields):
+    ffm = fields is not None
+    shape, indptr, indices, data = _as_csr(X)
+    n_rows, n_cols = shape
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (n_rows,):
+        raise ValueError(f"y must have shape ({n_rows},) to match X, got {y.shape}")
+    if n_rows == 0:
+        raise ValueError("X has no rows; an empty file could not be read back")
+    nnz = int(indptr[-1])
+    indices = indices[:nnz]
+    data = data[:nnz]
+    if not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ValueError(f"y[{bad}] = {y[bad]} is not finite; the formats need finite labels")
+    finite = np.isfinite(data)
+    if not finite.all():
+        j = int(np.flatnonzero(~finite)[0])
+        row = int(np.searchsorted(indptr, j, side="right")) - 1
+        raise ValueError(
+            f"X[{row}, {indices[j]}] = {data[j]} is not finite; drop or impute NaN/inf first"
+        )
+    if ffm:
+        fields = np.asarray(fields)
+        if fields.shape != (n_cols,) or fields.dtype.kind not in "iu":
+            raise ValueError(
+                f"fields must be an integer array of shape ({n_cols},), got "
+                f"{fields.dtype} {fields.shape}"
+            )
+        if fields.size and fields.max() > K.MAX_INDEX:
+            raise ValueError(f"field ids must be <= {K.MAX_INDEX}")
+        fields = fields.astype(np.int32)  # stored features need a field >= 0: _write_chunks
+    else:
+        fields = np.empty(0, dtype=np.int32)
+    single = data.dtype == np.float32
+
+    path = os.fspath(path)
+    with atomic_write(path) as raw:
+        if path.endswith(".gz"):
+            # Closing the GzipFile writes the trailer but leaves raw open.
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+                _write_chunks(gz, indptr, indices, data, y, fields, ffm, single)
+        else:
+            _write_chunks(raw, indptr, indices, data, y, fields, ffm, single)
+
+
+def _write_chunks(f, indptr, indices, data, y, fields, ffm, single):
+    """Format and write rows in chunks of about _CHUNK_NNZ tokens."""
+    n_rows = indptr.shape[0] - 1
+    out = np.empty(0, dtype=np.uint8)
+    r0 = 0
+    while r0 < n_rows:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + _CHUNK_NNZ, side="right")) - 1
+        r1 = min(max(r1, r0 + 1), r0 + _CHUNK_ROWS, n_rows)
+        need = K.MAX_ROW_BYTES * (r1 - r0) + K.MAX_TOKEN_BYTES * int(indptr[r1] - indptr[r0])
+        if out.shape[0] < need:
+            out = np.empty(need, dtype=np.uint8)
+        j0, j1 = int(indptr[r0]), int(indptr[r1])
+        # float64 chunk: one compiled kernel for both dtypes; `single` keeps float32 text short.
+        chunk = data[j0:j1].astype(np.float64)
+        tok_fields = fields[indices[j0:j1]] if ffm else fields
+        if ffm and j1 > j0 and tok_fields.min() < 0:
+            c = indices[j0 + int(np.argmax(tok_fields < 0))]
+            raise ValueError(
+                f"feature {c} occurs in X but fields[{c}] = {fields[c]}; give every stored "
+                "feature a field >= 0"
+            )
+        n = K.format_rows(indptr, indices, chunk, tok_fields, j0, y, ffm, single, r0, r1, out)
+        f.write(memoryview(out)[:n])
+        r0 = r1
