@@ -171,3 +171,10 @@ def test_pickled_array_is_refused(saved):
     )
     with pytest.raises(ModelFileError, match="unreadable"):
         fmlearn.load(path)
+
+
+def test_saved_file_follows_umask(saved):
+    _, path = saved
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

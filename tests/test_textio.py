@@ -416,3 +416,13 @@ def test_real_xlearn_ffm(tmp_path):
     used = np.unique(X.indices)
     assert len(np.unique(fields[used])) == 18 and np.all(fields[used] == used // 10000)
     assert X.nnz == len({(r, t) for r, line in enumerate(fixed) for t in line.split()[1:]})
+
+
+def test_xlearn_file_loads_with_first_field_policy(data_dir):
+    path = data_dir / "criteo-samples" / "xlearn_small_train.ffm"
+    with pytest.warns(UserWarning, match="keeps its first field"):
+        X, y, fields = read_ffm(path, on_field_conflict="first")
+    assert X.shape[0] == 200 and int((y == 1).sum()) == 48
+    assert fields.max() == 17 and (fields[np.unique(X.indices)] >= 0).all()
+    with pytest.raises(ValueError, match="on_field_conflict"):
+        read_ffm(path, on_field_conflict="ignore")

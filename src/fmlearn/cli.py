@@ -109,7 +109,8 @@ def _reader(fmt):
     from fmlearn.data.textio import read_ffm, read_libfm
 
     if fmt == "ffm":
-        return lambda path, **kw: read_ffm(path, **kw)[:2]
+        # FM ignores fields, so a feature hashed into several fields is no error here.
+        return lambda path, **kw: read_ffm(path, on_field_conflict="first", **kw)[:2]
     return read_libfm
 
 

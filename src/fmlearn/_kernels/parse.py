@@ -828,8 +828,8 @@ def parse_rows(buf, ffm, single, n_features, n_fields, indptr, indices, data, y,
 
 
 @numba.njit(cache=True, nogil=True)
-def first_field_conflict(indices, tokfield, nnz, fmap):
-    """Fill ``fmap`` from the tokens' fields; return the first conflicting token or -1.
+def first_field_conflict(indices, tokfield, nnz, fmap, stop=True):
+    """Fill ``fmap`` from the tokens' fields; return the first conflicting token and a count.
 
     Parameters
     ----------
@@ -837,13 +837,20 @@ def first_field_conflict(indices, tokfield, nnz, fmap):
         Feature index and field of each token, in file order (before canonicalize_rows).
     nnz : int
     fmap : ndarray of int32, shape (n_features,)
-        All -1 on entry; on exit the field of each feature seen (up to the conflict).
+        All -1 on entry; on exit the field of each feature seen (its first field; up to the
+        first conflict when ``stop``).
+    stop : bool
+        Stop at the first conflict; else go on, each feature keeping its first field.
 
     Returns
     -------
-    k : int
-        Ordinal of the first token whose feature was seen earlier under another field.
+    first : int
+        Ordinal of the first token whose feature was seen earlier under another field, or -1.
+    count : int
+        Number of such tokens (at most 1 when ``stop``).
     """
+    first = -1
+    count = 0
     for k in range(nnz):
         i = indices[k]
         f = tokfield[k]
@@ -851,8 +858,12 @@ def first_field_conflict(indices, tokfield, nnz, fmap):
         if seen < 0:
             fmap[i] = f
         elif seen != f:
-            return k
-    return -1
+            if first < 0:
+                first = k
+            count += 1
+            if stop:
+                break
+    return first, count
 
 
 @numba.njit(cache=True, nogil=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import warnings
 import zlib
 
 import numpy as np
@@ -65,14 +66,18 @@ def read_libfm(path, *, n_features=None, dtype=np.float32):
     FileNotFoundError
         If ``path`` does not exist.
     """
-    X, y, _ = _read(path, ffm=False, n_features=n_features, n_fields=None, dtype=dtype)
+    X, y, _ = _read(
+        path, ffm=False, n_features=n_features, n_fields=None, dtype=dtype, strict_fields=True
+    )
     return X, y
 
 
-def read_ffm(path, *, n_features=None, n_fields=None, dtype=np.float32):
+def read_ffm(path, *, n_features=None, n_fields=None, dtype=np.float32, on_field_conflict="error"):
     """Read an FFM (libffm / xLearn) text file: ``label field:index:value ...``.
 
-    Same lexical rules as :func:`read_libfm`. Each feature must belong to exactly one field.
+    Same lexical rules as :func:`read_libfm`. Each feature should belong to one field; files
+    whose features were hashed into one shared index space (such as xLearn's Criteo demo)
+    break that rule, see ``on_field_conflict``.
 
     Parameters
     ----------
@@ -84,6 +89,10 @@ def read_ffm(path, *, n_features=None, n_fields=None, dtype=np.float32):
         Upper bound (exclusive) on field ids; a larger field is an error. Default: no bound.
     dtype : {np.float32, np.float64}, default np.float32
         dtype of ``X.data``.
+    on_field_conflict : {"error", "first"}, default "error"
+        A feature seen under two different fields is an error ("error"), or keeps the field
+        it was first seen with, with a warning giving the count and the first place
+        ("first"; fine for models that ignore fields, such as FM).
 
     Returns
     -------
@@ -101,7 +110,16 @@ def read_ffm(path, *, n_features=None, n_fields=None, dtype=np.float32):
     FileNotFoundError
         If ``path`` does not exist.
     """
-    return _read(path, ffm=True, n_features=n_features, n_fields=n_fields, dtype=dtype)
+    if on_field_conflict not in ("error", "first"):
+        raise ValueError(f"on_field_conflict must be 'error' or 'first', got {on_field_conflict!r}")
+    return _read(
+        path,
+        ffm=True,
+        n_features=n_features,
+        n_fields=n_fields,
+        dtype=dtype,
+        strict_fields=on_field_conflict == "error",
+    )
 
 
 def _check_bound(name, value):
@@ -136,7 +154,7 @@ def _load_bytes(path):
     return np.frombuffer(data, dtype=np.uint8).copy()
 
 
-def _read(path, *, ffm, n_features, n_fields, dtype):
+def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     dtype = _check_dtype(dtype)
     n_features = _check_bound("n_features", n_features)
     n_fields = _check_bound("n_fields", n_fields)
@@ -162,7 +180,18 @@ def _read(path, *, ffm, n_features, n_fields, dtype):
     if ffm and info[K.INFO_CODE] == K.OK:
         n_cols = n_features if n_features >= 0 else int(info[K.INFO_MAX_INDEX]) + 1
         fields = np.full(n_cols, -1, dtype=np.int32)
-        conflict = K.first_field_conflict(indices, tokfield, info[K.INFO_NNZ], fields)
+        conflict, n_conflicts = K.first_field_conflict(
+            indices, tokfield, info[K.INFO_NNZ], fields, strict_fields
+        )
+        if conflict >= 0 and not strict_fields:
+            feature = int(indices[conflict])
+            warnings.warn(
+                f"{path}: {n_conflicts} occurrences of features under another field than "
+                f"the one they were first seen with (first: feature {feature}, token "
+                f"{conflict + 1} of the file); each keeps its first field.",
+                stacklevel=3,
+            )
+            conflict = -1
     if ffm and (info[K.INFO_CODE] != K.OK or conflict >= 0):
         # Parse again checking fields token by token: reports whichever problem comes first
         # in the file, with its position.
