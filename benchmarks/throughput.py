@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -388,6 +389,7 @@ def main(argv=None) -> int:
     ] + (["--spark-rows", str(args.spark_rows)] if args.spark_rows else [])
 
     t_start = time.perf_counter()
+    load_before = os.getloadavg()[0]
     compile_info = None
     if "fmlearn" in tools and not args.no_compile_times:
         try:
@@ -417,7 +419,9 @@ def main(argv=None) -> int:
             "shows that the training works.",
             render_table(results),
             f"Reproduce: `{command.strip()}`",
-            f"Machine: {machine_line()}. Whole run: {elapsed / 60:.1f} min.",
+            f"Machine: {machine_line()}. Whole run: {elapsed / 60:.1f} min; load average "
+            f"(1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (the machine is "
+            "shared: other jobs running at the same time lower the 2-thread numbers most).",
             "### Data\n\n" + data_notes(args, paths),
             "### Configurations\n\n"
             + "\n".join(x for x in [compile_notes(compile_info), peer_notes(tools, args)] if x),

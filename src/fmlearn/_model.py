@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels import fm as fm_kernels
+from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 
@@ -35,6 +36,11 @@ class FMParams:
 
     def __init__(self, w0: np.ndarray, table: np.ndarray, n_factors: int):
         self.w0, self.table, self.n_factors = w0, table, int(n_factors)
+
+    @staticmethod
+    def n_param_columns(n_factors: int) -> int:
+        """Parameter columns of the table (before any solver state): ``V`` and ``w``."""
+        return n_factors + 1
 
     @classmethod
     def initialize(
@@ -83,6 +89,19 @@ class FMParams:
         table = np.zeros((self.n_features, self.n_factors + 1 + n_state), dtype=self.dtype)
         table[:, : self.n_factors + 1] = self.table[:, : self.n_factors + 1]
         return type(self)(self.w0.copy(), table, self.n_factors)
+
+    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
+        """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
+
+        Thread-safe in the Hogwild sense: the solver calls it from several threads on disjoint
+        chunks of the order.
+        """
+        return sgd_kernels.sgd_epoch(
+            X.indptr, X.indices, X.data, y, sample_weight, order,
+            self.w0, acc_w0, self.table, self.n_factors,
+            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V,
+            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+        )
 
     def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
         """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""

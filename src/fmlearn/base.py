@@ -224,7 +224,7 @@ class BaseFM(BaseEstimator):
         return (X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
 
     def _check_model_memory(self, n_features: int, solver_cls) -> None:
-        n_state = solver_cls.state_columns(self.n_factors)
+        n_state = solver_cls.state_columns(FMParams.n_param_columns(self.n_factors))
         nbytes = FMParams.nbytes_for(n_features, self.n_factors, n_state, np.float32)
         available = _available_memory()
         if available is not None and nbytes > MEMORY_SHARE * available:
@@ -254,7 +254,7 @@ class BaseFM(BaseEstimator):
             self._params = FMParams.initialize(
                 n_features, self.n_factors, self.init_stdev, self._rng,
                 w0=self._initial_bias(y, sw) if self.fit_intercept else 0.0,
-                n_state=solver_cls.state_columns(self.n_factors),
+                n_state=solver_cls.state_columns(FMParams.n_param_columns(self.n_factors)),
             )
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
             self.history_ = {"epoch": [], f"train_{self._metric_name}": [], "time": []}
@@ -268,7 +268,8 @@ class BaseFM(BaseEstimator):
             )
         if self._solver_name != self.solver:
             # Warm start with another solver: its state (e.g. AdaGrad history) starts afresh.
-            self._params = self._params.with_state(solver_cls.state_columns(self.n_factors))
+            n_state = solver_cls.state_columns(FMParams.n_param_columns(self.n_factors))
+            self._params = self._params.with_state(n_state)
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
         if valid is not None:
             Xv_k, yv, swv = as_kernel_csr(valid[0]), valid[1], valid[2]

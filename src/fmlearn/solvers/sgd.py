@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.solvers._registry import register_solver
 
@@ -46,7 +45,7 @@ class SGDSolver:
         )
 
     @staticmethod
-    def state_columns(n_factors: int) -> int:
+    def state_columns(n_param_columns: int) -> int:
         """Per-feature solver-state columns the parameter table must carry."""
         return 0
 
@@ -60,12 +59,7 @@ class SGDSolver:
         acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
 
         def chunk(a, b):
-            return sgd_kernels.sgd_epoch(
-                X.indptr, X.indices, X.data, y, sample_weight, order[a:b],
-                params.w0, acc_w0, params.table, params.n_factors,
-                self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V,
-                self.adaptive, self.fit_intercept, self.fit_linear,
-            )
+            return params.sgd_epoch(X, y, sample_weight, order[a:b], acc_w0, self)
 
         return float(sum(run_blocks(chunk, X.n_rows, effective_n_jobs(n_jobs))))
 
@@ -85,8 +79,9 @@ class AdaGradSolver(SGDSolver):
     adaptive = True
 
     @staticmethod
-    def state_columns(n_factors: int) -> int:
-        return n_factors + 1
+    def state_columns(n_param_columns: int) -> int:
+        # One accumulator per parameter column, laid out in the same order after them.
+        return n_param_columns
 
     def init_state(self, params):
         params.state[:] = ADAGRAD_INITIAL_ACCUMULATOR
