@@ -54,11 +54,6 @@ class FMParams:
         table[:, :n_factors] = V
         return cls(np.array([w0], dtype=dtype), table, n_factors)
 
-    @staticmethod
-    def nbytes_for(n_features: int, n_factors: int, n_state: int, dtype) -> int:
-        """Bytes the table takes, to refuse a hopeless allocation before trying it."""
-        return n_features * (n_factors + 1 + n_state) * np.dtype(dtype).itemsize
-
     @property
     def n_features(self) -> int:
         return self.table.shape[0]

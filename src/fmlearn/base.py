@@ -83,6 +83,27 @@ class BaseFM(BaseEstimator):
     # Set by subclasses: the kernel loss code and the metric reported per epoch.
     _loss: int
     _metric_name: str
+    # The model family: its parameter container (see fmlearn._model).
+    _params_class = FMParams
+
+    # ----------------------------------------------------------------- model-family hooks
+    def _param_columns(self) -> int:
+        """Per-feature parameter columns of the model's table (before solver state)."""
+        return self._params_class.n_param_columns(self.n_factors)
+
+    def _new_params(self, n_features, rng, w0, n_state):
+        """Freshly initialized parameters for ``n_features`` features."""
+        return self._params_class.initialize(
+            n_features, self.n_factors, self.init_stdev, rng, w0=w0, n_state=n_state
+        )
+
+    def _check_warm_start(self):
+        """Raise if the hyper-parameters no longer fit the parameters being continued."""
+        if self._params.n_factors != self.n_factors:
+            raise ValueError(
+                f"n_factors changed from {self._params.n_factors} to {self.n_factors} since "
+                "the model was fitted; set warm_start=False (or refit) to train a new model."
+            )
 
     def __init__(
         self,
@@ -224,13 +245,13 @@ class BaseFM(BaseEstimator):
         return (X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
 
     def _check_model_memory(self, n_features: int, solver_cls) -> None:
-        n_state = solver_cls.state_columns(FMParams.n_param_columns(self.n_factors))
-        nbytes = FMParams.nbytes_for(n_features, self.n_factors, n_state, np.float32)
+        n_cols = self._param_columns()
+        nbytes = n_features * (n_cols + solver_cls.state_columns(n_cols)) * 4
         available = _available_memory()
         if available is not None and nbytes > MEMORY_SHARE * available:
             raise ValueError(
                 f"X has {n_features} columns, so the model would need {_fmt_bytes(nbytes)} "
-                "for its parameters (n_features x (n_factors + 1) floats, plus solver state), "
+                "for its parameters (n_features x a row of float32 parameters and solver state), "
                 f"more than the {_fmt_bytes(available)} of memory available. Parameters follow "
                 "the number of columns, not the features used: re-index the columns to those "
                 "that occur (e.g. np.unique on the indices), hash them into a smaller space "
@@ -251,25 +272,22 @@ class BaseFM(BaseEstimator):
         n_features = self.n_features_in_
         if reset:
             self._check_model_memory(n_features, solver_cls)
-            self._params = FMParams.initialize(
-                n_features, self.n_factors, self.init_stdev, self._rng,
+            self._params = self._new_params(
+                n_features,
+                self._rng,
                 w0=self._initial_bias(y, sw) if self.fit_intercept else 0.0,
-                n_state=solver_cls.state_columns(FMParams.n_param_columns(self.n_factors)),
+                n_state=solver_cls.state_columns(self._param_columns()),
             )
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
             self.history_ = {"epoch": [], f"train_{self._metric_name}": [], "time": []}
             if valid is not None:
                 self.history_[f"valid_{self._metric_name}"] = []
             self._epochs_done = 0
-        elif self._params.n_factors != self.n_factors:
-            raise ValueError(
-                f"n_factors changed from {self._params.n_factors} to {self.n_factors} since the "
-                "model was fitted; set warm_start=False (or refit) to train a new model."
-            )
+        else:
+            self._check_warm_start()
         if self._solver_name != self.solver:
             # Warm start with another solver: its state (e.g. AdaGrad history) starts afresh.
-            n_state = solver_cls.state_columns(FMParams.n_param_columns(self.n_factors))
-            self._params = self._params.with_state(n_state)
+            self._params = self._params.with_state(solver_cls.state_columns(self._param_columns()))
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
         if valid is not None:
             Xv_k, yv, swv = as_kernel_csr(valid[0]), valid[1], valid[2]
