@@ -25,3 +25,18 @@ def fm_gradients(x, w0, w, V):
     s = x @ V
     gV = x[:, None] * (s[None, :] - V * x[:, None])
     return 1.0, x.copy(), gV
+
+
+def ffm_predict_bruteforce(X, w0, w, V, fields):
+    """FFM: w0 + sum_i w_i x_i + sum_{i<j} <V[i, f(j)], V[j, f(i)]> x_i x_j, pair by pair."""
+    X = np.asarray(X.todense() if hasattr(X, "todense") else X, dtype=np.float64)
+    out = np.empty(X.shape[0])
+    for r in range(X.shape[0]):
+        nz = np.flatnonzero(X[r])
+        total = w0 + X[r, nz] @ np.asarray(w, np.float64)[nz]
+        for a in range(len(nz)):
+            for b in range(a + 1, len(nz)):
+                i, j = nz[a], nz[b]
+                total += V[i, fields[j]] @ V[j, fields[i]] * X[r, i] * X[r, j]
+        out[r] = total
+    return out

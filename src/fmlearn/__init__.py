@@ -5,9 +5,18 @@ Estimators follow scikit-learn's API; kernels are compiled by numba on first use
 
 from fmlearn._version import __version__
 from fmlearn.data.encoder import FMEncoder
+from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
 
-__all__ = ["FMClassifier", "FMEncoder", "FMRegressor", "__version__", "load"]
+__all__ = [
+    "FFMClassifier",
+    "FFMRegressor",
+    "FMClassifier",
+    "FMEncoder",
+    "FMRegressor",
+    "__version__",
+    "load",
+]
 
 
 def load(path):

@@ -1,41 +1,141 @@
-"""Fitted parameters of a second-order factorization machine.
+"""Fitted parameters of factorization machines, one container class per model family.
 
-``FMParams`` is the one container that solvers update, estimators expose (``w0_``, ``w_``,
-``V_``) and model files store. Field-aware and higher-order models add their own containers
-with the same small interface (``initialize``, ``decision_function``, ``arrays``,
-``from_arrays``, ``copy``), so solvers and I/O need no per-model branches.
+A container is what solvers update, estimators expose (``w0_``, ``w_``, ``V_``) and model files
+store. Every family keeps a bias ``w0`` and one table row per feature,
+``[latent columns | w_i | solver state]`` (see :mod:`fmlearn._kernels.fm` for why), and
+differs only in what the latent columns mean and which kernels read them. Solvers and I/O use
+the small shared interface (``initialize``, ``sgd_epoch``, ``decision_function``, ``arrays``,
+``from_arrays``, ``with_state``, ``copy``), so they need no per-model branches.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 
 
-class FMParams:
-    """Parameters of ``y(x) = w0 + <w, x> + sum_{i<j} <v_i, v_j> x_i x_j``.
+class TableParams:
+    """Shared storage: bias ``w0`` (1,) and ``table`` (n_features, wcol + 1 + n_state).
 
-    Stored as one table with a row per feature, ``[v_i (k) | w_i | solver state ...]``, so that
-    a training step touches one contiguous row per feature (see :mod:`fmlearn._kernels.fm`).
-    ``V`` and ``w`` are views into it.
-
-    Parameters
-    ----------
-    w0 : ndarray, shape (1,)
-        Global bias (an array so that kernels can update it in place).
-    table : ndarray, shape (n_features, n_factors + 1 + n_state)
-        C-contiguous parameter table.
-    n_factors : int
+    Subclasses define ``kind``, ``latent_columns`` (= ``wcol``, the column of ``w``), the
+    kernels, and the named arrays of model files.
     """
 
-    kind = "fm"
+    kind = ""
 
     def __init__(self, w0: np.ndarray, table: np.ndarray, n_factors: int):
         self.w0, self.table, self.n_factors = w0, table, int(n_factors)
+
+    # -- layout
+    @property
+    def wcol(self) -> int:
+        """Column of the linear weights; the latent columns come before it."""
+        raise NotImplementedError
+
+    @property
+    def n_features(self) -> int:
+        return self.table.shape[0]
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    @property
+    def w(self) -> np.ndarray:
+        """Linear weights, shape (n_features,); a view into the table."""
+        return self.table[:, self.wcol]
+
+    @property
+    def state(self) -> np.ndarray:
+        """Solver-state columns, shape (n_features, n_state); a view into the table."""
+        return self.table[:, self.wcol + 1 :]
+
+    @staticmethod
+    def _new_table(n_features, n_latent, n_state, init_stdev, rng, dtype):
+        table = np.zeros((n_features, n_latent + 1 + n_state), dtype=dtype)
+        # Drawn in float32 whatever the dtype: half the memory and time on large models.
+        latent = rng.standard_normal((n_features, n_latent), dtype=np.float32)
+        latent *= np.float32(init_stdev)
+        table[:, :n_latent] = latent
+        return table
+
+    def _like(self, w0, table):
+        """A container of the same family and shape metadata over new arrays."""
+        raise NotImplementedError
+
+    def with_state(self, n_state: int):
+        """These parameters with ``n_state`` zeroed solver-state columns (a copy if changed)."""
+        if self.state.shape[1] == n_state:
+            return self
+        table = np.zeros((self.n_features, self.wcol + 1 + n_state), dtype=self.dtype)
+        table[:, : self.wcol + 1] = self.table[:, : self.wcol + 1]
+        return self._like(self.w0.copy(), table)
+
+    def copy(self):
+        return self._like(self.w0.copy(), self.table.copy())
+
+    def all_finite(self) -> bool:
+        return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())
+
+    # -- kernels
+    def _predict_block(self, indptr, X: KernelCSR, out) -> None:
+        raise NotImplementedError
+
+    def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
+        """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""
+        out = np.empty(X.n_rows, dtype=np.float64)
+
+        def block(a, b):
+            self._predict_block(X.indptr[a : b + 1], X, out[a:b])
+
+        # Threads only pay off past a few thousand rows.
+        n_threads = min(effective_n_jobs(n_jobs), max(1, X.n_rows // 5000))
+        run_blocks(block, X.n_rows, n_threads)
+        return out
+
+    # -- model files
+    def _latent_arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The model arrays by name (contiguous copies), as stored in model files."""
+        return {"w0": self.w0, "w": np.ascontiguousarray(self.w), **self._latent_arrays()}
+
+    @staticmethod
+    def _check_common(arrays, n_latent_rows):
+        w0, w = arrays["w0"], arrays["w"]
+        if w0.shape != (1,) or w.ndim != 1 or n_latent_rows != w.shape[0]:
+            raise ValueError(f"inconsistent parameter shapes: w0 {w0.shape}, w {w.shape}")
+        if w0.dtype != w.dtype or w.dtype not in (np.float32, np.float64):
+            raise ValueError(f"parameters must share a float dtype, got {w0.dtype}/{w.dtype}")
+
+    @staticmethod
+    def _assemble(w, latent2d, state):
+        """Table from ``w`` (n,), latent columns (n, L) and optional state (n, S)."""
+        n, n_latent = latent2d.shape
+        n_state = 0 if state is None else state.shape[1]
+        if state is not None and (state.ndim != 2 or state.shape[0] != n):
+            raise ValueError(f"solver state of shape {state.shape} does not fit {n} rows")
+        table = np.empty((n, n_latent + 1 + n_state), dtype=w.dtype)
+        table[:, :n_latent] = latent2d
+        table[:, n_latent] = w
+        if state is not None:
+            table[:, n_latent + 1 :] = state
+        return table
+
+
+class FMParams(TableParams):
+    """Parameters of ``y(x) = w0 + <w, x> + sum_{i<j} <v_i, v_j> x_i x_j``.
+
+    Table row ``i``: ``[v_i (n_factors) | w_i | solver state]``; ``V`` and ``w`` are views.
+    """
+
+    kind = "fm"
 
     @staticmethod
     def n_param_columns(n_factors: int) -> int:
@@ -47,43 +147,20 @@ class FMParams:
         cls, n_features, n_factors, init_stdev, rng, dtype=np.float32, w0=0.0, n_state=0
     ):
         """Zero bias and weights, factors from N(0, init_stdev^2), ``n_state`` zero columns."""
-        table = np.zeros((n_features, n_factors + 1 + n_state), dtype=dtype)
-        # Drawn in float32 whatever the dtype: half the memory and time on large models.
-        V = rng.standard_normal((n_features, n_factors), dtype=np.float32)
-        V *= np.float32(init_stdev)
-        table[:, :n_factors] = V
+        table = cls._new_table(n_features, n_factors, n_state, init_stdev, rng, dtype)
         return cls(np.array([w0], dtype=dtype), table, n_factors)
 
     @property
-    def n_features(self) -> int:
-        return self.table.shape[0]
-
-    @property
-    def dtype(self):
-        return self.table.dtype
+    def wcol(self) -> int:
+        return self.n_factors
 
     @property
     def V(self) -> np.ndarray:
         """Factors, shape (n_features, n_factors); a view into the table."""
         return self.table[:, : self.n_factors]
 
-    @property
-    def w(self) -> np.ndarray:
-        """Linear weights, shape (n_features,); a view into the table."""
-        return self.table[:, self.n_factors]
-
-    @property
-    def state(self) -> np.ndarray:
-        """Solver-state columns, shape (n_features, n_state); a view into the table."""
-        return self.table[:, self.n_factors + 1 :]
-
-    def with_state(self, n_state: int) -> FMParams:
-        """These parameters with ``n_state`` zeroed solver-state columns (a copy if changed)."""
-        if self.state.shape[1] == n_state:
-            return self
-        table = np.zeros((self.n_features, self.n_factors + 1 + n_state), dtype=self.dtype)
-        table[:, : self.n_factors + 1] = self.table[:, : self.n_factors + 1]
-        return type(self)(self.w0.copy(), table, self.n_factors)
+    def _like(self, w0, table):
+        return FMParams(w0, table, self.n_factors)
 
     def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
@@ -98,24 +175,11 @@ class FMParams:
             solver.adaptive, solver.fit_intercept, solver.fit_linear,
         )
 
-    def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
-        """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""
-        out = np.empty(X.n_rows, dtype=np.float64)
+    def _predict_block(self, indptr, X, out):
+        fm_kernels.predict(indptr, X.indices, X.data, self.w0, self.table, self.n_factors, out)
 
-        def block(a, b):
-            fm_kernels.predict(
-                X.indptr[a : b + 1], X.indices, X.data, self.w0, self.table, self.n_factors,
-                out[a:b],
-            )
-
-        # Threads only pay off past a few thousand rows.
-        n_threads = min(effective_n_jobs(n_jobs), max(1, X.n_rows // 5000))
-        run_blocks(block, X.n_rows, n_threads)
-        return out
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The model arrays by name (contiguous copies), as stored in model files."""
-        return {"w0": self.w0, "w": np.ascontiguousarray(self.w), "V": np.ascontiguousarray(self.V)}
+    def _latent_arrays(self):
+        return {"V": np.ascontiguousarray(self.V)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], state=None) -> FMParams:
@@ -123,26 +187,81 @@ class FMParams:
 
         Raises ``ValueError`` if the shapes or dtypes do not fit together.
         """
-        w0, w, V = arrays["w0"], arrays["w"], arrays["V"]
-        if w0.shape != (1,) or w.ndim != 1 or V.ndim != 2 or V.shape[0] != w.shape[0]:
-            raise ValueError(
-                f"inconsistent FM parameter shapes: w0 {w0.shape}, w {w.shape}, V {V.shape}"
-            )
-        if not (w0.dtype == w.dtype == V.dtype) or V.dtype not in (np.float32, np.float64):
-            raise ValueError(f"FM parameters must share a float dtype, got {w0.dtype}/{V.dtype}")
-        n_state = 0 if state is None else state.shape[1]
-        if state is not None and (state.ndim != 2 or state.shape[0] != w.shape[0]):
-            raise ValueError(f"solver state of shape {state.shape} does not fit {w.shape[0]} rows")
-        k = V.shape[1]
-        table = np.empty((w.shape[0], k + 1 + n_state), dtype=V.dtype)
-        table[:, :k] = V
-        table[:, k] = w
-        if state is not None:
-            table[:, k + 1 :] = state
-        return cls(w0.copy(), table, k)
+        V = arrays["V"]
+        if V.ndim != 2 or V.dtype != arrays["w"].dtype:
+            raise ValueError(f"V must be 2-D of the dtype of w, got {V.shape} {V.dtype}")
+        cls._check_common(arrays, V.shape[0])
+        return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], V, state), V.shape[1])
 
-    def copy(self) -> FMParams:
-        return type(self)(self.w0.copy(), self.table.copy(), self.n_factors)
 
-    def all_finite(self) -> bool:
-        return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())
+class FFMParams(TableParams):
+    """Parameters of a field-aware FM (Juan et al. 2016).
+
+    Table row ``i``: ``[v_{i,0} | ... | v_{i,n_fields-1} | w_i | solver state]``, each ``v`` of
+    length ``n_factors``; ``V`` is a view of shape (n_features, n_fields, n_factors).
+    ``fields`` int32 (n_features,) maps each feature to its field.
+    """
+
+    kind = "ffm"
+
+    def __init__(self, w0, table, n_factors, fields):
+        super().__init__(w0, table, n_factors)
+        self.fields = fields
+        self.n_fields = int(fields.max()) + 1 if fields.size else 1
+
+    @staticmethod
+    def n_param_columns(n_factors: int, n_fields: int) -> int:
+        return n_fields * n_factors + 1
+
+    @classmethod
+    def initialize(
+        cls, n_features, n_factors, init_stdev, rng, fields, dtype=np.float32, w0=0.0, n_state=0
+    ):
+        """As :meth:`FMParams.initialize`; ``fields`` int32 (n_features,) in [0, n_fields)."""
+        n_fields = int(fields.max()) + 1 if fields.size else 1
+        table = cls._new_table(n_features, n_fields * n_factors, n_state, init_stdev, rng, dtype)
+        return cls(np.array([w0], dtype=dtype), table, n_factors, fields)
+
+    @property
+    def wcol(self) -> int:
+        return self.n_fields * self.n_factors
+
+    @property
+    def V(self) -> np.ndarray:
+        """Field-aware factors, shape (n_features, n_fields, n_factors); a view."""
+        return self.table[:, : self.wcol].reshape(self.n_features, self.n_fields, self.n_factors)
+
+    def _like(self, w0, table):
+        return FFMParams(w0, table, self.n_factors, self.fields)
+
+    def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
+        """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`."""
+        return ffm_kernels.sgd_epoch(
+            X.indptr, X.indices, X.data, y, sample_weight, order,
+            self.w0, acc_w0, self.table, self.n_factors, self.fields, self.wcol,
+            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V,
+            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+        )
+
+    def _predict_block(self, indptr, X, out):
+        ffm_kernels.predict(
+            indptr, X.indices, X.data, self.w0, self.table, self.n_factors, self.fields,
+            self.wcol, out,
+        )
+
+    def _latent_arrays(self):
+        return {"V": np.ascontiguousarray(self.V), "fields": self.fields}
+
+    @classmethod
+    def from_arrays(cls, arrays, state=None) -> FFMParams:
+        V, fields = arrays["V"], arrays["fields"]
+        if V.ndim != 3 or V.dtype != arrays["w"].dtype:
+            raise ValueError(f"V must be 3-D of the dtype of w, got {V.shape} {V.dtype}")
+        if fields.shape != (V.shape[0],) or fields.dtype != np.int32:
+            raise ValueError(f"fields must be int32 of shape ({V.shape[0]},)")
+        if fields.size and (fields.min() < 0 or fields.max() >= V.shape[1]):
+            raise ValueError(f"fields must lie in [0, {V.shape[1]})")
+        cls._check_common(arrays, V.shape[0])
+        latent = V.reshape(V.shape[0], -1)
+        return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], latent, state), V.shape[2],
+                   fields.copy())

@@ -97,6 +97,10 @@ class BaseFM(BaseEstimator):
             n_features, self.n_factors, self.init_stdev, rng, w0=w0, n_state=n_state
         )
 
+    def _design(self, X):
+        """Kernel arrays of validated ``X``; model families may transform rows here."""
+        return as_kernel_csr(X)
+
     def _check_warm_start(self):
         """Raise if the hyper-parameters no longer fit the parameters being continued."""
         if self._params.n_factors != self.n_factors:
@@ -268,7 +272,7 @@ class BaseFM(BaseEstimator):
         if reset:
             self._rng = _rng_from(self.random_state)
         (X, y, sw), valid = self._validation_data(eval_set, X, y, sw, self._rng)
-        Xk = as_kernel_csr(X)
+        Xk = self._design(X)
         n_features = self.n_features_in_
         if reset:
             self._check_model_memory(n_features, solver_cls)
@@ -290,7 +294,7 @@ class BaseFM(BaseEstimator):
             self._params = self._params.with_state(solver_cls.state_columns(self._param_columns()))
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
         if valid is not None:
-            Xv_k, yv, swv = as_kernel_csr(valid[0]), valid[1], valid[2]
+            Xv_k, yv, swv = self._design(valid[0]), valid[1], valid[2]
             self.history_.setdefault(f"valid_{self._metric_name}", [])
 
         stoppers = []
@@ -394,7 +398,7 @@ class BaseFM(BaseEstimator):
         """Model output ``y(x)`` for each row, shape (n_samples,)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self._params.decision_function(as_kernel_csr(X), self.n_jobs)
+        return self._params.decision_function(self._design(X), self.n_jobs)
 
     def save(self, path) -> None:
         """Save the fitted model to ``path`` (see :func:`fmlearn.save`)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fmlearn._atomic import atomic_write
-from fmlearn._model import FMParams
+from fmlearn._model import FFMParams, FMParams
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
 
@@ -36,26 +36,33 @@ FORMAT_VERSION = 1
 METADATA = "metadata.json"
 
 # Classes a model file may name: loading never imports or calls anything outside this table.
-_PARAMS_KINDS = {"fm": FMParams}
+_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams}
 # Scalar fitted attributes stored in JSON, and array ones stored as .npy.
 _SCALAR_ATTRS = ("n_features_in_", "n_iter_", "best_iteration_", "_epochs_done", "_solver_name")
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 
 
 def _estimator_classes() -> dict[str, type]:
+    from fmlearn.ffm import FFMClassifier, FFMRegressor
     from fmlearn.fm import FMClassifier, FMRegressor
 
-    return {cls.__name__: cls for cls in (FMRegressor, FMClassifier)}
+    return {cls.__name__: cls for cls in (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)}
 
 
-def _json_param(name, value):
+def _json_param(name, value, arrays):
+    """JSON for a hyper-parameter; array-valued ones (e.g. ``fields``) go to ``arrays``."""
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         return None  # the RNG object itself is not data; the fitted model does not need it
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"cannot save parameter {name}={value!r}: not JSON data")
+    if isinstance(value, (np.ndarray, list, tuple)):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biuf":
+            arrays[f"hyper/{name}"] = arr
+            return {"array": f"hyper/{name}"}
+    raise TypeError(f"cannot save parameter {name}={value!r}: not JSON data or a numeric array")
 
 
 def _write_array(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> dict:
@@ -99,13 +106,15 @@ def save(estimator, path) -> None:
         "fmlearn_version": __version__,
         "class": name,
         "model_kind": params.kind,
-        "params": {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()},
+        "params": {},
         "attributes": {a: getattr(estimator, a) for a in _SCALAR_ATTRS if hasattr(estimator, a)},
         "history": estimator.history_,
         "arrays": {},
     }
+    arrays = {f"params/{k}": v for k, v in params.arrays().items()}
+    for k, v in estimator.get_params(deep=False).items():
+        meta["params"][k] = _json_param(k, v, arrays)
     with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
-        arrays = {f"params/{k}": v for k, v in params.arrays().items()}
         if params.state.shape[1]:
             arrays["state/table"] = np.ascontiguousarray(params.state)
         solver_state = getattr(estimator, "_solver_state", None) or {}
@@ -221,7 +230,10 @@ def load(path):
         arrays = _read_arrays(zf, meta, path)
     state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     try:
-        est = cls(**meta["params"])
+        hyper = {
+            k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in meta["params"].items()
+        }
+        est = cls(**hyper)
         est._params = kind.from_arrays(
             {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")},
             state=state.pop("table", None),

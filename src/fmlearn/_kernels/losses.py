@@ -36,3 +36,10 @@ def loss_gradient(loss, y, p):
             return -y * e / (1.0 + e)
         return -y / (1.0 + math.exp(z))
     return p - y
+
+
+@jit(inline="always")
+def row_loss_gradient(loss, y, sample_weight, row, p):
+    """Weighted loss and gradient of row ``row`` with prediction ``p``."""
+    sw = sample_weight[row]
+    return sw * loss_value(loss, y[row], p), sw * loss_gradient(loss, y[row], p)

@@ -17,7 +17,7 @@ import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import fm_row
-from fmlearn._kernels.losses import loss_gradient, loss_value
+from fmlearn._kernels.losses import row_loss_gradient
 from fmlearn._kernels.prefetch import prefetch
 
 # Rows ahead whose parameter rows are prefetched; their indices are fetched twice as far ahead.
@@ -25,7 +25,7 @@ PREFETCH_DISTANCE = 4
 
 
 @jit(inline="always")
-def _prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table):
+def prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table):
     """Start loading what row ``order[t + D]`` will touch.
 
     Rows come in shuffled order, so everything about a row is a random read: its ``indptr``
@@ -53,6 +53,27 @@ def _prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table
             prefetch(table, start + stride - 1)
 
 
+@jit(inline="always")
+def bias_step(w0, acc_w0, g, lr, adaptive):
+    """Update the global bias ``w0[0]`` with gradient ``g`` (AdaGrad state in ``acc_w0[0]``)."""
+    if adaptive:
+        acc_w0[0] += g * g
+        w0[0] -= lr * g / math.sqrt(acc_w0[0])
+    else:
+        w0[0] -= lr * g
+
+
+@jit(inline="always")
+def coord_step(table, i, c, state_offset, grad, lr, adaptive):
+    """Update ``table[i, c]`` with gradient ``grad``; AdaGrad keeps its sum at ``c + offset``."""
+    if adaptive:
+        a = table[i, state_offset + c] + grad * grad
+        table[i, state_offset + c] = a
+        table[i, c] -= lr * grad / math.sqrt(a)
+    else:
+        table[i, c] -= lr * grad
+
+
 @jit
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
@@ -75,31 +96,22 @@ def sgd_epoch(
     total = 0.0
     stop = order.shape[0]
     for t in range(stop):
-        _prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
+        prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
         row = order[t]
         pred = fm_row(indptr, indices, data, row, w0, table, k, s)
-        target = y[row]
-        sw = sample_weight[row]
-        total += sw * loss_value(loss, target, pred)
-        g = sw * loss_gradient(loss, target, pred)
+        row_loss, g = row_loss_gradient(loss, y, sample_weight, row, pred)
+        total += row_loss
         if fit_intercept:
-            if adaptive:
-                acc_w0[0] += g * g
-                w0[0] -= lr * g / math.sqrt(acc_w0[0])
-            else:
-                w0[0] -= lr * g
+            bias_step(w0, acc_w0, g, lr, adaptive)
         gT = T(g)
         for p in range(indptr[row], indptr[row + 1]):
             i = indices[p]
             x = T(data[p])
             gx = gT * x
+            if fit_linear:
+                coord_step(table, i, k, k + 1, gx + reg_w_ * table[i, k], lr_, adaptive)
             # Two branch-free factor loops so that each vectorizes (a branch inside would not).
             if adaptive:
-                if fit_linear:
-                    grad = gx + reg_w_ * table[i, k]
-                    a = table[i, 2 * k + 1] + grad * grad
-                    table[i, 2 * k + 1] = a
-                    table[i, k] -= lr_ * grad / math.sqrt(a)
                 for f in range(k):
                     v = table[i, f]
                     grad = gx * (s[f] - v * x) + reg_V_ * v
@@ -107,8 +119,6 @@ def sgd_epoch(
                     table[i, k + 1 + f] = a
                     table[i, f] = v - lr_ * grad / math.sqrt(a)
             else:
-                if fit_linear:
-                    table[i, k] -= lr_ * (gx + reg_w_ * table[i, k])
                 for f in range(k):
                     v = table[i, f]
                     table[i, f] = v - lr_ * (gx * (s[f] - v * x) + reg_V_ * v)

@@ -1,0 +1,173 @@
+"""Field-aware factorization machines: :class:`FFMRegressor`, :class:`FFMClassifier`.
+
+Each feature has one latent vector per field and uses, with each partner, the vector of the
+partner's field (Juan et al. 2016). Fields come from ``read_ffm``, from
+``FMEncoder.fields_`` or from any array mapping each feature (column) to a field.
+Unlike libffm these models have bias and linear terms, regression as well as classification,
+sample weights, early stopping and warm starts; they share every solver and the training loop
+with :class:`fmlearn.FMRegressor`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from fmlearn._model import FFMParams
+from fmlearn.fm import FMClassifier, FMRegressor
+
+_FFM_DOC = """
+    Field-aware parameters (in addition to those of :class:`fmlearn.FMRegressor`; the defaults
+    of ``n_factors``, ``learning_rate`` and the L2 strengths follow libffm):
+
+    fields : array-like of int, shape (n_features,), default=None
+        Field of each feature (column of ``X``); values in ``[0, n_fields)``. -1 (a feature
+        that never occurs, as ``read_ffm`` reports) is taken as field 0. None puts every
+        feature in one field, which makes the model a plain FM (with a warning).
+    normalize : bool, default=False
+        Scale every row to unit L2 norm before training and prediction (libffm's instance
+        normalization; helps with a varying number of non-zeros per row).
+
+    Attributes
+    ----------
+    V_ : ndarray of shape (n_features, n_fields, n_factors)
+        ``V_[i, f]`` is the vector feature ``i`` uses with partners of field ``f``.
+    fields_ : ndarray of int32, shape (n_features,)
+    n_fields_ : int
+"""
+
+
+class _FieldAware:
+    """Model-family hooks shared by the FFM regressor and classifier."""
+
+    _params_class = FFMParams
+    _parameter_constraints = {
+        **FMRegressor._parameter_constraints,
+        "fields": ["array-like", None],
+        "normalize": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_factors=4,
+        *,
+        fields=None,
+        normalize=False,
+        solver="adagrad",
+        learning_rate=0.2,
+        max_iter=100,
+        l2_reg_w=2e-5,
+        l2_reg_V=2e-5,
+        init_stdev=0.1,
+        fit_intercept=True,
+        fit_linear=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        warm_start=False,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_factors=n_factors, solver=solver, learning_rate=learning_rate, max_iter=max_iter,
+            l2_reg_w=l2_reg_w, l2_reg_V=l2_reg_V, init_stdev=init_stdev,
+            fit_intercept=fit_intercept, fit_linear=fit_linear, tol=tol,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change, warm_start=warm_start,
+            random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+        )
+        self.fields = fields
+        self.normalize = normalize
+
+    def _resolved_fields(self) -> np.ndarray:
+        n = self.n_features_in_
+        if self.fields is None:
+            warnings.warn(
+                f"{type(self).__name__} got no fields: all features share one field, which is "
+                "a plain FM. Pass fields= (from read_ffm or FMEncoder.fields_).",
+                UserWarning,
+                stacklevel=4,
+            )
+            return np.zeros(n, dtype=np.int32)
+        fields = np.asarray(self.fields)
+        if fields.ndim != 1 or fields.shape[0] != n:
+            raise ValueError(
+                f"fields must give the field of each of the {n} features (columns of X); got "
+                f"shape {fields.shape}."
+            )
+        if fields.size and not (
+            np.issubdtype(fields.dtype, np.integer)
+            or (np.issubdtype(fields.dtype, np.floating) and np.all(fields == np.round(fields)))
+        ):
+            raise ValueError("fields must hold integer field ids.")
+        fields = fields.astype(np.int64)
+        if fields.size and fields.min() < -1:
+            bad = int(np.flatnonzero(fields < -1)[0])
+            raise ValueError(f"fields[{bad}] = {fields[bad]}: field ids must be >= 0 (or -1).")
+        return np.maximum(fields, 0).astype(np.int32)
+
+    def _param_columns(self) -> int:
+        self._fields = self._resolved_fields()
+        n_fields = int(self._fields.max()) + 1 if self._fields.size else 1
+        return FFMParams.n_param_columns(self.n_factors, n_fields)
+
+    def _new_params(self, n_features, rng, w0, n_state):
+        return FFMParams.initialize(
+            n_features, self.n_factors, self.init_stdev, rng, self._fields, w0=w0, n_state=n_state
+        )
+
+    def _check_warm_start(self):
+        super()._check_warm_start()
+        if not np.array_equal(self._resolved_fields(), self._params.fields):
+            raise ValueError(
+                "fields changed since the model was fitted; set warm_start=False to refit."
+            )
+
+    def _design(self, X):
+        Xk = super()._design(X)
+        if not self.normalize:
+            return Xk
+        counts = np.diff(Xk.indptr)
+        rows = np.repeat(np.arange(Xk.n_rows), counts)
+        norms = np.sqrt(np.bincount(rows, weights=Xk.data.astype(np.float64) ** 2,
+                                    minlength=Xk.n_rows))
+        norms[norms == 0] = 1.0
+        return Xk._replace(data=(Xk.data / norms[rows]).astype(Xk.data.dtype))
+
+    @property
+    def fields_(self) -> np.ndarray:
+        check_is_fitted(self)
+        return self._params.fields
+
+    @property
+    def n_fields_(self) -> int:
+        check_is_fitted(self)
+        return self._params.n_fields
+
+
+class FFMRegressor(_FieldAware, FMRegressor):
+    __doc__ = (
+        """Field-aware factorization machine for regression (squared loss).
+
+    Cost O(n_factors * nnz^2) per row. Takes every parameter of :class:`fmlearn.FMRegressor`.
+    """
+        + _FFM_DOC
+    )
+
+
+class FFMClassifier(_FieldAware, FMClassifier):
+    __doc__ = (
+        """Field-aware factorization machine for binary classification (logistic loss).
+
+    Cost O(n_factors * nnz^2) per row; any two class labels. Takes every parameter of
+    :class:`fmlearn.FMClassifier`.
+    """
+        + _FFM_DOC
+    )
+
+
+__all__ = ["FFMClassifier", "FFMRegressor"]
