@@ -160,3 +160,25 @@ def test_train_on_real_ffm_file(data_dir, capsys, tmp_path):
         main(["evaluate", "--model", str(model), "--data", str(crit / "xlearn_small_test.ffm"),
               "--format", "ffm"])
     assert "auc=" in capsys.readouterr().out
+
+
+def test_train_ffm_model_on_real_ffm_file(data_dir, capsys, tmp_path):
+    crit = data_dir / "criteo-samples"
+    model = tmp_path / "ffm.fmz"
+    with pytest.warns(UserWarning, match="first field"):
+        rc = main(["train", "--train", str(crit / "xlearn_small_train.ffm"), "--valid",
+                   str(crit / "xlearn_small_test.ffm"), "--format", "ffm", "--model", "ffm",
+                   "--task", "classification", "--n-factors", "4", "--max-iter", "5",
+                   "--normalize", "--quiet", "--model-out", str(model)])
+    assert rc == 0
+    assert "valid: logloss=" in capsys.readouterr().out
+    import fmlearn
+
+    loaded = fmlearn.load(model)
+    assert type(loaded).__name__ == "FFMClassifier" and loaded.n_fields_ == 18
+
+
+def test_ffm_model_needs_ffm_format(files, capsys):
+    assert main(["train", "--train", str(files / "train.libfm"), "--model", "ffm",
+                 "--quiet"]) == 2
+    assert "--format ffm" in capsys.readouterr().err

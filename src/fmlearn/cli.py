@@ -26,6 +26,11 @@ Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and solver")
+    g.add_argument("--model", choices=("fm", "ffm"), default="fm",
+                   help="fm: factorization machine; ffm: field-aware FM (needs --format ffm; "
+                   "fields from the file). Default: fm.")
+    g.add_argument("--normalize", action="store_true",
+                   help="ffm: scale each row to unit length (libffm's instance normalization).")
     g.add_argument(
         "--task",
         choices=("regression", "classification"),
@@ -105,13 +110,14 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="random seed. Default: 0.")
 
 
-def _reader(fmt):
+def _read(path, fmt):
+    """(X, y, fields or None) from a libFM/libsvm or FFM file."""
     from fmlearn.data.textio import read_ffm, read_libfm
 
     if fmt == "ffm":
-        # FM ignores fields, so a feature hashed into several fields is no error here.
-        return lambda path, **kw: read_ffm(path, on_field_conflict="first", **kw)[:2]
-    return read_libfm
+        # Files hashed into one index space reuse indices across fields: keep the first.
+        return read_ffm(path, on_field_conflict="first")
+    return (*read_libfm(path), None)
 
 
 def _conform(X, n_features: int, path: str):
@@ -147,25 +153,41 @@ def _fmt(report: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.5f}" for k, v in report.items())
 
 
-def cmd_train(args) -> int:
-    from fmlearn import FMClassifier, FMRegressor
+MODELS = {
+    ("fm", "regression"): "FMRegressor",
+    ("fm", "classification"): "FMClassifier",
+    ("ffm", "regression"): "FFMRegressor",
+    ("ffm", "classification"): "FFMClassifier",
+}
 
-    read = _reader(args.format)
+
+def cmd_train(args) -> int:
+    import fmlearn
+
+    if args.model == "ffm" and args.format != "ffm":
+        raise ValueError("--model ffm needs fields: give an FFM file with --format ffm.")
     t = time.perf_counter()
-    X, y = read(args.train)
+    X, y, fields = _read(args.train, args.format)
     valid = None
     if args.valid:
-        Xv, yv = read(args.valid)
+        Xv, yv, fields_v = _read(args.valid, args.format)
         n = max(X.shape[1], Xv.shape[1])
         X, Xv = _conform(X, n, args.train), _conform(Xv, n, args.valid)
         valid = (Xv, yv)
+        if fields is not None:
+            # Features only in the validation file take their field from there.
+            fields = np.concatenate([fields, np.full(n - fields.shape[0], -1, np.int32)])
+            unseen = fields[: fields_v.shape[0]] < 0
+            fields[: fields_v.shape[0]][unseen] = fields_v[unseen]
     print(
         f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
         f"in {time.perf_counter() - t:.2f}s",
         file=sys.stderr,
     )
-    cls = FMRegressor if args.task == "regression" else FMClassifier
+    cls = getattr(fmlearn, MODELS[args.model, args.task])
+    extra = {"fields": fields, "normalize": args.normalize} if args.model == "ffm" else {}
     model = cls(
+        **extra,
         n_factors=args.n_factors,
         solver=args.solver,
         learning_rate=args.learning_rate,
@@ -197,7 +219,7 @@ def cmd_train(args) -> int:
 
 
 def _load_data_for(model, path, fmt):
-    X, y = _reader(fmt)(path)
+    X, y, _ = _read(path, fmt)
     return _conform(X, model.n_features_in_, path), y
 
 
