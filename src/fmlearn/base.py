@@ -400,6 +400,45 @@ class BaseFM(BaseEstimator):
         X = self._validate_X(X, reset=False)
         return self._params.decision_function(self._design(X), self.n_jobs)
 
+    def field_interactions(self, fields=None, X=None) -> np.ndarray:
+        """How strongly each pair of fields interacts: an (n_fields, n_fields) matrix.
+
+        Entry (F, G) is the root mean square of the learned pairwise weights between the
+        features of fields F and G (see :mod:`fmlearn.inspection`); print it, or plot it with
+        ``matplotlib.pyplot.imshow``.
+
+        Parameters
+        ----------
+        fields : array-like of int, shape (n_features,), optional
+            Field of each feature, e.g. ``FMEncoder.fields_``. Field-aware models default to
+            their own ``fields_``.
+        X : {array-like, sparse matrix}, optional
+            Restrict to features that occur in ``X`` (pass the training data: features never
+            seen keep their random initial factors).
+
+        Returns
+        -------
+        ndarray of shape (n_fields, n_fields)
+        """
+        from fmlearn.inspection import field_interaction_matrix
+
+        check_is_fitted(self)
+        if fields is None:
+            fields = getattr(self._params, "fields", None)
+        if fields is None:
+            raise ValueError("pass fields=: the field of each feature (e.g. FMEncoder.fields_)")
+        fields = np.asarray(fields)
+        if fields.shape != (self.n_features_in_,):
+            raise ValueError(
+                f"fields must have one entry per feature ({self.n_features_in_}), got "
+                f"shape {fields.shape}"
+            )
+        used = None
+        if X is not None:
+            Xk = self._design(self._validate_X(X, reset=False))
+            used = np.bincount(Xk.indices, minlength=self.n_features_in_) > 0
+        return field_interaction_matrix(self._params, fields, used)
+
     def save(self, path) -> None:
         """Save the fitted model to ``path`` (see :func:`fmlearn.save`)."""
         from fmlearn.io import save
