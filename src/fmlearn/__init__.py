@@ -7,6 +7,7 @@ from fmlearn._version import __version__
 from fmlearn.data.encoder import FMEncoder
 from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
+from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
 
 __all__ = [
     "FFMClassifier",
@@ -14,6 +15,8 @@ __all__ = [
     "FMClassifier",
     "FMEncoder",
     "FMRegressor",
+    "FwFMClassifier",
+    "FwFMRegressor",
     "__version__",
     "load",
 ]

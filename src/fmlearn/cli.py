@@ -26,11 +26,12 @@ Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and solver")
-    g.add_argument("--model", choices=("fm", "ffm"), default="fm",
-                   help="fm: factorization machine; ffm: field-aware FM (needs --format ffm; "
-                   "fields from the file). Default: fm.")
+    g.add_argument("--model", choices=("fm", "ffm", "fwfm"), default="fm",
+                   help="fm: factorization machine; ffm: field-aware FM; fwfm: field-weighted "
+                   "FM (ffm and fwfm need --format ffm: fields from the file). Default: fm.")
     g.add_argument("--normalize", action="store_true",
-                   help="ffm: scale each row to unit length (libffm's instance normalization).")
+                   help="ffm/fwfm: scale each row to unit length (libffm's instance "
+                   "normalization).")
     g.add_argument(
         "--task",
         choices=("regression", "classification"),
@@ -158,14 +159,17 @@ MODELS = {
     ("fm", "classification"): "FMClassifier",
     ("ffm", "regression"): "FFMRegressor",
     ("ffm", "classification"): "FFMClassifier",
+    ("fwfm", "regression"): "FwFMRegressor",
+    ("fwfm", "classification"): "FwFMClassifier",
 }
+FIELD_MODELS = ("ffm", "fwfm")
 
 
 def cmd_train(args) -> int:
     import fmlearn
 
-    if args.model == "ffm" and args.format != "ffm":
-        raise ValueError("--model ffm needs fields: give an FFM file with --format ffm.")
+    if args.model in FIELD_MODELS and args.format != "ffm":
+        raise ValueError(f"--model {args.model} needs fields: give an FFM file with --format ffm.")
     t = time.perf_counter()
     X, y, fields = _read(args.train, args.format)
     valid = None
@@ -185,7 +189,7 @@ def cmd_train(args) -> int:
         file=sys.stderr,
     )
     cls = getattr(fmlearn, MODELS[args.model, args.task])
-    extra = {"fields": fields, "normalize": args.normalize} if args.model == "ffm" else {}
+    extra = {"fields": fields, "normalize": args.normalize} if args.model in FIELD_MODELS else {}
     model = cls(
         **extra,
         n_factors=args.n_factors,

@@ -30,13 +30,14 @@ from fmlearn._atomic import atomic_write
 from fmlearn._model import FFMParams, FMParams
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
+from fmlearn.fwfm import FwFMParams
 
 FORMAT = "fmlearn-model"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 
 # Classes a model file may name: loading never imports or calls anything outside this table.
-_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams}
+_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams, "fwfm": FwFMParams}
 # Scalar fitted attributes stored in JSON, and array ones stored as .npy.
 _SCALAR_ATTRS = ("n_features_in_", "n_iter_", "best_iteration_", "_epochs_done", "_solver_name")
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
@@ -45,8 +46,11 @@ _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 def _estimator_classes() -> dict[str, type]:
     from fmlearn.ffm import FFMClassifier, FFMRegressor
     from fmlearn.fm import FMClassifier, FMRegressor
+    from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
 
-    return {cls.__name__: cls for cls in (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)}
+    classes = (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)
+    classes += (FwFMRegressor, FwFMClassifier)
+    return {cls.__name__: cls for cls in classes}
 
 
 def _json_param(name, value, arrays):
