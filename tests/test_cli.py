@@ -182,3 +182,16 @@ def test_ffm_model_needs_ffm_format(files, capsys):
     assert main(["train", "--train", str(files / "train.libfm"), "--model", "ffm",
                  "--quiet"]) == 2
     assert "--format ffm" in capsys.readouterr().err
+
+
+def test_train_fwfm_model(data_dir, capsys, tmp_path):
+    crit = data_dir / "criteo-samples"
+    model = tmp_path / "fwfm.fmz"
+    with pytest.warns(UserWarning, match="first field"):
+        assert main(["train", "--train", str(crit / "xlearn_small_train.ffm"), "--format", "ffm",
+                     "--model", "fwfm", "--task", "classification", "--max-iter", "5",
+                     "--quiet", "--model-out", str(model)]) == 0
+    import fmlearn
+
+    loaded = fmlearn.load(model)
+    assert type(loaded).__name__ == "FwFMClassifier" and loaded.r_.shape == (18, 18)
