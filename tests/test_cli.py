@@ -195,3 +195,14 @@ def test_train_fwfm_model(data_dir, capsys, tmp_path):
 
     loaded = fmlearn.load(model)
     assert type(loaded).__name__ == "FwFMClassifier" and loaded.r_.shape == (18, 18)
+
+
+def test_train_hofm_model(files, capsys, tmp_path):
+    model = tmp_path / "hofm.fmz"
+    assert main(["train", "--train", str(files / "train.libfm"), "--model", "hofm", "--degree",
+                 "3", "--max-iter", "5", "--quiet", "--model-out", str(model)]) == 0
+    assert main(["evaluate", "--model", str(model), "--data", str(files / "test.libfm")]) == 0
+    assert "rmse=" in capsys.readouterr().out
+    assert main(["train", "--train", str(files / "train.libfm"), "--model", "hofm", "--degree",
+                 "7", "--quiet"]) == 2
+    assert "degree" in capsys.readouterr().err

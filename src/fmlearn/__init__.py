@@ -8,6 +8,7 @@ from fmlearn.data.encoder import FMEncoder
 from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
+from fmlearn.hofm import HOFMClassifier, HOFMRegressor
 
 __all__ = [
     "FFMClassifier",
@@ -17,6 +18,8 @@ __all__ = [
     "FMRegressor",
     "FwFMClassifier",
     "FwFMRegressor",
+    "HOFMClassifier",
+    "HOFMRegressor",
     "__version__",
     "load",
 ]

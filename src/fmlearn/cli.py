@@ -26,9 +26,12 @@ Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and solver")
-    g.add_argument("--model", choices=("fm", "ffm", "fwfm"), default="fm",
+    g.add_argument("--model", choices=("fm", "ffm", "fwfm", "hofm"), default="fm",
                    help="fm: factorization machine; ffm: field-aware FM; fwfm: field-weighted "
-                   "FM (ffm and fwfm need --format ffm: fields from the file). Default: fm.")
+                   "FM (ffm and fwfm need --format ffm: fields from the file); hofm: "
+                   "higher-order FM (see --degree). Default: fm.")
+    g.add_argument("--degree", type=int, default=3, metavar="D",
+                   help="hofm: highest interaction order, 2 to 5. Default: 3.")
     g.add_argument("--normalize", action="store_true",
                    help="ffm/fwfm: scale each row to unit length (libffm's instance "
                    "normalization).")
@@ -161,6 +164,8 @@ MODELS = {
     ("ffm", "classification"): "FFMClassifier",
     ("fwfm", "regression"): "FwFMRegressor",
     ("fwfm", "classification"): "FwFMClassifier",
+    ("hofm", "regression"): "HOFMRegressor",
+    ("hofm", "classification"): "HOFMClassifier",
 }
 FIELD_MODELS = ("ffm", "fwfm")
 
@@ -190,6 +195,8 @@ def cmd_train(args) -> int:
     )
     cls = getattr(fmlearn, MODELS[args.model, args.task])
     extra = {"fields": fields, "normalize": args.normalize} if args.model in FIELD_MODELS else {}
+    if args.model == "hofm":
+        extra = {"degree": args.degree}
     model = cls(
         **extra,
         n_factors=args.n_factors,

@@ -31,13 +31,14 @@ from fmlearn._model import FFMParams, FMParams
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
 from fmlearn.fwfm import FwFMParams
+from fmlearn.hofm import HOFMParams
 
 FORMAT = "fmlearn-model"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 
 # Classes a model file may name: loading never imports or calls anything outside this table.
-_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams, "fwfm": FwFMParams}
+_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams, "fwfm": FwFMParams, "hofm": HOFMParams}
 # Scalar fitted attributes stored in JSON, and array ones stored as .npy.
 _SCALAR_ATTRS = ("n_features_in_", "n_iter_", "best_iteration_", "_epochs_done", "_solver_name")
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
@@ -47,9 +48,10 @@ def _estimator_classes() -> dict[str, type]:
     from fmlearn.ffm import FFMClassifier, FFMRegressor
     from fmlearn.fm import FMClassifier, FMRegressor
     from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
+    from fmlearn.hofm import HOFMClassifier, HOFMRegressor
 
     classes = (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)
-    classes += (FwFMRegressor, FwFMClassifier)
+    classes += (FwFMRegressor, FwFMClassifier, HOFMRegressor, HOFMClassifier)
     return {cls.__name__: cls for cls in classes}
 
 
