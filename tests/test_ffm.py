@@ -140,3 +140,26 @@ def test_bad_fields():
     m = FFMRegressor(fields=[0, 1, 1, 0], warm_start=True, max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="fields changed"):
         m.set_params(fields=[0, 0, 0, 0]).fit(X, y)
+
+
+def test_fields_from_the_dataframe_encoder():
+    pd = pytest.importorskip("pandas")
+    from fmlearn import FMEncoder
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    df = pd.DataFrame({"user": rng.integers(0, 30, n).astype(str),
+                       "item": rng.integers(0, 20, n).astype(str),
+                       "hour": rng.integers(0, 4, n).astype(str)})
+    taste = rng.normal(size=(30, 4))
+    score = np.einsum("ij,ij->i", taste[df.user.astype(int)],
+                      np.eye(4)[df.hour.astype(int)]) + 0.1 * df.item.astype(int)
+    enc = FMEncoder(categorical=["user", "item", "hour"])
+    X = enc.fit_transform(df)
+    assert list(enc.field_names_) == ["user", "item", "hour"]
+    model = FFMRegressor(fields=enc.fields_, n_factors=4, max_iter=40, random_state=0)
+    model.fit(X, score)
+    assert model.n_fields_ == 3
+    assert model.score(X, score) > 0.9
+    M = model.field_interactions(X=X)
+    assert M[0, 2] > M[1, 2]  # user x hour carries the signal, item x hour none
