@@ -8,6 +8,7 @@ both chosen by name, so new models and solvers plug in without touching this loo
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -27,6 +28,46 @@ from fmlearn.solvers import SOLVERS, get_solver
 
 # Refuse to allocate a model larger than this share of the memory currently available.
 MEMORY_SHARE = 0.8
+
+
+def family_init(extra: dict, **defaults):
+    """An ``__init__`` for a model family: BaseFM's parameters plus ``extra`` ones.
+
+    scikit-learn reads an estimator's parameters from its ``__init__`` signature; rather than
+    copy BaseFM's long signature into every family (FFM, FwFM, HOFM), this builds one with
+    ``extra`` (name -> default) inserted after ``n_factors`` and BaseFM's ``defaults``
+    overridden, exposed through ``__signature__``.
+
+    Parameters
+    ----------
+    extra : dict
+        The family's own parameters and their defaults, stored unchanged as attributes.
+    **defaults
+        New defaults for BaseFM parameters (e.g. libffm's ``learning_rate=0.2``).
+    """
+    base = inspect.signature(BaseFM.__init__)
+    unknown = set(defaults) - set(base.parameters)
+    if unknown:
+        raise TypeError(f"not BaseFM parameters: {sorted(unknown)}")
+    params = [
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
+        for p in base.parameters.values()
+    ]
+    kw_only = inspect.Parameter.KEYWORD_ONLY
+    own = [inspect.Parameter(k, kw_only, default=v) for k, v in extra.items()]
+    signature = base.replace(parameters=params[:2] + own + params[2:])
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        del values["self"]
+        for name in extra:
+            setattr(self, name, values.pop(name))
+        BaseFM.__init__(self, **values)
+
+    __init__.__signature__ = signature
+    return __init__
 
 
 def _rng_from(random_state) -> np.random.Generator:

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._model import FFMParams
+from fmlearn.base import family_init
 from fmlearn.fm import FMClassifier, FMRegressor
 
 _FFM_DOC = """
@@ -49,39 +50,10 @@ class _FieldAware:
         "normalize": ["boolean"],
     }
 
-    def __init__(
-        self,
-        n_factors=4,
-        *,
-        fields=None,
-        normalize=False,
-        solver="adagrad",
-        learning_rate=0.2,
-        max_iter=100,
-        l2_reg_w=2e-5,
-        l2_reg_V=2e-5,
-        init_stdev=0.1,
-        fit_intercept=True,
-        fit_linear=True,
-        tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=5,
-        warm_start=False,
-        random_state=None,
-        n_jobs=None,
-        verbose=0,
-    ):
-        super().__init__(
-            n_factors=n_factors, solver=solver, learning_rate=learning_rate, max_iter=max_iter,
-            l2_reg_w=l2_reg_w, l2_reg_V=l2_reg_V, init_stdev=init_stdev,
-            fit_intercept=fit_intercept, fit_linear=fit_linear, tol=tol,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change, warm_start=warm_start,
-            random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-        )
-        self.fields = fields
-        self.normalize = normalize
+    __init__ = family_init(
+        {"fields": None, "normalize": False},
+        n_factors=4, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5,
+    )
 
     def _resolved_fields(self) -> np.ndarray:
         n = self.n_features_in_

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._kernels import fwfm as fwfm_kernels
 from fmlearn._model import TableParams
+from fmlearn.base import family_init
 from fmlearn.ffm import _FieldAware
 from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.solvers.sgd import ADAGRAD_INITIAL_ACCUMULATOR
@@ -187,39 +188,7 @@ class _FwFMMixin(_FieldAware):
         "l2_reg_r": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        n_factors=8,
-        *,
-        fields=None,
-        normalize=False,
-        solver="adagrad",
-        learning_rate=0.1,
-        max_iter=100,
-        l2_reg_w=1e-4,
-        l2_reg_V=1e-4,
-        l2_reg_r=0.0,
-        init_stdev=0.1,
-        fit_intercept=True,
-        fit_linear=True,
-        tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=5,
-        warm_start=False,
-        random_state=None,
-        n_jobs=None,
-        verbose=0,
-    ):
-        super().__init__(
-            n_factors=n_factors, fields=fields, normalize=normalize, solver=solver,
-            learning_rate=learning_rate, max_iter=max_iter, l2_reg_w=l2_reg_w,
-            l2_reg_V=l2_reg_V, init_stdev=init_stdev, fit_intercept=fit_intercept,
-            fit_linear=fit_linear, tol=tol, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            warm_start=warm_start, random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-        )
-        self.l2_reg_r = l2_reg_r
+    __init__ = family_init({"fields": None, "normalize": False, "l2_reg_r": 0.0})
 
     def _param_columns(self) -> int:
         self._fields = self._resolved_fields()

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._kernels import hofm as hofm_kernels
 from fmlearn._model import TableParams
+from fmlearn.base import family_init
 from fmlearn.data.design import KernelCSR
 from fmlearn.fm import FMClassifier, FMRegressor
 
@@ -154,37 +155,7 @@ class HOFMMixin:
         "degree": [Interval(Integral, 2, MAX_DEGREE, closed="both")],
     }
 
-    def __init__(
-        self,
-        n_factors=8,
-        *,
-        degree=3,
-        solver="adagrad",
-        learning_rate=0.1,
-        max_iter=100,
-        l2_reg_w=1e-4,
-        l2_reg_V=1e-4,
-        init_stdev=0.1,
-        fit_intercept=True,
-        fit_linear=True,
-        tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=5,
-        warm_start=False,
-        random_state=None,
-        n_jobs=None,
-        verbose=0,
-    ):
-        super().__init__(
-            n_factors=n_factors, solver=solver, learning_rate=learning_rate, max_iter=max_iter,
-            l2_reg_w=l2_reg_w, l2_reg_V=l2_reg_V, init_stdev=init_stdev,
-            fit_intercept=fit_intercept, fit_linear=fit_linear, tol=tol,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change, warm_start=warm_start,
-            random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-        )
-        self.degree = degree
+    __init__ = family_init({"degree": 3})
 
     def _param_columns(self) -> int:
         return HOFMParams.n_param_columns(self.n_factors, self.degree)
