@@ -42,6 +42,7 @@ W0, LINEAR_VAR, PAIR_VAR = 0.5, 0.5, 0.5  # hidden FM: bias, variance of linear 
 RESULT_TAG = "RESULT "
 # a timed fit shorter than this is repeated (up to SHORT_RUN_REPEATS fits) and the best kept
 SHORT_RUN_S, SHORT_RUN_REPEATS = 5.0, 3
+BUSY_CORES = 0.25  # other jobs' average CPU use (cores) above which a row is marked
 
 
 # ----------------------------------------------------------------------------- data
@@ -149,6 +150,53 @@ def log(msg: str) -> None:
     print(f"[throughput {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _busy_ticks() -> int:
+    """CPU ticks spent busy on the whole machine so far (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, f.readline().split()[1:9]
+        )
+    return user + nice + system + irq + softirq + steal
+
+
+def _own_ticks(root: int) -> int:
+    """CPU ticks of process ``root`` and its descendants (threads and waited children included)."""
+    procs = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        procs[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    tree, grew = {root}, True
+    while grew:
+        new = {pid for pid, (ppid, _) in procs.items() if ppid in tree} - tree
+        tree |= new
+        grew = bool(new)
+    return sum(procs[pid][1] for pid in tree if pid in procs)
+
+
+class OtherLoad:
+    """Average number of cores other processes kept busy while the block ran.
+
+    Busy ticks of the machine minus those of this process tree, over the wall time: the way to
+    tell a clean measurement from one shared with someone else's job.
+    """
+
+    def __enter__(self):
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_ticks(), _own_ticks(os.getpid())
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t0
+        others = (_busy_ticks() - self.busy0) - (_own_ticks(os.getpid()) - self.own0)
+        self.cores = max(0.0, others / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9))
+        return False
+
+
 def run_worker(args) -> None:
     """Run every configuration of one tool on one data set; print one JSON line per result."""
     data = load_data(Path(args.data))
@@ -187,12 +235,12 @@ def run_worker(args) -> None:
                 emit(cfg, None, rows)
                 continue
             try:
-                load1 = os.getloadavg()[0]
-                seconds = module.train(obj, threads, args.epochs)
-                repeats = 1
-                while seconds * repeats < SHORT_RUN_S and repeats < SHORT_RUN_REPEATS:
-                    seconds = min(seconds, module.train(obj, threads, args.epochs))
-                    repeats += 1
+                with OtherLoad() as other:
+                    seconds = module.train(obj, threads, args.epochs)
+                    repeats = 1
+                    while seconds * repeats < SHORT_RUN_S and repeats < SHORT_RUN_REPEATS:
+                        seconds = min(seconds, module.train(obj, threads, args.epochs))
+                        repeats += 1
                 err = module.rmse(obj)
             except Exception as exc:
                 log(f"{module.NAME} {cfg.label} x{threads}: FAILED: {exc!r}")
@@ -201,7 +249,7 @@ def run_worker(args) -> None:
             rate = rows * args.epochs / seconds
             log(
                 f"{module.NAME} {cfg.label} x{threads}: {seconds:.2f}s, {rate:,.0f} rows/s, "
-                f"rmse {err:.4f}"
+                f"rmse {err:.4f}, other jobs {other.cores:.2f} cores"
             )
             emit(
                 cfg,
@@ -212,7 +260,7 @@ def run_worker(args) -> None:
                 rmse=err,
                 compile_s=compile_s,
                 repeats=repeats,
-                load1=load1,
+                other_cores=other.cores,
             )
         if hasattr(module, "close"):
             module.close(obj)
@@ -280,6 +328,8 @@ def render_table(results: list[dict]) -> str:
             rate, speed, err = "n/a", "n/a", ""
         else:
             rate, err, speed = fmt_rate(r["rows_per_s"]), f"{r['rmse']:.4f}", ""
+            if r.get("other_cores", 0.0) > BUSY_CORES:
+                rate += " †"
             one = by_key.get((r["tool"], r["config"], r["data"], 1))
             if r["threads"] == 2 and one and "rows_per_s" in one:
                 speed = f"{r['rows_per_s'] / one['rows_per_s']:.2f}x"
@@ -520,6 +570,11 @@ def render_body(args, state: dict) -> str:
                 else ""
             ),
             render_table(results),
+            f"† other processes kept more than {BUSY_CORES} of the 2 cores busy on average "
+            "while this row was timed (measured from /proc: busy CPU time of the machine minus "
+            "the benchmark's own), so it is likely too low."
+            if any(r.get("other_cores", 0.0) > BUSY_CORES for r in results)
+            else "",
             "\n".join(runs),
             f"Machine: {machine_line()}. The machine is shared: other jobs running at the same "
             "time lower the 2-thread numbers most.",
