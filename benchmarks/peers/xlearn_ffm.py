@@ -169,6 +169,8 @@ def _fit(job: dict) -> dict:
         p = _create(job["model"])
         p.setTest(job["test"])
         p.setSigmoid()
+        if not job.get("norm", True):
+            p.disableNorm()  # prediction must scale rows as training did
         with _Captured(log_path.with_suffix(".predict.log")):
             p.predict(str(model_path), str(out_path))
         result["pred"] = [float(v) for v in out_path.read_text().split()]
