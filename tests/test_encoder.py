@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import DATA_DIR
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fmlearn.data.encoder as encoder_module
@@ -363,8 +362,7 @@ def test_sklearn_estimator_checks():
 
 
 def test_movielens_sample():
-    path = Path(os.environ.get("FMLEARN_DATA", "/work/shared/data"))
-    path = path / "ml-1m-sample" / "deepctr_movielens_sample.csv"
+    path = DATA_DIR / "ml-1m-sample" / "deepctr_movielens_sample.csv"
     if not path.exists():
         pytest.skip(f"{path} not found (set FMLEARN_DATA)")
     df = pd.read_csv(path)

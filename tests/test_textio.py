@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gzip
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import DATA_DIR
 
 from fmlearn.data.textio import read_ffm, read_libfm, write_ffm, write_libfm
 from fmlearn.exceptions import DataFormatError
 
-DATA = Path(os.environ.get("FMLEARN_DATA", "/work/shared/data"))
+DATA = DATA_DIR
 
 
 def _file(tmp_path, content, name="data.txt"):
