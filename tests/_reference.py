@@ -40,3 +40,24 @@ def ffm_predict_bruteforce(X, w0, w, V, fields):
                 total += V[i, fields[j]] @ V[j, fields[i]] * X[r, i] * X[r, j]
         out[r] = total
     return out
+
+
+def numerical_table_gradient(params, Xk, y, h=1e-6):
+    """d/dtheta of 0.5 * (f(x) - y)^2 for one row, theta = the parameter columns of the table.
+
+    ``params`` is a table-backed container (fmlearn._model.TableParams); returns a flat float64
+    array over ``table[:, : wcol + 1]`` by central differences.
+    """
+
+    def loss(theta):
+        p = params.copy()
+        p.table[:, : p.wcol + 1] = theta.reshape(p.n_features, -1)
+        return 0.5 * (p.decision_function(Xk)[0] - y[0]) ** 2
+
+    theta = params.table[:, : params.wcol + 1].ravel().astype(np.float64)
+    grad = np.zeros_like(theta)
+    for c in range(theta.size):
+        e = np.zeros_like(theta)
+        e[c] = h
+        grad[c] = (loss(theta + e) - loss(theta - e)) / (2 * h)
+    return grad

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _reference import ffm_predict_bruteforce
+from _reference import ffm_predict_bruteforce, numerical_table_gradient
 
 import fmlearn
 from fmlearn import FFMClassifier, FFMRegressor, FMRegressor
@@ -55,18 +55,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive):
     Xk = as_kernel_csr(X)
     y = np.array([0.8])
     before = params.copy()
-
-    def loss(theta):
-        p = before.copy()
-        p.table[:, : p.wcol + 1] = theta.reshape(6, -1)
-        return 0.5 * (p.decision_function(Xk)[0] - y[0]) ** 2
-
-    theta = before.table[:, : before.wcol + 1].ravel().astype(np.float64)
-    grad = np.zeros_like(theta)
-    for c in range(theta.size):
-        e = np.zeros_like(theta)
-        e[c] = 1e-6
-        grad[c] = (loss(theta + e) - loss(theta - e)) / 2e-6
+    grad = numerical_table_gradient(before, Xk, y)
     ffm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         params.w0, np.ones(1), params.table, 2, params.fields, params.wcol,

@@ -5,6 +5,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _reference import numerical_table_gradient
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fmlearn import FMRegressor
@@ -130,18 +131,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive, degree):
     Xk = as_kernel_csr(X)
     y = np.array([0.8])
     before = params.copy()
-
-    def loss(theta):
-        p = before.copy()
-        p.table[:, : p.wcol + 1] = theta.reshape(7, -1)
-        return 0.5 * (p.decision_function(Xk)[0] - y[0]) ** 2
-
-    theta = before.table[:, : before.wcol + 1].ravel().astype(np.float64)
-    grad = np.zeros_like(theta)
-    for c in range(theta.size):
-        e = np.zeros_like(theta)
-        e[c] = 1e-6
-        grad[c] = (loss(theta + e) - loss(theta - e)) / 2e-6
+    grad = numerical_table_gradient(before, Xk, y)
     hofm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         params.w0, np.ones(1), params.table, 2, degree, params.wcol,
