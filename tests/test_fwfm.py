@@ -1,7 +1,5 @@
 """Field-weighted FM: kernels against brute force, equivalences, estimator behaviour."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -14,6 +12,7 @@ from fmlearn._kernels.losses import SQUARED
 from fmlearn._model import FMParams
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.fwfm import FwFMClassifier, FwFMParams, FwFMRegressor
+from fmlearn.solvers import AdaGradSolver, SGDSolver
 
 
 def fwfm_predict_bruteforce(X, w0, w, V, r, fields):
@@ -46,8 +45,9 @@ def _random_fwfm(n_features, n_fields, k, seed, dtype=np.float64, fields=None):
 
 
 def _solver(adaptive, lr, reg_w=0.0, reg_V=0.0):
-    return SimpleNamespace(loss=SQUARED, learning_rate=lr, l2_reg_w=reg_w, l2_reg_V=reg_V,
-                           adaptive=adaptive, fit_intercept=False, fit_linear=True)
+    cls = AdaGradSolver if adaptive else SGDSolver
+    return cls(learning_rate=lr, l2_reg_w=reg_w, l2_reg_V=reg_V, loss=SQUARED,
+               fit_intercept=False, fit_linear=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -171,8 +171,7 @@ class FMParams(TableParams):
         return sgd_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors,
-            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V,
-            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+            *solver.rates, *solver.flags,
         )
 
     def _predict_block(self, indptr, X, out):
@@ -239,8 +238,7 @@ class FFMParams(TableParams):
         return ffm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors, self.fields, self.wcol,
-            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V,
-            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+            *solver.rates, *solver.flags,
         )
 
     def _predict_block(self, indptr, X, out):

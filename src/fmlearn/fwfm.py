@@ -100,8 +100,7 @@ class FwFMParams(TableParams):
         return fwfm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors, self.fields, self.r, self.acc_r,
-            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V, self.reg_r,
-            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+            *solver.rates, self.reg_r, *solver.flags,
         )
 
     def _predict_block(self, indptr, X, out):

@@ -95,8 +95,7 @@ class HOFMParams(TableParams):
         return hofm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors, self.degree, self.wcol,
-            solver.loss, solver.learning_rate, solver.l2_reg_w, solver.l2_reg_V,
-            solver.adaptive, solver.fit_intercept, solver.fit_linear,
+            *solver.rates, *solver.flags,
         )
 
     def _predict_block(self, indptr, X, out):

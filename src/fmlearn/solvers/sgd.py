@@ -33,6 +33,16 @@ class SGDSolver:
         self.fit_intercept = bool(fit_intercept)
         self.fit_linear = bool(fit_linear)
 
+    @property
+    def rates(self) -> tuple:
+        """``(loss, learning_rate, l2_reg_w, l2_reg_V)``, as every epoch kernel takes them."""
+        return self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V
+
+    @property
+    def flags(self) -> tuple:
+        """``(adaptive, fit_intercept, fit_linear)``, the epoch kernels' trailing switches."""
+        return self.adaptive, self.fit_intercept, self.fit_linear
+
     @classmethod
     def from_estimator(cls, est, loss):
         return cls(
