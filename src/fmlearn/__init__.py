@@ -5,6 +5,7 @@ Estimators follow scikit-learn's API; kernels are compiled by numba on first use
 
 from fmlearn._version import __version__
 from fmlearn.data.encoder import FMEncoder
+from fmlearn.data.relation import RelationBlock
 from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
@@ -20,6 +21,7 @@ __all__ = [
     "FwFMRegressor",
     "HOFMClassifier",
     "HOFMRegressor",
+    "RelationBlock",
     "__version__",
     "load",
 ]

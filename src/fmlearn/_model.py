@@ -11,12 +11,17 @@ the small shared interface (``initialize``, ``sgd_epoch``, ``decision_function``
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit, ndtr
 
 from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
+from fmlearn.data.relation import BlockDesign
+
+# Output links: the regression identity, the logistic (SGD) and probit (ALS, MCMC) models.
+LINKS = {"identity": lambda f: f, "logit": expit, "probit": ndtr}
 
 
 class TableParams:
@@ -79,6 +84,10 @@ class TableParams:
     def copy(self):
         return self._like(self.w0.copy(), self.table.copy())
 
+    def as_point(self):
+        """One point estimate of the parameters (a posterior gives its current sample)."""
+        return self
+
     def all_finite(self) -> bool:
         return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())
 
@@ -86,8 +95,13 @@ class TableParams:
     def _predict_block(self, indptr, X: KernelCSR, out) -> None:
         raise NotImplementedError
 
-    def decision_function(self, X: KernelCSR, n_jobs: int = 1) -> np.ndarray:
-        """Raw model output for each row of ``X``; float64 of shape (n_rows,)."""
+    def decision_function(self, X: KernelCSR | BlockDesign, n_jobs: int = 1) -> np.ndarray:
+        """Raw model output for each row of ``X``; float64 of shape (n_rows,).
+
+        Relation blocks are expanded to plain rows unless the family has a blocked kernel.
+        """
+        if isinstance(X, BlockDesign):
+            X = X.expand()
         out = np.empty(X.n_rows, dtype=np.float64)
 
         def block(a, b):
@@ -97,6 +111,10 @@ class TableParams:
         n_threads = min(effective_n_jobs(n_jobs), max(1, X.n_rows // 5000))
         run_blocks(block, X.n_rows, n_threads)
         return out
+
+    def mean_output(self, X, link="identity", n_jobs=1) -> np.ndarray:
+        """``link(y(x))`` for each row of ``X`` (a posterior averages it over samples)."""
+        return LINKS[link](self.decision_function(X, n_jobs))
 
     # -- model files
     def _latent_arrays(self) -> dict[str, np.ndarray]:
@@ -161,6 +179,11 @@ class FMParams(TableParams):
 
     def _like(self, w0, table):
         return FMParams(w0, table, self.n_factors)
+
+    def decision_function(self, X, n_jobs: int = 1) -> np.ndarray:
+        if isinstance(X, BlockDesign):
+            return blocked_decision_function(self.w0, self.table, self.n_factors, X, n_jobs)
+        return super().decision_function(X, n_jobs)
 
     def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
@@ -263,3 +286,32 @@ class FFMParams(TableParams):
         latent = V.reshape(V.shape[0], -1)
         return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], latent, state), V.shape[2],
                    fields.copy())
+
+
+def blocked_decision_function(w0, table, k, X: BlockDesign, n_jobs=1) -> np.ndarray:
+    """FM output of each row of a relation-block design, at the cost of its unique rows.
+
+    Each block's rows are summarized once (linear part, factor sums, squared terms; see
+    :func:`fmlearn._kernels.fm.block_sums`), then every data row adds up its main part and
+    the summaries of its block rows.
+    """
+    n_block_rows = max(X.n_block_rows, 1)
+    lin = np.zeros(n_block_rows)
+    Q = np.zeros((n_block_rows, k))
+    sq = np.zeros(n_block_rows)
+    for b, off in zip(X.blocks, X.row_offset, strict=True):
+        c = b.csr
+        end = off + c.n_rows
+        fm_kernels.block_sums(
+            c.indptr, c.indices, c.data, b.col0, table, k, lin[off:end], Q[off:end], sq[off:end]
+        )
+    m = X.main
+    out = np.empty(m.n_rows, dtype=np.float64)
+
+    def block(a, z):
+        fm_kernels.predict_blocked(
+            m.indptr, m.indices, m.data, w0, table, k, X.idx, X.row_offset, lin, Q, sq, a, z, out
+        )
+
+    run_blocks(block, m.n_rows, min(effective_n_jobs(n_jobs), max(1, m.n_rows // 5000)))
+    return out

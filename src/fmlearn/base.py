@@ -15,6 +15,7 @@ import time
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -23,6 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fmlearn._model import FMParams
 from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
 from fmlearn.data.design import as_kernel_csr
+from fmlearn.data.relation import BlockDesign, RelationBlock
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.solvers import SOLVERS, get_solver
 
@@ -79,6 +81,14 @@ def _rng_from(random_state) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
+def _take(X, rows):
+    """Rows ``rows`` of a kernel design (CSR arrays or relation blocks)."""
+    if isinstance(X, BlockDesign):
+        return X.take(rows)
+    m = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.n_rows, X.n_features))[rows]
+    return as_kernel_csr(m)
+
+
 def _available_memory() -> int | None:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -119,13 +129,17 @@ class BaseFM(BaseEstimator):
         "random_state": ["random_state", np.random.Generator],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "n_kept_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "prior_groups": ["array-like", None],
     }
 
     # Set by subclasses: the kernel loss code and the metric reported per epoch.
     _loss: int
     _metric_name: str
-    # The model family: its parameter container (see fmlearn._model).
+    # The model family: its parameter container (see fmlearn._model), and the solvers it has
+    # kernels for (None: all registered).
     _params_class = FMParams
+    _solvers: frozenset | None = None
 
     # ----------------------------------------------------------------- model-family hooks
     def _param_columns(self) -> int:
@@ -138,9 +152,54 @@ class BaseFM(BaseEstimator):
             n_features, self.n_factors, self.init_stdev, rng, w0=w0, n_state=n_state
         )
 
-    def _design(self, X):
-        """Kernel arrays of validated ``X``; model families may transform rows here."""
-        return as_kernel_csr(X)
+    def _design(self, X, X_rel=None, *, expand=False):
+        """Kernel arrays of validated ``X`` and relation blocks; families may transform rows.
+
+        Relation blocks stay blocks (:class:`~fmlearn.data.relation.BlockDesign`) unless
+        ``expand``, or the family has no blocked kernels (``_params_class`` is not FMParams).
+        """
+        if not X_rel:
+            return as_kernel_csr(X)
+        design = BlockDesign.from_blocks(X, X_rel)
+        if expand or self._params_class is not FMParams:
+            return design.expand()
+        return design
+
+    def _n_columns(self) -> int:
+        """Model feature columns: those of ``X`` plus those of the relation blocks."""
+        return self.n_features_in_ + sum(getattr(self, "_relation_widths", ()))
+
+    def _check_relations(self, X_rel, n_rows: int, *, reset: bool):
+        """Validated list of :class:`RelationBlock` (or None) for ``n_rows`` data rows."""
+        if X_rel is None or (isinstance(X_rel, (list, tuple)) and len(X_rel) == 0):
+            blocks = []
+        elif isinstance(X_rel, RelationBlock):
+            blocks = [X_rel]
+        elif isinstance(X_rel, (list, tuple)) and all(
+            isinstance(b, RelationBlock) for b in X_rel
+        ):
+            blocks = list(X_rel)
+        else:
+            raise TypeError(
+                "X_rel must be a RelationBlock or a list of them (fmlearn.RelationBlock(indices, "
+                f"X)), got {type(X_rel).__name__}."
+            )
+        for j, b in enumerate(blocks):
+            if b.n_rows != n_rows:
+                raise ValueError(
+                    f"X_rel[{j}] indexes {b.n_rows} rows but X has {n_rows}: a relation block "
+                    "needs one index per row of X."
+                )
+        widths = tuple(b.n_features for b in blocks)
+        if reset:
+            self._relation_widths = widths
+        elif widths != tuple(getattr(self, "_relation_widths", ())):
+            raise ValueError(
+                f"X_rel has blocks of {list(widths)} features, the model was fitted with "
+                f"{list(getattr(self, '_relation_widths', ()))}: pass blocks of the same "
+                "features, in the same order."
+            )
+        return blocks
 
     def _check_warm_start(self):
         """Raise if the hyper-parameters no longer fit the parameters being continued."""
@@ -170,6 +229,8 @@ class BaseFM(BaseEstimator):
         random_state=None,
         n_jobs=None,
         verbose=0,
+        n_kept_samples=None,
+        prior_groups=None,
     ):
         self.n_factors = n_factors
         self.solver = solver
@@ -188,6 +249,8 @@ class BaseFM(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.n_kept_samples = n_kept_samples
+        self.prior_groups = prior_groups
 
     # ----------------------------------------------------------------- fitted parameters
     @property
@@ -207,6 +270,40 @@ class BaseFM(BaseEstimator):
         """Latent factors, shape (n_features, n_factors)."""
         check_is_fitted(self)
         return self._params.V
+
+    def _samples(self, what: str):
+        check_is_fitted(self)
+        arrays = getattr(self._params, "samples", None)
+        if arrays is None:
+            raise AttributeError(
+                f"{what} exists for solver='mcmc' only; this model was fitted with "
+                f"solver={self._solver_name!r}."
+            )
+        return self._params
+
+    @property
+    def w0_samples_(self) -> np.ndarray:
+        """Kept posterior samples of the bias, shape (n_samples,) (``solver="mcmc"``)."""
+        p = self._samples("w0_samples_")
+        return p.w0_samples[: p.n_samples]
+
+    @property
+    def w_samples_(self) -> np.ndarray:
+        """Kept posterior samples of ``w``, shape (n_samples, n_features) (float32)."""
+        p = self._samples("w_samples_")
+        return p.samples[: p.n_samples, :, p.n_factors]
+
+    @property
+    def V_samples_(self) -> np.ndarray:
+        """Kept posterior samples of ``V``, shape (n_samples, n_features, n_factors)."""
+        p = self._samples("V_samples_")
+        return p.samples[: p.n_samples, :, : p.n_factors]
+
+    @property
+    def noise_samples_(self) -> np.ndarray:
+        """Kept samples of the noise precision ``alpha``, shape (n_samples,) (regression)."""
+        p = self._samples("noise_samples_")
+        return p.noise_samples[: p.n_samples]
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params")
@@ -231,12 +328,14 @@ class BaseFM(BaseEstimator):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- validation
-    def _validate_X(self, X, *, reset: bool):
+    def _validate_X(self, X, *, reset: bool, blocks=False):
+        # With relation blocks, X may have no columns: every feature can sit in the blocks.
         return validate_data(
-            self, X, reset=reset, accept_sparse=True, dtype=[np.float64, np.float32]
+            self, X, reset=reset, accept_sparse=True, dtype=[np.float64, np.float32],
+            ensure_min_features=0 if blocks else 1,
         )
 
-    def _validate_Xy(self, X, y, *, reset: bool):
+    def _validate_Xy(self, X, y, *, reset: bool, blocks=False):
         return validate_data(
             self,
             X,
@@ -245,6 +344,7 @@ class BaseFM(BaseEstimator):
             accept_sparse=True,
             dtype=[np.float64, np.float32],
             y_numeric=self._loss == 0,
+            ensure_min_features=0 if blocks else 1,
         )
 
     def _check_sample_weight(self, sample_weight, X) -> np.ndarray:
@@ -255,8 +355,9 @@ class BaseFM(BaseEstimator):
             raise ValueError("sample_weight sums to zero: at least one row needs weight > 0.")
         return sw
 
-    def _validation_data(self, eval_set, X, y, sw, rng):
-        """(train, valid) parts: from ``eval_set``, or a split when ``early_stopping``."""
+    def _validation_data(self, eval_set, eval_X_rel, X, y, sw, rng):
+        """(train, valid) parts as (X, y, sample_weight, X_rel): from ``eval_set``, or a split
+        of the training rows when ``early_stopping`` (``X`` is then a design)."""
         if eval_set is not None:
             if isinstance(eval_set, tuple):
                 eval_set = [eval_set]
@@ -267,12 +368,15 @@ class BaseFM(BaseEstimator):
                     "list holding one such tuple."
                 )
             Xv, yv, *rest = eval_set[0]
-            Xv, yv = self._validate_Xy(Xv, yv, reset=False)
+            Xv, yv = self._validate_Xy(Xv, yv, reset=False, blocks=bool(eval_X_rel))
             swv = self._check_sample_weight(rest[0] if rest else None, Xv)
-            return (X, y, sw), (Xv, self._encode_y(yv, reset=False), swv)
+            rel = self._check_relations(eval_X_rel, Xv.shape[0], reset=False)
+            return (X, y, sw), (self._design(Xv, rel), self._encode_y(yv, reset=False), swv)
+        if eval_X_rel is not None:
+            raise ValueError("eval_X_rel was given without eval_set.")
         if not self.early_stopping:
             return (X, y, sw), None
-        idx = np.arange(X.shape[0])
+        idx = np.arange(X.n_rows)
         stratify = y if self._loss == 1 else None
         try:
             tr, va = train_test_split(
@@ -287,11 +391,12 @@ class BaseFM(BaseEstimator):
                 f"{X.shape[0]} rows for early stopping ({e}); pass eval_set, use a larger "
                 "validation_fraction or set early_stopping=False."
             ) from None
-        return (X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
+        return (_take(X, tr), y[tr], sw[tr]), (_take(X, va), y[va], sw[va])
 
-    def _check_model_memory(self, n_features: int, solver_cls) -> None:
+    def _check_model_memory(self, n_features: int, solver) -> None:
         n_cols = self._param_columns()
-        nbytes = n_features * (n_cols + solver_cls.state_columns(n_cols)) * 4
+        nbytes = n_features * (n_cols + solver.state_columns(n_cols)) * 4
+        nbytes += solver.extra_bytes(n_features, self.n_factors)
         available = _available_memory()
         if available is not None and nbytes > MEMORY_SHARE * available:
             raise ValueError(
@@ -304,25 +409,42 @@ class BaseFM(BaseEstimator):
             )
 
     # ----------------------------------------------------------------- training
-    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None):
-        X, y = self._validate_Xy(X, y, reset=reset)
+    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
+             X_rel=None, eval_X_rel=None):
+        solver_cls = get_solver(self.solver)
+        if self._solvers is not None and self.solver not in self._solvers:
+            raise ValueError(
+                f"{type(self).__name__} has no solver={self.solver!r}; use one of "
+                f"{sorted(self._solvers)} (ALS and MCMC are available on FMRegressor and "
+                "FMClassifier)."
+            )
+        stoppable = getattr(solver_cls, "stoppable", True)
+        if self.early_stopping and not stoppable:
+            raise ValueError(
+                f"early_stopping does not apply to solver={self.solver!r}: its iterations are "
+                "posterior samples, all of which are averaged. Set early_stopping=False (pass "
+                "eval_set to follow the validation metric in history_)."
+            )
+        X, y = self._validate_Xy(X, y, reset=reset, blocks=bool(X_rel))
         y = self._encode_y(y, reset=reset, classes=classes)
         sw = self._check_sample_weight(sample_weight, X)
-        solver_cls = get_solver(self.solver)
+        blocks = self._check_relations(X_rel, X.shape[0], reset=reset)
         solver = solver_cls.from_estimator(self, self._loss)
         if reset:
             self._rng = _rng_from(self.random_state)
-        (X, y, sw), valid = self._validation_data(eval_set, X, y, sw, self._rng)
-        Xk = self._design(X)
-        n_features = self.n_features_in_
+        accepts_blocks = getattr(solver_cls, "accepts_blocks", False)
+        design = self._design(X, blocks, expand=not accepts_blocks)
+        (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
+        n_features = self._n_columns()
         if reset:
-            self._check_model_memory(n_features, solver_cls)
+            self._check_model_memory(n_features, solver)
             self._params = self._new_params(
                 n_features,
                 self._rng,
                 w0=self._initial_bias(y, sw) if self.fit_intercept else 0.0,
                 n_state=solver_cls.state_columns(self._param_columns()),
             )
+            self._params = solver.init_params(self._params)
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
             self.history_ = {"epoch": [], f"train_{self._metric_name}": [], "time": []}
             if valid is not None:
@@ -330,20 +452,25 @@ class BaseFM(BaseEstimator):
             self._epochs_done = 0
         else:
             self._check_warm_start()
+            self._params = solver.init_params(self._params)
         if self._solver_name != self.solver:
             # Warm start with another solver: its state (e.g. AdaGrad history) starts afresh.
-            self._params = self._params.with_state(solver_cls.state_columns(self._param_columns()))
+            self._params = solver.init_params(
+                self._params.with_state(solver_cls.state_columns(self._param_columns()))
+            )
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+        self._link = getattr(solver_cls, "classification_link", "logit")
         if valid is not None:
-            Xv_k, yv, swv = self._design(valid[0]), valid[1], valid[2]
+            Xv_k, yv, swv = valid
             self.history_.setdefault(f"valid_{self._metric_name}", [])
+        data = solver.prepare(Xk, y, sw)
 
         stoppers = []
         if max_iter > 1 and self.early_stopping:
             stoppers.append(
                 EarlyStopping(self.n_iter_no_change, self.tol or 0.0, True, monitor="valid")
             )
-        elif max_iter > 1 and self.tol is not None:
+        elif max_iter > 1 and self.tol is not None and stoppable:
             stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
         bar = ProgressBar(max_iter, type(self).__name__) if self.verbose else None
         user_callbacks = list(callbacks or [])
@@ -354,15 +481,14 @@ class BaseFM(BaseEstimator):
         try:
             for epoch in range(1, max_iter + 1):
                 loss_sum = solver.run_epoch(
-                    self._params, self._solver_state, Xk, y, sw, self._rng, self.n_jobs
+                    self._params, self._solver_state, data, self._rng, self.n_jobs
                 )
                 train = self._metric_from_loss_sum(loss_sum, weight_sum)
                 if not math.isfinite(train):
                     self._raise_diverged(epoch)
                 valid_metric = None
                 if valid is not None:
-                    f = self._params.decision_function(Xv_k, self.n_jobs)
-                    valid_metric = self._metric(yv, f, swv)
+                    valid_metric = self._metric(yv, self._output(Xv_k), swv)
                 elapsed = time.perf_counter() - start
                 self._record(epoch, train, valid_metric, elapsed)
                 env = EpochEnv(
@@ -406,7 +532,8 @@ class BaseFM(BaseEstimator):
             "init_stdev, scale large feature values, or solver='adagrad'."
         )
 
-    def fit(self, X, y, sample_weight=None, *, eval_set=None, callbacks=None):
+    def fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None, eval_X_rel=None,
+            callbacks=None):
         """Train the model on ``X`` and ``y``.
 
         Parameters
@@ -417,10 +544,18 @@ class BaseFM(BaseEstimator):
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights scaling each row's loss.
+        X_rel : list of RelationBlock, default=None
+            Relation blocks completing the rows of ``X`` (see :class:`fmlearn.RelationBlock`):
+            the model's features are ``X``'s columns followed by each block's. ALS and MCMC
+            sweep blocks at the cost of their unique rows; other solvers expand them. ``X``
+            may then have zero columns.
         eval_set : tuple (X_valid, y_valid[, sample_weight_valid]) or list of one, default=None
             Validation data scored after every epoch (into ``history_``). With
             ``early_stopping=True`` it is what early stopping monitors (instead of holding out
             ``validation_fraction`` of ``X``), and the best epoch's parameters are restored.
+            For ``solver="mcmc"`` the score is that of the posterior mean so far.
+        eval_X_rel : list of RelationBlock, default=None
+            Relation blocks of the ``eval_set`` rows.
         callbacks : list of callable, default=None
             Called after every epoch with an :class:`fmlearn.callbacks.EpochEnv`; a callback
             returning True stops training.
@@ -432,14 +567,32 @@ class BaseFM(BaseEstimator):
         self._validate_params()
         reset = not (self.warm_start and self.__sklearn_is_fitted__())
         return self._fit(
-            X, y, sample_weight, eval_set, callbacks, reset=reset, max_iter=self.max_iter
+            X, y, sample_weight, eval_set, callbacks, reset=reset, max_iter=self.max_iter,
+            X_rel=X_rel, eval_X_rel=eval_X_rel,
         )
 
-    def _raw_predict(self, X) -> np.ndarray:
-        """Model output ``y(x)`` for each row, shape (n_samples,)."""
+    def _check_partial_fit(self):
+        if not getattr(get_solver(self.solver), "stoppable", True):
+            raise ValueError(
+                f"partial_fit is not available for solver={self.solver!r}: its samples are kept "
+                "from a window of a fixed number of sweeps. Use fit (with warm_start=True to "
+                "continue the chain)."
+            )
+
+    def _predict_design(self, X, X_rel):
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return self._params.decision_function(self._design(X), self.n_jobs)
+        X = self._validate_X(X, reset=False, blocks=bool(X_rel))
+        blocks = self._check_relations(X_rel, X.shape[0], reset=False)
+        return self._design(X, blocks)
+
+    def _output(self, Xk, link=None) -> np.ndarray:
+        """Mean model output on a design: ``link(y(x))``, averaged over posterior samples."""
+        return self._params.mean_output(Xk, link or self._output_link, self.n_jobs)
+
+    def _raw_predict(self, X, X_rel=None) -> np.ndarray:
+        """Model output ``y(x)`` for each row, shape (n_samples,)."""
+        Xk = self._predict_design(X, X_rel)
+        return self._params.decision_function(Xk, self.n_jobs)
 
     def field_interactions(self, fields=None, X=None) -> np.ndarray:
         """How strongly each pair of fields interacts: an (n_fields, n_fields) matrix.

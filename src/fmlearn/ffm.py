@@ -44,6 +44,7 @@ class _FieldAware:
     """Model-family hooks shared by the FFM regressor and classifier."""
 
     _params_class = FFMParams
+    _solvers = frozenset({"sgd", "adagrad"})
     _parameter_constraints = {
         **FMRegressor._parameter_constraints,
         "fields": ["array-like", None],
@@ -56,7 +57,7 @@ class _FieldAware:
     )
 
     def _resolved_fields(self) -> np.ndarray:
-        n = self.n_features_in_
+        n = self._n_columns()
         if self.fields is None:
             warnings.warn(
                 f"{type(self).__name__} got no fields: all features share one field, which is "
@@ -68,7 +69,8 @@ class _FieldAware:
         fields = np.asarray(self.fields)
         if fields.ndim != 1 or fields.shape[0] != n:
             raise ValueError(
-                f"fields must give the field of each of the {n} features (columns of X); got "
+                f"fields must give the field of each of the {n} features (columns of X, then of "
+                f"any relation blocks); got "
                 f"shape {fields.shape}."
             )
         if fields.size and not (
@@ -99,8 +101,8 @@ class _FieldAware:
                 "fields changed since the model was fitted; set warm_start=False to refit."
             )
 
-    def _design(self, X):
-        Xk = super()._design(X)
+    def _design(self, X, X_rel=None, *, expand=False):
+        Xk = super()._design(X, X_rel, expand=True)
         if not self.normalize:
             return Xk
         counts = np.diff(Xk.indptr)

@@ -7,7 +7,6 @@ here encode targets and score the loss.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -20,18 +19,23 @@ _PARAMS_DOC = """
     ----------
     n_factors : int, default=8
         Dimension k of the latent factors; 0 gives a linear model.
-    solver : {"adagrad", "sgd"}, default="adagrad"
+    solver : {"adagrad", "sgd", "als", "mcmc"}, default="adagrad"
         "sgd": stochastic gradient descent with a constant ``learning_rate``; "adagrad": SGD
-        with AdaGrad per-coordinate step sizes, less sensitive to ``learning_rate``.
+        with AdaGrad per-coordinate step sizes, less sensitive to ``learning_rate``; "als":
+        exact coordinate descent (no learning rate); "mcmc": Bayesian FM by Gibbs sampling
+        (no learning rate and no regularization to tune; ``predict`` averages the kept
+        posterior samples; ``predict(X, return_std=True)`` gives predictive uncertainty).
+        ALS and MCMC classify with the probit model. See ``docs/bayesian.md``.
     learning_rate : float, default=0.1
         Step size (AdaGrad: initial scale of the per-coordinate steps). For plain SGD start
-        near 0.01.
+        near 0.01. Not used by ALS and MCMC.
     max_iter : int, default=100
-        Maximum number of epochs (passes over the training rows).
+        Maximum number of epochs (passes over the training rows; sweeps for ALS and MCMC).
     l2_reg_w : float, default=1e-4
-        L2 regularization of the linear weights ``w``.
+        L2 regularization of the linear weights ``w``: per row touched for SGD, on the total
+        loss for ALS (useful ALS values are larger, about 1-100). MCMC samples it instead.
     l2_reg_V : float, default=1e-4
-        L2 regularization of the factors ``V``.
+        L2 regularization of the factors ``V`` (as ``l2_reg_w``).
     init_stdev : float, default=0.1
         Standard deviation of the normal initialization of ``V``.
     fit_intercept : bool, default=True
@@ -59,6 +63,14 @@ _PARAMS_DOC = """
         -1 all cores. Multi-threaded training is not bit-for-bit reproducible.
     verbose : int, default=0
         1 shows a progress bar over epochs with the training and validation metrics.
+    n_kept_samples : int or None, default=None
+        MCMC: the number of last sweeps whose samples are kept and averaged by ``predict``;
+        the sweeps before are burn-in. None keeps all but the first 10 %.
+    prior_groups : array-like of int, shape (n_columns,), default=None
+        MCMC: the hyper-prior group of each feature column (``X``'s columns, then those of
+        the relation blocks), e.g. ``FMEncoder.fields_``: each group (user ids, item ids,
+        context...) gets its own prior mean and precision, as libFM's ``-meta`` file and
+        myFM's grouping. None puts all features in one group.
 
     Attributes
     ----------
@@ -71,6 +83,10 @@ _PARAMS_DOC = """
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when ``X`` has string column names.
+    w0_samples_, w_samples_, V_samples_, noise_samples_ : ndarray
+        MCMC only: the kept posterior samples, shapes (n_samples,), (n_samples, n_features),
+        (n_samples, n_features, n_factors) and (n_samples,) (noise precision). ``w0_``,
+        ``w_`` and ``V_`` are then the chain's last sample.
     n_iter_ : int
         Epochs run by the last ``fit`` or ``partial_fit``.
     best_iteration_ : int
@@ -103,6 +119,7 @@ class FMRegressor(RegressorMixin, BaseFM):
 
     _loss = SQUARED
     _metric_name = "rmse"
+    _output_link = "identity"
 
     def _encode_y(self, y, *, reset, classes=None):
         return np.ascontiguousarray(y, dtype=np.float64)
@@ -113,19 +130,52 @@ class FMRegressor(RegressorMixin, BaseFM):
     def _metric_from_loss_sum(self, loss_sum, weight_sum):
         return float(np.sqrt(loss_sum / weight_sum))
 
-    def _metric(self, y, f, sample_weight):
-        return float(np.sqrt(np.average((f - y) ** 2, weights=sample_weight)))
+    def _metric(self, y, output, sample_weight):
+        return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
 
-    def partial_fit(self, X, y, sample_weight=None, *, eval_set=None, callbacks=None):
+    def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
+                    eval_X_rel=None, callbacks=None):
         """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1)
+        self._check_partial_fit()
+        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
+                         X_rel=X_rel, eval_X_rel=eval_X_rel)
 
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets, shape (n_samples,)."""
-        return self._raw_predict(X)
+    def predict(self, X, X_rel=None, return_std=False):
+        """Predicted targets, shape (n_samples,).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X_rel : list of RelationBlock, optional
+            The relation blocks of these rows, if the model was fitted with blocks.
+        return_std : bool, default=False
+            Also return the standard deviation of the posterior predictive distribution of
+            each target (``solver="mcmc"`` only): the spread of the FM output across samples
+            plus the noise. ``mean +- 1.645 * std`` is a 90 % predictive interval.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            With ``solver="mcmc"``, the posterior mean over the kept samples.
+        y_std : ndarray of shape (n_samples,)
+            Only with ``return_std=True``.
+        """
+        if not return_std:
+            return self._raw_predict(X, X_rel)
+        check_is_fitted(self)
+        if not hasattr(self._params, "predictive_std"):
+            raise ValueError(
+                f"return_std=True needs a posterior: this model was fitted with "
+                f"solver={self._solver_name!r}. Fit with solver='mcmc'."
+            )
+        Xk = self._predict_design(X, X_rel)
+        return (
+            self._params.decision_function(Xk, self.n_jobs),
+            self._params.predictive_std(Xk, self.n_jobs),
+        )
 
 
 class FMClassifier(ClassifierMixin, BaseFM):
@@ -144,6 +194,11 @@ class FMClassifier(ClassifierMixin, BaseFM):
 
     _loss = LOGISTIC
     _metric_name = "logloss"
+
+    @property
+    def _output_link(self) -> str:
+        # SGD fits the logistic model, ALS and MCMC the probit model.
+        return getattr(self, "_link", "logit")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -182,31 +237,41 @@ class FMClassifier(ClassifierMixin, BaseFM):
     def _metric_from_loss_sum(self, loss_sum, weight_sum):
         return float(loss_sum / weight_sum)
 
-    def _metric(self, y, f, sample_weight):
-        return float(np.average(np.logaddexp(0.0, -y * f), weights=sample_weight))
+    def _metric(self, y, proba, sample_weight):
+        p = np.clip(np.where(y > 0, proba, 1.0 - proba), 1e-300, 1.0)
+        return float(np.average(-np.log(p), weights=sample_weight))
 
     def partial_fit(
-        self, X, y, classes=None, sample_weight=None, *, eval_set=None, callbacks=None
+        self, X, y, classes=None, sample_weight=None, *, X_rel=None, eval_set=None,
+        eval_X_rel=None, callbacks=None,
     ):
         """One epoch over ``X`` and ``y``; ``classes`` (both labels) is needed on the first call
         when ``y`` may not show both."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
+        self._check_partial_fit()
         return self._fit(
-            X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1, classes=classes
+            X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1, classes=classes,
+            X_rel=X_rel, eval_X_rel=eval_X_rel,
         )
 
-    def decision_function(self, X) -> np.ndarray:
-        """Model output ``y(x)`` (log-odds of ``classes_[1]``), shape (n_samples,)."""
-        return self._raw_predict(X)
+    def decision_function(self, X, X_rel=None) -> np.ndarray:
+        """Model output ``y(x)``, shape (n_samples,): the log-odds of ``classes_[1]`` (SGD
+        solvers) or its probit score (ALS, MCMC; the posterior mean for MCMC)."""
+        return self._raw_predict(X, X_rel)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, 2), columns in ``classes_`` order."""
-        p = expit(self.decision_function(X))
+    def predict_proba(self, X, X_rel=None) -> np.ndarray:
+        """Class probabilities, shape (n_samples, 2), columns in ``classes_`` order.
+
+        With ``solver="mcmc"``, the probabilities averaged over the posterior samples.
+        """
+        Xk = self._predict_design(X, X_rel)
+        p = self._output(Xk)
         return np.column_stack([1.0 - p, p])
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, X_rel=None) -> np.ndarray:
         """Predicted class labels, shape (n_samples,)."""
         check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(np.intp)]
+        p = self.predict_proba(X, X_rel)[:, 1]
+        return self.classes_[(p > 0.5).astype(np.intp)]

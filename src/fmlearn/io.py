@@ -28,6 +28,7 @@ import numpy as np
 
 from fmlearn._atomic import atomic_write
 from fmlearn._model import FFMParams, FMParams
+from fmlearn._posterior import PosteriorFM
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
 from fmlearn.fwfm import FwFMParams
@@ -38,9 +39,23 @@ FORMAT_VERSION = 1
 METADATA = "metadata.json"
 
 # Classes a model file may name: loading never imports or calls anything outside this table.
-_PARAMS_KINDS = {"fm": FMParams, "ffm": FFMParams, "fwfm": FwFMParams, "hofm": HOFMParams}
+_PARAMS_KINDS = {
+    "fm": FMParams,
+    "fm_posterior": PosteriorFM,
+    "ffm": FFMParams,
+    "fwfm": FwFMParams,
+    "hofm": HOFMParams,
+}
 # Scalar fitted attributes stored in JSON, and array ones stored as .npy.
-_SCALAR_ATTRS = ("n_features_in_", "n_iter_", "best_iteration_", "_epochs_done", "_solver_name")
+_SCALAR_ATTRS = (
+    "n_features_in_",
+    "n_iter_",
+    "best_iteration_",
+    "_epochs_done",
+    "_solver_name",
+    "_link",
+    "_relation_widths",
+)
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 
 
@@ -257,11 +272,13 @@ def load(path):
     est._rng = np.random.default_rng(
         est.random_state if isinstance(est.random_state, int) else None
     )
-    n = getattr(est, "n_features_in_", None)
+    if isinstance(getattr(est, "_relation_widths", None), list):
+        est._relation_widths = tuple(est._relation_widths)
+    n = est._n_columns() if isinstance(getattr(est, "n_features_in_", None), int) else None
     if n != est._params.n_features:
         raise _fail(
             path,
-            f"damaged model file: n_features_in_={n} but the parameters have "
-            f"{est._params.n_features} rows.",
+            f"damaged model file: {n} feature columns (n_features_in_ and relation blocks) but "
+            f"the parameters have {est._params.n_features} rows.",
         )
     return est

@@ -53,3 +53,63 @@ def predict(indptr, indices, data, w0, table, k, out):
     s = np.empty(k, dtype=np.float64)
     for row in range(out.shape[0]):
         out[row] = fm_row(indptr, indices, data, row, w0, table, k, s)
+
+
+@jit
+def block_sums(indptr, indices, data, col0, table, k, lin, Q, sq):
+    """Per row ``r`` of a relation block: ``lin[r] = sum_j w_j x_rj``, ``Q[r, f] = sum_j v_jf
+    x_rj`` and ``sq[r] = sum_j sum_f (v_jf x_rj)^2``, the block's share of the FM identity.
+
+    The block's columns are model features ``col0 ..``; ``Q`` has shape (n_block_rows, k).
+    """
+    for r in range(indptr.shape[0] - 1):
+        acc_lin = 0.0
+        acc_sq = 0.0
+        for f in range(k):
+            Q[r, f] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            i = col0 + indices[p]
+            x = data[p]
+            acc_lin += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                Q[r, f] += vx
+                acc_sq += vx * vx
+        lin[r] = acc_lin
+        sq[r] = acc_sq
+
+
+@jit
+def predict_blocked(indptr, indices, data, w0, table, k, idx, row_offset, lin, Q, sq, start,
+                    stop, out):
+    """FM prediction of rows ``start <= n < stop`` made of a main part and relation blocks.
+
+    ``idx`` int32 (n_blocks, n_rows) gives each row's block row; block ``b``'s rows of ``lin``,
+    ``Q`` and ``sq`` (from :func:`block_sums`, stacked) start at ``row_offset[b]``. The main
+    part's columns are the first model features.
+    """
+    s = np.empty(k, dtype=np.float64)
+    n_blocks = idx.shape[0]
+    for n in range(start, stop):
+        for f in range(k):
+            s[f] = 0.0
+        linear = 0.0
+        squares = 0.0
+        for p in range(indptr[n], indptr[n + 1]):
+            i = indices[p]
+            x = data[p]
+            linear += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                s[f] += vx
+                squares += vx * vx
+        for b in range(n_blocks):
+            r = row_offset[b] + idx[b, n]
+            linear += lin[r]
+            squares += sq[r]
+            for f in range(k):
+                s[f] += Q[r, f]
+        pair = 0.0
+        for f in range(k):
+            pair += s[f] * s[f]
+        out[n] = w0[0] + linear + 0.5 * (pair - squares)

@@ -1,6 +1,7 @@
 """Data layer: design matrices, synthetic generators, text formats and DataFrame encoding."""
 
 from fmlearn.data.encoder import FMEncoder
+from fmlearn.data.relation import RelationBlock
 from fmlearn.data.synthetic import (
     RecommendationData,
     TrueFM,
@@ -10,4 +11,4 @@ from fmlearn.data.synthetic import (
 
 __all__ = [
     "FMEncoder",
-    "RecommendationData", "TrueFM", "make_fm_regression", "make_recommendation"]
+    "RecommendationData", "RelationBlock", "TrueFM", "make_fm_regression", "make_recommendation"]

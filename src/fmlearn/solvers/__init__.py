@@ -2,10 +2,20 @@
 
 A solver is a class constructed from the estimator's hyper-parameters with three methods:
 
+- ``state_columns(n_param_columns)``: per-feature state columns in the parameter table;
+- ``extra_bytes(n_features, n_factors)``: other memory it needs (for the memory guard);
+- ``init_params(params) -> params``: the parameters it trains (e.g. MCMC wraps them in a
+  posterior container, other solvers take a point estimate);
 - ``init_state(params) -> state``: per-fit state (e.g. AdaGrad accumulators), or ``None``;
-- ``run_epoch(params, state, X, y, sample_weight, rng, n_jobs) -> float``: one pass over the
-  data updating ``params`` in place; returns the sum of weighted per-row losses;
-- ``state_arrays(state) / state_from_arrays(arrays)``: to save and resume that state.
+  a dict of arrays, saved in model files so that training resumes exactly;
+- ``prepare(X, y, sample_weight) -> data``: the data as every epoch reads it (e.g. CSC copies
+  for coordinate solvers), built once per fit;
+- ``run_epoch(params, state, data, rng, n_jobs) -> float``: one pass over the data updating
+  ``params`` in place; returns the sum of weighted per-row losses.
+
+Class attributes: ``name`` (the registry key), ``accepts_blocks`` (relation blocks are given
+as blocks rather than expanded rows), ``stoppable`` (tolerance-based and early stopping apply;
+False for MCMC, whose sweeps are samples) and ``classification_link`` ("logit" or "probit").
 
 The Python epoch loop (progress bars, callbacks, early stopping) lives in ``fmlearn.base``.
 """
@@ -13,6 +23,15 @@ The Python epoch loop (progress bars, callbacks, early stopping) lives in ``fmle
 from __future__ import annotations
 
 from fmlearn.solvers._registry import SOLVERS, get_solver, register_solver
+from fmlearn.solvers.coordinate import ALSSolver, MCMCSolver
 from fmlearn.solvers.sgd import AdaGradSolver, SGDSolver
 
-__all__ = ["SOLVERS", "AdaGradSolver", "SGDSolver", "get_solver", "register_solver"]
+__all__ = [
+    "SOLVERS",
+    "ALSSolver",
+    "AdaGradSolver",
+    "MCMCSolver",
+    "SGDSolver",
+    "get_solver",
+    "register_solver",
+]

@@ -24,6 +24,9 @@ class SGDSolver:
 
     name = "sgd"
     adaptive = False
+    accepts_blocks = False
+    stoppable = True
+    classification_link = "logit"
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear):
         self.learning_rate = float(learning_rate)
@@ -59,12 +62,25 @@ class SGDSolver:
         """Per-feature solver-state columns the parameter table must carry."""
         return 0
 
+    def extra_bytes(self, n_features: int, n_factors: int) -> int:
+        """Memory beyond the parameter table, for the estimator's guard."""
+        return 0
+
+    def init_params(self, params):
+        """The parameters to train from (a posterior continues from its current sample)."""
+        return params.as_point()
+
     def init_state(self, params):
         """Reset the solver state held in ``params`` and return the rest (or None)."""
         return None
 
-    def run_epoch(self, params, state, X, y, sample_weight, rng, n_jobs=1):
+    def prepare(self, X, y, sample_weight):
+        """What every epoch reads; rows are visited straight from the CSR arrays."""
+        return X, y, sample_weight
+
+    def run_epoch(self, params, state, data, rng, n_jobs=1):
         """One shuffled pass; returns the sum of weighted losses before each row's update."""
+        X, y, sample_weight = data
         order = rng.permutation(X.n_rows)
         acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
 

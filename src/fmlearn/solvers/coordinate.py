@@ -1,0 +1,334 @@
+"""ALS (coordinate descent) and MCMC (Gibbs sampling): one parameter at a time, exactly.
+
+Both sweep the parameters in the same order with the same kernels
+(:mod:`fmlearn._kernels.cd`): ALS moves each to the minimizer of the regularized squared
+error given the others, MCMC draws it from its conditional posterior (Bayesian FM with
+Normal-Gamma hyper-priors, Freudenthaler et al. 2011; Rendle 2012). Classification uses the
+probit model with latent targets (Albert and Chib 1993). Neither needs a learning rate, and
+MCMC needs no regularization either: its precisions are sampled, per prior group.
+
+A sweep:
+
+1. recomputes every row's prediction from scratch (no drift of the cached residuals) --
+   multi-threaded over rows with ``n_jobs``;
+2. classification: draws (MCMC) or takes the mean of (ALS) the latent probit targets;
+3. MCMC: draws the noise precision and every group's prior means and precisions;
+4. updates ``w0``, every ``w_i``, then factor by factor every ``v_if``: a coordinate loop
+   that is sequential by nature; its per-factor sums ``q_nf`` are computed multi-threaded
+   over rows. Relation blocks are swept at the cost of their unique rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import log_ndtr
+
+from fmlearn._kernels import cd
+from fmlearn._kernels.losses import LOGISTIC
+from fmlearn._model import FMParams
+from fmlearn._parallel import effective_n_jobs, run_blocks
+from fmlearn._posterior import PosteriorFM
+from fmlearn.data.design import KernelCSR
+from fmlearn.data.relation import BlockDesign
+from fmlearn.solvers._registry import register_solver
+
+# Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
+# parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
+ALPHA_0 = BETA_0 = 1.0
+MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
+
+
+class _CSC(NamedTuple):
+    indptr: np.ndarray
+    rows: np.ndarray
+    vals: np.ndarray
+
+
+def _csc(X: KernelCSR) -> _CSC:
+    m = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.n_rows, X.n_features)).tocsc()
+    m.sort_indices()
+    return _CSC(
+        m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float64)
+    )
+
+
+class _Block(NamedTuple):
+    idx: np.ndarray
+    csr: KernelCSR
+    csc: _CSC
+    col0: int
+    scratch: np.ndarray  # (8, n_block_rows): c, Q1, Q2, E, EQ, DQ, B and the block's q
+
+
+class _Data(NamedTuple):
+    """What a sweep reads: the design, its columns, targets, weights and prior groups."""
+
+    X: KernelCSR | BlockDesign
+    main: KernelCSR
+    main_csc: _CSC
+    blocks: list
+    y: np.ndarray
+    sw: np.ndarray
+    groups: np.ndarray  # int32 (n_features,)
+    group_matrix: sp.csr_matrix  # (n_groups, n_features) indicator, for the hyper-priors
+
+
+class _CoordinateSolver:
+    """Shared sweep of :class:`ALSSolver` and :class:`MCMCSolver`."""
+
+    sample = False
+    accepts_blocks = True
+    classification_link = "probit"
+
+    def __init__(self, *, loss, l2_reg_w, l2_reg_V, fit_intercept, fit_linear, prior_groups,
+                 n_kept_samples, max_iter):
+        self.classify = int(loss) == LOGISTIC
+        self.l2_reg_w = float(l2_reg_w)
+        self.l2_reg_V = float(l2_reg_V)
+        self.fit_intercept = bool(fit_intercept)
+        self.fit_linear = bool(fit_linear)
+        self.prior_groups = prior_groups
+        self.max_iter = int(max_iter)
+        if n_kept_samples is None:
+            n_kept_samples = self.max_iter - self.max_iter // 10
+        self.n_kept_samples = min(int(n_kept_samples), self.max_iter)
+        self.sweep = 0  # sweeps done in this fit
+
+    @classmethod
+    def from_estimator(cls, est, loss):
+        return cls(
+            loss=loss,
+            l2_reg_w=est.l2_reg_w,
+            l2_reg_V=est.l2_reg_V,
+            fit_intercept=est.fit_intercept,
+            fit_linear=est.fit_linear,
+            prior_groups=getattr(est, "prior_groups", None),
+            n_kept_samples=getattr(est, "n_kept_samples", None),
+            max_iter=est.max_iter,
+        )
+
+    @staticmethod
+    def state_columns(n_param_columns: int) -> int:
+        return 0
+
+    def extra_bytes(self, n_features: int, n_factors: int) -> int:
+        """Memory beyond the parameter table (kept samples), for the estimator's guard."""
+        return 0
+
+    def init_params(self, params):
+        """The chain's starting point: the parameters, in float64 for exact sweeps."""
+        point = params.as_point()
+        k = point.n_factors
+        if point.dtype == np.float64 and point.table.shape[1] == k + 1:
+            return point
+        return FMParams(
+            point.w0.astype(np.float64),
+            np.ascontiguousarray(point.table[:, : k + 1], dtype=np.float64),
+            k,
+        )
+
+    def init_state(self, params):
+        return {"rng": np.zeros(1, dtype=np.uint64)}
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, X, y, sample_weight) -> _Data:
+        """Column-major copies of the design, prior groups; built once per ``fit``."""
+        main = X.main if isinstance(X, BlockDesign) else X
+        blocks = []
+        for b in X.blocks if isinstance(X, BlockDesign) else []:
+            scratch = np.zeros((8, b.csr.n_rows))
+            blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
+        n_features = X.n_features
+        groups = self._groups(n_features)
+        n_groups = int(groups.max()) + 1 if n_features else 1
+        G = sp.csr_matrix(
+            (np.ones(n_features), (groups, np.arange(n_features))), shape=(n_groups, n_features)
+        )
+        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, G)
+
+    def _groups(self, n_features) -> np.ndarray:
+        if self.prior_groups is None or not self.sample:
+            return np.zeros(n_features, dtype=np.int32)
+        g = np.asarray(self.prior_groups)
+        if g.shape != (n_features,) or (g.size and g.dtype.kind not in "iu"):
+            raise ValueError(
+                f"prior_groups must give an integer group for each of the model's {n_features} "
+                f"feature columns (X's columns, then each relation block's), got "
+                f"{g.dtype} of shape {g.shape}."
+            )
+        # Any integer labels: relabel to 0 .. n_groups - 1.
+        return np.unique(g, return_inverse=True)[1].astype(np.int32).ravel()
+
+    # ------------------------------------------------------------------ sweep
+    def _priors(self, params, data, state, rng, e):
+        """Noise precision and the (mu, lambda) priors of w (n_groups,) and V (k, n_groups)."""
+        k = params.n_factors
+        one = np.ones(1)
+        return 1.0, np.zeros(1), one * self.l2_reg_w, np.zeros((k, 1)), np.full((k, 1),
+                                                                                 self.l2_reg_V)
+
+    def _factor_sums(self, data, table, f, q, n_threads):
+        m = data.main
+
+        def rows(a, b):
+            cd.factor_sums(m.indptr, m.indices, m.data, 0, table, f, a, b, q)
+
+        run_blocks(rows, m.n_rows, n_threads)
+        for b in data.blocks:
+            qb = b.scratch[7]
+            c = b.csr
+            cd.factor_sums(c.indptr, c.indices, c.data, b.col0, table, f, 0, c.n_rows, qb)
+
+            def gather(a, z, qb=qb, idx=b.idx):
+                cd.add_gathered(q, qb, idx, a, z)
+
+            run_blocks(gather, m.n_rows, n_threads)
+
+    def run_epoch(self, params, state, data: _Data, rng, n_jobs=1):
+        """One sweep over all parameters; returns the sum of weighted losses after it."""
+        n_threads = min(effective_n_jobs(n_jobs), max(1, data.main.n_rows // 20000))
+        table, k, wcol = params.table, params.n_factors, params.n_factors
+        sample, r = self.sample, state["rng"]
+        if sample and not r[0]:
+            r[0] = rng.integers(1, np.iinfo(np.int64).max)
+        pred = FMParams.decision_function(params, data.X, n_threads)
+        if self.classify:
+            target = np.empty_like(pred)
+            cd.probit_targets(data.y, pred, sample, r, target)
+        else:
+            target = data.y
+        e = target - pred
+        sw = data.sw
+        alpha, mu_w, lam_w, mu_V, lam_V = self._priors(params, data, state, rng, e)
+        groups = data.groups
+        if self.fit_intercept:
+            s_h = float(sw.sum())
+            old = float(params.w0[0])
+            mean = old + float(sw @ e) / s_h
+            new = mean + (rng.standard_normal() / np.sqrt(alpha * s_h) if sample else 0.0)
+            params.w0[0] = new
+            e -= new - old
+        if self.fit_linear:
+            c = data.main_csc
+            cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w, lam_w,
+                             groups, sample, r)
+            for b in data.blocks:
+                cnt, E, B = b.scratch[0], b.scratch[3], b.scratch[6]
+                cd.block_linear_stats(b.idx, sw, e, cnt, E)
+                cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, cnt, E, B,
+                                       table, wcol, alpha, mu_w, lam_w, groups, sample, r)
+                cd.block_apply_linear(b.idx, e, B)
+        q = np.zeros(data.main.n_rows)
+        for f in range(k):
+            q[:] = 0.0
+            self._factor_sums(data, table, f, q, n_threads)
+            c = data.main_csc
+            cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
+                             lam_V[f], groups, sample, r)
+            for b in data.blocks:
+                cnt, Q1, Q2, E, EQ, DQ, B = b.scratch[:7]
+                cd.block_factor_stats(b.idx, sw, e, q, cnt, Q1, Q2, E, EQ)
+                cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, cnt, Q1,
+                                       Q2, E, EQ, DQ, B, table, alpha, mu_V[f], lam_V[f], groups,
+                                       sample, r)
+                cd.block_apply_factor(b.idx, e, q, DQ, B)
+        self._after_sweep(params, state, alpha)
+        if self.classify:
+            return float(-(sw @ log_ndtr(data.y * (target - e))))
+        return float(sw @ (e * e))
+
+    def _after_sweep(self, params, state, alpha):
+        pass
+
+
+@register_solver
+class ALSSolver(_CoordinateSolver):
+    """Alternating least squares, as libFM's ``-method als``: exact coordinate descent.
+
+    Each sweep sets every parameter, in turn, to the minimizer of
+    ``sum_n s_n (y_n - y(x_n))^2 + l2_reg_w ||w||^2 + l2_reg_V ||V||^2`` given the others, at
+    O(k * nnz) per sweep; the loss never increases. Note that the penalties are on this total
+    (not per row, as for SGD): useful values are larger, around 1-100. Classification fits the
+    probit model by EM (latent targets at their conditional mean). Multi-threaded: the
+    per-sweep predictions and per-factor sums over rows.
+    """
+
+    name = "als"
+
+
+@register_solver
+class MCMCSolver(_CoordinateSolver):
+    """Bayesian FM by Gibbs sampling, as libFM's ``-method mcmc``.
+
+    Every sweep draws the noise precision, each prior group's mean and precision of ``w`` and
+    of each factor of ``V`` (Normal-Gamma hyper-priors), ``w0``, every ``w_i`` and every
+    ``v_if`` from their conditional posteriors. No learning rate and no regularization to tune.
+    The last ``n_kept_samples`` sweeps are kept; predictions average over them. Classification
+    samples latent probit targets. Multi-threaded: the per-sweep predictions and per-factor
+    sums over rows; the Gibbs loop itself is sequential.
+    """
+
+    name = "mcmc"
+    sample = True
+    stoppable = False
+
+    def extra_bytes(self, n_features, n_factors):
+        return self.n_kept_samples * n_features * (n_factors + 1) * 4
+
+    def init_params(self, params):
+        return PosteriorFM.start(params.as_point(), self.n_kept_samples)
+
+    def init_state(self, params):
+        k = params.n_factors
+        return {
+            "rng": np.zeros(1, dtype=np.uint64),
+            "alpha": np.ones(1),
+            "lam_w": np.ones(1),
+            "lam_V": np.ones((k, 1)),
+        }
+
+    def _priors(self, params, data, state, rng, e):
+        sw = data.sw
+        k = params.n_factors
+        if self.classify:
+            alpha = 1.0
+        else:
+            shape = 0.5 * (ALPHA_0 + np.count_nonzero(sw))
+            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + float(sw @ (e * e)))))
+        state["alpha"][0] = alpha
+        G = data.group_matrix
+        n_g = np.asarray(G.sum(axis=1)).ravel()
+        if state["lam_w"].shape[0] != n_g.shape[0]:
+            state["lam_w"] = np.ones(n_g.shape[0])
+            state["lam_V"] = np.ones((k, n_g.shape[0]))
+
+        def draw(theta, lam):
+            """(mu, lambda) per group for parameters ``theta`` (n_features, m)."""
+            sums = G @ theta
+            mu = (sums + GAMMA_0 * MU_0) / (n_g + GAMMA_0)[:, None]
+            mu = mu + rng.standard_normal(mu.shape) / np.sqrt((n_g + GAMMA_0)[:, None] * lam)
+            dev = G @ (theta - mu[data.groups]) ** 2
+            shape = 0.5 * (ALPHA_LAMBDA + n_g + 1.0)[:, None]
+            rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
+            return mu, rng.gamma(shape, 1.0 / rate)
+
+        table = params.table
+        mu_w, lam_w = draw(table[:, k : k + 1], state["lam_w"][:, None])
+        mu_V, lam_V = draw(table[:, :k], state["lam_V"].T)
+        state["lam_w"] = np.ascontiguousarray(lam_w[:, 0])
+        state["lam_V"] = np.ascontiguousarray(lam_V.T)
+        return (
+            alpha,
+            np.ascontiguousarray(mu_w[:, 0]),
+            state["lam_w"],
+            np.ascontiguousarray(mu_V.T),
+            state["lam_V"],
+        )
+
+    def _after_sweep(self, params, state, alpha):
+        self.sweep += 1
+        if self.sweep > self.max_iter - self.n_kept_samples:
+            params.add_sample(alpha)
