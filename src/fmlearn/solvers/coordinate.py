@@ -41,6 +41,12 @@ ALPHA_0 = BETA_0 = 1.0
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
+def _wsum(weights, values) -> float:
+    # Not ``weights @ values``: a BLAS dot may hand an 80k-vector to its thread pool, whose
+    # wake-ups cost milliseconds per sweep on a busy machine.
+    return float(np.multiply(weights, values).sum())
+
+
 class _CSC(NamedTuple):
     indptr: np.ndarray
     rows: np.ndarray
@@ -73,7 +79,7 @@ class _Data(NamedTuple):
     y: np.ndarray
     sw: np.ndarray
     groups: np.ndarray  # int32 (n_features,)
-    group_matrix: sp.csr_matrix  # (n_groups, n_features) indicator, for the hyper-priors
+    group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
 
 
 class _CoordinateSolver:
@@ -141,13 +147,9 @@ class _CoordinateSolver:
         for b in X.blocks if isinstance(X, BlockDesign) else []:
             scratch = np.zeros((8, b.csr.n_rows))
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
-        n_features = X.n_features
-        groups = self._groups(n_features)
-        n_groups = int(groups.max()) + 1 if n_features else 1
-        G = sp.csr_matrix(
-            (np.ones(n_features), (groups, np.arange(n_features))), shape=(n_groups, n_features)
-        )
-        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, G)
+        groups = self._groups(X.n_features)
+        sizes = np.bincount(groups, minlength=1).astype(np.float64)
+        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes)
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -207,7 +209,7 @@ class _CoordinateSolver:
         if self.fit_intercept:
             s_h = float(sw.sum())
             old = float(params.w0[0])
-            mean = old + float(sw @ e) / s_h
+            mean = old + _wsum(sw, e) / s_h
             new = mean + (rng.standard_normal() / np.sqrt(alpha * s_h) if sample else 0.0)
             params.w0[0] = new
             e -= new - old
@@ -237,8 +239,8 @@ class _CoordinateSolver:
                 cd.block_apply_factor(b.idx, e, q, DQ, B)
         self._after_sweep(params, state, alpha)
         if self.classify:
-            return float(-(sw @ log_ndtr(data.y * (target - e))))
-        return float(sw @ (e * e))
+            return -_wsum(sw, log_ndtr(data.y * (target - e)))
+        return _wsum(sw, e * e)
 
     def _after_sweep(self, params, state, alpha):
         pass
@@ -297,36 +299,32 @@ class MCMCSolver(_CoordinateSolver):
             alpha = 1.0
         else:
             shape = 0.5 * (ALPHA_0 + np.count_nonzero(sw))
-            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + float(sw @ (e * e)))))
+            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + _wsum(sw, e * e))))
         state["alpha"][0] = alpha
-        G = data.group_matrix
-        n_g = np.asarray(G.sum(axis=1)).ravel()
-        if state["lam_w"].shape[0] != n_g.shape[0]:
-            state["lam_w"] = np.ones(n_g.shape[0])
-            state["lam_V"] = np.ones((k, n_g.shape[0]))
+        groups, n_g = data.groups, data.group_sizes
+        n_groups = n_g.shape[0]
+        if state["lam_w"].shape[0] != n_groups:
+            state["lam_w"] = np.ones(n_groups)
+            state["lam_V"] = np.ones((k, n_groups))
+
+        def per_group(values):
+            return np.bincount(groups, weights=values, minlength=n_groups)
 
         def draw(theta, lam):
-            """(mu, lambda) per group for parameters ``theta`` (n_features, m)."""
-            sums = G @ theta
-            mu = (sums + GAMMA_0 * MU_0) / (n_g + GAMMA_0)[:, None]
-            mu = mu + rng.standard_normal(mu.shape) / np.sqrt((n_g + GAMMA_0)[:, None] * lam)
-            dev = G @ (theta - mu[data.groups]) ** 2
-            shape = 0.5 * (ALPHA_LAMBDA + n_g + 1.0)[:, None]
+            """(mu, lambda) per group for one parameter vector ``theta`` (n_features,)."""
+            mu = (per_group(theta) + GAMMA_0 * MU_0) / (n_g + GAMMA_0)
+            mu = mu + rng.standard_normal(n_groups) / np.sqrt((n_g + GAMMA_0) * lam)
+            dev = per_group((theta - mu[groups]) ** 2)
+            shape = 0.5 * (ALPHA_LAMBDA + n_g + 1.0)
             rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
             return mu, rng.gamma(shape, 1.0 / rate)
 
         table = params.table
-        mu_w, lam_w = draw(table[:, k : k + 1], state["lam_w"][:, None])
-        mu_V, lam_V = draw(table[:, :k], state["lam_V"].T)
-        state["lam_w"] = np.ascontiguousarray(lam_w[:, 0])
-        state["lam_V"] = np.ascontiguousarray(lam_V.T)
-        return (
-            alpha,
-            np.ascontiguousarray(mu_w[:, 0]),
-            state["lam_w"],
-            np.ascontiguousarray(mu_V.T),
-            state["lam_V"],
-        )
+        mu_w, state["lam_w"] = draw(table[:, k], state["lam_w"])
+        mu_V = np.empty((k, n_groups))
+        for f in range(k):
+            mu_V[f], state["lam_V"][f] = draw(table[:, f], state["lam_V"][f])
+        return alpha, mu_w, state["lam_w"], mu_V, state["lam_V"]
 
     def _after_sweep(self, params, state, alpha):
         self.sweep += 1
