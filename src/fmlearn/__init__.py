@@ -10,12 +10,14 @@ from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
 from fmlearn.hofm import HOFMClassifier, HOFMRegressor
+from fmlearn.ordinal import FMOrdinalRegressor
 
 __all__ = [
     "FFMClassifier",
     "FFMRegressor",
     "FMClassifier",
     "FMEncoder",
+    "FMOrdinalRegressor",
     "FMRegressor",
     "FwFMClassifier",
     "FwFMRegressor",

@@ -15,6 +15,7 @@ from scipy.special import expit, ndtr
 
 from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import fm as fm_kernels
+from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
@@ -195,6 +196,15 @@ class FMParams(TableParams):
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors,
             *solver.rates, *solver.flags,
+        )
+
+    def ordinal_sgd_epoch(self, X, y, sample_weight, order, cut, acc_cut, solver) -> float:
+        """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`)."""
+        _, lr, reg_w, reg_V = solver.rates
+        adaptive, _, fit_linear = solver.flags
+        return ordinal_kernels.sgd_epoch(
+            X.indptr, X.indices, X.data, y, sample_weight, order, self.table, self.n_factors,
+            cut, acc_cut, lr, reg_w, reg_V, adaptive, fit_linear,
         )
 
     def _predict_block(self, indptr, X, out):

@@ -25,12 +25,18 @@ class PosteriorFM(FMParams):
     w0_samples, noise_samples : ndarray of shape (capacity,)
         Kept samples' bias and noise precision ``alpha`` (regression; 1 for probit).
     n_samples : int
+    extra_samples : ndarray of shape (capacity, n_extra), optional
+        Other sampled model parameters, e.g. the cutpoints of ordinal regression.
     """
 
     kind = "fm_posterior"
 
-    def __init__(self, w0, table, n_factors, samples, w0_samples, noise_samples, n_samples=0):
+    def __init__(self, w0, table, n_factors, samples, w0_samples, noise_samples, n_samples=0,
+                 extra_samples=None):
         super().__init__(w0, table, n_factors)
+        if extra_samples is None:
+            extra_samples = np.zeros((samples.shape[0], 0))
+        self.extra_samples = extra_samples
         self.samples = samples
         self.w0_samples = w0_samples
         self.noise_samples = noise_samples
@@ -38,7 +44,7 @@ class PosteriorFM(FMParams):
         self._cache: dict = {}
 
     @classmethod
-    def start(cls, point: FMParams, capacity: int) -> PosteriorFM:
+    def start(cls, point: FMParams, capacity: int, n_extra: int = 0) -> PosteriorFM:
         """A chain starting at ``point`` (copied to float64) with room for ``capacity`` samples."""
         k = point.n_factors
         table = np.ascontiguousarray(point.table[:, : k + 1], dtype=np.float64)
@@ -49,24 +55,27 @@ class PosteriorFM(FMParams):
             np.empty((capacity, point.n_features, k + 1), dtype=np.float32),
             np.empty(capacity, dtype=np.float32),
             np.empty(capacity, dtype=np.float64),
+            extra_samples=np.empty((capacity, n_extra)),
         )
 
     def as_point(self) -> FMParams:
         return FMParams(self.w0, self.table, self.n_factors)
 
-    def add_sample(self, noise_precision: float) -> None:
+    def add_sample(self, noise_precision: float, extra=None) -> None:
         """Keep the current sample (raises IndexError when the capacity is used up)."""
         s = self.n_samples
         k = self.n_factors
         self.samples[s] = self.table[:, : k + 1]
         self.w0_samples[s] = self.w0[0]
         self.noise_samples[s] = noise_precision
+        if extra is not None:
+            self.extra_samples[s] = extra
         self.n_samples = s + 1
 
     def _like(self, w0, table):
         return PosteriorFM(
             w0, table, self.n_factors, self.samples.copy(), self.w0_samples.copy(),
-            self.noise_samples.copy(), self.n_samples,
+            self.noise_samples.copy(), self.n_samples, self.extra_samples.copy(),
         )
 
     def all_finite(self) -> bool:
@@ -136,6 +145,7 @@ class PosteriorFM(FMParams):
             "w_samples": np.ascontiguousarray(kept[:, :, k]),
             "V_samples": np.ascontiguousarray(kept[:, :, :k]),
             "noise_samples": self.noise_samples[:s].copy(),
+            "extra_samples": self.extra_samples[:s].copy(),
         }
 
     @classmethod
@@ -159,5 +169,9 @@ class PosteriorFM(FMParams):
         samples = np.empty((s, n, k + 1), dtype=np.float32)
         samples[:, :, :k] = Vs
         samples[:, :, k] = ws
+        extra = arrays.get("extra_samples", np.zeros((s, 0)))
+        if extra.ndim != 2 or extra.shape[0] != s or extra.dtype != np.float64:
+            raise ValueError(f"extra_samples of shape {extra.shape} do not fit {s} samples")
         table = np.ascontiguousarray(point.table[:, : k + 1], dtype=np.float64)
-        return cls(point.w0.astype(np.float64), table, k, samples, w0s.copy(), noise.copy(), s)
+        return cls(point.w0.astype(np.float64), table, k, samples, w0s.copy(), noise.copy(), s,
+                   extra.copy())

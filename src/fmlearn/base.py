@@ -486,13 +486,15 @@ class BaseFM(BaseEstimator):
                 train = self._metric_from_loss_sum(loss_sum, weight_sum)
                 if not math.isfinite(train):
                     self._raise_diverged(epoch)
-                valid_metric = None
+                valid_metric = valid_output = None
                 if valid is not None:
-                    valid_metric = self._metric(yv, self._output(Xv_k), swv)
+                    valid_output = self._output(Xv_k)
+                    valid_metric = self._metric(yv, valid_output, swv)
                 elapsed = time.perf_counter() - start
                 self._record(epoch, train, valid_metric, elapsed)
                 env = EpochEnv(
-                    self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed
+                    self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed,
+                    valid_output,
                 )
                 if bar is not None:
                     bar(env)

@@ -31,6 +31,10 @@ class EpochEnv:
         Metric on the validation data, if any.
     elapsed : float
         Seconds since training started.
+    valid_output : ndarray of shape (n_valid,) or None
+        The model's output on the validation rows that ``valid`` was computed from: the
+        prediction (regression) or the positive-class probability (classification); for
+        ``solver="mcmc"`` the posterior mean so far.
     """
 
     estimator: object
@@ -40,6 +44,7 @@ class EpochEnv:
     train: float
     valid: float | None
     elapsed: float
+    valid_output: object = None
 
 
 class EarlyStopping:

@@ -28,6 +28,7 @@ import numpy as np
 
 from fmlearn._atomic import atomic_write
 from fmlearn._model import FFMParams, FMParams
+from fmlearn._multiclass import MulticlassFMParams
 from fmlearn._posterior import PosteriorFM
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
@@ -41,6 +42,7 @@ METADATA = "metadata.json"
 # Classes a model file may name: loading never imports or calls anything outside this table.
 _PARAMS_KINDS = {
     "fm": FMParams,
+    "fm_multiclass": MulticlassFMParams,
     "fm_posterior": PosteriorFM,
     "ffm": FFMParams,
     "fwfm": FwFMParams,
@@ -64,9 +66,11 @@ def _estimator_classes() -> dict[str, type]:
     from fmlearn.fm import FMClassifier, FMRegressor
     from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
     from fmlearn.hofm import HOFMClassifier, HOFMRegressor
+    from fmlearn.ordinal import FMOrdinalRegressor
 
     classes = (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)
     classes += (FwFMRegressor, FwFMClassifier, HOFMRegressor, HOFMClassifier)
+    classes += (FMOrdinalRegressor,)
     return {cls.__name__: cls for cls in classes}
 
 

@@ -74,6 +74,35 @@ def coord_step(table, i, c, state_offset, grad, lr, adaptive):
         table[i, c] -= lr * grad
 
 
+@jit(inline="always")
+def fm_step(indptr, indices, data, row, table, k, s, gT, lr_, reg_w_, reg_V_, adaptive,
+            fit_linear):
+    """Apply the prediction gradient ``gT`` of ``row`` to its features' ``w`` and ``V``.
+
+    ``s`` holds the row's factor sums from :func:`fmlearn._kernels.fm.fm_row`; the rates are
+    in the table's dtype. Shared by every FM task's epoch (regression, binary, ordinal).
+    """
+    T = table.dtype.type
+    for p in range(indptr[row], indptr[row + 1]):
+        i = indices[p]
+        x = T(data[p])
+        gx = gT * x
+        if fit_linear:
+            coord_step(table, i, k, k + 1, gx + reg_w_ * table[i, k], lr_, adaptive)
+        # Two branch-free factor loops so that each vectorizes (a branch inside would not).
+        if adaptive:
+            for f in range(k):
+                v = table[i, f]
+                grad = gx * (s[f] - v * x) + reg_V_ * v
+                a = table[i, k + 1 + f] + grad * grad
+                table[i, k + 1 + f] = a
+                table[i, f] = v - lr_ * grad / math.sqrt(a)
+        else:
+            for f in range(k):
+                v = table[i, f]
+                table[i, f] = v - lr_ * (gx * (s[f] - v * x) + reg_V_ * v)
+
+
 @jit
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
@@ -103,23 +132,6 @@ def sgd_epoch(
         total += row_loss
         if fit_intercept:
             bias_step(w0, acc_w0, g, lr, adaptive)
-        gT = T(g)
-        for p in range(indptr[row], indptr[row + 1]):
-            i = indices[p]
-            x = T(data[p])
-            gx = gT * x
-            if fit_linear:
-                coord_step(table, i, k, k + 1, gx + reg_w_ * table[i, k], lr_, adaptive)
-            # Two branch-free factor loops so that each vectorizes (a branch inside would not).
-            if adaptive:
-                for f in range(k):
-                    v = table[i, f]
-                    grad = gx * (s[f] - v * x) + reg_V_ * v
-                    a = table[i, k + 1 + f] + grad * grad
-                    table[i, k + 1 + f] = a
-                    table[i, f] = v - lr_ * grad / math.sqrt(a)
-            else:
-                for f in range(k):
-                    v = table[i, f]
-                    table[i, f] = v - lr_ * (gx * (s[f] - v * x) + reg_V_ * v)
+        fm_step(indptr, indices, data, row, table, k, s, T(g), lr_, reg_w_, reg_V_, adaptive,
+                fit_linear)
     return total

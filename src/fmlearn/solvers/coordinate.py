@@ -27,13 +27,15 @@ import scipy.sparse as sp
 from scipy.special import log_ndtr
 
 from fmlearn._kernels import cd
-from fmlearn._kernels.losses import LOGISTIC
+from fmlearn._kernels import ordinal as ordinal_kernels
+from fmlearn._kernels.losses import LOGISTIC, ORDINAL
 from fmlearn._model import FMParams
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn._posterior import PosteriorFM
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.solvers._registry import register_solver
+from fmlearn.solvers.sgd import initial_cutpoints
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
@@ -80,6 +82,8 @@ class _Data(NamedTuple):
     sw: np.ndarray
     groups: np.ndarray  # int32 (n_features,)
     group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
+    rows_by_class: np.ndarray | None = None  # ordinal: row ids sorted by class
+    class_ptr: np.ndarray | None = None  # ordinal: their class boundaries (n_classes + 1,)
 
 
 class _CoordinateSolver:
@@ -90,8 +94,12 @@ class _CoordinateSolver:
     classification_link = "probit"
 
     def __init__(self, *, loss, l2_reg_w, l2_reg_V, fit_intercept, fit_linear, prior_groups,
-                 n_kept_samples, max_iter):
+                 n_kept_samples, max_iter, n_classes=0):
         self.classify = int(loss) == LOGISTIC
+        self.ordinal = int(loss) == ORDINAL
+        self.n_classes = int(n_classes)
+        # Ordinal models have no bias: the cutpoints play its part.
+        fit_intercept = fit_intercept and not self.ordinal
         self.l2_reg_w = float(l2_reg_w)
         self.l2_reg_V = float(l2_reg_V)
         self.fit_intercept = bool(fit_intercept)
@@ -114,6 +122,7 @@ class _CoordinateSolver:
             prior_groups=getattr(est, "prior_groups", None),
             n_kept_samples=getattr(est, "n_kept_samples", None),
             max_iter=est.max_iter,
+            n_classes=len(getattr(est, "classes_", ())),
         )
 
     @staticmethod
@@ -149,7 +158,14 @@ class _CoordinateSolver:
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
         groups = self._groups(X.n_features)
         sizes = np.bincount(groups, minlength=1).astype(np.float64)
-        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes)
+        by_class = ptr = None
+        if self.ordinal:
+            cls = y.astype(np.intp)
+            by_class = np.argsort(cls, kind="stable").astype(np.int64)
+            counts = np.bincount(cls, minlength=self.n_classes)
+            ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes, by_class,
+                     ptr)
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -200,6 +216,8 @@ class _CoordinateSolver:
         if self.classify:
             target = np.empty_like(pred)
             cd.probit_targets(data.y, pred, sample, r, target)
+        elif self.ordinal:
+            target = self._ordinal_targets(data, state, pred, r)
         else:
             target = data.y
         e = target - pred
@@ -238,12 +256,21 @@ class _CoordinateSolver:
                                        sample, r)
                 cd.block_apply_factor(b.idx, e, q, DQ, B)
         self._after_sweep(params, state, alpha)
+        if self.ordinal:
+            return float(ordinal_kernels.probit_log_loss(data.y, target - e, state["cutpoints"],
+                                                         sw))
         if self.classify:
             return -_wsum(sw, log_ndtr(data.y * (target - e)))
         return _wsum(sw, e * e)
 
     def _after_sweep(self, params, state, alpha):
         pass
+
+    def _ordinal_targets(self, data, state, pred, r):
+        raise ValueError(
+            "ordinal regression has no ALS solver; use solver='mcmc' (ordered probit) or "
+            "'sgd'/'adagrad' (proportional odds)."
+        )
 
 
 @register_solver
@@ -281,7 +308,28 @@ class MCMCSolver(_CoordinateSolver):
         return self.n_kept_samples * n_features * (n_factors + 1) * 4
 
     def init_params(self, params):
-        return PosteriorFM.start(params.as_point(), self.n_kept_samples)
+        n_extra = self.n_classes - 1 if self.ordinal else 0
+        return PosteriorFM.start(params.as_point(), self.n_kept_samples, n_extra)
+
+    def _ordinal_targets(self, data, state, pred, r):
+        """Cutpoints by Metropolis steps given the scores, then the latent targets."""
+        from scipy.special import ndtri
+
+        n_cut = self.n_classes - 1
+        if state.get("cutpoints", np.zeros(0)).shape[0] != n_cut:
+            state["cutpoints"] = initial_cutpoints(data.y, data.sw, self.n_classes, ndtri)
+            counts = np.diff(data.class_ptr).astype(np.float64)
+            # Random-walk steps near the cutpoints' posterior spread, then adapted.
+            state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
+        cut, step = state["cutpoints"], state["cut_step"]
+        accepted = np.zeros(n_cut)
+        ordinal_kernels.cutpoint_mh(data.y, data.rows_by_class, data.class_ptr, pred, data.sw,
+                                    cut, step, r, accepted)
+        # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
+        step *= np.exp((accepted - 0.4) / np.sqrt(self.sweep + 1.0))
+        target = np.empty_like(pred)
+        ordinal_kernels.latent_targets(data.y, pred, cut, r, target)
+        return target
 
     def init_state(self, params):
         k = params.n_factors
@@ -295,7 +343,7 @@ class MCMCSolver(_CoordinateSolver):
     def _priors(self, params, data, state, rng, e):
         sw = data.sw
         k = params.n_factors
-        if self.classify:
+        if self.classify or self.ordinal:
             alpha = 1.0
         else:
             shape = 0.5 * (ALPHA_0 + np.count_nonzero(sw))
@@ -329,4 +377,4 @@ class MCMCSolver(_CoordinateSolver):
     def _after_sweep(self, params, state, alpha):
         self.sweep += 1
         if self.sweep > self.max_iter - self.n_kept_samples:
-            params.add_sample(alpha)
+            params.add_sample(alpha, state.get("cutpoints"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logit
 
+from fmlearn._kernels.losses import ORDINAL
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.solvers._registry import register_solver
 
@@ -28,13 +30,15 @@ class SGDSolver:
     stoppable = True
     classification_link = "logit"
 
-    def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear):
+    def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
+                 n_classes=0):
         self.learning_rate = float(learning_rate)
         self.l2_reg_w = float(l2_reg_w)
         self.l2_reg_V = float(l2_reg_V)
         self.loss = int(loss)
         self.fit_intercept = bool(fit_intercept)
         self.fit_linear = bool(fit_linear)
+        self.n_classes = int(n_classes)  # ordinal regression: its cutpoints are state
 
     @property
     def rates(self) -> tuple:
@@ -55,6 +59,7 @@ class SGDSolver:
             loss=loss,
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
+            n_classes=len(getattr(est, "classes_", ())),
         )
 
     @staticmethod
@@ -72,7 +77,15 @@ class SGDSolver:
 
     def init_state(self, params):
         """Reset the solver state held in ``params`` and return the rest (or None)."""
-        return None
+        return self._ordinal_state({})
+
+    def _ordinal_state(self, state):
+        if self.loss != ORDINAL:
+            return state or None
+        # Filled from the class frequencies by the first epoch.
+        state["cutpoints"] = np.zeros(0)
+        state["acc_cut"] = np.full(self.n_classes - 1, ADAGRAD_INITIAL_ACCUMULATOR)
+        return state
 
     def prepare(self, X, y, sample_weight):
         """What every epoch reads; rows are visited straight from the CSR arrays."""
@@ -82,6 +95,17 @@ class SGDSolver:
         """One shuffled pass; returns the sum of weighted losses before each row's update."""
         X, y, sample_weight = data
         order = rng.permutation(X.n_rows)
+        if self.loss == ORDINAL:
+            cut, acc_cut = state["cutpoints"], state["acc_cut"]
+            if cut.shape[0] != self.n_classes - 1:
+                cut = state["cutpoints"] = initial_cutpoints(y, sample_weight, self.n_classes,
+                                                             logit)
+
+            def chunk(a, b):
+                return params.ordinal_sgd_epoch(X, y, sample_weight, order[a:b], cut, acc_cut,
+                                                self)
+
+            return float(sum(run_blocks(chunk, X.n_rows, effective_n_jobs(n_jobs))))
         acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
 
         def chunk(a, b):
@@ -111,4 +135,16 @@ class AdaGradSolver(SGDSolver):
 
     def init_state(self, params):
         params.state[:] = ADAGRAD_INITIAL_ACCUMULATOR
-        return {"acc_w0": np.full(1, ADAGRAD_INITIAL_ACCUMULATOR, dtype=params.dtype)}
+        # One bias accumulator per bias (the multinomial FM has one per class).
+        acc_w0 = np.full(params.w0.shape, ADAGRAD_INITIAL_ACCUMULATOR, dtype=params.dtype)
+        state = {"acc_w0": acc_w0}
+        return self._ordinal_state(state)
+
+
+def initial_cutpoints(y, sample_weight, n_classes, quantile) -> np.ndarray:
+    """Cutpoints reproducing the class frequencies at a zero score: ``quantile(P(y <= c))``."""
+    freq = np.bincount(y.astype(np.intp), weights=sample_weight, minlength=n_classes)
+    cum = np.cumsum(freq)[:-1] / freq.sum()
+    cut = quantile(np.clip(cum, 1e-6, 1 - 1e-6))
+    # Empty classes would give equal cutpoints: keep them strictly increasing.
+    return np.maximum.accumulate(cut + 1e-6 * np.arange(cut.shape[0]))

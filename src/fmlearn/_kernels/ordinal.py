@@ -1,0 +1,143 @@
+"""Ordinal regression with an FM score: cumulative link models.
+
+Classes ``0 .. C-1`` are ordered; with increasing cutpoints ``theta`` (C - 1,) and the FM
+score ``f(x)`` (no bias: the cutpoints play its part),
+
+    P(y <= c | x) = F(theta_c - f(x)),  so  P(y = c | x) = F(theta_c - f) - F(theta_{c-1} - f)
+
+with ``theta_{-1} = -inf`` and ``theta_{C-1} = +inf``. SGD fits the logistic ``F``
+(proportional odds); MCMC the probit ``F`` (ordered probit, Albert and Chib 1993), whose
+latent ``z ~ N(f, 1)`` falls between the cutpoints of its class.
+"""
+
+import math
+
+import numpy as np
+
+from fmlearn._kernels._jit import jit
+from fmlearn._kernels.fm import fm_row
+from fmlearn._kernels.rng import interval_probability, normal, normal_between, uniform
+from fmlearn._kernels.sgd import fm_step, prefetch_row
+
+_FLOOR = 1e-300  # probabilities below this count as this, so that log stays finite
+
+
+@jit(inline="always")
+def _sigmoid(t):
+    if t >= 0.0:
+        return 1.0 / (1.0 + math.exp(-t))
+    e = math.exp(t)
+    return e / (1.0 + e)
+
+
+@jit
+def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, acc_cut,
+              lr, reg_w, reg_V, adaptive, fit_linear):
+    """One pass of the proportional-odds model; returns the sum of weighted log losses.
+
+    ``y`` float64 class indices; ``cut`` (C - 1,) float64 cutpoints, updated in place (with
+    AdaGrad sums in ``acc_cut`` when ``adaptive``) and kept increasing. Same table contract
+    as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used.
+    """
+    T = table.dtype.type
+    lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
+    s = np.empty(k, dtype=table.dtype)
+    zero = np.zeros(1, dtype=table.dtype)
+    n_cut = cut.shape[0]
+    total = 0.0
+    stop = order.shape[0]
+    for t in range(stop):
+        prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
+        row = order[t]
+        f = fm_row(indptr, indices, data, row, zero, table, k, s)
+        c = int(y[row])
+        sw = sample_weight[row]
+        upper = _sigmoid(cut[c] - f) if c < n_cut else 1.0
+        lower = _sigmoid(cut[c - 1] - f) if c > 0 else 0.0
+        p = max(upper - lower, _FLOOR)
+        total -= sw * math.log(p)
+        du = upper * (1.0 - upper)
+        dl = lower * (1.0 - lower)
+        # d(-log p)/d theta_c = -du / p, / d theta_{c-1} = dl / p, / d f = (du - dl) / p
+        if c < n_cut:
+            _cut_step(cut, acc_cut, c, -sw * du / p, lr, adaptive)
+        if c > 0:
+            _cut_step(cut, acc_cut, c - 1, sw * dl / p, lr, adaptive)
+        fm_step(indptr, indices, data, row, table, k, s, T(sw * (du - dl) / p), lr_, reg_w_,
+                reg_V_, adaptive, fit_linear)
+    return total
+
+
+@jit(inline="always")
+def _cut_step(cut, acc_cut, c, g, lr, adaptive):
+    if adaptive:
+        acc_cut[c] += g * g
+        value = cut[c] - lr * g / math.sqrt(acc_cut[c])
+    else:
+        value = cut[c] - lr * g
+    # Keep the cutpoints strictly increasing.
+    gap = 1e-6
+    if c > 0 and value < cut[c - 1] + gap:
+        value = cut[c - 1] + gap
+    if c + 1 < cut.shape[0] and value > cut[c + 1] - gap:
+        value = cut[c + 1] - gap
+    cut[c] = value
+
+
+@jit(inline="always")
+def _probit_class_probability(c, f, cut):
+    n_cut = cut.shape[0]
+    lo = cut[c - 1] - f if c > 0 else -np.inf
+    hi = cut[c] - f if c < n_cut else np.inf
+    return max(interval_probability(lo, hi), _FLOOR)
+
+
+@jit
+def probit_log_loss(y, pred, cut, sample_weight):
+    """``-sum_n s_n log P(y_n | f_n)`` of the ordered probit model."""
+    total = 0.0
+    for n in range(y.shape[0]):
+        total -= sample_weight[n] * math.log(_probit_class_probability(int(y[n]), pred[n], cut))
+    return total
+
+
+@jit
+def latent_targets(y, pred, cut, rng, out):
+    """Draw each latent ``z_n ~ N(pred_n, 1)`` within its class's cutpoints."""
+    n_cut = cut.shape[0]
+    for n in range(y.shape[0]):
+        c = int(y[n])
+        m = pred[n]
+        lo = cut[c - 1] - m if c > 0 else -np.inf
+        hi = cut[c] - m if c < n_cut else np.inf
+        out[n] = m + normal_between(rng, lo, hi)
+
+
+@jit
+def cutpoint_mh(y, rows_by_class, class_ptr, pred, sample_weight, cut, step, rng, accepted):
+    """One random-walk Metropolis step per cutpoint, with the latent targets integrated out.
+
+    Drawing the cutpoints from ``p(theta | f)`` (then ``z`` given them) mixes where the
+    textbook Gibbs step, uniform between neighbouring latent values, barely moves on large
+    data (Cowles 1996). Moving ``theta_c`` only changes the likelihood of classes ``c`` and
+    ``c + 1``, whose rows ``rows_by_class[class_ptr[c] : class_ptr[c + 2]]`` are visited.
+    """
+    n_cut = cut.shape[0]
+    for c in range(n_cut):
+        old = cut[c]
+        new = old + step[c] * normal(rng)
+        if (c > 0 and new <= cut[c - 1]) or (c + 1 < n_cut and new >= cut[c + 1]):
+            continue
+        delta = 0.0
+        for p in range(class_ptr[c], class_ptr[c + 2]):
+            n = rows_by_class[p]
+            cls = int(y[n])
+            f = pred[n]
+            before = _probit_class_probability(cls, f, cut)
+            cut[c] = new
+            after = _probit_class_probability(cls, f, cut)
+            cut[c] = old
+            delta += sample_weight[n] * (math.log(after) - math.log(before))
+        if math.log(uniform(rng)) < delta:
+            cut[c] = new
+            accepted[c] += 1.0
