@@ -355,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
                 help="classification: write class labels instead of probabilities",
             )
         p.set_defaults(func=func)
+    from fmlearn.cli_libfm import add_parser
+
+    add_parser(sub)  # `fmlearn libfm`: libFM's own command lines
     return parser
 
 
