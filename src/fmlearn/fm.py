@@ -12,7 +12,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
+from fmlearn._model import FMParams
+from fmlearn._multiclass import MulticlassFMParams
 from fmlearn.base import BaseFM
+
+# Solvers with multinomial kernels (more than two classes).
+_MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad"})
 
 _PARAMS_DOC = """
     Parameters
@@ -180,15 +185,24 @@ class FMRegressor(RegressorMixin, BaseFM):
 
 class FMClassifier(ClassifierMixin, BaseFM):
     __doc__ = (
-        """Factorization machine for binary classification (logistic loss).
+        """Factorization machine for classification: binary (logistic loss) or multi-class.
 
-    Any two class labels are accepted; ``classes_[1]`` is the positive class. Per-epoch
-    metric: log loss.
+    Two classes: one FM score, the log-odds of ``classes_[1]`` (any two labels; ALS and MCMC
+    fit the probit model). More than two: a multinomial FM, one FM score per class with its
+    own bias, weights and rank-``n_factors`` factors, and ``P(c | x) = softmax(scores)_c``;
+    O(n_classes * n_factors * nnz(x)) per row, trained by ``solver="sgd"`` or ``"adagrad"``
+    (see ``docs/multiclass.md``). Per-epoch metric: log loss (multinomial for more than two
+    classes).
     """
         + _PARAMS_DOC
         + """
-    classes_ : ndarray of shape (2,)
+    classes_ : ndarray of shape (n_classes,)
         The class labels, sorted.
+
+    With more than two classes the fitted parameters have a class axis: ``w0_`` of shape
+    (n_classes,), ``w_`` of shape (n_features, n_classes) and ``V_`` of shape
+    (n_features, n_classes, n_factors), where ``V_[:, c]`` are the factors of class
+    ``classes_[c]``.
     """
     )
 
@@ -202,34 +216,77 @@ class FMClassifier(ClassifierMixin, BaseFM):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        # Multi-class is the plain FM's (multinomial); the other families are binary.
+        tags.classifier_tags.multi_class = self._params_class is FMParams
         return tags
+
+    # ----------------------------------------------------- binary or multinomial, per fit
+    def _multinomial(self) -> bool:
+        """Whether the model (being) fitted is the multinomial one (> 2 classes)."""
+        return len(getattr(self, "classes_", ())) > 2
+
+    def _check_multinomial(self, labels) -> None:
+        name = type(self).__name__
+        listed = f"{labels.shape[0]} classes ({', '.join(map(repr, labels[:5]))}...)"
+        if self._params_class is not FMParams:
+            raise ValueError(
+                f"Only binary classification is supported by {name}: y has {listed}. "
+                "Multi-class (a multinomial FM) is available in FMClassifier; or train one "
+                f"model per class with sklearn.multiclass.OneVsRestClassifier({name}())."
+            )
+        if self.solver not in _MULTICLASS_SOLVERS:
+            raise ValueError(
+                f"solver={self.solver!r} is not supported for more than two classes yet "
+                f"(y has {listed}): the multinomial FM is trained with solver='adagrad' or "
+                "'sgd'. Or train one model per class with "
+                f"sklearn.multiclass.OneVsRestClassifier({name}(solver={self.solver!r}))."
+            )
 
     def _encode_y(self, y, *, reset, classes=None):
         if reset:
             check_classification_targets(y)
             labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-            if labels.shape[0] != 2:
-                if labels.shape[0] < 2:
-                    what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
-                else:
-                    what = f"{labels.shape[0]} classes ({', '.join(map(repr, labels[:5]))}...)"
+            if labels.shape[0] < 2:
+                what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
                 raise ValueError(
-                    "Only binary classification is supported. FMClassifier needs exactly 2 "
-                    f"classes; y has {what}. Check the target column, or for several classes "
-                    "train one model per class with "
-                    "sklearn.multiclass.OneVsRestClassifier(FMClassifier()).",
+                    f"{type(self).__name__} needs at least 2 classes; y has {what}. Check the "
+                    "target column (and pass every label as classes= to partial_fit)."
                 )
+            if labels.shape[0] > 2:
+                self._check_multinomial(labels)
             self.classes_ = labels
+        elif self._multinomial():
+            self._check_multinomial(self.classes_)  # e.g. a warm start with solver="als"
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ValueError(
                 f"y has label {y[unknown][0]!r} (row {int(np.flatnonzero(unknown)[0])}) that is "
                 f"not one of the classes {list(self.classes_)} the model was fitted with."
             )
+        if self._multinomial():
+            return np.searchsorted(self.classes_, y).astype(np.float64)
         return np.where(y == self.classes_[1], 1.0, -1.0)
 
+    def _param_columns(self) -> int:
+        if self._multinomial():
+            return MulticlassFMParams.n_param_columns(self.n_factors, len(self.classes_))
+        return super()._param_columns()
+
+    def _new_params(self, n_features, rng, w0, n_state):
+        if self._multinomial():
+            return MulticlassFMParams.initialize(
+                n_features, self.n_factors, len(self.classes_), self.init_stdev, rng, w0=w0,
+                n_state=n_state,
+            )
+        return super()._new_params(n_features, rng, w0, n_state)
+
     def _initial_bias(self, y, sample_weight):
+        if self._multinomial():
+            # Log class priors (centred: softmax ignores a common shift).
+            prior = np.bincount(y.astype(np.intp), weights=sample_weight,
+                                minlength=len(self.classes_))
+            log_prior = np.log(np.maximum(prior / prior.sum(), 1e-6))
+            return log_prior - log_prior.mean()
         p = np.average(y > 0, weights=sample_weight)
         p = min(max(p, 1e-6), 1 - 1e-6)
         return float(np.log(p / (1 - p)))
@@ -238,15 +295,36 @@ class FMClassifier(ClassifierMixin, BaseFM):
         return float(loss_sum / weight_sum)
 
     def _metric(self, y, proba, sample_weight):
-        p = np.clip(np.where(y > 0, proba, 1.0 - proba), 1e-300, 1.0)
-        return float(np.average(-np.log(p), weights=sample_weight))
+        if self._multinomial():
+            p = proba[np.arange(y.shape[0]), y.astype(np.intp)]
+        else:
+            p = np.where(y > 0, proba, 1.0 - proba)
+        return float(np.average(-np.log(np.clip(p, 1e-300, 1.0)), weights=sample_weight))
+
+    @property
+    def w0_(self) -> float | np.ndarray:
+        """Bias: a float, or one per class, shape (n_classes,), for more than two classes."""
+        check_is_fitted(self)
+        return self._params.w0 if self._multinomial() else float(self._params.w0[0])
+
+    def field_interactions(self, fields=None, X=None) -> np.ndarray:
+        check_is_fitted(self)
+        if self._multinomial():
+            raise ValueError(
+                "field_interactions is not available for a multi-class model yet (it would "
+                "need one matrix per class); inspect V_[:, c] of class classes_[c] instead."
+            )
+        return super().field_interactions(fields, X)
+
+    field_interactions.__doc__ = BaseFM.field_interactions.__doc__
 
     def partial_fit(
         self, X, y, classes=None, sample_weight=None, *, X_rel=None, eval_set=None,
         eval_X_rel=None, callbacks=None,
     ):
-        """One epoch over ``X`` and ``y``; ``classes`` (both labels) is needed on the first call
-        when ``y`` may not show both."""
+        """One epoch over ``X`` and ``y``; ``classes`` (every label) is needed on the first call
+        when ``y`` may not show them all. Its number of labels chooses the binary or the
+        multinomial model for good."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
@@ -257,21 +335,29 @@ class FMClassifier(ClassifierMixin, BaseFM):
         )
 
     def decision_function(self, X, X_rel=None) -> np.ndarray:
-        """Model output ``y(x)``, shape (n_samples,): the log-odds of ``classes_[1]`` (SGD
-        solvers) or its probit score (ALS, MCMC; the posterior mean for MCMC)."""
+        """Model output ``y(x)``.
+
+        Two classes: shape (n_samples,), the log-odds of ``classes_[1]`` (SGD solvers) or its
+        probit score (ALS, MCMC; the posterior mean for MCMC). More than two: shape
+        (n_samples, n_classes), each class's FM score (the softmax logits).
+        """
         return self._raw_predict(X, X_rel)
 
     def predict_proba(self, X, X_rel=None) -> np.ndarray:
-        """Class probabilities, shape (n_samples, 2), columns in ``classes_`` order.
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
 
         With ``solver="mcmc"``, the probabilities averaged over the posterior samples.
         """
         Xk = self._predict_design(X, X_rel)
         p = self._output(Xk)
+        if self._multinomial():
+            return p
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X, X_rel=None) -> np.ndarray:
         """Predicted class labels, shape (n_samples,)."""
         check_is_fitted(self)
+        if self._multinomial():
+            return self.classes_[np.argmax(self.decision_function(X, X_rel), axis=1)]
         p = self.predict_proba(X, X_rel)[:, 1]
         return self.classes_[(p > 0.5).astype(np.intp)]
