@@ -206,3 +206,30 @@ def test_train_hofm_model(files, capsys, tmp_path):
     assert main(["train", "--train", str(files / "train.libfm"), "--model", "hofm", "--degree",
                  "7", "--quiet"]) == 2
     assert "degree" in capsys.readouterr().err
+
+
+def test_multiclass_file_reports_and_predicts_every_class(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X, _, _ = make_fm_regression(n_samples=300, n_features=20, random_state=0)
+    y = rng.integers(0, 3, 300).astype(float)
+    write_libfm(tmp_path / "mc.libfm", X, y)
+    model = str(tmp_path / "mc.fmz")
+    assert main(["train", "--train", str(tmp_path / "mc.libfm"), "--task", "classification",
+                 "--max-iter", "3", "--model-out", model]) == 0
+    assert main(["evaluate", "--model", model, "--data", str(tmp_path / "mc.libfm")]) == 0
+    assert "accuracy=" in capsys.readouterr().out
+    out = tmp_path / "p.txt"
+    assert main(["predict", "--model", model, "--data", str(tmp_path / "mc.libfm"),
+                 "--out", str(out)]) == 0
+    proba = np.loadtxt(out)
+    assert proba.shape == (300, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["als", "mcmc"])
+def test_train_with_coordinate_solvers(files, tmp_path, solver):
+    model = str(tmp_path / f"{solver}.fmz")
+    argv = ["train", "--train", str(files / "train.libfm"), "--solver", solver, "--max-iter", "5",
+            "--l2-reg-w", "1", "--l2-reg-V", "1", "--model-out", model]
+    assert main(argv) == 0
+    assert main(["evaluate", "--model", model, "--data", str(files / "test.libfm")]) == 0

@@ -39,14 +39,16 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
         "--task",
         choices=("regression", "classification"),
         default="regression",
-        help="regression (squared loss) or binary classification (logistic loss; "
-        "the file's two label values, e.g. -1/1 or 0/1). Default: regression.",
+        help="regression (squared loss) or classification (the file's label values: two "
+        "give a binary model, more a multinomial FM). Default: regression.",
     )
     g.add_argument(
         "--solver",
-        choices=("adagrad", "sgd"),
+        choices=("adagrad", "sgd", "als", "mcmc"),
         default="adagrad",
-        help="adagrad (robust default) or sgd (plain SGD; use a learning rate near 0.01).",
+        help="adagrad (robust default), sgd (plain SGD; use a learning rate near 0.01), als "
+        "(coordinate descent; FM only) or mcmc (Bayesian FM by Gibbs sampling, no learning "
+        "rate or regularization to tune; FM only). Default: adagrad.",
     )
     g.add_argument(
         "--n-factors",
@@ -149,7 +151,15 @@ def _report(model, X, y) -> dict[str, float]:
                 f"error: label {y[unknown][0]:g} is not one of the model's classes "
                 f"{list(model.classes_)}"
             )
-        return metrics.classification_report(y == model.classes_[1], model.predict_proba(X)[:, 1])
+        proba = model.predict_proba(X)
+        if len(model.classes_) > 2:
+            index = np.searchsorted(model.classes_, y)
+            p = np.clip(proba[np.arange(len(y)), index], 1e-15, 1.0)
+            return {
+                "logloss": float(np.mean(-np.log(p))),
+                "accuracy": float(np.mean(model.classes_[proba.argmax(axis=1)] == y)),
+            }
+        return metrics.classification_report(y == model.classes_[1], proba[:, 1])
     return metrics.regression_report(y, model.predict(X))
 
 
@@ -249,7 +259,9 @@ def cmd_predict(args) -> int:
     model = fmlearn.load(args.model)
     X, _ = _load_data_for(model, args.data, args.format)
     if hasattr(model, "classes_") and not args.labels:
-        pred = model.predict_proba(X)[:, 1]
+        # Binary: the probability of the positive class; multi-class: one column per class.
+        pred = model.predict_proba(X)
+        pred = pred[:, 1] if pred.shape[1] == 2 else pred
     else:
         pred = model.predict(X)
     out = sys.stdout if args.out == "-" else open(args.out, "w")
