@@ -250,3 +250,30 @@ def probit_targets(y, pred, sample, rng, out):
         else:
             t = normal_above(rng, m) if sample else mean_above(m)
             out[n] = m - t
+
+
+@jit
+def predict_with_sums(indptr, indices, data, w0, table, k, start, stop, out, Q):
+    """FM output of CSR rows ``start <= n < stop`` into ``out``, and their factor sums
+    ``Q[f, n] = sum_j v_jf x_nj`` (Q of shape (k, n_rows)), in one pass.
+
+    A factor's sums do not change until that factor is swept, so one pass at the start of a
+    sweep serves every factor.
+    """
+    for n in range(start, stop):
+        for f in range(k):
+            Q[f, n] = 0.0
+        linear = 0.0
+        squares = 0.0
+        for p in range(indptr[n], indptr[n + 1]):
+            i = indices[p]
+            x = data[p]
+            linear += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                Q[f, n] += vx
+                squares += vx * vx
+        pair = 0.0
+        for f in range(k):
+            pair += Q[f, n] * Q[f, n]
+        out[n] = w0[0] + linear + 0.5 * (pair - squares)

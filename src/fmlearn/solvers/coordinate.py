@@ -40,6 +40,9 @@ from fmlearn.solvers.sgd import initial_cutpoints
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
 ALPHA_0 = BETA_0 = 1.0
+# Factor sums of all factors are computed in the sweep's first pass when they take less
+# memory than this; otherwise one pass per factor.
+SUMS_CACHE_BYTES = 256 * 2**20
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
@@ -188,6 +191,18 @@ class _CoordinateSolver:
         return 1.0, np.zeros(1), one * self.l2_reg_w, np.zeros((k, 1)), np.full((k, 1),
                                                                                  self.l2_reg_V)
 
+    @staticmethod
+    def _predict_with_sums(params, X, n_threads):
+        pred = np.empty(X.n_rows)
+        Q = np.empty((params.n_factors, X.n_rows))
+
+        def rows(a, b):
+            cd.predict_with_sums(X.indptr, X.indices, X.data, params.w0, params.table,
+                                 params.n_factors, a, b, pred, Q)
+
+        run_blocks(rows, X.n_rows, n_threads)
+        return pred, Q
+
     def _factor_sums(self, data, table, f, q, n_threads):
         m = data.main
 
@@ -212,7 +227,11 @@ class _CoordinateSolver:
         sample, r = self.sample, state["rng"]
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
-        pred = FMParams.decision_function(params, data.X, n_threads)
+        Q = None
+        if data.blocks or data.main.n_rows * k * 8 > SUMS_CACHE_BYTES:
+            pred = FMParams.decision_function(params, data.X, n_threads)
+        else:
+            pred, Q = self._predict_with_sums(params, data.main, n_threads)
         if self.classify:
             target = np.empty_like(pred)
             cd.probit_targets(data.y, pred, sample, r, target)
@@ -243,8 +262,11 @@ class _CoordinateSolver:
                 cd.block_apply_linear(b.idx, e, B)
         q = np.zeros(data.main.n_rows)
         for f in range(k):
-            q[:] = 0.0
-            self._factor_sums(data, table, f, q, n_threads)
+            if Q is None:
+                q[:] = 0.0
+                self._factor_sums(data, table, f, q, n_threads)
+            else:
+                q = Q[f]
             c = data.main_csc
             cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
                              lam_V[f], groups, sample, r)
