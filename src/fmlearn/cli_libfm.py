@@ -821,7 +821,7 @@ class Command:
         if o.method == "sgda":
             kw["early_stopping"] = True
         if solver == "mcmc":
-            kw["n_kept_samples"] = None
+            kw["n_kept_samples"] = o.n_iter  # libFM averages every sample: no burn-in
             if prior_groups is not None:
                 kw["prior_groups"] = prior_groups
         try:
