@@ -25,8 +25,11 @@ def _relational(seed=0, n=300):
     return Xm, blocks, full, np.asarray(y).ravel(), rng.uniform(0.5, 2.0, n)
 
 
+@pytest.mark.parametrize("sums_cache", [True, False])
 @pytest.mark.parametrize("solver", ["als", "mcmc"])
-def test_blocked_fit_equals_expanded_fit(solver):
+def test_blocked_fit_equals_expanded_fit(solver, sums_cache, monkeypatch):
+    if not sums_cache:  # the per-factor path taken by data too large to cache all sums
+        monkeypatch.setattr("fmlearn.solvers.coordinate.SUMS_CACHE_BYTES", 0)
     Xm, blocks, full, y, sw = _relational()
     kw = dict(n_factors=3, solver=solver, max_iter=6, l2_reg_w=0.5, l2_reg_V=0.5,
               random_state=0, tol=None)

@@ -119,22 +119,26 @@ def add_gathered(q, block_values, idx, start, stop):
 
 
 # ----------------------------------------------------------------------------- relation blocks
+# A block's per-block-row aggregates sit side by side in one array ``A`` (n_block_rows, 8),
+# columns C, Q1, Q2, E, EQ, DQ, B: a block feature's update reads and writes all of them for
+# each of its rows, so one cache line per block row instead of seven.
+C, Q1, Q2, E, EQ, DQ, B = 0, 1, 2, 3, 4, 5, 6
+
+
 @jit
-def block_linear_stats(idx, sw, e, c, E):
-    """Per block row: ``c_r = sum s_n`` and ``E_r = sum s_n e_n`` (arrays overwritten)."""
-    c[:] = 0.0
-    E[:] = 0.0
+def block_linear_stats(idx, sw, e, A):
+    """Per block row: ``c_r = sum s_n`` and ``E_r = sum s_n e_n`` (other columns zeroed)."""
+    A[:] = 0.0
     for n in range(idx.shape[0]):
         r = idx[n]
-        c[r] += sw[n]
-        E[r] += sw[n] * e[n]
+        A[r, C] += sw[n]
+        A[r, E] += sw[n] * e[n]
 
 
 @jit
-def block_update_linear(indptr, rows, vals, col0, c, E, B, table, wcol, alpha, mu, lam, groups,
+def block_update_linear(indptr, rows, vals, col0, A, table, wcol, alpha, mu, lam, groups,
                         sample, rng):
     """Update a block's linear weights from the aggregates; ``B_r`` collects ``e``'s change."""
-    B[:] = 0.0
     for col in range(indptr.shape[0] - 1):
         i = col0 + col
         g = groups[i]
@@ -143,8 +147,8 @@ def block_update_linear(indptr, rows, vals, col0, c, E, B, table, wcol, alpha, m
         for p in range(indptr[col], indptr[col + 1]):
             r = rows[p]
             a = vals[p]
-            s_hh += a * a * c[r]
-            s_he += a * E[r]
+            s_hh += a * a * A[r, C]
+            s_he += a * A[r, E]
         old = table[i, wcol]
         new = _draw(old, s_hh, s_he, alpha, mu[g], lam[g], sample, rng)
         table[i, wcol] = new
@@ -152,48 +156,42 @@ def block_update_linear(indptr, rows, vals, col0, c, E, B, table, wcol, alpha, m
         for p in range(indptr[col], indptr[col + 1]):
             r = rows[p]
             da = d * vals[p]
-            E[r] -= da * c[r]
-            B[r] += da
+            A[r, E] -= da * A[r, C]
+            A[r, B] += da
 
 
 @jit
-def block_apply_linear(idx, e, B):
+def block_apply_linear(idx, e, A):
     """``e_n -= B[idx[n]]``: the block's linear updates reach the data rows."""
     for n in range(idx.shape[0]):
-        e[n] -= B[idx[n]]
+        e[n] -= A[idx[n], B]
 
 
 @jit
-def block_factor_stats(idx, sw, e, q, c, Q1, Q2, E, EQ):
-    """Per block row: ``c, Q1, Q2, E, EQ`` of the module docstring (arrays overwritten)."""
-    c[:] = 0.0
-    Q1[:] = 0.0
-    Q2[:] = 0.0
-    E[:] = 0.0
-    EQ[:] = 0.0
+def block_factor_stats(idx, sw, e, q, A):
+    """Per block row: ``c, Q1, Q2, E, EQ`` of the module docstring (``DQ``, ``B`` zeroed)."""
+    A[:] = 0.0
     for n in range(idx.shape[0]):
         r = idx[n]
         s = sw[n]
         qn = q[n]
         sq = s * qn
-        c[r] += s
-        Q1[r] += sq
-        Q2[r] += sq * qn
-        E[r] += s * e[n]
-        EQ[r] += sq * e[n]
+        A[r, C] += s
+        A[r, Q1] += sq
+        A[r, Q2] += sq * qn
+        A[r, E] += s * e[n]
+        A[r, EQ] += sq * e[n]
 
 
 @jit
-def block_update_factor(indptr, rows, vals, col0, f, c, Q1, Q2, E, EQ, DQ, B, table, alpha, mu,
-                        lam, groups, sample, rng):
-    """Update factor ``f`` of a block's columns from the per-block-row aggregates.
+def block_update_factor(indptr, rows, vals, col0, f, A, table, alpha, mu, lam, groups, sample,
+                        rng):
+    """Update factor ``f`` of a block's columns from the per-block-row aggregates ``A``.
 
     After each column, the aggregates of the block rows it occurs in are brought up to date
     (exactly: the FM is multilinear), and ``DQ``/``B`` accumulate the change that
     :func:`block_apply_factor` then applies to the data rows.
     """
-    DQ[:] = 0.0
-    B[:] = 0.0
     for col in range(indptr.shape[0] - 1):
         i = col0 + col
         g = groups[i]
@@ -205,8 +203,8 @@ def block_update_factor(indptr, rows, vals, col0, f, c, Q1, Q2, E, EQ, DQ, B, ta
             a = vals[p]
             va = v * a
             # sum over the rows n of r of s_n h_n^2 and s_n h_n e_n, h_n = a (q_n - v a)
-            s_hh += a * a * (Q2[r] - 2.0 * va * Q1[r] + va * va * c[r])
-            s_he += a * (EQ[r] - va * E[r])
+            s_hh += a * a * (A[r, Q2] - 2.0 * va * A[r, Q1] + va * va * A[r, C])
+            s_he += a * (A[r, EQ] - va * A[r, E])
         new = _draw(v, s_hh, s_he, alpha, mu[g], lam[g], sample, rng)
         table[i, f] = new
         d = new - v
@@ -215,23 +213,55 @@ def block_update_factor(indptr, rows, vals, col0, f, c, Q1, Q2, E, EQ, DQ, B, ta
             a = vals[p]
             va = v * a
             da = d * a
-            G1 = a * (Q1[r] - va * c[r])  # sum s_n h_n
-            GQ = a * (Q2[r] - va * Q1[r])  # sum s_n h_n q_n
-            EQ[r] += da * E[r] - d * GQ - d * da * G1
-            E[r] -= d * G1
-            Q2[r] += 2.0 * da * Q1[r] + da * da * c[r]
-            Q1[r] += da * c[r]
-            B[r] += da * (DQ[r] - va)
-            DQ[r] += da
+            c, q1, q2, er = A[r, C], A[r, Q1], A[r, Q2], A[r, E]
+            G1 = a * (q1 - va * c)  # sum s_n h_n
+            GQ = a * (q2 - va * q1)  # sum s_n h_n q_n
+            A[r, EQ] += da * er - d * GQ - d * da * G1
+            A[r, E] = er - d * G1
+            A[r, Q2] = q2 + 2.0 * da * q1 + da * da * c
+            A[r, Q1] = q1 + da * c
+            A[r, B] += da * (A[r, DQ] - va)
+            A[r, DQ] += da
 
 
 @jit
-def block_apply_factor(idx, e, q, DQ, B):
+def block_apply_factor(idx, e, q, A):
     """Apply a block's factor updates to the data rows' ``e`` and ``q``."""
     for n in range(idx.shape[0]):
         r = idx[n]
-        e[n] -= DQ[r] * q[n] + B[r]
-        q[n] += DQ[r]
+        e[n] -= A[r, DQ] * q[n] + A[r, B]
+        q[n] += A[r, DQ]
+
+
+@jit
+def blocked_predict_with_sums(indptr, indices, data, w0, table, k, idx, row_offset, lin, Qb,
+                              sq, start, stop, out, Q):
+    """:func:`predict_with_sums` for a design with relation blocks (block summaries ``lin``,
+    ``Qb``, ``sq`` from :func:`fmlearn._kernels.fm.block_sums`, stacked at ``row_offset``)."""
+    n_blocks = idx.shape[0]
+    for n in range(start, stop):
+        for f in range(k):
+            Q[f, n] = 0.0
+        linear = 0.0
+        squares = 0.0
+        for p in range(indptr[n], indptr[n + 1]):
+            i = indices[p]
+            x = data[p]
+            linear += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                Q[f, n] += vx
+                squares += vx * vx
+        for b in range(n_blocks):
+            r = row_offset[b] + idx[b, n]
+            linear += lin[r]
+            squares += sq[r]
+            for f in range(k):
+                Q[f, n] += Qb[r, f]
+        pair = 0.0
+        for f in range(k):
+            pair += Q[f, n] * Q[f, n]
+        out[n] = w0[0] + linear + 0.5 * (pair - squares)
 
 
 # ----------------------------------------------------------------------------- probit targets

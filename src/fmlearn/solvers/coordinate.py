@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from scipy.special import log_ndtr
 
 from fmlearn._kernels import cd
+from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL
 from fmlearn._model import FMParams
@@ -71,7 +72,7 @@ class _Block(NamedTuple):
     csr: KernelCSR
     csc: _CSC
     col0: int
-    scratch: np.ndarray  # (8, n_block_rows): c, Q1, Q2, E, EQ, DQ, B and the block's q
+    scratch: np.ndarray  # (n_block_rows, 8): per block row aggregates (see _kernels.cd)
 
 
 class _Data(NamedTuple):
@@ -157,7 +158,7 @@ class _CoordinateSolver:
         main = X.main if isinstance(X, BlockDesign) else X
         blocks = []
         for b in X.blocks if isinstance(X, BlockDesign) else []:
-            scratch = np.zeros((8, b.csr.n_rows))
+            scratch = np.zeros((b.csr.n_rows, 8))
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
         groups = self._groups(X.n_features)
         sizes = np.bincount(groups, minlength=1).astype(np.float64)
@@ -193,12 +194,27 @@ class _CoordinateSolver:
 
     @staticmethod
     def _predict_with_sums(params, X, n_threads):
+        """Predictions and every factor's row sums ``Q`` (k, n_rows) in one threaded pass."""
+        k, w0, table = params.n_factors, params.w0, params.table
         pred = np.empty(X.n_rows)
-        Q = np.empty((params.n_factors, X.n_rows))
+        Q = np.empty((k, X.n_rows))
+        if isinstance(X, BlockDesign):
+            m = X.main
+            n_block_rows = max(X.n_block_rows, 1)
+            lin, Qb, sq = np.zeros(n_block_rows), np.zeros((n_block_rows, k)), np.zeros(
+                n_block_rows)
+            for b, off in zip(X.blocks, X.row_offset, strict=True):
+                c = b.csr
+                end = off + c.n_rows
+                fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k,
+                                      lin[off:end], Qb[off:end], sq[off:end])
 
-        def rows(a, b):
-            cd.predict_with_sums(X.indptr, X.indices, X.data, params.w0, params.table,
-                                 params.n_factors, a, b, pred, Q)
+            def rows(a, z):
+                cd.blocked_predict_with_sums(m.indptr, m.indices, m.data, w0, table, k, X.idx,
+                                             X.row_offset, lin, Qb, sq, a, z, pred, Q)
+        else:
+            def rows(a, z):
+                cd.predict_with_sums(X.indptr, X.indices, X.data, w0, table, k, a, z, pred, Q)
 
         run_blocks(rows, X.n_rows, n_threads)
         return pred, Q
@@ -211,7 +227,7 @@ class _CoordinateSolver:
 
         run_blocks(rows, m.n_rows, n_threads)
         for b in data.blocks:
-            qb = b.scratch[7]
+            qb = np.empty(b.csr.n_rows)
             c = b.csr
             cd.factor_sums(c.indptr, c.indices, c.data, b.col0, table, f, 0, c.n_rows, qb)
 
@@ -228,10 +244,10 @@ class _CoordinateSolver:
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
         Q = None
-        if data.blocks or data.main.n_rows * k * 8 > SUMS_CACHE_BYTES:
+        if data.main.n_rows * k * 8 > SUMS_CACHE_BYTES:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
-            pred, Q = self._predict_with_sums(params, data.main, n_threads)
+            pred, Q = self._predict_with_sums(params, data.X, n_threads)
         if self.classify:
             target = np.empty_like(pred)
             cd.probit_targets(data.y, pred, sample, r, target)
@@ -255,11 +271,11 @@ class _CoordinateSolver:
             cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w, lam_w,
                              groups, sample, r)
             for b in data.blocks:
-                cnt, E, B = b.scratch[0], b.scratch[3], b.scratch[6]
-                cd.block_linear_stats(b.idx, sw, e, cnt, E)
-                cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, cnt, E, B,
-                                       table, wcol, alpha, mu_w, lam_w, groups, sample, r)
-                cd.block_apply_linear(b.idx, e, B)
+                A = b.scratch
+                cd.block_linear_stats(b.idx, sw, e, A)
+                cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, A, table,
+                                       wcol, alpha, mu_w, lam_w, groups, sample, r)
+                cd.block_apply_linear(b.idx, e, A)
         q = np.zeros(data.main.n_rows)
         for f in range(k):
             if Q is None:
@@ -271,12 +287,11 @@ class _CoordinateSolver:
             cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
                              lam_V[f], groups, sample, r)
             for b in data.blocks:
-                cnt, Q1, Q2, E, EQ, DQ, B = b.scratch[:7]
-                cd.block_factor_stats(b.idx, sw, e, q, cnt, Q1, Q2, E, EQ)
-                cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, cnt, Q1,
-                                       Q2, E, EQ, DQ, B, table, alpha, mu_V[f], lam_V[f], groups,
-                                       sample, r)
-                cd.block_apply_factor(b.idx, e, q, DQ, B)
+                A = b.scratch
+                cd.block_factor_stats(b.idx, sw, e, q, A)
+                cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, A, table,
+                                       alpha, mu_V[f], lam_V[f], groups, sample, r)
+                cd.block_apply_factor(b.idx, e, q, A)
         self._after_sweep(params, state, alpha)
         if self.ordinal:
             return float(ordinal_kernels.probit_log_loss(data.y, target - e, state["cutpoints"],
