@@ -4,8 +4,8 @@
 # Everything goes into that venv only: never the system Python, never fmlearn's dependencies.
 # Idempotent: re-running skips what is already installed and prints the versions at the end.
 #
-#   bash benchmarks/setup_peers.sh            # fmlearn + pyspark, torch (CPU), torchfm, vowpalwabbit
-#   EXTRA_PEERS=1 bash benchmarks/setup_peers.sh   # also myfm, xlearn, lightfm-next (best effort)
+#   bash benchmarks/setup_peers.sh            # fmlearn + pyspark, torch (CPU), torchfm, vowpalwabbit, myfm, lightfm-next
+#   EXTRA_PEERS=1 bash benchmarks/setup_peers.sh   # also xlearn (best effort)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,14 +52,23 @@ if ! has vowpalwabbit; then
     pip_install -q vowpalwabbit
 fi
 
+# myFM (Bayesian FM by Gibbs sampling) for benchmarks/bayes.py. Its __init__ imports
+# pkg_resources, which setuptools 81 removed: keep setuptools below 81 in this venv.
+if ! has myfm; then
+    echo ">> myfm"
+    pip_install -q myfm "setuptools<81" || echo "!! myfm failed (benchmarks/bayes.py will skip it)"
+fi
+
+# LightFM for benchmarks/ranking.py: the lightfm-next fork of LightFM (imported as lightfm; pip
+# builds it from source, which needs a C compiler).
+if ! has lightfm; then
+    echo ">> lightfm-next"
+    pip_install -q lightfm-next || echo "!! lightfm-next failed (benchmarks/ranking.py will skip it)"
+fi
+
 # Peers used by other benchmarks; best effort, a failure here does not stop the script.
 if [ "${EXTRA_PEERS:-0}" = "1" ]; then
-    constraints="$(mktemp)"
-    echo "setuptools<81" >"$constraints"  # myfm's build still needs pkg_resources
-    has myfm || PIP_CONSTRAINT="$constraints" pip_install -q myfm || echo "!! myfm failed"
-    rm -f "$constraints"
     has xlearn || USER="${USER:-$(id -un)}" pip_install -q xlearn || echo "!! xlearn failed"
-    has lightfm || pip_install -q lightfm-next || echo "!! lightfm-next failed"
 fi
 
 echo ">> versions"
