@@ -11,6 +11,7 @@ from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
 from fmlearn.hofm import HOFMClassifier, HOFMRegressor
 from fmlearn.ordinal import FMOrdinalRegressor
+from fmlearn.ranking import FMRanker, recommend
 
 __all__ = [
     "FFMClassifier",
@@ -18,6 +19,7 @@ __all__ = [
     "FMClassifier",
     "FMEncoder",
     "FMOrdinalRegressor",
+    "FMRanker",
     "FMRegressor",
     "FwFMClassifier",
     "FwFMRegressor",
@@ -26,6 +28,7 @@ __all__ = [
     "RelationBlock",
     "__version__",
     "load",
+    "recommend",
 ]
 
 

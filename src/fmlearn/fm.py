@@ -15,6 +15,7 @@ from fmlearn._kernels.losses import LOGISTIC, SQUARED
 from fmlearn._model import FMParams
 from fmlearn._multiclass import MulticlassFMParams
 from fmlearn.base import BaseFM
+from fmlearn.ranking import RecommendMixin
 
 # Solvers with multinomial kernels (more than two classes).
 _MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad"})
@@ -102,7 +103,7 @@ _PARAMS_DOC = """
 """
 
 
-class FMRegressor(RegressorMixin, BaseFM):
+class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
     __doc__ = (
         """Factorization machine for regression (squared loss).
 
@@ -183,7 +184,7 @@ class FMRegressor(RegressorMixin, BaseFM):
         )
 
 
-class FMClassifier(ClassifierMixin, BaseFM):
+class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
     __doc__ = (
         """Factorization machine for classification: binary (logistic loss) or multi-class.
 

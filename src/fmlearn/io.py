@@ -57,6 +57,7 @@ _SCALAR_ATTRS = (
     "_solver_name",
     "_link",
     "_relation_widths",
+    "n_query_features_",
 )
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 
@@ -67,10 +68,11 @@ def _estimator_classes() -> dict[str, type]:
     from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
     from fmlearn.hofm import HOFMClassifier, HOFMRegressor
     from fmlearn.ordinal import FMOrdinalRegressor
+    from fmlearn.ranking import FMRanker
 
     classes = (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)
     classes += (FwFMRegressor, FwFMClassifier, HOFMRegressor, HOFMClassifier)
-    classes += (FMOrdinalRegressor,)
+    classes += (FMOrdinalRegressor, FMRanker)
     return {cls.__name__: cls for cls in classes}
 
 

@@ -1,0 +1,900 @@
+"""Learning to rank with factorization machines: :class:`FMRanker` and :func:`recommend`.
+
+A ranking problem has *queries* (a user, a user in a context, a search...) and *candidates*
+(items), each described by its own sparse feature matrix: one row per query with the query
+features, one row per candidate with the candidate features. The score of a pair is the FM of
+the concatenated row ``[query features | candidate features]``, so the model's feature space is
+the query columns followed by the candidate columns.
+
+- :class:`FMRanker` learns that FM from implicit feedback, (query, candidate) positives only,
+  with the pairwise BPR or WARP loss (see :mod:`fmlearn._kernels.ranking` for the gradients).
+- :func:`recommend` returns the top-k candidates of many queries from any second-order FM,
+  including :class:`fmlearn.FMRegressor` and :class:`fmlearn.FMClassifier` models trained on
+  ``[user one-hot | item one-hot]`` rows, by splitting the score into a query part, a candidate
+  part and one inner product per pair (a matrix product per batch of queries).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from fmlearn._kernels import ranking as rank_kernels
+from fmlearn._model import FMParams
+from fmlearn._parallel import effective_n_jobs, run_blocks
+from fmlearn._posterior import PosteriorFM
+from fmlearn.base import BaseFM, _rng_from
+from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
+from fmlearn.data.design import MAX_FEATURES, KernelCSR, as_kernel_csr
+from fmlearn.metrics import RANKING_METRICS, _relevance_matrix, auc_per_query
+from fmlearn.solvers import get_solver
+
+__all__ = ["FMRanker", "RecommendMixin", "recommend"]
+
+_LOSSES = {"bpr": rank_kernels.BPR, "warp": rank_kernels.WARP}
+_SAMPLING = {"uniform": rank_kernels.UNIFORM, "popularity": rank_kernels.POPULARITY}
+_METRIC_RE = re.compile(r"^(auc)$|^(precision|recall|ndcg|map|hit_rate)@([1-9][0-9]*)$")
+# Score rows of a batch of queries in recommend: about 32 MB of float64 per batch.
+_BATCH_CELLS = 4_000_000
+
+
+# ------------------------------------------------------------------------ input checks
+def _feature_csr(M, name: str, n_rows: int | None) -> sp.csr_matrix:
+    """Canonical CSR of a query or candidate feature matrix; None means one-hot ids."""
+    if M is None:
+        if n_rows is None:
+            raise ValueError(
+                f"{name}=None means one-hot ids, which needs the number of rows: pass "
+                f"positives as a sparse (n_queries, n_candidates) matrix, or pass {name} "
+                f"(e.g. scipy.sparse.identity(n_{name}, format='csr'))."
+            )
+        return sp.identity(n_rows, dtype=np.float32, format="csr")
+    M = check_array(M, accept_sparse=True, dtype=[np.float64, np.float32], input_name=name)
+    M = sp.csr_matrix(M)
+    if not M.has_canonical_format:
+        M = M.copy()
+        M.sum_duplicates()
+    return M
+
+
+def _pairs(positives, n_queries: int | None, n_candidates: int | None, name: str):
+    """(query ids, candidate ids) int64 and the (n_queries, n_candidates) shape they index.
+
+    ``positives`` is a sparse matrix (entries > 0 are positives, taken in row-major order) or
+    an integer array of shape (n_positives, 2).
+    """
+    if sp.issparse(positives):
+        M = sp.csr_matrix(positives, copy=True)
+        M.sum_duplicates()
+        M.data = (M.data > 0).astype(np.float32)  # entries > 0 are positives
+        M.eliminate_zeros()
+        shape = (M.shape[0] if n_queries is None else n_queries,
+                 M.shape[1] if n_candidates is None else n_candidates)
+        if M.shape != shape:
+            raise ValueError(
+                f"{name} is a {M.shape[0]} x {M.shape[1]} matrix, but there are {shape[0]} "
+                f"queries and {shape[1]} candidates; it must be (n_queries, n_candidates), "
+                "rows and columns in the order of the query and candidate matrices."
+            )
+        q = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr))
+        return q, M.indices.astype(np.int64), shape
+    arr = np.asarray(positives)
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be a sparse (n_queries, n_candidates) matrix or an integer array of "
+            f"(query index, candidate index) pairs of shape (n, 2); got an array of shape "
+            f"{arr.shape} and dtype {arr.dtype}."
+        )
+    arr = arr.astype(np.int64)
+    if n_queries is None or n_candidates is None:
+        raise ValueError(
+            f"with {name} given as index pairs, pass the query and candidate feature matrices "
+            "(or give the positives as a sparse (n_queries, n_candidates) matrix)."
+        )
+    for col, n, what in ((0, n_queries, "query"), (1, n_candidates, "candidate")):
+        bad = np.flatnonzero((arr[:, col] < 0) | (arr[:, col] >= n))
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{name}[{r}] = ({arr[r, 0]}, {arr[r, 1]}): {what} index {arr[r, col]} is out "
+                f"of range; there are {n} {what} rows (indices 0..{n - 1})."
+            )
+    return arr[:, 0].copy(), arr[:, 1].copy(), (n_queries, n_candidates)
+
+
+def _pair_matrix(q, c, shape) -> sp.csr_matrix:
+    """Binary CSR (n_queries, n_candidates) with sorted, unique candidates per query."""
+    M = sp.csr_matrix((np.ones(q.size, dtype=np.float32), (q, c)), shape=shape)
+    M.sum_duplicates()
+    M.data[:] = 1.0
+    return M
+
+
+def _as_exclude(exclude, shape) -> sp.csr_matrix | None:
+    """``exclude`` (matrix, or index collections per query) as a CSR of ``shape``."""
+    if exclude is None:
+        return None
+    M = _relevance_matrix(exclude, shape[1], "exclude")
+    if M.shape != shape:
+        raise ValueError(
+            f"exclude has shape {M.shape}; it must be (n_queries, n_candidates) = {shape} (e.g. "
+            "the training interaction matrix, or one collection of candidate indices per query "
+            f"below {shape[1]})."
+        )
+    return M
+
+
+def _model_space(X: sp.csr_matrix, columns: np.ndarray | None, offset: int = 0) -> KernelCSR:
+    """Kernel CSR of ``X`` with its column ``j`` renamed to model column ``columns[j]``
+    (or ``offset + j``)."""
+    Xk = as_kernel_csr(X)
+    if columns is not None:
+        indices = columns[Xk.indices].astype(np.int32)
+    elif offset:
+        indices = Xk.indices + np.int32(offset)
+    else:
+        return Xk
+    return KernelCSR(Xk.indptr, indices, Xk.data, Xk.n_features)
+
+
+# ------------------------------------------------------------------------ scoring
+def _row_parts(X: KernelCSR, w0, params: FMParams, n_jobs):
+    """(const (n,), factor sums (n, k)) of each row: its FM alone (+ ``w0``) and ``S``."""
+    k = params.n_factors
+    const = np.empty(X.n_rows, dtype=np.float64)
+    sums = np.empty((X.n_rows, k), dtype=np.float64)
+
+    def block(a, b):
+        rank_kernels.row_parts(
+            X.indptr[a : b + 1], X.indices, X.data, w0, params.table, k, const[a:b], sums[a:b]
+        )
+
+    run_blocks(block, X.n_rows, min(effective_n_jobs(n_jobs), max(1, X.n_rows // 5000)))
+    return const, sums
+
+
+@dataclass
+class _Parts:
+    """The split score ``const_q + const_c + <S_q, S_c>`` of every (query, candidate) pair.
+
+    Stored as the two factors of one matrix product, ``left = [S_q | const_q | 1]`` and
+    ``right = [S_c | 1 | const_c]``: the constants ride along in the product instead of
+    costing two more passes over the score matrix.
+    """
+
+    left: np.ndarray  # (n_queries, k' + 2)
+    right_T: np.ndarray  # (k' + 2, n_candidates), contiguous for the matrix product
+
+    @classmethod
+    def of(cls, params: FMParams, Qk: KernelCSR, Ck: KernelCSR, n_jobs) -> _Parts:
+        """Parts of queries ``Qk`` and candidates ``Ck``, both indexed in model columns.
+
+        A posterior (``solver="mcmc"``) scores by the mean over its kept samples, which
+        splits the same way: mean constants, and the samples' factor sums side by side
+        (scaled by 1 / n_samples on the query side), so one product still gives the mean.
+        """
+        points = _points(params)
+        q_parts = [_row_parts(Qk, p.w0, p, n_jobs) for p in points]
+        c_parts = [_row_parts(Ck, np.zeros(1, dtype=p.dtype), p, n_jobs) for p in points]
+        n = len(points)
+        left = np.column_stack(
+            [q[1] / n for q in q_parts]
+            + [np.mean([q[0] for q in q_parts], axis=0), np.ones(Qk.n_rows)]
+        )
+        right = np.column_stack(
+            [c[1] for c in c_parts]
+            + [np.ones(Ck.n_rows), np.mean([c[0] for c in c_parts], axis=0)]
+        )
+        return cls(left, np.ascontiguousarray(right.T))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.left.shape[0], self.right_T.shape[1]
+
+    def scores(self, a: int, b: int, exclude: sp.csr_matrix | None) -> np.ndarray:
+        """Scores of queries ``a:b`` against every candidate, excluded pairs at -inf."""
+        out = self.left[a:b] @ self.right_T
+        if exclude is not None:
+            ex = exclude[a:b]
+            out[np.repeat(np.arange(b - a), np.diff(ex.indptr)), ex.indices] = -np.inf
+        return out
+
+    def top_k(self, k: int, exclude, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and scores of the ``k`` best candidates per query, best first."""
+        n_q, n_c = self.shape
+        k = min(k, n_c)
+        idx = np.empty((n_q, k), dtype=np.int64)
+        val = np.empty((n_q, k), dtype=np.float64)
+        batch = max(1, _BATCH_CELLS // max(n_c, 1))
+
+        def block(a0, b0):
+            # numpy's matrix product and partition release the GIL: threads run in parallel.
+            for a in range(a0, b0, batch):
+                b = min(a + batch, b0)
+                s = self.scores(a, b, exclude)
+                if k < n_c:
+                    part = np.sort(np.argpartition(s, n_c - k, axis=1)[:, n_c - k :], axis=1)
+                else:
+                    part = np.broadcast_to(np.arange(n_c), s.shape)
+                best = np.take_along_axis(s, part, axis=1)
+                # Stable on sorted indices: ties go to the lower candidate index.
+                order = np.argsort(-best, axis=1, kind="stable")
+                idx[a:b] = np.take_along_axis(part, order, axis=1)
+                val[a:b] = np.take_along_axis(best, order, axis=1)
+
+        n_threads = min(effective_n_jobs(n_jobs), max(1, n_q // 256))
+        run_blocks(block, n_q, n_threads)
+        return idx, val
+
+
+def _points(params: FMParams) -> list[FMParams]:
+    """The point estimates whose mean score is the model's: the kept posterior samples of an
+    MCMC model, else the parameters themselves."""
+    if isinstance(params, PosteriorFM) and params.n_samples > 0:
+        return [FMParams(params.w0_samples[s : s + 1], params.samples[s], params.n_factors)
+                for s in range(params.n_samples)]
+    return [params]
+
+
+def _fm_params(model) -> FMParams:
+    """The second-order FM parameters of a fitted estimator (or the parameters themselves)."""
+    if isinstance(model, FMParams):
+        return model
+    if hasattr(model, "__sklearn_is_fitted__"):
+        check_is_fitted(model)
+    params = getattr(model, "_params", None)
+    if not isinstance(params, FMParams):
+        kind = getattr(params, "kind", type(params).__name__)
+        raise TypeError(
+            f"recommend needs a second-order FM with one score per row (FMRanker, FMRegressor, "
+            f"binary FMClassifier, or FMParams); this {type(model).__name__} has {kind!r} "
+            "parameters, whose scores do not split into a query part and a candidate part. "
+            "Score assembled [query | candidate] rows with its predict/decision_function."
+        )
+    return params
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+def recommend(
+    model, queries, candidates, k=10, *, exclude=None, query_columns=None, n_jobs=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` candidates for each query under a second-order FM, best first.
+
+    The score of (query ``q``, candidate ``c``) is the FM of the concatenated row
+    ``[q | c]``, computed in parts: ``const_q + const_c + <S_q, S_c>``, where ``const_q`` is
+    ``w0`` plus the FM of the query row alone, ``const_c`` the FM of the candidate row alone
+    and ``S_q``, ``S_c`` the sums of their features' factors ``v_i x_i``. All candidates are
+    scored by one matrix product per batch of queries, then ``argpartition`` picks the top
+    ``k``: O(n_queries * n_candidates * n_factors), no per-pair feature rows.
+
+    Column split: by default ``queries`` covers the model's first ``queries.shape[1]``
+    columns and ``candidates`` the remaining ones, so a model trained on
+    ``[user one-hot | item one-hot]`` rows ranks items for users with
+    ``queries = identity(n_users)`` (or any rows of user features) and ``candidates =
+    identity(n_items)``. If the model's columns are interleaved (say ``[user | item | user
+    age]``), give ``query_columns``: the model column of each column of ``queries``;
+    ``candidates`` then covers the other columns in increasing order.
+
+    Parameters
+    ----------
+    model : fitted FMRanker, FMRegressor or FMClassifier, or FMParams
+        Any second-order FM. Regressors rank by predicted rating, binary classifiers by the
+        decision function (log-odds), which is the probability's order. MCMC models rank by
+        the posterior mean of the FM output (their ``decision_function``).
+    queries : {array-like, sparse matrix} of shape (n_queries, n_query_features)
+        One row of query features per query to recommend for.
+    candidates : {array-like, sparse matrix} of shape (n_candidates, n_candidate_features)
+        One row of candidate features per candidate.
+    k : int, default=10
+        Number of candidates per query; at most ``n_candidates`` are returned.
+    exclude : sparse matrix or array-like of shape (n_queries, n_candidates), or list, optional
+        Pairs never to recommend (e.g. the training positives): entries > 0, or one
+        collection of candidate indices per query. They score ``-inf``; a query with fewer
+        than ``k`` other candidates gets them last, at ``-inf``.
+    query_columns : array-like of int of shape (n_query_features,), optional
+        Model column of each query column (distinct). Default: ``0 .. n_query_features - 1``.
+    n_jobs : int or None, default=None
+        Threads (None: 1, -1: all cores).
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (n_queries, min(k, n_candidates))
+        Candidate row indices, best first. Tied candidates among those returned come in index
+        order; which of several candidates tied at the k-th place is returned is unspecified.
+    scores : ndarray of float64, shape (n_queries, min(k, n_candidates))
+        Their scores: the model output for the concatenated row.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from fmlearn import FMRegressor
+    >>> from fmlearn.data import make_recommendation
+    >>> data = make_recommendation(n_users=50, n_items=40, n_ratings=1500, random_state=0)
+    >>> X, _ = data.one_hot(with_context=False)  # columns [user | item]
+    >>> model = FMRegressor(n_factors=4, max_iter=5, random_state=0).fit(X, data.rating)
+    >>> top, scores = recommend(model, sp.identity(50), sp.identity(40), k=5)
+    >>> top.shape
+    (50, 5)
+    """
+    params = _fm_params(model)
+    k = _check_k(k)
+    n = params.n_features
+    Q = _feature_csr(queries, "queries", None)
+    C = _feature_csr(candidates, "candidates", None)
+    if query_columns is None:
+        q_cols = None
+        if Q.shape[1] + C.shape[1] != n:
+            raise ValueError(
+                f"queries has {Q.shape[1]} columns and candidates {C.shape[1]}, together "
+                f"{Q.shape[1] + C.shape[1]}; the model has {n} features. By default queries "
+                "are the model's first columns and candidates the rest; for another layout "
+                "pass query_columns (the model column of each query column)."
+            )
+        c_cols, offset = None, Q.shape[1]
+    else:
+        q_cols = np.asarray(query_columns)
+        if q_cols.ndim != 1 or q_cols.dtype.kind not in "iu":
+            raise ValueError("query_columns must be a 1-D array of integer model columns.")
+        q_cols = q_cols.astype(np.int64)
+        if q_cols.size and (q_cols.min() < 0 or q_cols.max() >= n):
+            raise ValueError(f"query_columns must lie in [0, {n}), the model's columns.")
+        if np.unique(q_cols).size != q_cols.size:
+            raise ValueError("query_columns holds a column twice; each must be distinct.")
+        c_cols = np.setdiff1d(np.arange(n), q_cols)
+        if Q.shape[1] != q_cols.size or C.shape[1] != c_cols.size:
+            raise ValueError(
+                f"with {q_cols.size} query_columns, queries must have {q_cols.size} columns "
+                f"and candidates the other {c_cols.size}; got {Q.shape[1]} and {C.shape[1]}."
+            )
+        offset = 0
+    parts = _Parts.of(params, _model_space(Q, q_cols), _model_space(C, c_cols, offset), n_jobs)
+    return parts.top_k(k, _as_exclude(exclude, parts.shape), n_jobs)
+
+
+class RecommendMixin:
+    """Adds :meth:`recommend` to second-order FM estimators (FMRegressor, FMClassifier)."""
+
+    def recommend(self, queries, candidates, k=10, *, exclude=None, query_columns=None):
+        """Top-``k`` candidates per query, best first; see :func:`fmlearn.ranking.recommend`.
+
+        Returns
+        -------
+        indices : ndarray of int64, shape (n_queries, min(k, n_candidates))
+        scores : ndarray of float64, shape (n_queries, min(k, n_candidates))
+        """
+        return recommend(
+            self, queries, candidates, k, exclude=exclude, query_columns=query_columns,
+            n_jobs=self.n_jobs,
+        )
+
+
+# ------------------------------------------------------------------------ training
+def _parse_metric(spec: str):
+    """``"ndcg@10"`` -> ("ndcg", 10); ``"auc"`` -> ("auc", None)."""
+    m = _METRIC_RE.match(spec) if isinstance(spec, str) else None
+    if m is None:
+        raise ValueError(
+            f"eval_metric={spec!r} is not a ranking metric; use 'auc' or one of "
+            f"{', '.join(RANKING_METRICS)} with a cut-off, e.g. 'ndcg@10' or 'precision@5'."
+        )
+    return ("auc", None) if m.group(1) else (m.group(2), int(m.group(3)))
+
+
+@dataclass
+class _RankData:
+    """Validated training data: CSR features and positives (all int64 / float64)."""
+
+    Q: sp.csr_matrix
+    C: sp.csr_matrix
+    pos_q: np.ndarray
+    pos_c: np.ndarray
+    sample_weight: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        return _pair_matrix(self.pos_q, self.pos_c, self.shape)
+
+    def take(self, idx) -> _RankData:
+        return replace(self, pos_q=self.pos_q[idx], pos_c=self.pos_c[idx],
+                       sample_weight=self.sample_weight[idx])
+
+
+@dataclass
+class _Validation:
+    """Held-out positives and what scoring them each epoch needs."""
+
+    Qk: KernelCSR  # the validation queries' rows, model columns
+    relevant: sp.csr_matrix  # (n_valid_queries, n_candidates)
+    exclude: sp.csr_matrix  # their training positives
+
+
+class _MaximizeValid(EarlyStopping):
+    """:class:`EarlyStopping` on a validation metric where higher is better."""
+
+    def __call__(self, env: EpochEnv) -> bool:
+        return super().__call__(replace(env, valid=-env.valid))
+
+
+class _RankProgressBar(ProgressBar):
+    """The epoch bar, labelled with the training loss and the validation metric."""
+
+    def __init__(self, total: int, desc: str, loss: str):
+        super().__init__(total, desc)
+        self._loss = loss
+
+    def __call__(self, env: EpochEnv) -> None:
+        post = {f"train_{self._loss}": f"{env.train:.5g}"}
+        if env.valid is not None:
+            post[f"valid_{env.metric}"] = f"{env.valid:.5g}"
+        self._bar.set_postfix(post, refresh=False)
+        self._bar.update(1)
+
+
+class FMRanker(BaseFM):
+    """Factorization machine ranking candidates for queries, trained on implicit feedback.
+
+    The score of a (query, candidate) pair is the FM of the concatenated feature row
+    ``x = [query features | candidate features]``::
+
+        f(q, c) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j
+
+    With one-hot query and candidate ids only, this is matrix factorization with item biases;
+    side features (user demographics, item genres, context) add their own weights and factors,
+    which also score queries and candidates never seen in training (cold start).
+
+    Training sees positives only, (query, candidate) pairs, and fits the ranking with a
+    pairwise loss against sampled negatives:
+
+    - ``"bpr"``: Bayesian personalized ranking (Rendle et al. 2009), ``log(1 + exp(-d))`` of
+      the difference ``d = f(q, pos) - f(q, neg)`` for one sampled negative per positive.
+      Optimizes the AUC.
+    - ``"warp"``: weighted approximate-rank pairwise loss (Weston et al. 2011), as in LightFM:
+      negatives are drawn until one scores within a margin of 1 of the positive (at most
+      ``max_sampled`` draws); the hinge ``1 - d`` is weighted by ``log(rank estimate)``, the
+      rank estimated from the number of draws. Optimizes the top of the list
+      (precision@k); usually the better choice.
+
+    In a difference the query's own terms cancel (``w0``, the query features' linear weights
+    and their interactions with each other), so those stay at 0; the query factors are learned
+    through their interactions with the candidate features.
+
+    Parameters
+    ----------
+    n_factors : int, default=16
+        Dimension k of the latent factors.
+    loss : {"warp", "bpr"}, default="warp"
+        Pairwise ranking loss, see above.
+    negative_sampling : {"uniform", "popularity"}, default="uniform"
+        How negatives are drawn: uniformly over the candidates, or in proportion to their
+        number of training positives (popular candidates become harder negatives). Known
+        positives of the query are never used as negatives.
+    max_sampled : int, default=10
+        WARP: the most negatives drawn per positive. BPR: the most draws spent finding a
+        candidate that is not a positive of the query (the positive is skipped otherwise).
+    eval_metric : str, default="ndcg@10"
+        Validation metric (higher is better) reported in ``history_`` and monitored by early
+        stopping: ``"auc"`` or ``"<name>@<k>"`` with name one of precision, recall, ndcg, map,
+        hit_rate (see :mod:`fmlearn.metrics`). Training positives are excluded from the
+        validation ranking.
+    solver : {"adagrad", "sgd"}, default="adagrad"
+        Per-pair stochastic gradient steps, plain or with AdaGrad step sizes.
+    learning_rate : float, default=0.05
+        Step size (AdaGrad: initial scale of the per-coordinate steps).
+    max_iter : int, default=100
+        Maximum number of epochs (passes over the positives).
+    l2_reg_w : float, default=1e-5
+        L2 regularization of the linear weights, on the coordinates a step touches.
+    l2_reg_V : float, default=1e-5
+        L2 regularization of the factors, on the coordinates a step touches.
+    init_stdev : float, default=0.1
+        Standard deviation of the normal initialization of the factors.
+    fit_linear : bool, default=True
+        Learn the candidate features' linear weights (e.g. item popularity biases).
+    tol : float or None, default=1e-4
+        Stop when the monitored value (validation metric with ``early_stopping``, else the
+        mean training loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs. None
+        runs all ``max_iter`` epochs (unless ``early_stopping``).
+    early_stopping : bool, default=False
+        Monitor ``eval_metric`` on held-out positives (``eval_set`` passed to ``fit``, else
+        ``validation_fraction`` of the training positives) and restore the parameters of the
+        best epoch.
+    validation_fraction : float, default=0.1
+        Share of the positives held out when ``early_stopping`` has no ``eval_set``.
+    n_iter_no_change : int, default=5
+        Patience of the stopping rule, in epochs.
+    warm_start : bool, default=False
+        ``fit`` continues from the current parameters (same feature matrices' widths).
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds initialization, shuffling, negative sampling and validation splits. With
+        ``n_jobs=1`` the same seed gives the same model.
+    n_jobs : int or None, default=None
+        Threads for training (lock-free Hogwild over the positives) and ``recommend``; None
+        means 1, -1 all cores. Multi-threaded training is not bit-for-bit reproducible.
+    verbose : int, default=0
+        1 shows a progress bar over epochs with the training loss and validation metric.
+
+    Attributes
+    ----------
+    w0_ : float
+        Global bias (always 0: no pairwise loss can learn it).
+    w_ : ndarray of shape (n_features_in_,)
+        Linear weights: the query columns first (always 0), then the candidate columns.
+    V_ : ndarray of shape (n_features_in_, n_factors)
+        Latent factors, query columns first (float32).
+    n_features_in_ : int
+        ``n_query_features_`` + the number of candidate features.
+    n_query_features_ : int
+        Columns of the query feature matrix; the model's first columns.
+    n_iter_ : int
+        Epochs run by the last ``fit``.
+    best_iteration_ : int
+        Epoch whose parameters were kept, when a validation set was monitored.
+    history_ : dict of lists
+        Per epoch: ``"epoch"``, ``"train_<loss>"`` (mean weighted loss of each positive
+        before its step; for WARP the rank-weighted hinge, 0 for positives no draw violated),
+        ``"valid_<eval_metric>"`` when validating (e.g. ``"valid_ndcg@10"``), ``"time"``.
+
+    See Also
+    --------
+    recommend : top-k candidates for many queries.
+    fmlearn.metrics.ndcg_at_k, fmlearn.metrics.precision_at_k : evaluation.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from fmlearn.ranking import FMRanker
+    >>> likes = sp.random(100, 60, density=0.1, random_state=0, format="csr")
+    >>> model = FMRanker(n_factors=8, max_iter=5, random_state=0).fit(None, None, likes)
+    >>> top, scores = model.recommend(k=5, exclude=likes)
+    >>> top.shape
+    (100, 5)
+    """
+
+    _parameter_constraints: dict = {
+        **{
+            name: BaseFM._parameter_constraints[name]
+            for name in (
+                "learning_rate", "max_iter", "l2_reg_w", "l2_reg_V", "init_stdev", "fit_linear",
+                "tol", "early_stopping", "validation_fraction", "n_iter_no_change",
+                "warm_start", "random_state", "n_jobs", "verbose",
+            )
+        },
+        "n_factors": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"adagrad", "sgd"})],
+        "loss": [StrOptions(set(_LOSSES))],
+        "negative_sampling": [StrOptions(set(_SAMPLING))],
+        "max_sampled": [Interval(Integral, 1, None, closed="left")],
+        "eval_metric": [str],
+    }
+    # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
+    fit_intercept = False
+
+    def __init__(
+        self,
+        n_factors=16,
+        *,
+        loss="warp",
+        negative_sampling="uniform",
+        max_sampled=10,
+        eval_metric="ndcg@10",
+        solver="adagrad",
+        learning_rate=0.05,
+        max_iter=100,
+        l2_reg_w=1e-5,
+        l2_reg_V=1e-5,
+        init_stdev=0.1,
+        fit_linear=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        warm_start=False,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.loss = loss
+        self.negative_sampling = negative_sampling
+        self.max_sampled = max_sampled
+        self.eval_metric = eval_metric
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.l2_reg_w = l2_reg_w
+        self.l2_reg_V = l2_reg_V
+        self.init_stdev = init_stdev
+        self.fit_linear = fit_linear
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    @property
+    def _metric_name(self) -> str:  # for BaseFM._raise_diverged
+        return f"{self.loss} loss"
+
+    # ----------------------------------------------------------------- validation
+    def _rank_data(self, queries, candidates, positives, sample_weight, name="positives"):
+        n_q = None if queries is None else _num_rows(queries)
+        n_c = None if candidates is None else _num_rows(candidates)
+        pos_q, pos_c, shape = _pairs(positives, n_q, n_c, name)
+        Q = _feature_csr(queries, "queries", shape[0])
+        C = _feature_csr(candidates, "candidates", shape[1])
+        if Q.shape[1] + C.shape[1] > MAX_FEATURES:
+            raise ValueError(
+                f"queries and candidates have {Q.shape[1] + C.shape[1]} columns together; "
+                f"fmlearn supports at most {MAX_FEATURES}. Hash or re-index the features."
+            )
+        if pos_q.size == 0:
+            raise ValueError(f"{name} is empty: training needs at least one positive pair.")
+        sw = self._check_sample_weight(sample_weight, pos_q)
+        return _RankData(Q, C, pos_q, pos_c, sw, shape)
+
+    def _check_widths(self, data: _RankData) -> None:
+        nq, nc = data.Q.shape[1], data.C.shape[1]
+        if (nq, nq + nc) != (self.n_query_features_, self.n_features_in_):
+            raise ValueError(
+                f"queries have {nq} and candidates {nc} columns, but the model was fitted with "
+                f"{self.n_query_features_} and "
+                f"{self.n_features_in_ - self.n_query_features_}; use matrices with the same "
+                "columns (or warm_start=False to train a new model)."
+            )
+
+    def _split_validation(self, data: _RankData, eval_set):
+        """(training data, validation positives as (q, c) arrays or None)."""
+        if eval_set is not None:
+            vq, vc, _ = _pairs(eval_set, *data.shape, "eval_set")
+            if vq.size == 0:
+                raise ValueError("eval_set holds no positive pair.")
+            return data, (vq, vc)
+        if not self.early_stopping:
+            return data, None
+        n = data.pos_q.size
+        n_valid = int(round(self.validation_fraction * n))
+        if n_valid < 1 or n_valid >= n:
+            raise ValueError(
+                f"cannot hold out validation_fraction={self.validation_fraction} of {n} "
+                "positives for early stopping; pass eval_set, use another validation_fraction "
+                "or set early_stopping=False."
+            )
+        perm = self._rng.permutation(n)
+        valid = np.sort(perm[:n_valid])
+        return data.take(np.sort(perm[n_valid:])), (data.pos_q[valid], data.pos_c[valid])
+
+    def _validation(self, data: _RankData, valid) -> _Validation | None:
+        if valid is None:
+            return None
+        vq, vc = valid
+        queries, inverse = np.unique(vq, return_inverse=True)
+        relevant = _pair_matrix(inverse, vc, (queries.size, data.shape[1]))
+        exclude = data.matrix[queries]
+        return _Validation(_model_space(data.Q[queries], None), relevant, exclude)
+
+    def _score_validation(self, v: _Validation, Ck: KernelCSR) -> float:
+        name, k = _parse_metric(self.eval_metric)
+        parts = _Parts.of(self._params, v.Qk, Ck, self.n_jobs)
+        if name == "auc":
+            return auc_per_query(v.relevant, parts.scores(0, parts.shape[0], None),
+                                 exclude=v.exclude)
+        top, _ = parts.top_k(k, v.exclude, self.n_jobs)
+        return RANKING_METRICS[name](v.relevant, top_k=top, k=top.shape[1])
+
+    # ----------------------------------------------------------------- training
+    def fit(self, queries, candidates, positives, sample_weight=None, *, eval_set=None,
+            callbacks=None):
+        """Learn the ranking of ``candidates`` for ``queries`` from positive pairs.
+
+        Parameters
+        ----------
+        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features) or None
+            Query features, one row per query (user one-hot, user side features, context).
+            None means one-hot query ids (the identity matrix).
+        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features) or None
+            Candidate features, one row per candidate (item one-hot, genres...). None means
+            one-hot candidate ids.
+        positives : sparse matrix of shape (n_queries, n_candidates) or int array (n, 2)
+            The observed positives: entries > 0 of an interaction matrix (their values are not
+            used; see ``sample_weight``), or (query row, candidate row) index pairs.
+        sample_weight : array-like of shape (n_positives,), default=None
+            Non-negative weight of each positive (pairs order, or row-major order of the
+            matrix's nonzeros), scaling its gradient.
+        eval_set : sparse matrix (n_queries, n_candidates) or int array (n, 2), default=None
+            Held-out positives of the same queries and candidates, ranked after every epoch
+            by ``eval_metric`` (training positives excluded) into ``history_``; with
+            ``early_stopping=True`` they are monitored instead of a held-out
+            ``validation_fraction``, and the best epoch's parameters are restored.
+        callbacks : list of callable, default=None
+            Called after every epoch with an :class:`fmlearn.callbacks.EpochEnv` whose
+            ``train`` is the mean training loss and ``valid`` the validation metric (named by
+            ``metric``, higher is better); returning True stops training.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        _parse_metric(self.eval_metric)
+        reset = not (self.warm_start and self.__sklearn_is_fitted__())
+        data = self._rank_data(queries, candidates, positives, sample_weight)
+        solver_cls = get_solver(self.solver)
+        solver = solver_cls.from_estimator(self, _LOSSES[self.loss])
+        if reset:
+            self._rng = _rng_from(self.random_state)
+        else:
+            self._check_warm_start()
+            self._check_widths(data)
+        data, valid = self._split_validation(data, eval_set)
+        n_features = data.Q.shape[1] + data.C.shape[1]
+        if reset:
+            self._check_model_memory(n_features, solver)
+            self.n_features_in_ = n_features
+            self.n_query_features_ = data.Q.shape[1]
+            self._params = self._new_params(
+                n_features, self._rng, w0=0.0,
+                n_state=solver_cls.state_columns(self._param_columns()),
+            )
+            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+            self.history_ = {"epoch": [], f"train_{self.loss}": [], "time": []}
+            self._epochs_done = 0
+        if self._solver_name != self.solver:
+            # Warm start with another solver: its state (e.g. AdaGrad sums) starts afresh.
+            self._params = self._params.with_state(solver_cls.state_columns(self._param_columns()))
+            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+        self.history_.setdefault(f"train_{self.loss}", [])
+        if valid is not None:
+            self.history_.setdefault(f"valid_{self.eval_metric}", [])
+        return self._train(data, self._validation(data, valid), solver, callbacks)
+
+    def _train(self, data: _RankData, valid: _Validation | None, solver, callbacks):
+        nq = data.Q.shape[1]
+        Qk, Ck = _model_space(data.Q, None), _model_space(data.C, None, nq)
+        # Unify the feature values' dtype: one compiled specialization of the epoch kernel.
+        dtype = np.result_type(Qk.data.dtype, Ck.data.dtype)
+        Qk, Ck = Qk._replace(data=Qk.data.astype(dtype)), Ck._replace(data=Ck.data.astype(dtype))
+        known = data.matrix
+        popular = data.pos_c if self.negative_sampling == "popularity" else data.pos_c[:0]
+        weight_sum = float(data.sample_weight.sum())
+        stoppers = []
+        if self.max_iter > 1 and self.early_stopping and valid is not None:
+            stoppers.append(
+                _MaximizeValid(self.n_iter_no_change, self.tol or 0.0, True, monitor="valid")
+            )
+        elif self.max_iter > 1 and self.tol is not None:
+            stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
+        bar = _RankProgressBar(self.max_iter, "FMRanker", self.loss) if self.verbose else None
+        user_callbacks = list(callbacks or [])
+        start = time.perf_counter()
+        epoch = 0
+        try:
+            for epoch in range(1, self.max_iter + 1):
+                loss_sum = self._epoch(data, Qk, Ck, known, popular, solver)
+                train = loss_sum / weight_sum
+                if not np.isfinite(train):
+                    self._raise_diverged(epoch)
+                valid_metric = None if valid is None else self._score_validation(valid, Ck)
+                elapsed = time.perf_counter() - start
+                self._record_epoch(train, valid_metric, elapsed)
+                env = EpochEnv(
+                    self, epoch, self.max_iter, self.eval_metric, train, valid_metric, elapsed
+                )
+                if bar is not None:
+                    bar(env)
+                stop = [bool(cb(env)) for cb in stoppers + user_callbacks]
+                if any(stop):
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.n_iter_ = epoch
+        best = stoppers[0] if stoppers else None
+        if best is not None and best.best_params is not None:
+            self._params = best.best_params
+            self.best_iteration_ = best.best_epoch
+        elif valid is not None:
+            self.best_iteration_ = epoch
+        if not self._params.all_finite():
+            self._raise_diverged(epoch)
+        return self
+
+    def _epoch(self, data, Qk, Ck, known, popular, solver) -> float:
+        """One shuffled pass over the positives, Hogwild over ``n_jobs`` threads."""
+        n = data.pos_q.size
+        n_threads = max(1, min(effective_n_jobs(self.n_jobs), n))
+        order = self._rng.permutation(n)
+        # One independent random stream of negatives per thread's block.
+        seeds = self._rng.integers(0, np.iinfo(np.int64).max, size=n_threads, dtype=np.int64)
+        seed_of = {b * n // n_threads: np.uint64(s) for b, s in enumerate(seeds)}
+        p = self._params
+        indptr, indices = known.indptr.astype(np.int64), known.indices.astype(np.int32)
+
+        def chunk(a, b):
+            return rank_kernels.rank_epoch(
+                Qk.indptr, Qk.indices, Qk.data, Ck.indptr, Ck.indices, Ck.data,
+                data.pos_q, data.pos_c, data.sample_weight, order[a:b], indptr, indices,
+                popular, p.table, p.n_factors, seed_of[a], _SAMPLING[self.negative_sampling],
+                self.max_sampled, *solver.rates, *solver.flags,
+            )
+
+        return float(sum(run_blocks(chunk, n, n_threads)))
+
+    def _record_epoch(self, train, valid, elapsed):
+        self._epochs_done += 1
+        h = self.history_
+        h["epoch"].append(self._epochs_done)
+        h[f"train_{self.loss}"].append(train)
+        h["time"].append(elapsed)
+        if valid is not None:
+            h[f"valid_{self.eval_metric}"].append(valid)
+
+    # ----------------------------------------------------------------- scoring
+    def decision_function(self, X) -> np.ndarray:
+        """Scores of concatenated rows ``[query features | candidate features]``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_pairs, n_features_in_)
+            E.g. ``scipy.sparse.hstack([queries[q], candidates[c]])``.
+
+        Returns
+        -------
+        ndarray of shape (n_pairs,)
+        """
+        return self._raw_predict(X)
+
+    def recommend(self, queries=None, candidates=None, k=10, *, exclude=None):
+        """Top-``k`` candidates per query, best first (see :func:`recommend`).
+
+        Parameters
+        ----------
+        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features_) or None
+            Query feature rows; new queries (cold start) need only their side features. None
+            means one row per query feature, one-hot (the training queries when they were
+            one-hot ids).
+        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features) or None
+            Candidate feature rows; None means one-hot, as for ``queries``.
+        k : int, default=10
+        exclude : sparse matrix of shape (n_queries, n_candidates), or list, optional
+            Pairs never recommended, e.g. the training positives.
+
+        Returns
+        -------
+        indices : ndarray of int64, shape (n_queries, min(k, n_candidates))
+        scores : ndarray of float64, shape (n_queries, min(k, n_candidates))
+        """
+        check_is_fitted(self)
+        nq, nc = self.n_query_features_, self.n_features_in_ - self.n_query_features_
+        Q = _feature_csr(queries, "queries", nq)
+        C = _feature_csr(candidates, "candidates", nc)
+        if Q.shape[1] != nq or C.shape[1] != nc:
+            raise ValueError(
+                f"queries must have {nq} columns and candidates {nc}, as in fit; got "
+                f"{Q.shape[1]} and {C.shape[1]}."
+            )
+        return recommend(self, Q, C, k, exclude=exclude, n_jobs=self.n_jobs)
+
+
+def _num_rows(M) -> int:
+    shape = getattr(M, "shape", None)
+    if shape is None:
+        shape = np.shape(M)
+    if len(shape) != 2:
+        raise ValueError(f"feature matrices must be 2-D, got shape {tuple(shape)}.")
+    return int(shape[0])
