@@ -777,7 +777,9 @@ def render(args, res: dict, elapsed: float, load_before: float, xl_version: str,
             f"each after an untimed warm-up fit at the same thread count. Same libffm settings "
             f"as in 1. fmlearn: `FFMClassifier(n_factors=4, fields=..., normalize=True, "
             f"max_iter=E, tol=None, n_jobs=J, random_state=0).fit(X, y)` on a CSR float32 "
-            f"matrix (n_jobs=2: lock-free Hogwild over rows). xLearn: `create_ffm()`, "
+            f"matrix (n_jobs=2: Hogwild over rows, each thread training private copies of "
+            f"the features in at least 1/64 of the rows and merging them into the shared "
+            f"parameters every 256 rows). xLearn: `create_ffm()`, "
             f"`setQuiet()`, `disableEarlyStop()`, `fit({{task: binary, k: 4, lr: 0.2, lambda: "
             f"2e-5, opt: adagrad, epoch: E, nthread: J}})` on the text file (read from its "
             f"binary cache after the warm-up; lock-free by default).")

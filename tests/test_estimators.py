@@ -309,3 +309,13 @@ def test_warm_start_can_switch_solver(fm_data):
     assert m._params.state.shape[1] == m.n_factors + 1  # AdaGrad columns added
     assert not np.array_equal(V, m.V_)
     assert np.sqrt(np.mean((m.predict(Xte) - yte) ** 2)) < 0.5 * np.std(yte)
+
+
+@pytest.mark.real_thread_threshold
+def test_small_data_trains_on_one_thread_whatever_n_jobs():
+    # Starting threads costs more than a few thousand rows take: such fits stay serial, so
+    # they are also exactly reproducible with n_jobs > 1.
+    X, y, _ = make_fm_regression(n_samples=500, n_features=30, random_state=0)
+    a = FMRegressor(n_factors=3, max_iter=5, random_state=0, n_jobs=1).fit(X, y)
+    b = FMRegressor(n_factors=3, max_iter=5, random_state=0, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a.V_, b.V_)

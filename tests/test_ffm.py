@@ -1,5 +1,8 @@
 """Field-aware FM: kernels against brute force, equivalences, estimator behaviour."""
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -8,7 +11,7 @@ from _reference import ffm_predict_bruteforce, numerical_table_gradient
 import fmlearn
 from fmlearn import FFMClassifier, FFMRegressor, FMRegressor
 from fmlearn._kernels import ffm as ffm_kernels
-from fmlearn._kernels.losses import SQUARED
+from fmlearn._kernels.losses import LOGISTIC, SQUARED
 from fmlearn._model import FFMParams, FMParams
 from fmlearn.data.design import as_kernel_csr
 
@@ -25,8 +28,9 @@ def _random_ffm(n_features, n_fields, k, seed, dtype=np.float64, fields=None):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_predict_matches_bruteforce(dtype):
-    params = _random_ffm(15, 3, 4, seed=0, dtype=dtype)
+@pytest.mark.parametrize("k", [4, 6])  # a specialized kernel; the generic one (chunk + tail)
+def test_predict_matches_bruteforce(dtype, k):
+    params = _random_ffm(15, 3, k, seed=0, dtype=dtype)
     X = sp.random(40, 15, density=0.3, random_state=1, format="csr", dtype=dtype)
     got = params.decision_function(as_kernel_csr(X))
     want = ffm_predict_bruteforce(X, params.w0[0], params.w, params.V.astype(np.float64),
@@ -42,12 +46,13 @@ def test_single_field_ffm_equals_fm():
 
 
 @pytest.mark.parametrize("adaptive", [False, True])
-def test_sgd_step_matches_numerical_gradient(adaptive):
+@pytest.mark.parametrize("k", [2, 4])  # generic (scalar tail only) and specialized kernels
+def test_sgd_step_matches_numerical_gradient(adaptive, k):
     """One row, one step: the update equals lr * dLoss/dtheta per coordinate."""
     lr = 0.01
     # The four active columns (1, 2, 4, 5) get distinct fields: each latent vector then
     # serves exactly one pair of the row.
-    params = _random_ffm(6, 4, 2, seed=4, fields=[0, 0, 1, 3, 2, 3]).with_state(0)
+    params = _random_ffm(6, 4, k, seed=4, fields=[0, 0, 1, 3, 2, 3]).with_state(0)
     if adaptive:
         params = params.with_state(params.wcol + 1)
         params.state[:] = 1.0
@@ -58,7 +63,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive):
     grad = numerical_table_gradient(before, Xk, y)
     ffm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
-        params.w0, np.ones(1), params.table, 2, params.fields, params.wcol,
+        params.w0, np.ones(1), params.table, k, params.fields, params.wcol,
         SQUARED, lr, 0.0, 0.0, adaptive, False, True,
     )
     step = (before.table[:, : before.wcol + 1] - params.table[:, : params.wcol + 1]).ravel()
@@ -70,6 +75,123 @@ def test_sgd_step_matches_numerical_gradient(adaptive):
         np.testing.assert_allclose(
             step[touched], lr * grad[touched] / np.sqrt(1 + grad[touched] ** 2), rtol=1e-5
         )
+
+
+def _kernel_inputs(n_rows, n_features, n_fields, k, seed):
+    """A float32 FFM with AdaGrad state and libffm-like rows: one feature per field."""
+    rng = np.random.default_rng(seed)
+    fields = np.arange(n_features, dtype=np.int32) % n_fields
+    params = _random_ffm(n_features, n_fields, k, seed, np.float32, fields)
+    params = params.with_state(params.wcol + 1)
+    params.state[:] = rng.uniform(1.0, 2.0, params.state.shape)
+    # Rows of 1 to n_fields features (odd and even counts), one per field at most.
+    counts = rng.integers(1, n_fields + 1, n_rows)
+    cols = [rng.integers(0, n_features // n_fields, c) * n_fields + rng.permutation(n_fields)[:c]
+            for c in counts]
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    X = sp.csr_matrix((rng.normal(size=counts.sum()), np.concatenate(cols), indptr),
+                      shape=(n_rows, n_features), dtype=np.float32)
+    y = np.where(rng.random(n_rows) < 0.5, -1.0, 1.0)
+    return params, as_kernel_csr(X), y, rng.uniform(0.5, 2.0, n_rows)
+
+
+@pytest.mark.parametrize("k", ffm_kernels.SPECIALIZED_FACTORS)
+def test_specialized_kernels_match_generic(k):
+    """Each specialized number of factors computes what the generic (chunked) kernels do."""
+    params, Xk, y, sw = _kernel_inputs(300, 40, 7, k, seed=k)
+    special = ffm_kernels.kernels(k)
+    generic = ffm_kernels._make_kernels(0)
+    no_hot = (np.empty(0, np.int32), np.empty(0, np.int64), np.zeros(1, np.int32), 64)
+    assert special is not ffm_kernels.kernels(k + 1)
+    preds = []
+    for predict, _ in (special, generic):
+        out = np.empty(Xk.n_rows)
+        predict(Xk.indptr, Xk.indices, Xk.data, params.w0, params.table, k, params.fields,
+                params.wcol, out)
+        preds.append(out)
+    np.testing.assert_allclose(preds[0], preds[1], rtol=1e-5, atol=1e-6)
+    order = np.random.default_rng(0).permutation(Xk.n_rows)
+    for adaptive in (False, True):
+        results = []
+        for _, epoch in (special, generic):
+            p, acc_w0 = params.copy(), np.ones(1, np.float32)
+            loss = epoch(Xk.indptr, Xk.indices, Xk.data, y, sw, order, p.w0, acc_w0, p.table,
+                         k, p.fields, p.wcol, LOGISTIC, 0.05, 1e-3, 1e-3, adaptive, True, True,
+                         *no_hot)
+            results.append((loss, p.table, p.w0, acc_w0))
+        (l0, t0, b0, a0), (l1, t1, b1, a1) = results
+        np.testing.assert_allclose(l0, l1, rtol=1e-5)
+        np.testing.assert_allclose(t0, t1, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b0, b1, rtol=1e-5)
+        np.testing.assert_allclose(a0, a1, rtol=1e-5)
+        assert not np.array_equal(t0, params.table)
+
+
+def _epoch(params, Xk, y, sw, order, hot=None, merge_every=64):
+    acc_w0 = np.ones(1, np.float32)
+    loss = ffm_kernels.sgd_epoch(
+        Xk.indptr, Xk.indices, Xk.data, y, sw, order, params.w0, acc_w0, params.table,
+        params.n_factors, params.fields, params.wcol, LOGISTIC, 0.05, 1e-3, 1e-3, True, True,
+        True, hot=hot, merge_every=merge_every,
+    )
+    return loss, acc_w0
+
+
+def test_hot_features():
+    indices = np.array([0, 1, 0, 2, 0, 1, 3, 0], dtype=np.int32)  # 0: 4 times, 1: twice
+    slot, rows = ffm_kernels.hot_features(indices, 5, n_rows=64 * 2)  # at least 2 rows
+    assert rows.tolist() == [0, 1] and slot.tolist() == [0, 1, -1, -1, -1]
+    assert rows.dtype == np.int64 and slot.dtype == np.int32
+    slot, rows = ffm_kernels.hot_features(indices, 5, n_rows=64 * 4)
+    assert rows.tolist() == [0] and slot.tolist() == [0, -1, -1, -1, -1]
+
+
+@pytest.mark.parametrize("k", [4, 3])
+def test_hot_buffers_alone_change_nothing(k):
+    """One thread with hot-row buffers merges into an unchanged table: a plain epoch."""
+    params, Xk, y, sw = _kernel_inputs(300, 40, 7, k, seed=1)
+    order = np.random.default_rng(1).permutation(Xk.n_rows)
+    plain = params.copy()
+    want = _epoch(plain, Xk, y, sw, order)
+    slot, rows = ffm_kernels.hot_features(Xk.indices, params.n_features, Xk.n_rows // 8)
+    assert 0 < rows.size < params.n_features
+    lock = np.zeros(1, np.int32)
+    got = _epoch(params, Xk, y, sw, order, hot=(slot, rows, lock), merge_every=3)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+    np.testing.assert_allclose(params.table, plain.table, rtol=1e-4, atol=1e-6)
+    assert lock[0] == 0
+
+
+def test_hot_buffers_with_threads():
+    """Two threads with hot-row buffers learn as much as one thread does."""
+    params, Xk, _, sw = _kernel_inputs(4000, 40, 7, 4, seed=2)
+    truth = np.asarray(params.decision_function(Xk))
+    y = np.where(truth > np.median(truth), 1.0, -1.0)
+    start = FFMParams.initialize(params.n_features, 4, 0.1, np.random.default_rng(0),
+                                 params.fields, n_state=params.wcol + 1)
+    start.state[:] = 1.0
+    hot = (*ffm_kernels.hot_features(Xk.indices, start.n_features, Xk.n_rows),
+           np.zeros(1, np.int32))
+    assert hot[1].size
+    losses = {}
+    for n_jobs in (1, 2):
+        p = start.copy()
+        for epoch in range(5):
+            order = np.random.default_rng(epoch).permutation(Xk.n_rows)
+            chunks = np.array_split(order, n_jobs)
+            shared = hot if n_jobs > 1 else None
+            with ThreadPoolExecutor(n_jobs) as pool:
+                loss = sum(pool.map(
+                    lambda c, p=p, h=shared: _epoch(p, Xk, y, sw, c, h)[0], chunks))
+        losses[n_jobs] = loss / sw.sum()
+        assert p.all_finite() and hot[2][0] == 0
+    assert losses[2] < 1.1 * losses[1] and losses[1] < 0.5  # log(2) = 0.69 at the start
+
+
+def test_kernel_selection():
+    assert ffm_kernels.kernels(4) is ffm_kernels.kernels(np.int64(4))
+    assert ffm_kernels.kernels(3) is ffm_kernels.kernels(5)  # both generic
 
 
 def _field_aware_data(n=6000, seed=0):
@@ -102,7 +224,9 @@ def test_ffm_beats_fm_on_field_aware_data():
     assert ffm.V_.shape == (75, 5, 3) and ffm.n_fields_ == 5
 
 
-def test_classifier_save_load_and_threads(tmp_path):
+def test_classifier_save_load_and_threads(tmp_path, monkeypatch):
+    # Threads even on these few rows (the solver otherwise keeps small data on one thread).
+    monkeypatch.setattr("fmlearn.solvers.sgd.MIN_ROWS_PER_THREAD", 1)
     X, y, fields = _field_aware_data(3000, seed=1)
     labels = np.where(y > np.median(y), "pos", "neg")
     clf = FFMClassifier(fields=fields, max_iter=20, random_state=0, normalize=True).fit(X, labels)
@@ -113,6 +237,12 @@ def test_classifier_save_load_and_threads(tmp_path):
     np.testing.assert_array_equal(loaded.fields_, clf.fields_)
     par = FFMClassifier(fields=fields, max_iter=20, random_state=0, n_jobs=2).fit(X, labels)
     assert (par.predict(X) == labels).mean() > 0.8
+    # The threads buffered the hot rows (here every feature: 15 per field); the merge lock is
+    # free again, and neither it nor the cache travels in pickles.
+    assert par._params._hot[1][1].size == 75 and par._params._merge_lock[0] == 0
+    again = pickle.loads(pickle.dumps(par))
+    assert again._params._hot is None
+    np.testing.assert_array_equal(again.predict_proba(X), par.predict_proba(X))
 
 
 def test_bad_fields():

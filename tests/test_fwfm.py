@@ -1,5 +1,7 @@
 """Field-weighted FM: kernels against brute force, equivalences, estimator behaviour."""
 
+import zipfile
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -138,17 +140,25 @@ def test_container_round_trip_copy_and_state():
     params.state[:] = 2.0
     params.acc_r[:] = 5.0
     arrays = params.arrays()
-    assert set(arrays) == {"w0", "w", "V", "r", "fields", "acc_r"}
-    back = FwFMParams.from_arrays(arrays, state=params.state)
+    # acc_r is solver state: model files keep it under state/ beside the table's columns.
+    assert set(arrays) == {"w0", "w", "V", "r", "fields"}
+    assert FwFMParams.extra_state == ("acc_r",)
+    back = FwFMParams.from_arrays(arrays, state=params.state, acc_r=params.acc_r)
     for name in ("table", "r", "acc_r", "fields", "w0"):
         np.testing.assert_array_equal(getattr(back, name), getattr(params, name))
+    # Model files written while acc_r was a parameter array still load it.
+    legacy = FwFMParams.from_arrays({**arrays, "acc_r": params.acc_r}, state=params.state)
+    np.testing.assert_array_equal(legacy.acc_r, params.acc_r)
+    assert (FwFMParams.from_arrays(arrays, state=params.state).acc_r == 1.0).all()
+    with pytest.raises(ValueError, match="acc_r must be of the shape"):
+        FwFMParams.from_arrays(arrays, acc_r=params.acc_r[:2])
     copy = params.copy()
     copy.r[0, 0] = copy.acc_r[0, 0] = -1.0
     assert params.r[0, 0] != -1.0 and params.acc_r[0, 0] == 5.0
     # Another solver: r carries over, its AdaGrad sums start afresh with the table's.
     switched = params.with_state(0)
     np.testing.assert_array_equal(switched.r, params.r)
-    assert "acc_r" not in switched.arrays() and (switched.acc_r == 1.0).all()
+    assert (switched.acc_r == 1.0).all()
     copy.r[1, 2] = np.nan
     assert params.all_finite() and not copy.all_finite()
     with pytest.raises(ValueError, match="symmetric"):
@@ -229,6 +239,8 @@ def test_classifier_labels_threads_and_model_file(tmp_path, registered):
     assert (clf.predict(X) == labels).mean() > 0.85
     assert clf.predict_proba(X[:5]).shape == (5, 2)
     clf.save(tmp_path / "fwfm.fmz")
+    with zipfile.ZipFile(tmp_path / "fwfm.fmz") as zf:
+        assert "state/acc_r.npy" in zf.namelist() and "params/acc_r.npy" not in zf.namelist()
     loaded = fmlearn.load(tmp_path / "fwfm.fmz")
     assert type(loaded) is FwFMClassifier and loaded.get_params()["l2_reg_r"] == 0.0
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

@@ -240,6 +240,10 @@ class FFMParams(TableParams):
         super().__init__(w0, table, n_factors)
         self.fields = fields
         self.n_fields = int(fields.max()) + 1 if fields.size else 1
+        # Several threads training this table at once (Hogwild) share one merge lock for
+        # their hot rows, and the hot features of the current design (see sgd_epoch).
+        self._merge_lock = np.zeros(16, dtype=np.int32)  # 64 bytes: a cache line of its own
+        self._hot = None
 
     @staticmethod
     def n_param_columns(n_factors: int, n_fields: int) -> int:
@@ -267,12 +271,43 @@ class FFMParams(TableParams):
         return FFMParams(w0, table, self.n_factors, self.fields)
 
     def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
-        """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`."""
+        """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`.
+
+        Called on a part of the rows (``order`` shorter than ``X``), the solver's threads are
+        training this table at once: each then keeps its own copies of the hot features' rows
+        (see :func:`fmlearn._kernels.ffm.hot_features`) and merges its changes into the table
+        every few hundred rows. Every row updates a feature of each of its fields, so with
+        small fields plain Hogwild threads passed those rows' cache lines back and forth all
+        the time (2 threads were 2x slower than one on Frappe).
+        """
+        hot = self._hot_rows(X) if order.shape[0] < X.n_rows else None
         return ffm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors, self.fields, self.wcol,
-            *solver.rates, *solver.flags,
+            *solver.rates, *solver.flags, hot=hot,
         )
+
+    def _hot_rows(self, X):
+        """``(slot, rows, lock)`` for :func:`fmlearn._kernels.ffm.sgd_epoch`, per design."""
+        key = (id(X.indices), X.indices.shape[0], X.n_rows)
+        cached = self._hot
+        if cached is None or cached[0] != key:
+            # Threads may both get here on the first epoch: same result, either one is kept.
+            slot, rows = ffm_kernels.hot_features(X.indices, self.n_features, X.n_rows)
+            cached = self._hot = (key, (slot, rows, self._merge_lock))
+        return cached[1]
+
+    def __getstate__(self):
+        # Caches and the lock are per process (and per run of the threads).
+        state = dict(self.__dict__)
+        state.pop("_hot", None)
+        state.pop("_merge_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._merge_lock = np.zeros(16, dtype=np.int32)
+        self._hot = None
 
     def _predict_block(self, indptr, X, out):
         ffm_kernels.predict(

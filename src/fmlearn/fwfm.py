@@ -41,6 +41,10 @@ class FwFMParams(TableParams):
     """
 
     kind = "fwfm"
+    # Solver state held beside the table, by attribute name. Like the table's state columns
+    # (and only when there are some), model files keep each under ``state/<name>``, and
+    # loading passes it back to :meth:`from_arrays` as a keyword.
+    extra_state = ("acc_r",)
 
     def __init__(self, w0, table, n_factors, fields, r, acc_r=None, reg_r=0.0):
         super().__init__(w0, table, n_factors)
@@ -110,19 +114,26 @@ class FwFMParams(TableParams):
         )
 
     def _latent_arrays(self):
-        out = {"V": np.ascontiguousarray(self.V), "r": self.r, "fields": self.fields}
-        if self.state.shape[1]:
-            # The AdaGrad sums of r, so that training resumes exactly from a model file (the
-            # table's state columns are saved beside it by fmlearn.io).
-            out["acc_r"] = self.acc_r
-        return out
+        return {"V": np.ascontiguousarray(self.V), "r": self.r, "fields": self.fields}
 
     @classmethod
-    def from_arrays(cls, arrays, state=None) -> FwFMParams:
-        """Inverse of :meth:`arrays`, with optional solver-state columns (n_features, n_state).
+    def from_arrays(cls, arrays, state=None, acc_r=None) -> FwFMParams:
+        """Inverse of :meth:`arrays`, with optional solver state.
 
-        ``arrays`` holds ``w0``, ``w``, ``V``, ``r``, ``fields`` and optionally ``acc_r``.
-        Raises ``ValueError`` if the shapes or dtypes do not fit together.
+        Parameters
+        ----------
+        arrays : dict of str to ndarray
+            ``w0``, ``w``, ``V``, ``r`` and ``fields``; an ``acc_r`` there (model files written
+            before ``acc_r`` moved to the solver state) is used when ``acc_r`` is None.
+        state : ndarray of shape (n_features, n_state), optional
+            The table's solver-state columns.
+        acc_r : ndarray of the shape and dtype of ``r``, optional
+            AdaGrad sums of ``r`` (see :attr:`extra_state`); None starts them afresh.
+
+        Raises
+        ------
+        ValueError
+            If the shapes or dtypes do not fit together.
         """
         V, r, fields = arrays["V"], arrays["r"], arrays["fields"]
         dtype = arrays["w"].dtype
@@ -136,7 +147,8 @@ class FwFMParams(TableParams):
             raise ValueError(f"fields must be int32 of shape ({V.shape[0]},)")
         if fields.size and (fields.min() < 0 or fields.max() >= r.shape[0]):
             raise ValueError(f"fields must lie in [0, {r.shape[0]})")
-        acc_r = arrays.get("acc_r")
+        if acc_r is None:
+            acc_r = arrays.get("acc_r")
         if acc_r is not None:
             if acc_r.shape != r.shape or acc_r.dtype != dtype:
                 raise ValueError(f"acc_r must be of the shape and dtype of r, got {acc_r.shape}")

@@ -144,6 +144,9 @@ def save(estimator, path) -> None:
     with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
         if params.state.shape[1]:
             arrays["state/table"] = np.ascontiguousarray(params.state)
+            # Solver state a container keeps beside its table (FwFM: acc_r).
+            for name in getattr(params, "extra_state", ()):
+                arrays[f"state/{name}"] = np.ascontiguousarray(getattr(params, name))
         solver_state = getattr(estimator, "_solver_state", None) or {}
         arrays.update({f"state/{k}": v for k, v in solver_state.items()})
         arrays.update(
@@ -261,9 +264,11 @@ def load(path):
             k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in meta["params"].items()
         }
         est = cls(**hyper)
+        extra = {n: state.pop(n) for n in getattr(kind, "extra_state", ()) if n in state}
         est._params = kind.from_arrays(
             {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")},
             state=state.pop("table", None),
+            **extra,
         )
     except (TypeError, ValueError, KeyError) as e:
         raise _fail(path, f"damaged model file: {e}.") from None

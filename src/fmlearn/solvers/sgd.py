@@ -9,6 +9,14 @@ from fmlearn._kernels.losses import ORDINAL
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.solvers._registry import register_solver
 
+# Below this many rows per thread, starting threads costs more than it saves.
+MIN_ROWS_PER_THREAD = 5000
+
+
+def _threads(n_jobs, n_rows: int) -> int:
+    return min(effective_n_jobs(n_jobs), max(1, n_rows // MIN_ROWS_PER_THREAD))
+
+
 # AdaGrad accumulators start here rather than at 0 so that the first steps are not of size
 # ``learning_rate`` in every coordinate whatever the gradient (libffm and xLearn start at 1).
 ADAGRAD_INITIAL_ACCUMULATOR = 1.0
@@ -105,13 +113,13 @@ class SGDSolver:
                 return params.ordinal_sgd_epoch(X, y, sample_weight, order[a:b], cut, acc_cut,
                                                 self)
 
-            return float(sum(run_blocks(chunk, X.n_rows, effective_n_jobs(n_jobs))))
+            return float(sum(run_blocks(chunk, X.n_rows, _threads(n_jobs, X.n_rows))))
         acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
 
         def chunk(a, b):
             return params.sgd_epoch(X, y, sample_weight, order[a:b], acc_w0, self)
 
-        return float(sum(run_blocks(chunk, X.n_rows, effective_n_jobs(n_jobs))))
+        return float(sum(run_blocks(chunk, X.n_rows, _threads(n_jobs, X.n_rows))))
 
 
 @register_solver
