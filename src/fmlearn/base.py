@@ -472,28 +472,44 @@ class BaseFM(BaseEstimator):
             )
         elif max_iter > 1 and self.tol is not None and stoppable:
             stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
-        bar = ProgressBar(max_iter, type(self).__name__) if self.verbose else None
-        user_callbacks = list(callbacks or [])
-
         weight_sum = float(sw.sum())
+
+        def epoch_fn():
+            loss_sum = solver.run_epoch(
+                self._params, self._solver_state, data, self._rng, self.n_jobs
+            )
+            return self._metric_from_loss_sum(loss_sum, weight_sum)
+
+        def valid_fn():
+            output = self._output(Xv_k)
+            return self._metric(yv, output, swv), output
+
+        bar = ProgressBar(max_iter, type(self).__name__) if self.verbose else None
+        return self._epoch_loop(
+            max_iter, self._metric_name, epoch_fn, None if valid is None else valid_fn,
+            stoppers, callbacks, bar,
+        )
+
+    def _epoch_loop(self, max_iter, metric_name, epoch_fn, valid_fn, stoppers, callbacks, bar):
+        """Run up to ``max_iter`` epochs with history, callbacks and stopping; restore the best.
+
+        ``epoch_fn()`` trains one epoch and returns its training metric; ``valid_fn()``, if
+        given, returns the validation metric and output. ``stoppers`` come first among the
+        callbacks; the first one's best parameters, if any, are restored at the end.
+        """
+        user_callbacks = list(callbacks or [])
         start = time.perf_counter()
         epoch = 0
         try:
             for epoch in range(1, max_iter + 1):
-                loss_sum = solver.run_epoch(
-                    self._params, self._solver_state, data, self._rng, self.n_jobs
-                )
-                train = self._metric_from_loss_sum(loss_sum, weight_sum)
+                train = epoch_fn()
                 if not math.isfinite(train):
                     self._raise_diverged(epoch)
-                valid_metric = valid_output = None
-                if valid is not None:
-                    valid_output = self._output(Xv_k)
-                    valid_metric = self._metric(yv, valid_output, swv)
+                valid_metric, valid_output = valid_fn() if valid_fn is not None else (None, None)
                 elapsed = time.perf_counter() - start
                 self._record(epoch, train, valid_metric, elapsed)
                 env = EpochEnv(
-                    self, epoch, max_iter, self._metric_name, train, valid_metric, elapsed,
+                    self, epoch, max_iter, metric_name, train, valid_metric, elapsed,
                     valid_output,
                 )
                 if bar is not None:
@@ -510,7 +526,7 @@ class BaseFM(BaseEstimator):
         if best is not None and best.best_params is not None:
             self._params = best.best_params
             self.best_iteration_ = best.best_epoch
-        elif valid is not None:
+        elif valid_fn is not None:
             self.best_iteration_ = epoch
         if not self._params.all_finite():
             self._raise_diverged(epoch)

@@ -17,7 +17,6 @@ the query columns followed by the candidate columns.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, replace
 from numbers import Integral
 
@@ -780,39 +779,17 @@ class FMRanker(BaseFM):
         elif self.max_iter > 1 and self.tol is not None:
             stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
         bar = _RankProgressBar(self.max_iter, "FMRanker", self.loss) if self.verbose else None
-        user_callbacks = list(callbacks or [])
-        start = time.perf_counter()
-        epoch = 0
-        try:
-            for epoch in range(1, self.max_iter + 1):
-                loss_sum = self._epoch(data, Qk, Ck, known, popular, solver)
-                train = loss_sum / weight_sum
-                if not np.isfinite(train):
-                    self._raise_diverged(epoch)
-                valid_metric = None if valid is None else self._score_validation(valid, Ck)
-                elapsed = time.perf_counter() - start
-                self._record_epoch(train, valid_metric, elapsed)
-                env = EpochEnv(
-                    self, epoch, self.max_iter, self.eval_metric, train, valid_metric, elapsed
-                )
-                if bar is not None:
-                    bar(env)
-                stop = [bool(cb(env)) for cb in stoppers + user_callbacks]
-                if any(stop):
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        self.n_iter_ = epoch
-        best = stoppers[0] if stoppers else None
-        if best is not None and best.best_params is not None:
-            self._params = best.best_params
-            self.best_iteration_ = best.best_epoch
-        elif valid is not None:
-            self.best_iteration_ = epoch
-        if not self._params.all_finite():
-            self._raise_diverged(epoch)
-        return self
+
+        def epoch_fn():
+            return self._epoch(data, Qk, Ck, known, popular, solver) / weight_sum
+
+        def valid_fn():
+            return self._score_validation(valid, Ck), None
+
+        return self._epoch_loop(
+            self.max_iter, self.eval_metric, epoch_fn, None if valid is None else valid_fn,
+            stoppers, callbacks, bar,
+        )
 
     def _epoch(self, data, Qk, Ck, known, popular, solver) -> float:
         """One shuffled pass over the positives, Hogwild over ``n_jobs`` threads."""
@@ -835,7 +812,7 @@ class FMRanker(BaseFM):
 
         return float(sum(run_blocks(chunk, n, n_threads)))
 
-    def _record_epoch(self, train, valid, elapsed):
+    def _record(self, epoch, train, valid, elapsed):
         self._epochs_done += 1
         h = self.history_
         h["epoch"].append(self._epochs_done)
