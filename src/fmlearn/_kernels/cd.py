@@ -236,8 +236,14 @@ def block_apply_factor(idx, e, q, A):
 @jit
 def blocked_predict_with_sums(indptr, indices, data, w0, table, k, idx, row_offset, lin, Qb,
                               sq, start, stop, out, Q):
-    """:func:`predict_with_sums` for a design with relation blocks (block summaries ``lin``,
-    ``Qb``, ``sq`` from :func:`fmlearn._kernels.fm.block_sums`, stacked at ``row_offset``)."""
+    """FM output of rows ``start <= n < stop`` into ``out`` and their factor sums
+    ``Q[f, n] = sum_j v_jf x_nj`` (Q of shape (k, n_rows)), in one pass.
+
+    A factor's sums do not change until that factor is swept, so one pass at the start of a
+    sweep serves every factor. Relation blocks come summarized (``lin``, ``Qb``, ``sq`` from
+    :func:`fmlearn._kernels.fm.block_sums`, stacked at ``row_offset``); a design without
+    blocks passes ``idx`` of shape (0, n_rows).
+    """
     n_blocks = idx.shape[0]
     for n in range(start, stop):
         for f in range(k):
@@ -280,30 +286,3 @@ def probit_targets(y, pred, sample, rng, out):
         else:
             t = normal_above(rng, m) if sample else mean_above(m)
             out[n] = m - t
-
-
-@jit
-def predict_with_sums(indptr, indices, data, w0, table, k, start, stop, out, Q):
-    """FM output of CSR rows ``start <= n < stop`` into ``out``, and their factor sums
-    ``Q[f, n] = sum_j v_jf x_nj`` (Q of shape (k, n_rows)), in one pass.
-
-    A factor's sums do not change until that factor is swept, so one pass at the start of a
-    sweep serves every factor.
-    """
-    for n in range(start, stop):
-        for f in range(k):
-            Q[f, n] = 0.0
-        linear = 0.0
-        squares = 0.0
-        for p in range(indptr[n], indptr[n + 1]):
-            i = indices[p]
-            x = data[p]
-            linear += table[i, k] * x
-            for f in range(k):
-                vx = table[i, f] * x
-                Q[f, n] += vx
-                squares += vx * vx
-        pair = 0.0
-        for f in range(k):
-            pair += Q[f, n] * Q[f, n]
-        out[n] = w0[0] + linear + 0.5 * (pair - squares)

@@ -125,7 +125,8 @@ class BlockDesign:
             np.stack([b.idx for b in blocks]) if blocks else np.zeros((0, main.n_rows), np.int32)
         )
         sizes = [b.csr.n_rows for b in blocks]
-        self.row_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        sizes = np.asarray(sizes, dtype=np.int64)
+        self.row_offset = np.cumsum(sizes) - sizes  # where each block's rows start
         self.n_block_rows = int(sum(sizes))
 
     @classmethod

@@ -198,23 +198,20 @@ class _CoordinateSolver:
         k, w0, table = params.n_factors, params.w0, params.table
         pred = np.empty(X.n_rows)
         Q = np.empty((k, X.n_rows))
-        if isinstance(X, BlockDesign):
-            m = X.main
-            n_block_rows = max(X.n_block_rows, 1)
-            lin, Qb, sq = np.zeros(n_block_rows), np.zeros((n_block_rows, k)), np.zeros(
-                n_block_rows)
-            for b, off in zip(X.blocks, X.row_offset, strict=True):
-                c = b.csr
-                end = off + c.n_rows
-                fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k,
-                                      lin[off:end], Qb[off:end], sq[off:end])
+        if not isinstance(X, BlockDesign):
+            X = BlockDesign(X, [])
+        m = X.main
+        n_block_rows = max(X.n_block_rows, 1)
+        lin, Qb, sq = np.zeros(n_block_rows), np.zeros((n_block_rows, k)), np.zeros(n_block_rows)
+        for b, off in zip(X.blocks, X.row_offset, strict=True):
+            c = b.csr
+            end = off + c.n_rows
+            fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k, lin[off:end],
+                                  Qb[off:end], sq[off:end])
 
-            def rows(a, z):
-                cd.blocked_predict_with_sums(m.indptr, m.indices, m.data, w0, table, k, X.idx,
-                                             X.row_offset, lin, Qb, sq, a, z, pred, Q)
-        else:
-            def rows(a, z):
-                cd.predict_with_sums(X.indptr, X.indices, X.data, w0, table, k, a, z, pred, Q)
+        def rows(a, z):
+            cd.blocked_predict_with_sums(m.indptr, m.indices, m.data, w0, table, k, X.idx,
+                                         X.row_offset, lin, Qb, sq, a, z, pred, Q)
 
         run_blocks(rows, X.n_rows, n_threads)
         return pred, Q
