@@ -333,12 +333,13 @@ class FFMParams(TableParams):
                    fields.copy())
 
 
-def blocked_decision_function(w0, table, k, X: BlockDesign, n_jobs=1) -> np.ndarray:
+def blocked_decision_function(w0, table, k, X: BlockDesign, n_jobs=1, sums=None) -> np.ndarray:
     """FM output of each row of a relation-block design, at the cost of its unique rows.
 
     Each block's rows are summarized once (linear part, factor sums, squared terms; see
     :func:`fmlearn._kernels.fm.block_sums`), then every data row adds up its main part and
-    the summaries of its block rows.
+    the summaries of its block rows. ``sums`` (k, n_rows), if given, receives every row's
+    factor sums.
     """
     n_block_rows = max(X.n_block_rows, 1)
     lin = np.zeros(n_block_rows)
@@ -352,10 +353,13 @@ def blocked_decision_function(w0, table, k, X: BlockDesign, n_jobs=1) -> np.ndar
         )
     m = X.main
     out = np.empty(m.n_rows, dtype=np.float64)
+    keep = sums is not None
 
     def block(a, z):
+        scratch = sums if keep else np.empty((k, 1))  # one scratch column per thread
         fm_kernels.predict_blocked(
-            m.indptr, m.indices, m.data, w0, table, k, X.idx, X.row_offset, lin, Q, sq, a, z, out
+            m.indptr, m.indices, m.data, w0, table, k, X.idx, X.row_offset, lin, Q, sq, a, z, out,
+            scratch, keep,
         )
 
     run_blocks(block, m.n_rows, min(effective_n_jobs(n_jobs), max(1, m.n_rows // 5000)))

@@ -233,43 +233,6 @@ def block_apply_factor(idx, e, q, A):
         q[n] += A[r, DQ]
 
 
-@jit
-def blocked_predict_with_sums(indptr, indices, data, w0, table, k, idx, row_offset, lin, Qb,
-                              sq, start, stop, out, Q):
-    """FM output of rows ``start <= n < stop`` into ``out`` and their factor sums
-    ``Q[f, n] = sum_j v_jf x_nj`` (Q of shape (k, n_rows)), in one pass.
-
-    A factor's sums do not change until that factor is swept, so one pass at the start of a
-    sweep serves every factor. Relation blocks come summarized (``lin``, ``Qb``, ``sq`` from
-    :func:`fmlearn._kernels.fm.block_sums`, stacked at ``row_offset``); a design without
-    blocks passes ``idx`` of shape (0, n_rows).
-    """
-    n_blocks = idx.shape[0]
-    for n in range(start, stop):
-        for f in range(k):
-            Q[f, n] = 0.0
-        linear = 0.0
-        squares = 0.0
-        for p in range(indptr[n], indptr[n + 1]):
-            i = indices[p]
-            x = data[p]
-            linear += table[i, k] * x
-            for f in range(k):
-                vx = table[i, f] * x
-                Q[f, n] += vx
-                squares += vx * vx
-        for b in range(n_blocks):
-            r = row_offset[b] + idx[b, n]
-            linear += lin[r]
-            squares += sq[r]
-            for f in range(k):
-                Q[f, n] += Qb[r, f]
-        pair = 0.0
-        for f in range(k):
-            pair += Q[f, n] * Q[f, n]
-        out[n] = w0[0] + linear + 0.5 * (pair - squares)
-
-
 # ----------------------------------------------------------------------------- probit targets
 @jit
 def probit_targets(y, pred, sample, rng, out):

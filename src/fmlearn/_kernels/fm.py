@@ -81,18 +81,22 @@ def block_sums(indptr, indices, data, col0, table, k, lin, Q, sq):
 
 @jit
 def predict_blocked(indptr, indices, data, w0, table, k, idx, row_offset, lin, Q, sq, start,
-                    stop, out):
+                    stop, out, sums, keep_sums):
     """FM prediction of rows ``start <= n < stop`` made of a main part and relation blocks.
 
-    ``idx`` int32 (n_blocks, n_rows) gives each row's block row; block ``b``'s rows of ``lin``,
-    ``Q`` and ``sq`` (from :func:`block_sums`, stacked) start at ``row_offset[b]``. The main
-    part's columns are the first model features.
+    ``idx`` int32 (n_blocks, n_rows) gives each row's block row (shape (0, n_rows) without
+    blocks); block ``b``'s rows of ``lin``, ``Q`` and ``sq`` (from :func:`block_sums`, stacked)
+    start at ``row_offset[b]``. The main part's columns are the first model features.
+
+    With ``keep_sums``, ``sums`` (k, n_rows) receives every row's factor sums
+    ``sum_j v_jf x_nj`` (the coordinate solvers sweep with them); otherwise ``sums`` is a
+    (k, 1) scratch column.
     """
-    s = np.empty(k, dtype=np.float64)
     n_blocks = idx.shape[0]
     for n in range(start, stop):
+        col = n if keep_sums else 0
         for f in range(k):
-            s[f] = 0.0
+            sums[f, col] = 0.0
         linear = 0.0
         squares = 0.0
         for p in range(indptr[n], indptr[n + 1]):
@@ -101,15 +105,15 @@ def predict_blocked(indptr, indices, data, w0, table, k, idx, row_offset, lin, Q
             linear += table[i, k] * x
             for f in range(k):
                 vx = table[i, f] * x
-                s[f] += vx
+                sums[f, col] += vx
                 squares += vx * vx
         for b in range(n_blocks):
             r = row_offset[b] + idx[b, n]
             linear += lin[r]
             squares += sq[r]
             for f in range(k):
-                s[f] += Q[r, f]
+                sums[f, col] += Q[r, f]
         pair = 0.0
         for f in range(k):
-            pair += s[f] * s[f]
+            pair += sums[f, col] * sums[f, col]
         out[n] = w0[0] + linear + 0.5 * (pair - squares)

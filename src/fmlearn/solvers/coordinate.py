@@ -27,10 +27,9 @@ import scipy.sparse as sp
 from scipy.special import log_ndtr
 
 from fmlearn._kernels import cd
-from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL
-from fmlearn._model import FMParams
+from fmlearn._model import FMParams, blocked_decision_function
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn._posterior import PosteriorFM
 from fmlearn.data.design import KernelCSR
@@ -195,25 +194,11 @@ class _CoordinateSolver:
     @staticmethod
     def _predict_with_sums(params, X, n_threads):
         """Predictions and every factor's row sums ``Q`` (k, n_rows) in one threaded pass."""
-        k, w0, table = params.n_factors, params.w0, params.table
-        pred = np.empty(X.n_rows)
-        Q = np.empty((k, X.n_rows))
         if not isinstance(X, BlockDesign):
             X = BlockDesign(X, [])
-        m = X.main
-        n_block_rows = max(X.n_block_rows, 1)
-        lin, Qb, sq = np.zeros(n_block_rows), np.zeros((n_block_rows, k)), np.zeros(n_block_rows)
-        for b, off in zip(X.blocks, X.row_offset, strict=True):
-            c = b.csr
-            end = off + c.n_rows
-            fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k, lin[off:end],
-                                  Qb[off:end], sq[off:end])
-
-        def rows(a, z):
-            cd.blocked_predict_with_sums(m.indptr, m.indices, m.data, w0, table, k, X.idx,
-                                         X.row_offset, lin, Qb, sq, a, z, pred, Q)
-
-        run_blocks(rows, X.n_rows, n_threads)
+        Q = np.empty((params.n_factors, X.n_rows))
+        pred = blocked_decision_function(params.w0, params.table, params.n_factors, X,
+                                         n_threads, sums=Q)
         return pred, Q
 
     def _factor_sums(self, data, table, f, q, n_threads):
