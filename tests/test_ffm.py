@@ -77,6 +77,34 @@ def test_sgd_step_matches_numerical_gradient(adaptive, k):
         )
 
 
+@pytest.mark.parametrize("k", [4, 6, 8, 16])  # 2k = 8, 12 (chunk + tail), 16, 32 lanes
+def test_float32_adagrad_step_is_within_the_rsqrt_estimate(k):
+    """float32 AdaGrad latent steps may use the hardware 1/sqrt estimate (12 bits), no worse."""
+    # The active columns (1, 2, 4, 5, 7, 8) get distinct fields: each latent vector then takes
+    # one step, of at most the estimate's relative error (1.5 * 2**-12).
+    params = _random_ffm(10, 6, k, seed=k, dtype=np.float32,
+                         fields=[0, 0, 1, 5, 2, 3, 0, 4, 5, 1]).with_state(0)
+    params = params.with_state(params.wcol + 1)
+    params.state[:] = np.random.default_rng(k).uniform(1.0, 3.0, params.state.shape)
+    X = sp.csr_matrix(np.array([[0.0, 1.5, 0.7, 0.0, -0.5, 2.0, 0.0, 1.0, 0.3, 0.0]]))
+    Xk32 = as_kernel_csr(X.astype(np.float32))
+    steps = {}
+    for dtype in (np.float32, np.float64):
+        p = FFMParams(params.w0.astype(dtype), params.table.astype(dtype), k, params.fields)
+        Xk = as_kernel_csr(X.astype(dtype)) if dtype == np.float64 else Xk32
+        ffm_kernels.sgd_epoch(
+            Xk.indptr, Xk.indices, Xk.data, np.array([2.0]), np.ones(1), np.zeros(1, np.int64),
+            p.w0, np.ones(1, dtype), p.table, k, p.fields, p.wcol,
+            SQUARED, 0.1, 0.0, 0.0, True, False, False,
+        )
+        steps[dtype] = params.table[:, : p.wcol].astype(np.float64) - p.table[:, : p.wcol]
+    exact, approx = steps[np.float64], steps[np.float32]
+    moved = np.abs(exact) > 1e-4
+    assert moved.sum() > 10
+    np.testing.assert_allclose(approx[moved], exact[moved], rtol=5e-4)
+    np.testing.assert_array_equal(approx[~moved] == 0, exact[~moved] == 0)
+
+
 def _kernel_inputs(n_rows, n_features, n_fields, k, seed):
     """A float32 FFM with AdaGrad state and libffm-like rows: one feature per field."""
     rng = np.random.default_rng(seed)
