@@ -124,6 +124,20 @@ def test_help_and_module_entry_point():
         assert flag in out
 
 
+def test_warnings_print_as_messages_without_source_lines(tmp_path):
+    data = tmp_path / "hashed.ffm"
+    # Feature 3 under fields 0 and 1: read_ffm keeps its first field, with a warning.
+    data.write_text("1 0:3:1 1:5:1\n0 1:3:1 0:4:1\n1 0:4:1 1:5:1\n0 0:3:1 1:6:1\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "fmlearn", "train", "--train", str(data), "--format", "ffm",
+         "--task", "classification", "--max-iter", "2", "--quiet"],
+        capture_output=True, text=True, check=True,
+    )
+    lines = run.stderr.splitlines()
+    assert any(ln.startswith("fmlearn train: warning: ") and "first field" in ln for ln in lines)
+    assert "UserWarning" not in run.stderr and "read_ffm(" not in run.stderr
+
+
 def test_demo_runs(capsys):
     from fmlearn.demo import run_demo
 

@@ -373,13 +373,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cli_warning(command: str):
+    def format_warning(message, category, filename, lineno, line=None):
+        return f"fmlearn {command}: warning: {message}\n"
+
+    return format_warning
+
+
 def main(argv=None) -> int:
     """Entry point of the ``fmlearn`` command."""
     from fmlearn.exceptions import DataFormatError, ModelFileError, TrainingDivergedError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # A command's warnings are messages to its user: no Python source lines.
+            warnings.formatwarning = _cli_warning(args.command)
+            return args.func(args)
     except (
         DataFormatError,
         ModelFileError,
