@@ -32,28 +32,32 @@ from fmlearn.solvers import SOLVERS, get_solver
 MEMORY_SHARE = 0.8
 
 
-def family_init(extra: dict, **defaults):
+def family_init(extra: dict, drop=(), **defaults):
     """An ``__init__`` for a model family: BaseFM's parameters plus ``extra`` ones.
 
     scikit-learn reads an estimator's parameters from its ``__init__`` signature; rather than
-    copy BaseFM's long signature into every family (FFM, FwFM, HOFM), this builds one with
-    ``extra`` (name -> default) inserted after ``n_factors`` and BaseFM's ``defaults``
-    overridden, exposed through ``__signature__``.
+    copy BaseFM's long signature into every family (FFM, FwFM, HOFM, the ranker), this builds
+    one with ``extra`` (name -> default) inserted after ``n_factors``, BaseFM's ``defaults``
+    overridden and the ``drop`` ones left out, exposed through ``__signature__``. Like every
+    scikit-learn ``__init__`` it only stores the values as attributes.
 
     Parameters
     ----------
     extra : dict
-        The family's own parameters and their defaults, stored unchanged as attributes.
+        The family's own parameters and their defaults.
+    drop : iterable of str, default=()
+        BaseFM parameters the family does not have (a class attribute may then stand in).
     **defaults
         New defaults for BaseFM parameters (e.g. libffm's ``learning_rate=0.2``).
     """
     base = inspect.signature(BaseFM.__init__)
-    unknown = set(defaults) - set(base.parameters)
+    unknown = (set(defaults) | set(drop)) - set(base.parameters)
     if unknown:
         raise TypeError(f"not BaseFM parameters: {sorted(unknown)}")
     params = [
         p.replace(default=defaults[p.name]) if p.name in defaults else p
         for p in base.parameters.values()
+        if p.name not in drop
     ]
     kw_only = inspect.Parameter.KEYWORD_ONLY
     own = [inspect.Parameter(k, kw_only, default=v) for k, v in extra.items()]
@@ -62,11 +66,9 @@ def family_init(extra: dict, **defaults):
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        values = dict(bound.arguments)
-        del values["self"]
-        for name in extra:
-            setattr(self, name, values.pop(name))
-        BaseFM.__init__(self, **values)
+        for name, value in bound.arguments.items():
+            if name != "self":
+                setattr(self, name, value)
 
     __init__.__signature__ = signature
     return __init__

@@ -29,7 +29,7 @@ from fmlearn._kernels import ranking as rank_kernels
 from fmlearn._model import FMParams
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn._posterior import PosteriorFM
-from fmlearn.base import BaseFM, _rng_from
+from fmlearn.base import BaseFM, _rng_from, family_init
 from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
 from fmlearn.data.design import MAX_FEATURES, KernelCSR, as_kernel_csr
 from fmlearn.metrics import RANKING_METRICS, _relevance_matrix, auc_per_query
@@ -581,50 +581,12 @@ class FMRanker(BaseFM):
     # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
     fit_intercept = False
 
-    def __init__(
-        self,
-        n_factors=16,
-        *,
-        loss="warp",
-        negative_sampling="uniform",
-        max_sampled=10,
-        eval_metric="ndcg@10",
-        solver="adagrad",
-        learning_rate=0.05,
-        max_iter=100,
-        l2_reg_w=1e-5,
-        l2_reg_V=1e-5,
-        init_stdev=0.1,
-        fit_linear=True,
-        tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=5,
-        warm_start=False,
-        random_state=None,
-        n_jobs=None,
-        verbose=0,
-    ):
-        self.n_factors = n_factors
-        self.loss = loss
-        self.negative_sampling = negative_sampling
-        self.max_sampled = max_sampled
-        self.eval_metric = eval_metric
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.l2_reg_w = l2_reg_w
-        self.l2_reg_V = l2_reg_V
-        self.init_stdev = init_stdev
-        self.fit_linear = fit_linear
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.verbose = verbose
+    __init__ = family_init(
+        {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
+         "eval_metric": "ndcg@10"},
+        drop=("fit_intercept", "n_kept_samples", "prior_groups"),
+        n_factors=16, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5,
+    )
 
     @property
     def _metric_name(self) -> str:  # for BaseFM._raise_diverged
