@@ -7,9 +7,9 @@ same outputs (``-out``: one prediction per test row; ``-rlog``: libFM's tab-sepa
 ``#Iter=`` progress lines on standard output). ``docs/libfm.md`` lists what maps to what and
 what differs from libFM 1.4.4.
 
-Argument parsing, file reading and calls into :class:`fmlearn.FMRegressor` /
-:class:`fmlearn.FMClassifier` only. The few formulas here (RMSE, accuracy, libFM's log10
-likelihood, target clipping) reproduce libFM's *reporting*, not its training.
+This module parses libFM's flags and drives :class:`fmlearn.FMRegressor` /
+:class:`fmlearn.FMClassifier`; libFM's input files are read by :mod:`fmlearn._libfm_inputs`
+and its reports written by :mod:`fmlearn._libfm_report`.
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ import os
 import re
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
+from fmlearn._libfm_inputs import (
+    Table,
+    UsageError,
+    feature_groups,
+    make_split,
+    read_relation,
+    read_table,
+    scores,
+)
+from fmlearn._libfm_report import BAYES, Reporter, libfm_metric, rlog_columns
 from fmlearn.data.libfm_binary import (
     file_head,
-    is_binary_index_file,
-    is_binary_matrix,
-    read_binary_matrix,
-    read_binary_vector,
-    read_int_tokens,
 )
 from fmlearn.exceptions import DataFormatError, ModelFileError, TrainingDivergedError
 
@@ -68,14 +71,9 @@ FLAGS = {
 }
 SWITCHES = frozenset({"help", "quiet"})
 METHODS = ("sgd", "sgda", "als", "mcmc")
-BAYES = ("als", "mcmc")  # libFM runs ALS as MCMC without sampling: same reports
 
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _SPLIT = re.compile(r"[;,]")  # libFM's list delimiters
-
-
-class UsageError(Exception):
-    """A bad command line or input file set: reported as one line, exit status 2."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,377 +269,6 @@ class Options:
             verbosity=_int("verbosity", get("verbosity", "0")),
             quiet="quiet" in values,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# libFM's files
-
-
-
-@dataclass
-class Table:
-    """One libFM data file: its rows and raw targets."""
-
-    path: str
-    X: sp.csr_matrix
-    y: np.ndarray
-    binary: bool = False
-
-
-def _binary_set(path: str):
-    """The binary files libFM reads for ``-train/-test/-validation path``, if present."""
-    for xs, xts, ys in ((".data", ".datat", ".target"), (".x", ".xt", ".y")):
-        if os.path.isfile(path + ys):
-            if os.path.isfile(path + xs):
-                return path + xs, False, path + ys
-            if os.path.isfile(path + xts):
-                return path + xts, True, path + ys
-    return None
-
-
-def read_table(path: str, flag: str) -> Table:
-    """A data file as libFM reads it: binary files ``path.x``/``path.xt`` + ``path.y`` (or
-    ``.data``/``.datat`` + ``.target``) when present, else libFM text."""
-    from fmlearn.data.textio import read_libfm
-
-    binary = _binary_set(path)
-    if binary is not None:
-        xpath, transposed, ypath = binary
-        X = read_binary_matrix(xpath)
-        X = X.T.tocsr() if transposed else X
-        y = read_binary_vector(ypath, "float").astype(np.float64)
-        if y.shape[0] != X.shape[0]:
-            raise DataFormatError(ypath, None, None, f"{y.shape[0]} targets for {X.shape[0]} "
-                                  f"rows in {xpath}")
-        X.sort_indices()
-        return Table(path, X, y, binary=True)
-    if not os.path.isfile(path):
-        raise UsageError(f"-{flag}: cannot open '{path}': no such file (nor libFM binary files "
-                         f"{path}.x or .xt with {path}.y)")
-    X, y = read_libfm(path)
-    return Table(path, X, y)
-
-
-@dataclass
-class Relation:
-    """One relation of libFM's block structure: block rows and the block row of each row."""
-
-    name: str
-    X: sp.csr_matrix  # (n_block_rows, n_block_features)
-    train: np.ndarray | None  # block row of each training row
-    test: np.ndarray  # block row of each test row
-    groups: np.ndarray  # group of each block feature (R.groups, else all 0)
-
-
-def _read_block(name: str) -> sp.csr_matrix:
-    from fmlearn.data.textio import read_libfm
-
-    if os.path.isfile(name + ".x"):
-        if is_binary_matrix(name + ".x"):
-            return read_binary_matrix(name + ".x")
-        return read_libfm(name + ".x")[0]  # text fallback: "0 idx:value ..." per block row
-    if os.path.isfile(name + ".xt"):
-        return read_binary_matrix(name + ".xt").T.tocsr()
-    raise UsageError(f"-relation {name}: cannot open '{name}.x' or '{name}.xt' (the block's "
-                     "rows: libFM binary from convert/transpose, or libFM text)")
-
-
-def _read_join(path: str, n_rows: int, n_block_rows: int, note) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise UsageError(f"-relation: cannot open '{path}' (the block row of each data row, "
-                         "one per line)")
-    if is_binary_index_file(path):
-        index = read_binary_vector(path, "uint").astype(np.int64)
-    else:
-        index = read_int_tokens(path, "block row indices are integers >= 0")
-    if index.shape[0] < n_rows:
-        raise DataFormatError(path, None, None, f"{index.shape[0]} block rows for {n_rows} data "
-                              "rows; write one block row index per data row")
-    if index.shape[0] > n_rows:
-        note(f"{path}: {index.shape[0]} block row indices for {n_rows} data rows; the extra "
-             "ones are ignored (as libFM does)")
-        index = index[:n_rows]
-    if n_rows and int(index.max()) >= n_block_rows:
-        bad = int(np.argmax(index >= n_block_rows))
-        raise DataFormatError(path, bad + 1, None, f"block row {int(index[bad])} does not exist "
-                              f"(the block has {n_block_rows} rows, numbered from 0)")
-    return index
-
-
-def read_relation(name: str, n_train: int | None, n_test: int, note) -> Relation:
-    X = _read_block(name)
-    train = None if n_train is None else _read_join(name + ".train", n_train, X.shape[0], note)
-    test = _read_join(name + ".test", n_test, X.shape[0], note)
-    groups = np.zeros(X.shape[1], dtype=np.int64)
-    if os.path.isfile(name + ".groups"):
-        groups = _fit_groups(read_int_tokens(name + ".groups", "group ids are integers >= 0"),
-                             X.shape[1], name + ".groups", note)
-    return Relation(name, X, train, test, groups)
-
-
-def _fit_groups(groups: np.ndarray, n: int, path: str, note) -> np.ndarray:
-    if groups.shape[0] < n:
-        note(f"{path}: {groups.shape[0]} group ids for {n} features; the others get group 0")
-        groups = np.concatenate([groups, np.zeros(n - groups.shape[0], dtype=np.int64)])
-    return groups[:n]
-
-
-def feature_groups(meta: str | None, n_main: int, relations, note):
-    """(group of every model feature, number of groups), numbered as libFM does: the -meta
-    groups, then each relation's groups shifted past the previous ones."""
-    if meta is not None:
-        if not os.path.isfile(meta):
-            raise UsageError(f"-meta: cannot open '{meta}'")
-        main = _fit_groups(read_int_tokens(meta, "write one group id per feature"), n_main,
-                           meta, note)
-        n_groups = int(main.max()) + 1 if n_main else 0
-    else:
-        main, n_groups = np.zeros(n_main, dtype=np.int64), 1
-    parts = [main]
-    for rel in relations:
-        parts.append(rel.groups + n_groups)
-        n_groups += int(rel.groups.max()) + 1 if rel.groups.size else 1
-    return np.concatenate(parts), n_groups
-
-
-# ---------------------------------------------------------------------------------------------
-# Model inputs
-
-
-def _pad(X: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """``X`` with ``n`` columns: extra empty columns, or (loaded models) unknown ones dropped."""
-    if X.shape[1] > n:
-        X = X[:, :n]
-    return sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n))
-
-
-@dataclass
-class Split:
-    """A data set as the model takes it."""
-
-    X: sp.csr_matrix
-    y: np.ndarray  # model targets: raw (regression) or -1/+1 (classification)
-    rel: list | None  # one fmlearn.RelationBlock per relation
-
-    @property
-    def kw(self) -> dict:
-        return {} if self.rel is None else {"X_rel": self.rel}
-
-
-def make_split(table: Table, task: str, n_main: int, relations, which: str) -> Split:
-    """Rows padded to the model's main features, libFM's targets (classification: the sign,
-    0 counting as negative), and the relation blocks of these rows."""
-    from fmlearn import RelationBlock
-
-    X = _pad(table.X, n_main)
-    y = np.where(table.y > 0, 1.0, -1.0) if task == "c" else table.y
-    rel = [RelationBlock(getattr(r, which), r.X) for r in relations] if relations else None
-    return Split(X, y, rel)
-
-
-def scores(model, split: Split, task: str) -> np.ndarray:
-    """Regression predictions, or probabilities of the positive class."""
-    if task == "c":
-        return model.predict_proba(split.X, **split.kw)[:, 1]
-    return model.predict(split.X, **split.kw)
-
-
-# libFM's evaluation (fm_learn.h, fm_learn_mcmc_simultaneous.h): regression predictions are
-# clipped to the training targets' range; accuracy thresholds at 0.5; the MCMC log likelihood
-# is a mean negative log10 likelihood with probabilities clipped to [0.01, 0.99].
-
-
-def _rmse_mae(y, p, clip):
-    if clip is not None:
-        p = np.clip(p, *clip)
-    d = np.asarray(p, dtype=np.float64) - y
-    return float(np.sqrt(np.mean(d * d))), float(np.mean(np.abs(d)))
-
-
-def _accuracy(y_pm, proba) -> float:
-    return float(np.mean((proba >= 0.5) == (y_pm > 0)))
-
-
-def _ll(y_pm, proba) -> float:
-    p = np.clip(proba, 0.01, 0.99)
-    m = (y_pm + 1.0) * 0.5
-    return float(np.mean(-(m * np.log10(p) + (1 - m) * np.log10(1 - p))))
-
-
-def libfm_metric(task: str, split: Split, p, clip) -> float:
-    """What libFM prints as Train=/Test=: RMSE (clipped predictions) or accuracy."""
-    if task == "r":
-        return _rmse_mae(split.y, p, clip)[0]
-    return _accuracy(split.y, p)
-
-
-def rlog_columns(method: str, task: str, k: int, n_groups: int) -> list[str]:
-    """libFM's rlog header for a method and task, in libFM's order."""
-    cols = ["rmse", "mae"] if task == "r" else ["accuracy"]
-    cols += ["time_pred", "time_learn", "time_learn2", "time_learn4"]
-    if method == "sgd":
-        return cols + ["rmse_train"]
-    if method == "sgda":
-        cols += ["rmse_train", "rmse_val", "wmean", "wvar"]
-        for f in range(k):
-            cols += [f"vmean{f}", f"vvar{f}"]
-        for g in range(n_groups):
-            cols += [f"regw[{g}]"] + [f"regv[{g},{f}]" for f in range(k)]
-        return cols
-    cols.append("alpha")
-    if task == "r":
-        cols += ["rmse_mcmc_this", "rmse_mcmc_all", "rmse_mcmc_all_but5"]
-    else:
-        cols += ["acc_mcmc_this", "acc_mcmc_all", "acc_mcmc_all_but5", "ll_mcmc_this",
-                 "ll_mcmc_all", "ll_mcmc_all_but5"]
-    for g in range(n_groups):
-        cols += [f"wmu[{g}]", f"wlambda[{g}]"]
-        for f in range(k):
-            cols += [f"vmu[{g},{f}]", f"vlambda[{g},{f}]"]
-    return cols
-
-
-@dataclass(frozen=True)
-class _Clock:
-    """User CPU (libFM's getusertime), process CPU (clock()) and wall time."""
-
-    user: float
-    cpu: float
-    wall: float
-
-    @classmethod
-    def now(cls) -> _Clock:
-        try:  # microseconds, where os.times() has clock ticks
-            import resource
-
-            user = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-        except ImportError:  # pragma: no cover - Windows
-            user = os.times().user
-        return cls(user, time.process_time(), time.perf_counter())
-
-    def __sub__(self, other: _Clock) -> _Clock:
-        return _Clock(self.user - other.user, self.cpu - other.cpu, self.wall - other.wall)
-
-
-def _estimator(env):
-    model = getattr(env, "model", None)
-    return model if model is not None else env.estimator
-
-
-class Reporter:
-    """Training callback: libFM's ``#Iter=`` lines and rlog rows, one per iteration."""
-
-    def __init__(self, *, method, task, train, test, valid, clip, rlog, say, k, k1,
-                 n_groups, reg):
-        self.method, self.task = method, task
-        self.train, self.test, self.valid = train, test, valid
-        self.clip, self.rlog, self.say = clip, rlog, say
-        self.k, self.k1, self.n_groups, self.reg = k, k1, n_groups, reg
-        self.columns = rlog_columns(method, task, k, n_groups)
-        self._sum_all = self._sum_but5 = None
-        self._mark = _Clock.now()
-
-    def start(self) -> None:
-        if self.rlog is not None:
-            self.rlog.write("\t".join(self.columns) + "\n")
-            self.rlog.flush()
-        self._mark = _Clock.now()
-
-    def __call__(self, env) -> None:
-        learn = _Clock.now() - self._mark
-        est, i = _estimator(env), env.epoch - 1
-        values = {"time_learn": learn.user}
-        if self.method in BAYES:
-            values.update(time_learn2=learn.cpu, time_learn4=learn.wall)
-            line = self._bayes(est, i, env, values)
-        else:
-            line = self._sgd(est, i, values)
-        self.say(line)
-        if self.rlog is not None:
-            self.rlog.write("\t".join(f"{values.get(c, math.nan):g}" for c in self.columns))
-            self.rlog.write("\n")
-            self.rlog.flush()
-        self._mark = _Clock.now()
-
-    def _metric(self, split, p) -> float:
-        return libfm_metric(self.task, split, p, self.clip)
-
-    def _sgd(self, est, i, values) -> str:
-        t = _Clock.now()
-        p_test = scores(est, self.test, self.task)
-        values["time_pred"] = (_Clock.now() - t).user
-        train = self._metric(self.train, scores(est, self.train, self.task))
-        if self.task == "r":
-            test, values["mae"] = _rmse_mae(self.test.y, p_test, self.clip)
-            values["rmse"] = test
-        else:
-            values["accuracy"] = test = _accuracy(self.test.y, p_test)
-        values["rmse_train"] = train
-        if self.method == "sgda":
-            values["rmse_val"] = self._metric(self.valid, scores(est, self.valid, self.task))
-            # libFM logs the spread of the parameters with the means set to 0, and its adapted
-            # regularization; fmlearn's regularization is the fixed -regular.
-            values["wmean"], values["wvar"] = 0.0, float(np.var(est.w_))
-            V = est.V_
-            for f in range(self.k):
-                values[f"vmean{f}"], values[f"vvar{f}"] = 0.0, float(np.var(V[:, f]))
-            for g in range(self.n_groups):
-                values[f"regw[{g}]"] = self.reg[1]
-                for f in range(self.k):
-                    values[f"regv[{g},{f}]"] = self.reg[2]
-        return f"#Iter={i:3d}\tTrain={train:g}\tTest={test:g}"
-
-    def _bayes(self, est, i, env, values) -> str:
-        if self.method == "mcmc":
-            # The test set is the estimator's eval_set: its posterior mean output so far (over
-            # the kept samples; the current sample during burn-in) is libFM's "all" prediction.
-            # predict() gives the same but recomputes every kept sample's output, so it is the
-            # fallback only. Train= is the current sample's training metric, as in libFM.
-            p = getattr(env, "valid_output", None)
-            if p is None:
-                p = scores(est, self.test, self.task)
-            every, this, but5 = p, None, None
-            train = env.train
-        else:
-            p = scores(est, self.test, self.task)
-            train = self._metric(self.train, scores(est, self.train, self.task))
-            # libFM's ALS is its MCMC without sampling: every iterate counts as a "sample", the
-            # reported prediction is the mean of the (clipped) iterates so far, and of those
-            # from the 6th on.
-            sample = np.clip(p, *self.clip) if self.task == "r" and self.clip else p
-            if self._sum_all is None:
-                self._sum_all = np.zeros_like(sample, dtype=np.float64)
-                self._sum_but5 = np.zeros_like(self._sum_all)
-            self._sum_all += sample
-            if i >= 5:
-                self._sum_but5 += sample
-            every, this = self._sum_all / (i + 1), p
-            but5 = self._sum_but5 / (i - 4) if i >= 5 else None
-        y = self.test.y
-        if self.task == "r":
-            rmse, mae = _rmse_mae(y, every, self.clip)
-            values.update(rmse=rmse, mae=mae, rmse_mcmc_all=rmse)
-            if this is not None:
-                values["rmse_mcmc_this"] = _rmse_mae(y, this, self.clip)[0]
-            if but5 is not None:
-                values["rmse_mcmc_all_but5"] = _rmse_mae(y, but5, self.clip)[0]
-            line = f"\tTest={rmse:g}"
-        else:
-            acc, ll = _accuracy(y, every), _ll(y, every)
-            values.update(accuracy=acc, acc_mcmc_all=acc, ll_mcmc_all=ll)
-            if this is not None:
-                values.update(acc_mcmc_this=_accuracy(y, this), ll_mcmc_this=_ll(y, this))
-            if but5 is not None:
-                values.update(acc_mcmc_all_but5=_accuracy(y, but5), ll_mcmc_all_but5=_ll(y, but5))
-            line = f"\tTest={acc:g}\tTest(ll)={ll:g}"
-        if self.method == "als":  # libFM's ALS: fixed hyper-parameters, alpha = 1, means 0
-            values["alpha"] = 1.0
-            for g in range(self.n_groups):
-                if self.k1:
-                    values[f"wmu[{g}]"], values[f"wlambda[{g}]"] = 0.0, self.reg[1]
-                for f in range(self.k):
-                    values[f"vmu[{g},{f}]"], values[f"vlambda[{g},{f}]"] = 0.0, self.reg[2]
-        return f"#Iter={i:3d}\tTrain={train:g}" + line
 
 
 # ---------------------------------------------------------------------------------------------
