@@ -21,10 +21,11 @@ Four parts (``--parts``), each with its own protocol; a test file is never used 
     [id | release-year decile | genres, 1/sqrt(n) | users who rated it in train, 1/sqrt(n)]
     given as relation blocks, every feature its own hyper-prior group, k = 10, 512
     iterations, all 512 samples kept (as in that notebook); built by
-    ``benchmarks/_ml_relational.py``. Then the same plus the users' gender (not in myFM's
-    example). Wall time of ``fit`` (and of ``predict`` on u1.test), same rules as above; the
-    main variant's fit is repeated ``--repeats`` times (default 3) per tool, alternating, the
-    best time reported (the same seed gives the same model: only the clock differs).
+    ``fmlearn.data.load_movielens100k_relational``. Then the same plus the users' gender (not
+    in myFM's example). Wall time of ``fit`` (and of ``predict`` on u1.test), same rules as
+    above; the main variant's fit is repeated ``--repeats`` times (default 3) per tool,
+    alternating, the best time reported (the same seed gives the same model: only the clock
+    differs).
 ``als`` — fmlearn ALS on u1, user + item one-hot, k = 8: the regularization (``l2_reg_w``,
     ``l2_reg_V``) and the number of sweeps are chosen on a seeded 10% validation split of
     u1.base (fit on the other 90%, ``eval_set`` on the 10%, the lowest validation RMSE over
@@ -64,11 +65,12 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from fmlearn.data.movielens_relational import load_movielens100k_relational
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _ml_relational import build_relational  # noqa: E402
 from _report import machine_line, write_section  # noqa: E402
 from peers import myfm_bayes  # noqa: E402
 
@@ -393,7 +395,7 @@ def part_relational(args) -> dict:
     results, feats, timings = [], {}, {}
     for label, gender in variants:
         t0 = time.perf_counter()
-        d = build_relational(data / "ml-100k", "u1", gender=gender)
+        d = load_movielens100k_relational(data / "ml-100k", "u1", gender=gender)
         log(f"features ({label}) built in {time.perf_counter() - t0:.1f}s: {d.describe()}")
         feats[label] = d
         if not fm_status and not results:
@@ -442,8 +444,8 @@ def render_relational(args, results, feats, timings) -> dict:
         "same fit repeated, the tools alternating; median in brackets), s/iter = that / "
         f"{ITER_B}.",
         "",
-        "Features (built by `benchmarks/_ml_relational.py`, checked column for column against "
-        "myFM's encoders during development):",
+        "Features (built by `fmlearn.data.load_movielens100k_relational`, checked column for "
+        "column against myFM's encoders during development):",
         "",
         f"- X (one row per rating, {d0.n_x} columns): the rating's UTC date, one-hot over the "
         "dates of u1.base, plus an \"unknown date\" column for test dates absent from u1.base.",

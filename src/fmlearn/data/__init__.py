@@ -1,6 +1,8 @@
 """Data layer: design matrices, synthetic generators, text formats and DataFrame encoding."""
 
 from fmlearn.data.encoder import FMEncoder
+from fmlearn.data.movielens import load_movielens100k
+from fmlearn.data.movielens_relational import load_movielens100k_relational
 from fmlearn.data.relation import RelationBlock
 from fmlearn.data.synthetic import (
     RecommendationData,
@@ -10,5 +12,5 @@ from fmlearn.data.synthetic import (
 )
 
 __all__ = [
-    "FMEncoder",
+    "FMEncoder", "load_movielens100k", "load_movielens100k_relational",
     "RecommendationData", "RelationBlock", "TrueFM", "make_fm_regression", "make_recommendation"]

@@ -1,5 +1,10 @@
 """MovieLens 100K with side information, SVD++-style implicit bags and dates, as relation blocks.
 
+:func:`load_movielens100k_relational` builds, for one train/test split, the rows to train and
+predict in relational form: a small ``X`` per rating and two :class:`fmlearn.RelationBlock`
+(users, movies) whose rows are shared by all ratings of a user or movie, so that
+``solver="als"``/``"mcmc"`` sweep them at the cost of their distinct rows.
+
 The feature set of myFM's own example ``examples/ml-100k-extended.ipynb`` (tohtsky/myFM; its
 published result on split u1: RMSE 0.8833 with rank 10, 512 Gibbs iterations, every sample
 kept), rebuilt here with numpy only and the same encoders' rules (myFM's
@@ -46,6 +51,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from fmlearn.data.movielens import SPLITS, _read_ratings
+from fmlearn.data.relation import RelationBlock
+
 N_PERCENTILES = 10  # myFM's BinningEncoder default
 
 
@@ -60,6 +68,11 @@ class Part:
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def X_rel(self) -> list[RelationBlock]:
+        """The blocks as estimators take them: ``fit(X, y, X_rel=part.X_rel)``."""
+        return [RelationBlock(idx, B) for idx, B in self.blocks]
+
     def flat(self) -> sp.csr_matrix:
         """The same rows as one plain CSR matrix ``[X | user block[idx] | movie block[idx]]``."""
         return sp.hstack([self.X] + [B[idx] for idx, B in self.blocks], format="csr")
@@ -67,6 +80,9 @@ class Part:
 
 @dataclass
 class RelationalData:
+    """A split in relational form; ``prior_groups`` gives one hyper-prior group per feature
+    group (the date, each user and each movie column group)."""
+
     train: Part
     test: Part
     groups: list[tuple[str, int]]  # (name, n_columns) of each prior group, in column order
@@ -136,10 +152,6 @@ def _bags(owner: np.ndarray, member: np.ndarray, n_owner: int, vocabulary: np.nd
 
 
 # ------------------------------------------------------------------------------ reading
-def _ratings(path: Path) -> np.ndarray:
-    return np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
-
-
 def _users(root: Path):
     """ids, age, gender, occupation, zip first character (arrays in ``u.user`` order)."""
     rows = [line.split("|") for line in (root / "u.user").read_text().splitlines() if line]
@@ -167,16 +179,42 @@ def _movies(root: Path):
 
 
 # ------------------------------------------------------------------------------ build
-def build_relational(path=None, split: str = "u1", *, gender: bool = False, date: bool = True,
-                     side_info: bool = True, implicit: bool = True) -> RelationalData:
-    """The features of myFM's ``ml-100k-extended`` example for ``split`` (see the module doc).
+def load_movielens100k_relational(path, split: str = "u1", *, gender: bool = False,
+                                  date: bool = True, side_info: bool = True,
+                                  implicit: bool = True) -> RelationalData:
+    """MovieLens 100K ``split`` with the features of myFM's ``ml-100k-extended`` example.
 
-    ``gender=True`` adds the users' gender (not in myFM's example); ``date``, ``side_info``
-    and ``implicit`` switch those feature groups off for ablations (ids always stay).
+    See the module docstring for the columns. Nothing of the test file is used except the
+    (user, movie, date) keys of the rows to predict.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``ml-100k`` folder (``u.user``, ``u.item``, ``u1.base`` ...).
+    split : {"u1", ..., "u5", "ua", "ub"}
+    gender : bool, default=False
+        Add the users' gender (not in myFM's example).
+    date, side_info, implicit : bool, default=True
+        Switch those feature groups off, for ablations (the ids always stay).
+
+    Returns
+    -------
+    RelationalData
+        ``train`` and ``test`` parts (``X``, ``X_rel``, ``y``, ``flat()``), the feature
+        groups (``groups``, ``prior_groups`` of shape (n_features,)) and ``n_features``.
+
+    Examples
+    --------
+    >>> data = load_movielens100k_relational("ml-100k", "u1")  # doctest: +SKIP
+    >>> model = FMRegressor(n_factors=10, solver="mcmc", max_iter=200,
+    ...                     prior_groups=data.prior_groups)  # doctest: +SKIP
+    >>> model.fit(data.train.X, data.train.y, X_rel=data.train.X_rel)  # doctest: +SKIP
+    >>> model.predict(data.test.X, X_rel=data.test.X_rel)  # doctest: +SKIP
     """
-    root = Path(os.fspath(path)) if path is not None else (
-        Path(os.environ.get("FMLEARN_DATA", "/work/shared/data")) / "ml-100k")
-    train, test = _ratings(root / f"{split}.base"), _ratings(root / f"{split}.test")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    root = Path(os.fspath(path))
+    train, test = _read_ratings(root / f"{split}.base"), _read_ratings(root / f"{split}.test")
     uid, age, sex, occ, zip1 = _users(root)
     mid, year, g_movie, g_genre = _movies(root)
     if not (np.array_equal(uid, np.arange(1, uid.size + 1))
