@@ -11,6 +11,7 @@ from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
 from fmlearn.hofm import HOFMClassifier, HOFMRegressor
 from fmlearn.ordinal import FMOrdinalRegressor
+from fmlearn.plotting import plot_field_interactions, plot_learning_curve
 from fmlearn.ranking import FMRanker, recommend
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "RelationBlock",
     "__version__",
     "load",
+    "plot_field_interactions",
+    "plot_learning_curve",
     "recommend",
 ]
 

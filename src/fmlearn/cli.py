@@ -6,6 +6,7 @@ Argument parsing and calls into the estimators and readers only; no math here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -275,6 +276,53 @@ def cmd_predict(args) -> int:
     return 0
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def cmd_plot(args) -> int:
+    import fmlearn
+    from fmlearn._atomic import atomic_write
+
+    fmt = os.path.splitext(args.out)[1].lstrip(".").lower()
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file name")
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "fmlearn plot: error: plots need matplotlib: pip install 'fmlearn[plot]'"
+        ) from None
+    matplotlib.use("Agg")  # files only: no display needed
+    from fmlearn import plotting
+
+    model = fmlearn.load(args.model)
+    if args.interactions:
+        fields = X = None
+        if args.data:
+            X, _, fields = _read(args.data, args.format)
+            X = _conform(X, model.n_features_in_, args.data)
+            if fields is not None:
+                fields = np.concatenate([fields, np.full(model.n_features_in_, -1)])
+                fields = np.maximum(fields[: model.n_features_in_], 0)
+        if fields is None and getattr(model, "fields_", None) is None:
+            raise ValueError(
+                f"{args.model} is a {type(model).__name__}, which has no fields: give the "
+                "training data as an FFM file (--data FILE --format ffm) for the features' fields."
+            )
+        if getattr(model, "fields_", None) is not None:
+            fields = None  # a field-aware model's own fields
+        names = args.field_names.split(",") if args.field_names else None
+        ax = plotting.plot_field_interactions(model, fields=fields, X=X, field_names=names)
+    else:
+        ax = plotting.plot_learning_curve(model)
+    fig = ax.figure
+    fig.tight_layout()
+    with atomic_write(args.out) as f:
+        fig.savefig(f, format=fmt, dpi=args.dpi)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from fmlearn.demo import run_demo
 
@@ -367,6 +415,28 @@ def build_parser() -> argparse.ArgumentParser:
                 help="classification: write class labels instead of probabilities",
             )
         p.set_defaults(func=func)
+    text = "plot a saved model's learning curve, or its field interactions (needs matplotlib)"
+    p = sub.add_parser("plot", help=text, description=text[0].upper() + text[1:] + ".")
+    p.add_argument("--model", required=True, metavar="PATH", help="a model saved by train")
+    p.add_argument("--out", required=True, metavar="FILE", help="image file: .png, .svg or .pdf")
+    p.add_argument(
+        "--interactions",
+        action="store_true",
+        help="plot the fields x fields interaction strengths instead of the learning curve",
+    )
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="--interactions: the training data, to use only the features that occur in it "
+        "(an FFM file also gives a plain FM's fields)",
+    )
+    p.add_argument(
+        "--format", choices=("libfm", "ffm"), default="libfm", help="--data format. Default: libfm."
+    )
+    p.add_argument("--field-names", metavar="A,B,...", help="--interactions: names of the fields")
+    p.add_argument("--dpi", type=int, default=120, help="resolution of a .png. Default: 120.")
+    p.set_defaults(func=cmd_plot)
+
     from fmlearn.cli_libfm import add_parser
 
     add_parser(sub)  # `fmlearn libfm`: libFM's own command lines
