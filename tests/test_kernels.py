@@ -68,27 +68,29 @@ def test_loss_gradient_is_derivative(loss, p):
     assert np.isfinite(loss_value.py_func(loss, y, p))
 
 
-def _one_step(adaptive, reg_w=0.1, reg_V=0.2, lr=0.05):
+def _one_step(adaptive, reg_w=0.1, reg_V=0.2, lr=0.05, k=3):
     rng = np.random.default_rng(3)
     X = sp.csr_matrix(np.array([[0.0, 1.5, 0.0, -0.5, 2.0]]))
-    w0, w, V = _random_model(5, 3, rng, np.float64)
+    w0, w, V = _random_model(5, k, rng, np.float64)
     y = np.array([0.8])
     Xk = as_kernel_csr(X)
     new_w0, acc_w0 = w0.copy(), np.ones(1)
-    table = _table(w, V, n_state=4 if adaptive else 0)
+    table = _table(w, V, n_state=k + 1 if adaptive else 0)
     sgd_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
-        new_w0, acc_w0, table, 3, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
+        new_w0, acc_w0, table, k, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
     )
-    new = (new_w0, table[:, 3], table[:, :3])
-    acc = (acc_w0, table[:, 7], table[:, 4:7]) if adaptive else None
+    new = (new_w0, table[:, k], table[:, :k])
+    acc = (acc_w0, table[:, 2 * k + 1], table[:, k + 1 : 2 * k + 1]) if adaptive else None
     return X.toarray()[0], y[0], (w0, w, V), new, acc
 
 
 @pytest.mark.parametrize("adaptive", [False, True])
-def test_sgd_step_matches_manual_gradient(adaptive):
+# generic kernel (scalars; vectors of 16 and 4 lanes and scalars), specialized kernels
+@pytest.mark.parametrize("k", [3, 23, 4, 16])
+def test_sgd_step_matches_manual_gradient(adaptive, k):
     lr, reg_w, reg_V = 0.05, 0.1, 0.2
-    x, y, (w0, w, V), (nw0, nw, nV), acc = _one_step(adaptive, reg_w, reg_V, lr)
+    x, y, (w0, w, V), (nw0, nw, nV), acc = _one_step(adaptive, reg_w, reg_V, lr, k)
     pred = fm_predict_bruteforce(x[None, :], w0[0], w, V)[0]
     g = pred - y
     _, gw, gV = fm_gradients(x, w0[0], w, V)
@@ -147,3 +149,72 @@ def test_hogwild_epochs_learn():
 
         losses.append(sum(run_blocks(chunk, n, 2)))
     assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("k", [4, 16, 6, 29])  # specialized; generic (vectors of 16/8/4, tail)
+def test_float32_adagrad_step_is_within_the_rsqrt_estimate(k):
+    """float32 AdaGrad factor steps may use the hardware 1/sqrt estimate (12 bits), no worse."""
+    rng = np.random.default_rng(k)
+    n_features = 6
+    X = sp.csr_matrix(np.array([[0.0, 1.5, 0.7, 0.0, -0.5, 2.0]]))
+    w0, w, V = _random_model(n_features, k, rng, np.float64)
+    table = _table(w, V, n_state=k + 1)
+    table[:, k + 1 :] = rng.uniform(1.0, 3.0, (n_features, k + 1))
+    steps = {}
+    for dtype in (np.float32, np.float64):
+        t = table.astype(np.float32).astype(dtype)  # the same starting point for both
+        Xk = as_kernel_csr(X.astype(dtype))
+        sgd_kernels.sgd_epoch(
+            Xk.indptr, Xk.indices, Xk.data, np.array([2.0]), np.ones(1), np.zeros(1, np.int64),
+            w0.astype(dtype), np.ones(1, dtype), t, k, SQUARED, 0.1, 0.0, 0.0, True, False,
+            False,
+        )
+        steps[dtype] = table.astype(np.float32).astype(np.float64)[:, :k] - t[:, :k]
+    exact, approx = steps[np.float64], steps[np.float32]
+    moved = np.abs(exact) > 1e-4
+    assert moved.sum() > 2 * k
+    np.testing.assert_allclose(approx[moved], exact[moved], rtol=5e-4)
+    np.testing.assert_array_equal(approx[~moved] == 0, exact[~moved] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("adaptive", [False, True])
+@pytest.mark.parametrize("loss", [SQUARED, LOGISTIC])
+def test_specialized_epoch_matches_generic(dtype, adaptive, loss):
+    """The kernel built for k = 16 (one vector per operation) against the runtime-k one."""
+    k = 16
+    assert k in sgd_kernels.SPECIALIZED_FACTORS
+    rng = np.random.default_rng(5)
+    n, n_features = 300, 40
+    X = sp.random(n, n_features, density=0.2, random_state=5, format="csr", dtype=dtype)
+    Xk = as_kernel_csr(X)
+    y = rng.normal(size=n) if loss == SQUARED else np.sign(rng.normal(size=n))
+    sw = rng.uniform(0.5, 2.0, n)
+    w0, w, V = _random_model(n_features, k, rng, dtype)
+    table = _table(w, V * 0.3, n_state=k + 1 if adaptive else 0)
+    order = rng.permutation(n)
+    out = []
+    for kernel in (sgd_kernels.epoch_kernel(k), sgd_kernels.epoch_kernel(0)):
+        t, b, a = table.copy(), w0.copy(), np.ones(1, dtype)
+        loss_sum = kernel(Xk.indptr, Xk.indices, Xk.data, y, sw, order, b, a, t, k, loss, 0.05,
+                          0.01, 0.02, adaptive, True, True)
+        out.append((loss_sum, b, a, t))
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    for got, want in zip(out[0], out[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+def test_epoch_with_empty_rows_and_no_factors():
+    """k = 0 (a linear model) and rows without entries go through the same kernel."""
+    X = sp.csr_matrix(np.array([[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, -1.0]]))
+    Xk = as_kernel_csr(X)
+    y = np.array([1.0, 0.5, -1.0])
+    w0, table = np.zeros(1), np.zeros((3, 1))
+    loss = sgd_kernels.sgd_epoch(
+        Xk.indptr, Xk.indices, Xk.data, y, np.ones(3), np.arange(3, dtype=np.int64), w0,
+        np.ones(1), table, 0, SQUARED, 0.1, 0.0, 0.0, False, True, True,
+    )
+    # Row by row (lr 0.1): predictions 0, 0.1 (the bias alone), 0.14.
+    assert loss == pytest.approx(1.0**2 + 0.4**2 + 1.14**2, rel=1e-12)
+    np.testing.assert_allclose(table[:, 0], [-0.114, 0.2, 0.114], rtol=1e-12)
+    assert w0[0] == pytest.approx(0.1 + 0.04 - 0.114, rel=1e-12)

@@ -60,6 +60,25 @@ from numba import types
 from numba.extending import intrinsic
 
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.intrinsics import (
+    _I32,
+    _addr_ptr,
+    _align,
+    _concat,
+    _eaddr,
+    _elt_ptr,
+    _half,
+    _hsum,
+    _ints,
+    _is_c_array,
+    _ld,
+    _splat,
+    _st,
+    _tld,
+    _tst,
+    _vdiv_sqrt,
+    _width,
+)
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
 from fmlearn._kernels.sgd import PREFETCH_DISTANCE
@@ -75,187 +94,7 @@ HOT_MIN_SHARE = 1 / 64
 HOT_MAX = 256
 MERGE_EVERY = 256
 
-_I32 = ir.IntType(32)
-
-
 # ------------------------------------------------------------------------------ intrinsics
-def _is_c_array(arr):
-    return isinstance(arr, types.Array) and arr.layout == "C"
-
-
-def _ints(*tys):
-    return all(isinstance(t, types.Integer) for t in tys)
-
-
-def _width(ty):
-    """The literal vector width of a ``width`` argument, or None."""
-    return ty.literal_value if isinstance(ty, types.IntegerLiteral) else None
-
-
-def _elt_ptr(context, builder, aryty, ary, index, indexty):
-    """Pointer to flat element ``index`` of a C-contiguous array, without wraparound."""
-    data = context.make_array(aryty)(context, builder, ary).data
-    idx = context.cast(builder, index, indexty, types.intp)
-    return builder.gep(data, [idx], inbounds=True)
-
-
-def _addr_ptr(context, builder, aryty, addr, addrty, width=0):
-    """Pointer to the element (``width`` 0) or vector at element address ``addr``.
-
-    An element address is a byte address divided by the item size (see :func:`_eaddr`): the
-    table kernels address the parameter table and each thread's private copies of its hot
-    rows (two allocations) the same way.
-    """
-    elt = context.get_data_type(aryty.dtype)
-    size = context.get_abi_sizeof(elt)
-    byte = builder.mul(context.cast(builder, addr, addrty, types.intp),
-                       ir.Constant(context.get_value_type(types.intp), size))
-    ty = ir.VectorType(elt, width) if width else elt
-    return builder.inttoptr(byte, ty.as_pointer())
-
-
-def _align(context, aryty):
-    # Element alignment only: the vectors of a row start anywhere.
-    return context.get_abi_sizeof(context.get_data_type(aryty.dtype))
-
-
-def _splat(builder, value, width):
-    vt = ir.VectorType(value.type, width)
-    v = builder.insert_element(ir.Constant(vt, ir.Undefined), value, _I32(0))
-    return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
-                                  ir.Constant(ir.VectorType(_I32, width), [0] * width))
-
-
-def _concat(builder, a, b, width):
-    return builder.shuffle_vector(
-        a, b, ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width))))
-
-
-def _half(builder, v, width, upper):
-    first = width if upper else 0
-    return builder.shuffle_vector(
-        v, ir.Constant(v.type, ir.Undefined),
-        ir.Constant(ir.VectorType(_I32, width), list(range(first, first + width))))
-
-
-def _hsum(builder, v, width):
-    """Sum of the lanes of ``v``, by halving (a serial chain of adds was slow at width 16)."""
-    while width > 1:
-        width //= 2
-        v = builder.fadd(_half(builder, v, width, False), _half(builder, v, width, True))
-    return builder.extract_element(v, _I32(0))
-
-
-def _vsqrt(builder, v):
-    suffix = "f32" if v.type.element == ir.FloatType() else "f64"
-    fn = builder.module.declare_intrinsic(
-        f"llvm.sqrt.v{v.type.count}{suffix}", fnty=ir.FunctionType(v.type, [v.type]))
-    return builder.call(fn, [v])
-
-
-def _has_avx(context) -> bool:
-    """Whether the code being generated targets x86 with AVX (numba's target features)."""
-    features = getattr(context.codegen(), "_tm_features", "") or ""
-    return "+avx," in features + ","
-
-
-def _vdiv_sqrt(context, builder, x, v):
-    """``x / sqrt(v)``, for AdaGrad steps.
-
-    On x86 with AVX and float32, ``x * rsqrt(v)`` with the hardware estimate (relative error
-    below 1.5 * 2**-12) and no Newton step, as libffm does (``_mm_rsqrt_ps``): the Newton step
-    LLVM adds to an exact division cost a sixth of the FFM AdaGrad epoch, and a step size good
-    to 12 bits changes nothing in SGD. Elsewhere (and in float64) the exact quotient.
-    """
-    n = v.type.count
-    if not (v.type.element == ir.FloatType() and n % 4 == 0 and _has_avx(context)):
-        return builder.fdiv(x, _vsqrt(builder, v))
-    width = 8 if n % 8 == 0 else 4
-    vt = ir.VectorType(ir.FloatType(), width)
-    name = "llvm.x86.avx.rsqrt.ps.256" if width == 8 else "llvm.x86.sse.rsqrt.ps"
-    fn = builder.module.declare_intrinsic(name, fnty=ir.FunctionType(vt, [vt]))
-    parts = []
-    for first in range(0, n, width):
-        lanes = ir.Constant(ir.VectorType(_I32, width), list(range(first, first + width)))
-        part = v if n == width else builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
-                                                           lanes)
-        parts.append(builder.call(fn, [part]))
-    while len(parts) > 1:  # concatenate back, pairwise
-        parts = [_concat(builder, parts[i], parts[i + 1], parts[i].type.count)
-                 for i in range(0, len(parts), 2)]
-    return builder.fmul(x, parts[0])
-
-
-@intrinsic
-def _ld(typingctx, arr, index):
-    """``arr.flat[index]`` for a C-contiguous array; ``index`` must be in range."""
-    if not (_is_c_array(arr) and _ints(index)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.load(_elt_ptr(context, builder, sig.args[0], args[0], args[1],
-                                     sig.args[1]))
-
-    return arr.dtype(arr, index), codegen
-
-
-@intrinsic
-def _st(typingctx, arr, index, value):
-    """``arr.flat[index] = value`` for a C-contiguous array; ``index`` must be in range."""
-    if not (_is_c_array(arr) and _ints(index) and isinstance(value, types.Number)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        aryty, indexty, valty = sig.args
-        val = context.cast(builder, args[2], valty, aryty.dtype)
-        builder.store(val, _elt_ptr(context, builder, aryty, args[0], args[1], indexty))
-        return context.get_dummy_value()
-
-    return types.void(arr, index, value), codegen
-
-
-@intrinsic
-def _eaddr(typingctx, arr):
-    """The element address of ``arr``'s first element (its byte address / item size)."""
-    if not _is_c_array(arr):
-        return None
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        intp = context.get_value_type(types.intp)
-        size = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
-        return builder.udiv(builder.ptrtoint(data, intp), ir.Constant(intp, size))
-
-    return types.intp(arr), codegen
-
-
-@intrinsic
-def _tld(typingctx, table, addr):
-    """The element of ``table``'s dtype at element address ``addr``."""
-    if not (_is_c_array(table) and _ints(addr)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.load(_addr_ptr(context, builder, sig.args[0], args[1], sig.args[1]))
-
-    return table.dtype(table, addr), codegen
-
-
-@intrinsic
-def _tst(typingctx, table, addr, value):
-    """Store ``value`` as ``table``'s dtype at element address ``addr``."""
-    if not (_is_c_array(table) and _ints(addr) and isinstance(value, types.Number)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        aryty, addrty, valty = sig.args
-        val = context.cast(builder, args[2], valty, aryty.dtype)
-        builder.store(val, _addr_ptr(context, builder, aryty, args[1], addrty))
-        return context.get_dummy_value()
-
-    return types.void(table, addr, value), codegen
-
-
 @intrinsic
 def _vdot(typingctx, table, p, q, width):
     """``sum_f T[p + f] * T[q + f]`` over ``f < width`` (a power of 2).

@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from fmlearn._kernels._jit import jit
-from fmlearn._kernels.fm import fm_row
+from fmlearn._kernels.fm import row_sums
+from fmlearn._kernels.intrinsics import _eaddr, _ld
 from fmlearn._kernels.rng import interval_probability, normal, normal_between, uniform
 from fmlearn._kernels.sgd import fm_step, prefetch_row
 
@@ -37,51 +38,74 @@ def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, acc
 
     ``y`` float64 class indices; ``cut`` (C - 1,) float64 cutpoints, updated in place (with
     AdaGrad sums in ``acc_cut`` when ``adaptive``) and kept increasing. Same table contract
-    as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used.
+    as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used. The row loop is the FM
+    epoch's (generic number of factors), see :mod:`fmlearn._kernels.sgd` for its design.
     """
     T = table.dtype.type
     lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
-    s = np.empty(k, dtype=table.dtype)
-    zero = np.zeros(1, dtype=table.dtype)
+    stride = table.shape[1]
+    tab0 = _eaddr(table)
+    sums = np.empty(2 * k, dtype=table.dtype)
     n_cut = cut.shape[0]
     total = 0.0
     stop = order.shape[0]
     for t in range(stop):
         prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
-        row = order[t]
-        f = fm_row(indptr, indices, data, row, zero, table, k, s)
-        c = int(y[row])
-        sw = sample_weight[row]
+        row = _ld(order, t)
+        start, end = _ld(indptr, row), _ld(indptr, row + 1)
+        f = row_sums(indices, data, start, end, T, 0, k, tab0, stride, sums)
+        c = int(_ld(y, row))
+        sw = _ld(sample_weight, row)
         upper = _sigmoid(cut[c] - f) if c < n_cut else 1.0
         lower = _sigmoid(cut[c - 1] - f) if c > 0 else 0.0
         p = max(upper - lower, _FLOOR)
         total -= sw * math.log(p)
         du = upper * (1.0 - upper)
         dl = lower * (1.0 - lower)
-        # d(-log p)/d theta_c = -du / p, / d theta_{c-1} = dl / p, / d f = (du - dl) / p
+        # d(-log p)/d theta_c = -du / p, / d theta_{c-1} = dl / p, / d f = (du - dl) / p.
+        # The AdaGrad sums are updated here, not in a helper taking acc_cut under a branch:
+        # that would bring reference counting into the loop.
         if c < n_cut:
-            _cut_step(cut, acc_cut, c, -sw * du / p, lr, adaptive)
+            g = -sw * du / p
+            if adaptive:
+                acc_cut[c] += g * g
+            step = _cut_step(g, acc_cut[c] if adaptive else 1.0, lr, adaptive)
+            cut[c] = _kept_increasing(cut, c, cut[c] - step)
         if c > 0:
-            _cut_step(cut, acc_cut, c - 1, sw * dl / p, lr, adaptive)
-        fm_step(indptr, indices, data, row, table, k, s, T(sw * (du - dl) / p), lr_, reg_w_,
-                reg_V_, adaptive, fit_linear)
+            g = sw * dl / p
+            if adaptive:
+                acc_cut[c - 1] += g * g
+            step = _cut_step(g, acc_cut[c - 1] if adaptive else 1.0, lr, adaptive)
+            cut[c - 1] = _kept_increasing(cut, c - 1, cut[c - 1] - step)
+        fm_step(indices, data, start, end, T, 0, k, tab0, stride, sums, T(sw * (du - dl) / p),
+                lr_, reg_w_, reg_V_, adaptive, fit_linear)
     return total
 
 
 @jit(inline="always")
-def _cut_step(cut, acc_cut, c, g, lr, adaptive):
+def _cut_step(g, acc, lr, adaptive):
+    """The step of a cutpoint with gradient ``g`` (AdaGrad: ``acc`` its squared-gradient sum)."""
     if adaptive:
-        acc_cut[c] += g * g
-        value = cut[c] - lr * g / math.sqrt(acc_cut[c])
-    else:
-        value = cut[c] - lr * g
-    # Keep the cutpoints strictly increasing.
+        return lr * g / math.sqrt(acc)
+    return lr * g
+
+
+@jit(inline="always")
+def _kept_increasing(cut, c, value):
+    """``value`` moved at least ``1e-6`` inside the neighbours of cutpoint ``c``.
+
+    The neighbours are read unconditionally (clamped indices), then ignored at the ends: an
+    array read under a branch of an inlined helper would bring reference counting into the
+    caller's loop.
+    """
     gap = 1e-6
-    if c > 0 and value < cut[c - 1] + gap:
-        value = cut[c - 1] + gap
-    if c + 1 < cut.shape[0] and value > cut[c + 1] - gap:
-        value = cut[c + 1] - gap
-    cut[c] = value
+    n_cut = cut.shape[0]
+    below, above = cut[max(c - 1, 0)], cut[min(c + 1, n_cut - 1)]
+    if c > 0 and value < below + gap:
+        value = below + gap
+    if c + 1 < n_cut and value > above - gap:
+        value = above - gap
+    return value
 
 
 @jit(inline="always")
