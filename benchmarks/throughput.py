@@ -247,6 +247,11 @@ def run_worker(args) -> None:
                 emit(cfg, threads, rows, error=f"{type(exc).__name__}: {exc}")
                 continue
             rate = rows * args.epochs / seconds
+            extra = {}
+            if hasattr(module, "epoch_seconds"):  # the epoch alone, set-up costs cancelled
+                with OtherLoad() as other_epoch:
+                    extra["epoch_rows_per_s"] = rows / module.epoch_seconds(obj, threads)
+                extra["epoch_other_cores"] = other_epoch.cores
             log(
                 f"{module.NAME} {cfg.label} x{threads}: {seconds:.2f}s, {rate:,.0f} rows/s, "
                 f"rmse {err:.4f}, other jobs {other.cores:.2f} cores"
@@ -261,6 +266,7 @@ def run_worker(args) -> None:
                 compile_s=compile_s,
                 repeats=repeats,
                 other_cores=other.cores,
+                **extra,
             )
         if hasattr(module, "close"):
             module.close(obj)
@@ -337,6 +343,28 @@ def render_table(results: list[dict]) -> str:
             f"| {r['tool']} | {r['config']} | {r['data']} | {threads} | {rows} | "
             f"{r['epochs']} | {rate} | {speed} | {err} |"
         )
+    return "\n".join(lines)
+
+
+def render_epoch_table(results: list[dict]) -> str:
+    """Tools that can time one epoch alone (fmlearn): rows/s of the epoch and its speedup."""
+    rows = [r for r in results if "epoch_rows_per_s" in r]
+    if not rows:
+        return ""
+    by_key = {(r["tool"], r["config"], r["data"], r["threads"]): r for r in rows}
+    lines = [
+        "| tool | config | data | threads | rows/s, epoch alone | speedup 2 vs 1 |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        rate = fmt_rate(r["epoch_rows_per_s"])
+        if r.get("epoch_other_cores", 0.0) > BUSY_CORES:
+            rate += " †"
+        one = by_key.get((r["tool"], r["config"], r["data"], 1))
+        speed = (f"{r['epoch_rows_per_s'] / one['epoch_rows_per_s']:.2f}x"
+                 if r["threads"] == 2 and one else "")
+        lines.append(f"| {r['tool']} | {r['config']} | {r['data']} | {r['threads']} | {rate} | "
+                     f"{speed} |")
     return "\n".join(lines)
 
 
@@ -584,6 +612,14 @@ def render_body(args, state: dict) -> str:
                 else ""
             ),
             render_table(results),
+            (
+                "One epoch alone, without the fixed costs of a `fit` (input checks, the "
+                "parameter table's allocation and random draws, thread start-up), which weigh "
+                "heavily in a one-epoch fit: (t(6 epochs) - t(1 epoch)) / 5 of whole fits, best "
+                "of 3 each.\n\n" + render_epoch_table(results)
+            )
+            if render_epoch_table(results)
+            else "",
             f"† other processes kept more than {BUSY_CORES} of the 2 cores busy on average "
             "while this row was timed (measured from /proc: busy CPU time of the machine minus "
             "the benchmark's own), so it is likely too low."

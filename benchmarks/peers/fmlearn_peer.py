@@ -121,6 +121,27 @@ def train(state: _State, n_threads: int, epochs: int) -> float:
     return seconds
 
 
+EPOCHS_DIFF = (1, 6)
+
+
+def epoch_seconds(state: _State, n_threads: int, repeats: int = 3) -> float:
+    """Seconds of one training epoch alone: ``(t(E2) - t(E1)) / (E2 - E1)`` of whole fits
+    (:data:`EPOCHS_DIFF`, best of ``repeats`` each), so that input checks, parameter set-up
+    and thread start-up cancel out."""
+
+    def best(epochs: int) -> float:
+        times = []
+        for _ in range(repeats):
+            est = _estimator(state.params, epochs, n_threads)
+            t0 = time.perf_counter()
+            est.fit(state.X, state.y)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    e1, e2 = EPOCHS_DIFF
+    return (best(e2) - best(e1)) / (e2 - e1)
+
+
 def rmse(state: _State) -> float:
     return holdout_rmse(state.model.predict(state.X_test), state.y_test)
 
