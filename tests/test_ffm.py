@@ -11,6 +11,7 @@ from _reference import ffm_predict_bruteforce, numerical_table_gradient
 import fmlearn
 from fmlearn import FFMClassifier, FFMRegressor, FMRegressor
 from fmlearn._kernels import ffm as ffm_kernels
+from fmlearn._kernels import hogwild
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
 from fmlearn._model import FFMParams, FMParams
 from fmlearn.data.design import as_kernel_csr
@@ -167,10 +168,10 @@ def _epoch(params, Xk, y, sw, order, hot=None, merge_every=64):
 
 def test_hot_features():
     indices = np.array([0, 1, 0, 2, 0, 1, 3, 0], dtype=np.int32)  # 0: 4 times, 1: twice
-    slot, rows = ffm_kernels.hot_features(indices, 5, n_rows=64 * 2)  # at least 2 rows
+    slot, rows = hogwild.hot_features(indices, 5, n_rows=64 * 2)  # at least 2 rows
     assert rows.tolist() == [0, 1] and slot.tolist() == [0, 1, -1, -1, -1]
     assert rows.dtype == np.int64 and slot.dtype == np.int32
-    slot, rows = ffm_kernels.hot_features(indices, 5, n_rows=64 * 4)
+    slot, rows = hogwild.hot_features(indices, 5, n_rows=64 * 4)
     assert rows.tolist() == [0] and slot.tolist() == [0, -1, -1, -1, -1]
 
 
@@ -181,7 +182,7 @@ def test_hot_buffers_alone_change_nothing(k):
     order = np.random.default_rng(1).permutation(Xk.n_rows)
     plain = params.copy()
     want = _epoch(plain, Xk, y, sw, order)
-    slot, rows = ffm_kernels.hot_features(Xk.indices, params.n_features, Xk.n_rows // 8)
+    slot, rows = hogwild.hot_features(Xk.indices, params.n_features, Xk.n_rows // 8)
     assert 0 < rows.size < params.n_features
     lock = np.zeros(1, np.int32)
     got = _epoch(params, Xk, y, sw, order, hot=(slot, rows, lock), merge_every=3)
@@ -199,7 +200,7 @@ def test_hot_buffers_with_threads():
     start = FFMParams.initialize(params.n_features, 4, 0.1, np.random.default_rng(0),
                                  params.fields, n_state=params.wcol + 1)
     start.state[:] = 1.0
-    hot = (*ffm_kernels.hot_features(Xk.indices, start.n_features, Xk.n_rows),
+    hot = (*hogwild.hot_features(Xk.indices, start.n_features, Xk.n_rows),
            np.zeros(1, np.int32))
     assert hot[1].size
     losses = {}

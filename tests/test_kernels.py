@@ -1,11 +1,15 @@
 """Kernels against naive numpy formulas; serial against parallel twins."""
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from _reference import fm_gradients, fm_predict_bruteforce
 
 from fmlearn._kernels import fm as fm_kernels
+from fmlearn._kernels import hogwild
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._kernels.losses import LOGISTIC, SQUARED, loss_gradient, loss_value
 from fmlearn.data.design import as_kernel_csr
@@ -197,7 +201,8 @@ def test_specialized_epoch_matches_generic(dtype, adaptive, loss):
     for kernel in (sgd_kernels.epoch_kernel(k), sgd_kernels.epoch_kernel(0)):
         t, b, a = table.copy(), w0.copy(), np.ones(1, dtype)
         loss_sum = kernel(Xk.indptr, Xk.indices, Xk.data, y, sw, order, b, a, t, k, loss, 0.05,
-                          0.01, 0.02, adaptive, True, True)
+                          0.01, 0.02, adaptive, True, True, *hogwild.hot_arguments(None),
+                          hogwild.MERGE_EVERY)
         out.append((loss_sum, b, a, t))
     rtol = 1e-4 if dtype == np.float32 else 1e-10
     for got, want in zip(out[0], out[1], strict=True):
@@ -218,3 +223,126 @@ def test_epoch_with_empty_rows_and_no_factors():
     assert loss == pytest.approx(1.0**2 + 0.4**2 + 1.14**2, rel=1e-12)
     np.testing.assert_allclose(table[:, 0], [-0.114, 0.2, 0.114], rtol=1e-12)
     assert w0[0] == pytest.approx(0.1 + 0.04 - 0.114, rel=1e-12)
+
+
+def _skewed_data(n, n_features, n_fields, seed):
+    """One-hot rows of ``n_fields`` fields with Zipf-distributed categories: a few features
+    occur in most rows (the hot rows of concurrent epochs)."""
+    rng = np.random.default_rng(seed)
+    size = n_features // n_fields
+    cats = np.minimum(rng.zipf(1.3, (n, n_fields)) - 1, size - 1)
+    cols = (cats + np.arange(n_fields) * size).astype(np.int32)
+    indptr = np.arange(0, n * n_fields + 1, n_fields)
+    X = sp.csr_matrix((np.ones(n * n_fields), cols.ravel(), indptr), shape=(n, n_features),
+                      dtype=np.float32)
+    return X, as_kernel_csr(X), rng
+
+
+def _fm_hot(Xk, n_rows):
+    """``hot`` for the FM epoch: the features in at least 1/64 of ``n_rows`` rows."""
+    slot, rows = hogwild.hot_features(Xk.indices, Xk.n_features, n_rows)
+    return hogwild.hot_indices(Xk.indices, slot, rows.shape[0]), rows, np.zeros(1, np.int32)
+
+
+def _fm_epoch(table, w0, acc_w0, Xk, y, sw, order, k, adaptive, hot=None, merge_every=64):
+    return sgd_kernels.sgd_epoch(
+        Xk.indptr, Xk.indices, Xk.data, y, sw, order, w0, acc_w0, table, k, SQUARED, 0.05,
+        1e-3, 2e-3, adaptive, True, True, hot=hot, merge_every=merge_every,
+    )
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+@pytest.mark.parametrize("k", [16, 3])  # specialized; generic
+def test_fm_hot_buffers_alone_change_nothing(k, adaptive):
+    """One thread with hot-row buffers merges into an unchanged table: a plain epoch."""
+    _, Xk, rng = _skewed_data(400, 60, 5, seed=k)
+    y, sw = rng.normal(size=Xk.n_rows), rng.uniform(0.5, 2.0, Xk.n_rows)
+    w0, w, V = _random_model(60, k, rng, np.float32)
+    table = _table(w * 0.1, V * 0.3, n_state=k + 1 if adaptive else 0)
+    order = rng.permutation(Xk.n_rows)
+    buffered = _fm_hot(Xk, Xk.n_rows // 8)
+    assert 0 < buffered[1].size < table.shape[0]
+    runs = []
+    for hot in (None, buffered):
+        t, b, a = table.copy(), w0.copy(), np.ones(1, np.float32)
+        loss = _fm_epoch(t, b, a, Xk, y, sw, order, k, adaptive, hot=hot, merge_every=3)
+        runs.append((loss, t, b, a))
+        assert hot is None or hot[2][0] == 0  # the lock is free again
+    (l0, t0, b0, a0), (l1, t1, b1, a1) = runs
+    # The bias runs in float64 between merges: equal up to float32 rounding.
+    np.testing.assert_allclose(l1, l0, rtol=1e-5)
+    np.testing.assert_allclose(b1, b0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a1, a0, rtol=1e-5)
+    np.testing.assert_allclose(t1, t0, rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(t1, table)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_fm_hot_buffers_with_threads(adaptive):
+    """Two threads with hot-row buffers learn as much as one thread does."""
+    k, n_features = 4, 100
+    X, Xk, rng = _skewed_data(6000, n_features, 5, seed=7)
+    w0t, wt, Vt = _random_model(n_features, k, rng, np.float64)
+    y = fm_predict_bruteforce(X, w0t[0], wt * 0.3, Vt * 0.5)
+    sw = np.ones(Xk.n_rows)
+    hot = _fm_hot(Xk, Xk.n_rows)
+    assert hot[1].size
+    start = _table(np.zeros(n_features, np.float32), np.full((n_features, k), 0.1, np.float32),
+                   n_state=k + 1 if adaptive else 0)
+    losses = {}
+    for n_jobs in (1, 2):
+        table, w0, acc_w0 = start.copy(), np.zeros(1, np.float32), np.ones(1, np.float32)
+        for epoch in range(8):
+            order = np.random.default_rng(epoch).permutation(Xk.n_rows)
+            shared = hot if n_jobs > 1 else None
+            params = (table, w0, acc_w0)
+            with ThreadPoolExecutor(n_jobs) as pool:
+                loss = sum(pool.map(
+                    lambda c, p=params, h=shared: _fm_epoch(*p, Xk, y, sw, c, k, adaptive, hot=h),
+                    np.array_split(order, n_jobs)))
+        losses[n_jobs] = loss / Xk.n_rows
+        assert np.isfinite(table).all() and np.isfinite(w0).all() and hot[2][0] == 0
+    assert losses[2] < 1.1 * losses[1] + 1e-3 and losses[1] < 0.2 * np.var(y)
+
+
+def test_fm_params_buffer_hot_rows_only_with_threads():
+    """FMParams.sgd_epoch hands the kernel hot rows on a part of the rows (threads) only."""
+    from fmlearn import FMRegressor
+
+    X, _, rng = _skewed_data(3000, 60, 5, seed=3)
+    y = rng.normal(size=X.shape[0]) + X @ rng.normal(size=60)
+    one = FMRegressor(n_factors=4, max_iter=3, random_state=0, n_jobs=1).fit(X, y)
+    assert one._params._hot is None
+    two = FMRegressor(n_factors=4, max_iter=3, random_state=0, n_jobs=2).fit(X, y)
+    assert two._params._hot[1][1].size and two._params._merge_lock[0] == 0
+    again = pickle.loads(pickle.dumps(two))
+    assert again._params._hot is None and again._params._merge_lock[0] == 0
+    np.testing.assert_array_equal(again.predict(X), two.predict(X))
+
+
+def test_fm_hot_rows_cached_per_design():
+    """The remapped indices are made once per design and dropped with its index array."""
+    import gc
+
+    from fmlearn._model import FMParams
+    from fmlearn.solvers.sgd import AdaGradSolver
+
+    X, Xk, rng = _skewed_data(2000, 60, 5, seed=4)
+    Xk = Xk._replace(indices=Xk.indices.copy())  # an index array only this test holds
+    y, sw = rng.normal(size=Xk.n_rows), np.ones(Xk.n_rows)
+    solver = AdaGradSolver(learning_rate=0.05, l2_reg_w=0.0, l2_reg_V=0.0, loss=SQUARED,
+                           fit_intercept=True, fit_linear=True)
+    params = FMParams.initialize(60, 4, 0.1, rng, n_state=solver.state_columns(5))
+    acc_w0 = solver.init_state(params)["acc_w0"]
+    order = rng.permutation(Xk.n_rows)
+    params.sgd_epoch(Xk, y, sw, order, acc_w0, solver)
+    assert params._hot is None  # all the rows: one thread, no hot rows
+    params.sgd_epoch(Xk, y, sw, order[:1000], acc_w0, solver)
+    remapped, rows, lock = params._hot[1]
+    assert rows.size and (remapped < 0).sum() == np.isin(Xk.indices, rows).sum()
+    np.testing.assert_array_equal(remapped[remapped >= 0], Xk.indices[remapped >= 0])
+    params.sgd_epoch(Xk, y, sw, order[1000:], acc_w0, solver)
+    assert params._hot[1][0] is remapped and lock[0] == 0
+    del Xk, remapped
+    gc.collect()
+    assert params._hot is None and params.all_finite()

@@ -10,11 +10,15 @@ the small shared interface (``initialize``, ``sgd_epoch``, ``decision_function``
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 from scipy.special import expit, ndtr
 
 from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import fm as fm_kernels
+from fmlearn._kernels import hogwild
 from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
@@ -23,6 +27,16 @@ from fmlearn.data.relation import BlockDesign
 
 # Output links: the regression identity, the logistic (SGD) and probit (ALS, MCMC) models.
 LINKS = {"identity": lambda f: f, "logit": expit, "probit": ndtr}
+
+
+_HOT_LOCK = threading.Lock()
+
+
+def _drop_hot(params_ref, key):
+    """Forget the hot rows cached for a design whose index array is gone."""
+    params = params_ref()
+    if params is not None and params._hot is not None and params._hot[0] == key:
+        params._hot = None
 
 
 class TableParams:
@@ -36,6 +50,13 @@ class TableParams:
 
     def __init__(self, w0: np.ndarray, table: np.ndarray, n_factors: int):
         self.w0, self.table, self.n_factors = w0, table, int(n_factors)
+        self._init_hogwild()
+
+    def _init_hogwild(self):
+        # Several threads training this table at once (Hogwild) share one merge lock for
+        # their hot rows, and the hot features of the current design (see _hot_rows).
+        self._merge_lock = np.zeros(16, dtype=np.int32)  # 64 bytes: a cache line of its own
+        self._hot = None
 
     # -- layout
     @property
@@ -97,6 +118,48 @@ class TableParams:
 
     def all_finite(self) -> bool:
         return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())
+
+    # -- concurrent epochs
+    def _hot_rows(self, X, order):
+        """``hot`` for an epoch kernel (see :mod:`fmlearn._kernels.hogwild`) run on ``order``.
+
+        Called on a part of the rows (``order`` shorter than ``X``), the solver's threads are
+        training this table at once: each then keeps its own copies of the hot features' rows
+        and of the bias, and merges its changes into the table every few hundred rows, instead
+        of passing their cache lines back and forth with the other threads at nearly every
+        row. Returns ``(lookup, rows, lock)`` (see :meth:`_hot_lookup`), computed once per
+        design and kept while its index array lives, or None on all the rows (one thread).
+        """
+        if order.shape[0] >= X.n_rows:
+            return None
+        key = (id(X.indices), X.indices.shape[0], X.n_rows)
+        cached = self._hot
+        if cached is None or cached[0] != key:
+            with _HOT_LOCK:  # the threads of the first epoch all get here
+                cached = self._hot
+                if cached is None or cached[0] != key:
+                    slot, rows = hogwild.hot_features(X.indices, self.n_features, X.n_rows)
+                    hot = (self._hot_lookup(X, slot, rows), rows, self._merge_lock)
+                    cached = self._hot = (key, hot)
+                    # The lookup may be as large as the design: drop it with the design.
+                    weakref.finalize(X.indices, _drop_hot, weakref.ref(self), key)
+        return cached[1]
+
+    def _hot_lookup(self, X, slot, rows):
+        """What the family's epoch kernel finds hot features by: ``slot`` from
+        :func:`fmlearn._kernels.hogwild.hot_features` by default."""
+        return slot
+
+    def __getstate__(self):
+        # Caches and the lock are per process (and per run of the threads).
+        state = dict(self.__dict__)
+        state.pop("_hot", None)
+        state.pop("_merge_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_hogwild()
 
     # -- kernels
     def _predict_block(self, indptr, X: KernelCSR, out) -> None:
@@ -196,13 +259,20 @@ class FMParams(TableParams):
         """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
 
         Thread-safe in the Hogwild sense: the solver calls it from several threads on disjoint
-        chunks of the order.
+        chunks of the order, which then buffer the hot rows (see :meth:`_hot_rows`).
         """
         return sgd_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors,
-            *solver.rates, *solver.flags,
+            *solver.rates, *solver.flags, hot=self._hot_rows(X, order),
         )
+
+    def _hot_lookup(self, X, slot, rows):
+        # The FM epoch reads hot entries from a remapped copy of the indices (see
+        # fmlearn._kernels.hogwild.hot_indices): any lookup beside the index cost it 30-40%.
+        if rows.shape[0] == 0:
+            return X.indices  # unused: without hot rows the plain kernel runs
+        return hogwild.hot_indices(X.indices, slot, rows.shape[0])
 
     def ordinal_sgd_epoch(self, X, y, sample_weight, order, cut, acc_cut, solver) -> float:
         """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`)."""
@@ -246,10 +316,6 @@ class FFMParams(TableParams):
         super().__init__(w0, table, n_factors)
         self.fields = fields
         self.n_fields = int(fields.max()) + 1 if fields.size else 1
-        # Several threads training this table at once (Hogwild) share one merge lock for
-        # their hot rows, and the hot features of the current design (see sgd_epoch).
-        self._merge_lock = np.zeros(16, dtype=np.int32)  # 64 bytes: a cache line of its own
-        self._hot = None
 
     @staticmethod
     def n_param_columns(n_factors: int, n_fields: int) -> int:
@@ -279,41 +345,16 @@ class FFMParams(TableParams):
     def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`.
 
-        Called on a part of the rows (``order`` shorter than ``X``), the solver's threads are
-        training this table at once: each then keeps its own copies of the hot features' rows
-        (see :func:`fmlearn._kernels.ffm.hot_features`) and merges its changes into the table
-        every few hundred rows. Every row updates a feature of each of its fields, so with
-        small fields plain Hogwild threads passed those rows' cache lines back and forth all
-        the time (2 threads were 2x slower than one on Frappe).
+        Several threads buffer the hot rows (see :meth:`_hot_rows`). Every row updates a
+        feature of each of its fields, so with small fields plain Hogwild threads passed those
+        rows' cache lines back and forth all the time (2 threads were 2x slower than one on
+        Frappe).
         """
-        hot = self._hot_rows(X) if order.shape[0] < X.n_rows else None
         return ffm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, acc_w0, self.table, self.n_factors, self.fields, self.wcol,
-            *solver.rates, *solver.flags, hot=hot,
+            *solver.rates, *solver.flags, hot=self._hot_rows(X, order),
         )
-
-    def _hot_rows(self, X):
-        """``(slot, rows, lock)`` for :func:`fmlearn._kernels.ffm.sgd_epoch`, per design."""
-        key = (id(X.indices), X.indices.shape[0], X.n_rows)
-        cached = self._hot
-        if cached is None or cached[0] != key:
-            # Threads may both get here on the first epoch: same result, either one is kept.
-            slot, rows = ffm_kernels.hot_features(X.indices, self.n_features, X.n_rows)
-            cached = self._hot = (key, (slot, rows, self._merge_lock))
-        return cached[1]
-
-    def __getstate__(self):
-        # Caches and the lock are per process (and per run of the threads).
-        state = dict(self.__dict__)
-        state.pop("_hot", None)
-        state.pop("_merge_lock", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._merge_lock = np.zeros(16, dtype=np.int32)
-        self._hot = None
 
     def _predict_block(self, indptr, X, out):
         ffm_kernels.predict(

@@ -43,30 +43,35 @@ Threads. Hogwild threads (the solver's ``n_jobs``) all update the same table. Ev
 the vectors of a feature of each of its fields, so with small fields (Frappe's ``weekday``,
 ``weather``, ...) both threads write the same few table rows at every row, and their cache lines
 travel between the cores all the time: two threads took twice as long as one. Given ``hot``
-(:func:`hot_features`: the features in at least 1/64 of the rows), each thread trains private
-copies of those rows and of the bias, and every :data:`MERGE_EVERY` rows adds its changes to the
-table under a lock, taking in the other threads' at the same time (a bounded delay, as in
-asynchronous SGD). On Frappe this made two threads 1.5x faster than one, with the same test
-log loss; one thread (``hot=None``) is unchanged. Table entries are addressed by *element
-address* (byte address / item size) so that the private copies and the table take the same
-code path.
+(:func:`fmlearn._kernels.hogwild.hot_features`: the features in at least 1/64 of the rows),
+each thread trains private copies of those rows and of the bias, and every
+:data:`~fmlearn._kernels.hogwild.MERGE_EVERY` rows adds its changes to the table under a lock,
+taking in the other threads' at the same time (a bounded delay, as in asynchronous SGD; the
+machinery is shared with the FM epoch in :mod:`fmlearn._kernels.hogwild`). On Frappe this made
+two threads 1.5x faster than one, with the same test log loss; one thread (``hot=None``) is
+unchanged. Table entries are addressed by *element address* (byte address / item size) so that
+the private copies and the table take the same code path.
 """
 
 import math
 
 import numpy as np
-from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.hogwild import (
+    MERGE_EVERY,
+    final_merge,
+    hot_arguments,
+    hot_copies,
+    try_merge,
+)
 from fmlearn._kernels.intrinsics import (
-    _I32,
     _addr_ptr,
     _align,
     _concat,
     _eaddr,
-    _elt_ptr,
     _half,
     _hsum,
     _ints,
@@ -88,11 +93,6 @@ from fmlearn._kernels.sgd import PREFETCH_DISTANCE
 SPECIALIZED_FACTORS = (4, 8, 16)
 # Vector width of the generic kernels: 4 floats (SSE), the libffm/xLearn alignment.
 CHUNK = 4
-# Hot features under several threads (see sgd_epoch): those in at least this share of the
-# rows, at most HOT_MAX of them, merged back into the table every MERGE_EVERY rows.
-HOT_MIN_SHARE = 1 / 64
-HOT_MAX = 256
-MERGE_EVERY = 256
 
 # ------------------------------------------------------------------------------ intrinsics
 @intrinsic
@@ -171,36 +171,6 @@ def _vpair(typingctx, table, p, q, state_offset, coef, reg, lr, adaptive, width)
     return sig, codegen
 
 
-@intrinsic
-def _try_lock(typingctx, lock):
-    """Atomically set int32 ``lock[0]`` from 0 to 1; True if this call did it."""
-    if not (_is_c_array(lock) and lock.dtype == types.int32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _elt_ptr(context, builder, sig.args[0], args[0], ir.Constant(ir.IntType(64), 0),
-                       types.int64)
-        res = builder.cmpxchg(ptr, _I32(0), _I32(1), "acquire", "monotonic")
-        return builder.extract_value(res, 1)
-
-    return types.boolean(lock), codegen
-
-
-@intrinsic
-def _unlock(typingctx, lock):
-    """Atomically reset int32 ``lock[0]`` to 0 (release ordering)."""
-    if not (_is_c_array(lock) and lock.dtype == types.int32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _elt_ptr(context, builder, sig.args[0], args[0], ir.Constant(ir.IntType(64), 0),
-                       types.int64)
-        builder.store_atomic(_I32(0), ptr, "release", 4)
-        return context.get_dummy_value()
-
-    return types.void(lock), codegen
-
-
 # ------------------------------------------------------------------------------ kernels
 @jit(inline="always")
 def _pair_sum(n, k, table, fo, base, xs, K, W):
@@ -247,31 +217,6 @@ def _pair_sum(n, k, table, fo, base, xs, K, W):
             acc0 += d0 * _ld(xs, b)
         total += float((acc0 + acc1) * _ld(xs, a))
     return total
-
-
-@jit
-def _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, final):
-    """Add this thread's changes to its hot rows (``private - synced``) to the shared table.
-
-    The bias and its AdaGrad sum, the hottest parameters of all, are buffered the same way:
-    ``bias`` holds this thread's ``(w0, acc_w0)`` and then their values at the last merge.
-    Unless ``final``, then refresh the private copies (and ``synced``) from the table, which
-    brings in the other threads' merged changes. Called under the merge lock.
-    """
-    stride = table.shape[1]
-    tab0 = _eaddr(table)
-    for h in range(hot_rows.shape[0]):
-        r = tab0 + hot_rows[h] * stride
-        for c in range(stride):
-            value = _tld(table, r + c) + (private[h, c] - synced[h, c])
-            _tst(table, r + c, value)
-            if not final:
-                private[h, c] = value
-                synced[h, c] = value
-    w0[0] += bias[0] - bias[2]
-    acc_w0[0] += bias[1] - bias[3]
-    bias[0], bias[1] = w0[0], acc_w0[0]
-    bias[2], bias[3] = w0[0], acc_w0[0]
 
 
 def _make_kernels(K):
@@ -345,10 +290,7 @@ def _make_kernels(K):
         xs = np.empty(longest, dtype=table.dtype)
         # This thread's copies of the hot rows, and their values at the last merge.
         n_hot = hot_rows.shape[0]
-        private = np.empty((n_hot, stride), dtype=table.dtype)
-        for h in range(n_hot):
-            private[h] = table[hot_rows[h]]
-        synced = private.copy()
+        private, synced = hot_copies(table, hot_rows)
         private0 = _eaddr(private)
         # With hot rows, this thread's bias and its AdaGrad sum (w0, acc_w0), then their
         # values at the last merge; else the arrays themselves are updated.
@@ -358,9 +300,8 @@ def _make_kernels(K):
             if n_hot:
                 since_merge += 1
                 # Another thread merging: go on and try again at the next row.
-                if since_merge >= merge_every and _try_lock(lock):
-                    _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, False)
-                    _unlock(lock)
+                if since_merge >= merge_every and try_merge(table, hot_rows, private, synced,
+                                                            w0, acc_w0, bias, lock):
                     since_merge = 0
             # Prefetch what the coming rows touch (as sgd.prefetch_row, written out here: see
             # the module docstring), the first and last line of their index and value slices.
@@ -469,19 +410,13 @@ def _make_kernels(K):
                                 _tst(table, p + f, va - lr_ * (coef * vb + reg_V_ * va))
                                 _tst(table, q + f, vb - lr_ * (coef * va + reg_V_ * vb))
         if n_hot:
-            while not _try_lock(lock):
-                pass
-            _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, True)
-            _unlock(lock)
+            final_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock)
         return total
 
     return predict, sgd_epoch
 
 
 _KERNELS: dict = {}
-_NO_SLOTS = np.empty(0, dtype=np.int32)
-_NO_ROWS = np.empty(0, dtype=np.int64)
-_NO_LOCK = np.zeros(1, dtype=np.int32)
 
 
 def kernels(k: int):
@@ -494,21 +429,6 @@ def kernels(k: int):
     if pair is None:
         pair = _KERNELS[key] = _make_kernels(key)
     return pair
-
-
-def hot_features(indices, n_features, n_rows):
-    """Hot features for concurrent epochs: ``(slot, rows)``, to pass to :func:`sgd_epoch`.
-
-    ``rows`` (int64) are the features occurring in at least ``n_rows * HOT_MIN_SHARE`` rows,
-    most frequent first, at most :data:`HOT_MAX`; ``slot`` (int32, (n_features,)) maps each
-    of them to its position there and the others to -1.
-    """
-    counts = np.bincount(indices, minlength=n_features)
-    rows = np.flatnonzero(counts >= max(n_rows * HOT_MIN_SHARE, 2))
-    rows = rows[np.argsort(-counts[rows], kind="stable")][:HOT_MAX].astype(np.int64)
-    slot = np.full(n_features, -1, dtype=np.int32)
-    slot[rows] = np.arange(rows.shape[0], dtype=np.int32)
-    return slot, rows
 
 
 def predict(indptr, indices, data, w0, table, k, fields, wcol, out):
@@ -532,14 +452,13 @@ def sgd_epoch(
     and the L2 penalty applies per pair occurrence. Releases the GIL (Hogwild threads).
 
     ``hot``, for threads training the same table at once: ``(slot, rows, lock)``, ``slot`` and
-    ``rows`` from :func:`hot_features` and ``lock`` an int32 array of one zero shared by the
-    threads. Each thread then trains its own copies of those rows and adds its changes to the
-    table every ``merge_every`` rows and at the end, under the lock, taking in the others'.
-    None (one thread): every update goes straight to the table.
+    ``rows`` from :func:`fmlearn._kernels.hogwild.hot_features` and ``lock`` an int32 array of
+    one zero shared by the threads. Each thread then trains its own copies of those rows and
+    adds its changes to the table every ``merge_every`` rows and at the end, under the lock,
+    taking in the others'. None (one thread): every update goes straight to the table.
     """
-    slot, rows, lock = hot if hot is not None else (_NO_SLOTS, _NO_ROWS, _NO_LOCK)
     return kernels(k)[1](
         indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, fields, wcol,
         loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        slot, rows, lock, merge_every,
+        *hot_arguments(hot), merge_every,
     )

@@ -25,6 +25,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.hogwild import entry_row
 from fmlearn._kernels.intrinsics import (
     _addr_ptr,
     _align,
@@ -247,13 +248,14 @@ def interaction(T, K, k, s, q):
 
 
 @jit(inline="always")
-def row_sums(indices, data, start, stop, T, K, k, tab0, stride, sums):
+def row_sums(indices, data, start, stop, T, K, k, tab0, stride, hot, sums):
     """``sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j`` of entries ``start:stop`` (float64).
 
     Leaves ``sum_i v_if x_i`` in ``sums[:k]`` (and ``sum_i (v_if x_i)^2`` in ``sums[k:]``),
     as :func:`fm_row` does in ``s``. ``tab0``: the table's element address (:func:`_eaddr`),
-    ``stride`` its row length; ``sums``: a scratch array (2k,) of the table's dtype; ``T``,
-    ``K``, ``k`` as in :func:`entry_sums`.
+    ``stride`` its row length; ``hot``: where this thread keeps private copies of hot rows
+    (:func:`fmlearn._kernels.hogwild.entry_row`; ``NO_HOT``: nowhere); ``sums``: a scratch
+    array (2k,) of the table's dtype; ``T``, ``K``, ``k`` as in :func:`entry_sums`.
 
     Numba keeps the reference counts of ``indices``, ``data`` and ``sums`` out of the caller's
     loop only because they are used unconditionally here: an array used in a branch of an
@@ -265,7 +267,7 @@ def row_sums(indices, data, start, stop, T, K, k, tab0, stride, sums):
     q = s + k
     linear = 0.0
     for p in range(start, stop):
-        r = tab0 + _ld(indices, p) * stride
+        r = entry_row(_ld(indices, p), tab0, stride, hot)
         x = T(_ld(data, p))
         linear += float(_tld(T, r + k) * x)
         entry_sums(T, K, k, r, x, s, q)

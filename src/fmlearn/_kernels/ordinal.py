@@ -16,6 +16,7 @@ import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import row_sums
+from fmlearn._kernels.hogwild import NO_HOT
 from fmlearn._kernels.intrinsics import _eaddr, _ld
 from fmlearn._kernels.rng import interval_probability, normal, normal_between, uniform
 from fmlearn._kernels.sgd import fm_step, prefetch_row
@@ -53,7 +54,7 @@ def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, acc
         prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
         row = _ld(order, t)
         start, end = _ld(indptr, row), _ld(indptr, row + 1)
-        f = row_sums(indices, data, start, end, T, 0, k, tab0, stride, sums)
+        f = row_sums(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums)
         c = int(_ld(y, row))
         sw = _ld(sample_weight, row)
         upper = _sigmoid(cut[c] - f) if c < n_cut else 1.0
@@ -77,8 +78,8 @@ def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, acc
                 acc_cut[c - 1] += g * g
             step = _cut_step(g, acc_cut[c - 1] if adaptive else 1.0, lr, adaptive)
             cut[c - 1] = _kept_increasing(cut, c - 1, cut[c - 1] - step)
-        fm_step(indices, data, start, end, T, 0, k, tab0, stride, sums, T(sw * (du - dl) / p),
-                lr_, reg_w_, reg_V_, adaptive, fit_linear)
+        fm_step(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums,
+                T(sw * (du - dl) / p), lr_, reg_w_, reg_V_, adaptive, fit_linear)
     return total
 
 
