@@ -465,7 +465,12 @@ def merge_state(args, tools, dists, results, compile_info, run) -> dict:
             key=lambda r: (not r["data"].startswith("zipf"), order.get(r["tool"], len(order))),
         )
         state["compile"] = compile_info or prev.get("compile")
-        state["runs"] = prev["runs"] + [run]
+        # A re-measurement of the same tools and distributions replaces the earlier one; the
+        # runs whose rows are all gone are no longer reported.
+        state["runs"] = [
+            r for i, r in enumerate(prev["runs"])
+            if i == 0 or r.get("what") != run["what"]
+        ] + [run]
     WORKDIR.mkdir(parents=True, exist_ok=True)
     last_run.write_text(json.dumps(state, indent=1))
     return state
