@@ -86,7 +86,7 @@ from fmlearn._kernels.intrinsics import (
 )
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
-from fmlearn._kernels.sgd import PREFETCH_DISTANCE
+from fmlearn._kernels.sgd import PREFETCH_DISTANCE, scalar_step
 
 # Numbers of factors with their own compiled kernels (on first use; each costs a few seconds of
 # compilation once, then comes from numba's cache). Others share the chunked generic kernels.
@@ -350,18 +350,11 @@ def _make_kernels(K):
             total += sw * loss_value(loss, target, pred)
             g = sw * loss_gradient(loss, target, pred)
             if fit_intercept:
-                if n_hot:
-                    # In float64 here, rounded to the parameters' dtype at each merge.
-                    if adaptive:
-                        bias[1] += g * g
-                        bias[0] -= lr * g / math.sqrt(bias[1])
-                    else:
-                        bias[0] -= lr * g
-                elif adaptive:
-                    acc_w0[0] += g * g
-                    w0[0] -= lr * g / math.sqrt(acc_w0[0])
+                if n_hot:  # float64 here, rounded to the parameters' dtype at each merge
+                    bias[0], bias[1] = scalar_step(bias[0], bias[1], g, lr, adaptive)
                 else:
-                    w0[0] -= lr * g
+                    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr,
+                                                   adaptive)
             gT = T(g)
             for a in range(n):
                 fa, ba = _ld(fo, a), _ld(base, a)

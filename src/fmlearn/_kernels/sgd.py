@@ -158,15 +158,24 @@ def prefetch_row_hot(indptr, indices, data, y, sample_weight, order, t, stop, ta
             off += line
 
 
+@jit(inline="always")
+def scalar_step(value, acc, g, lr, adaptive):
+    """``(value, acc)`` after an SGD or AdaGrad step of gradient ``g`` (float64 scalars).
+
+    Takes no array, so the row loops of the FM and FFM epochs call it without reference
+    counting, on the shared bias or on a thread's private copy of it.
+    """
+    if adaptive:
+        acc = acc + g * g
+        return value - lr * g / math.sqrt(acc), acc
+    return value - lr * g, acc
+
+
 # bias_step and coord_step serve the FwFM, HOFM and multinomial epochs, which index the table.
 @jit(inline="always")
 def bias_step(w0, acc_w0, g, lr, adaptive):
     """Update the global bias ``w0[0]`` with gradient ``g`` (AdaGrad state in ``acc_w0[0]``)."""
-    if adaptive:
-        acc_w0[0] += g * g
-        w0[0] -= lr * g / math.sqrt(acc_w0[0])
-    else:
-        w0[0] -= lr * g
+    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr, adaptive)
 
 
 @jit(inline="always")
@@ -345,19 +354,12 @@ def _make_epoch(K, HOT):
             sw, target = _ld(sample_weight, row), _ld(y, row)
             total += sw * loss_value(loss, target, pred)
             g = sw * loss_gradient(loss, target, pred)
-            if fit_intercept:  # written out: bias_step's branches would bring refcounts back
-                if HOT:
-                    # In float64 here, rounded to the parameters' dtype at each merge.
-                    if adaptive:
-                        bias[1] += g * g
-                        bias[0] -= lr * g / math.sqrt(bias[1])
-                    else:
-                        bias[0] -= lr * g
-                elif adaptive:
-                    acc_w0[0] += g * g
-                    w0[0] -= lr * g / math.sqrt(acc_w0[0])
+            if fit_intercept:
+                if HOT:  # float64 here, rounded to the parameters' dtype at each merge
+                    bias[0], bias[1] = scalar_step(bias[0], bias[1], g, lr, adaptive)
                 else:
-                    w0[0] -= lr * g
+                    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr,
+                                                   adaptive)
             fm_step(idx, data, start, end, T, K, kk, tab0, stride, hot, sums, T(g), lr_,
                     reg_w_, reg_V_, adaptive, fit_linear)
         if HOT:
