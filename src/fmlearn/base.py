@@ -534,14 +534,20 @@ class BaseFM(BaseEstimator):
             self._raise_diverged(epoch)
         return self
 
+    @property
+    def _history_names(self) -> tuple[str, str]:
+        """The names of the training and validation metrics in ``history_``."""
+        return self._metric_name, self._metric_name
+
     def _record(self, epoch, train, valid, elapsed):
         self._epochs_done += 1
         h = self.history_
+        train_name, valid_name = self._history_names
         h["epoch"].append(self._epochs_done)
-        h[f"train_{self._metric_name}"].append(train)
+        h[f"train_{train_name}"].append(train)
         h["time"].append(elapsed)
         if valid is not None:
-            h[f"valid_{self._metric_name}"].append(valid)
+            h[f"valid_{valid_name}"].append(valid)
 
     def _raise_diverged(self, epoch):
         del self._params  # never leave a broken model behind

@@ -774,14 +774,10 @@ class FMRanker(BaseFM):
 
         return float(sum(run_blocks(chunk, n, n_threads)))
 
-    def _record(self, epoch, train, valid, elapsed):
-        self._epochs_done += 1
-        h = self.history_
-        h["epoch"].append(self._epochs_done)
-        h[f"train_{self.loss}"].append(train)
-        h["time"].append(elapsed)
-        if valid is not None:
-            h[f"valid_{self.eval_metric}"].append(valid)
+    @property
+    def _history_names(self) -> tuple[str, str]:
+        # The training loss, and the ranking metric early stopping watches.
+        return self.loss, self.eval_metric
 
     # ----------------------------------------------------------------- scoring
     def decision_function(self, X) -> np.ndarray:
