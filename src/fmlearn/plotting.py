@@ -38,8 +38,8 @@ def plot_learning_curve(model, *, ax=None, title=None, figsize=(6, 4)):
     The training metric is the progressive one of each epoch (each row scored before its
     update; for ``solver="mcmc"``, the current sample); the validation metric is that of the
     ``eval_set`` (or early-stopping holdout). When the two are different metrics (e.g.
-    :class:`fmlearn.FMRanker`'s loss and NDCG), the validation one gets its own y-axis. The
-    epoch whose parameters were kept (``best_iteration_``) is marked.
+    :class:`fmlearn.FMRanker`'s loss and NDCG), the validation one gets its own y-axis. When
+    early stopping kept an earlier epoch's parameters (``best_iteration_``), it is marked.
 
     Parameters
     ----------
@@ -77,7 +77,8 @@ def plot_learning_curve(model, *, ax=None, title=None, figsize=(6, 4)):
     for name, values in valid.items():
         lines += vax.plot(epochs[: len(values)], values, label=f"valid {name}", color="C1")
     best = None if isinstance(model, dict) else getattr(model, "best_iteration_", None)
-    if best is not None and valid:
+    # Marked when an earlier epoch than the last was restored (early stopping).
+    if best is not None and valid and best < epochs[-1]:
         lines.append(ax.axvline(best, color="0.5", linestyle="--", label=f"kept: epoch {best}"))
     ax.legend(handles=lines, loc="best")
     ax.grid(True, alpha=0.3)
