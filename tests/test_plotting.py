@@ -32,8 +32,11 @@ def _field_data(n=400, seed=0):
 
 def test_learning_curve_of_an_early_stopped_fit():
     X, y, fields = _field_data()
+    # Validation labels unrelated to the features: the first epoch stays the best one.
+    y_valid = np.random.default_rng(1).integers(0, 2, 100)
     model = FFMClassifier(fields=fields, max_iter=30, early_stopping=True, n_iter_no_change=3,
-                          random_state=0).fit(X[:300], y[:300], eval_set=(X[300:], y[300:]))
+                          random_state=0).fit(X[:300], y[:300], eval_set=(X[300:], y_valid))
+    assert model.best_iteration_ < model.n_iter_
     ax = plot_learning_curve(model)
     train, valid, kept = ax.get_lines()
     np.testing.assert_array_equal(train.get_xdata(), model.history_["epoch"])
@@ -42,6 +45,15 @@ def test_learning_curve_of_an_early_stopped_fit():
     assert kept.get_xdata()[0] == model.best_iteration_
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["train logloss", "valid logloss", f"kept: epoch {model.best_iteration_}"]
+
+
+def test_no_kept_epoch_marker_when_the_last_epoch_is_kept():
+    X, y, fields = _field_data()
+    model = FFMClassifier(fields=fields, max_iter=5, random_state=0).fit(
+        X[:300], y[:300], eval_set=(X[300:], y[300:]))
+    assert model.best_iteration_ == model.n_iter_ == 5
+    labels = [t.get_text() for t in plot_learning_curve(model).get_legend().get_texts()]
+    assert labels == ["train logloss", "valid logloss"]
 
 
 def test_learning_curve_from_a_history_dict_and_errors():
