@@ -48,3 +48,5 @@ def test_relational_split(data_dir, tmp_path):
     (tmp_path / "ml").mkdir()
     with pytest.raises(FileNotFoundError, match="MovieLens 100K folder layout"):
         load_movielens100k_relational(tmp_path / "ml", "u1")
+    with pytest.raises(ValueError, match="unknown split"):
+        load_movielens100k_relational(data_dir / "ml-100k", "u6")
