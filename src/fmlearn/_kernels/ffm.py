@@ -86,7 +86,7 @@ from fmlearn._kernels.intrinsics import (
 )
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
-from fmlearn._kernels.sgd import PREFETCH_DISTANCE, scalar_step
+from fmlearn._kernels.sgd import PREFETCH_DISTANCE, addr_step, scalar_step
 
 # Numbers of factors with their own compiled kernels (on first use; each costs a few seconds of
 # compilation once, then comes from numba's cache). Others share the chunked generic kernels.
@@ -361,14 +361,7 @@ def _make_kernels(K):
                 gx = gT * _ld(xs, a)
                 if fit_linear:
                     c = ba + wcol
-                    wi = _tld(table, c)
-                    grad = gx + reg_w_ * wi
-                    if adaptive:
-                        acc = _tld(table, c + off) + grad * grad
-                        _tst(table, c + off, acc)
-                        _tst(table, c, wi - lr_ * grad / math.sqrt(acc))
-                    else:
-                        _tst(table, c, wi - lr_ * grad)
+                    addr_step(T, c, off, gx + reg_w_ * _tld(T, c), lr_, adaptive)
                 # The adaptive branch is outside the pair loop so that each loop is one
                 # straight vector sequence.
                 if adaptive:
