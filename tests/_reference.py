@@ -45,8 +45,8 @@ def ffm_predict_bruteforce(X, w0, w, V, fields):
 def numerical_table_gradient(params, Xk, y, h=1e-6):
     """d/dtheta of 0.5 * (f(x) - y)^2 for one row, theta = the parameter columns of the table.
 
-    ``params`` is a table-backed container (fmlearn._model.TableParams); returns a flat float64
-    array over ``table[:, : wcol + 1]`` by central differences.
+    ``params`` is a table-backed container (fmlearn.models.table.TableParams); returns a flat
+    float64 array over ``table[:, : wcol + 1]`` by central differences.
     """
 
     def loss(theta):

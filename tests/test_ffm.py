@@ -13,8 +13,8 @@ from fmlearn import FFMClassifier, FFMRegressor, FMRegressor
 from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import hogwild
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
-from fmlearn._model import FFMParams, FMParams
 from fmlearn.data.design import as_kernel_csr
+from fmlearn.models import FFMParams, FMParams
 
 
 def _random_ffm(n_features, n_fields, k, seed, dtype=np.float64, fields=None):

@@ -11,9 +11,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fmlearn
 from fmlearn import FMRegressor
 from fmlearn._kernels.losses import SQUARED
-from fmlearn._model import FMParams
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.fwfm import FwFMClassifier, FwFMParams, FwFMRegressor
+from fmlearn.models.fm import FMParams
 from fmlearn.solvers import AdaGradSolver, SGDSolver
 
 
@@ -220,18 +220,7 @@ def test_l2_reg_r_shrinks_field_weights_and_follows_set_params():
         FwFMRegressor(l2_reg_r=-1.0, fields=fields).fit(X, y)
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """Model files for FwFM, whether or not fmlearn.io registers it yet."""
-    from fmlearn import io
-
-    monkeypatch.setitem(io._PARAMS_KINDS, "fwfm", FwFMParams)
-    classes = io._estimator_classes
-    monkeypatch.setattr(io, "_estimator_classes", lambda: {
-        **classes(), "FwFMRegressor": FwFMRegressor, "FwFMClassifier": FwFMClassifier})
-
-
-def test_classifier_labels_threads_and_model_file(tmp_path, registered):
+def test_classifier_labels_threads_and_model_file(tmp_path):
     X, y, fields, _ = _field_weighted_data(3000, seed=1)
     labels = np.where(y > np.median(y), "click", "no click")
     clf = FwFMClassifier(fields=fields, n_factors=3, max_iter=20, random_state=0).fit(X, labels)

@@ -8,12 +8,13 @@ import scipy.sparse as sp
 from _reference import numerical_table_gradient
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import fmlearn
 from fmlearn import FMRegressor
 from fmlearn._kernels import hofm as hofm_kernels
 from fmlearn._kernels.losses import SQUARED
-from fmlearn._model import FMParams
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.hofm import HOFMClassifier, HOFMParams, HOFMRegressor
+from fmlearn.models.fm import FMParams
 
 
 # ------------------------------------------------------------------ naive references
@@ -284,21 +285,12 @@ def test_warm_start_degree_change():
         m.partial_fit(X, y)
 
 
-def test_save_load_through_io(tmp_path, monkeypatch):
-    """Model files work once io knows the "hofm" kind (registered here if io does not yet)."""
-    from fmlearn import io
-
-    monkeypatch.setitem(io._PARAMS_KINDS, "hofm", HOFMParams)
-    known = io._estimator_classes
-    monkeypatch.setattr(
-        io, "_estimator_classes",
-        lambda: {**known(), "HOFMRegressor": HOFMRegressor, "HOFMClassifier": HOFMClassifier},
-    )
+def test_save_load_through_io(tmp_path):
     X, y = _third_order_data(500, seed=3)
     labels = np.where(y > 0, 1, -1)
     clf = HOFMClassifier(n_factors=2, degree=4, max_iter=2, random_state=0).fit(X, labels)
     clf.save(tmp_path / "hofm.fmz")
-    loaded = io.load(tmp_path / "hofm.fmz")
+    loaded = fmlearn.load(tmp_path / "hofm.fmz")
     assert type(loaded) is HOFMClassifier and loaded.degree == 4
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.P_, clf.P_)

@@ -4,8 +4,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn import FFMRegressor, FMRegressor
-from fmlearn._model import FFMParams, FMParams
 from fmlearn.inspection import field_interaction_matrix
+from fmlearn.models import FFMParams, FMParams
 
 
 def _bruteforce(weight, fields):

@@ -118,7 +118,7 @@ def test_sgd_step_matches_manual_gradient(adaptive, k):
 
 
 def test_threaded_paths_match_serial():
-    from fmlearn._model import FMParams
+    from fmlearn.models.fm import FMParams
 
     rng = np.random.default_rng(0)
     X = sp.random(25_000, 300, density=0.02, random_state=2, format="csr", dtype=np.float32)
@@ -324,7 +324,7 @@ def test_fm_hot_rows_cached_per_design():
     """The remapped indices are made once per design and dropped with its index array."""
     import gc
 
-    from fmlearn._model import FMParams
+    from fmlearn.models.fm import FMParams
     from fmlearn.solvers.sgd import AdaGradSolver
 
     X, Xk, rng = _skewed_data(2000, 60, 5, seed=4)

@@ -1,4 +1,4 @@
-"""Multinomial FM: FMClassifier with more than two classes (fmlearn._multiclass)."""
+"""Multinomial FM: FMClassifier with more than two classes (fmlearn.models.multiclass)."""
 
 import numpy as np
 import pytest
@@ -13,9 +13,9 @@ from sklearn.preprocessing import StandardScaler
 import fmlearn
 from fmlearn import FFMClassifier, FMClassifier, FwFMClassifier, HOFMClassifier
 from fmlearn._kernels import multiclass as mc_kernels
-from fmlearn._model import FMParams
-from fmlearn._multiclass import MulticlassFMParams
 from fmlearn.data.design import as_kernel_csr
+from fmlearn.models.fm import FMParams
+from fmlearn.models.multiclass import MulticlassFMParams
 
 
 def _random_params(n_features, n_classes, k, seed, dtype=np.float64, n_state=0):

@@ -2,7 +2,7 @@
 
 It owns everything that is not math: parameter constraints, input validation, the Python epoch
 loop with callbacks, early stopping and progress bars, warm starts and ``partial_fit``. The
-math lives in a parameter container (``fmlearn._model``) and a solver (``fmlearn.solvers``),
+math lives in a parameter container (``fmlearn.models``) and a solver (``fmlearn.solvers``),
 both chosen by name, so new models and solvers plug in without touching this loop.
 """
 
@@ -21,11 +21,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fmlearn._model import FMParams
 from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.relation import BlockDesign, RelationBlock
 from fmlearn.exceptions import TrainingDivergedError
+from fmlearn.models.fm import FMParams
 from fmlearn.solvers import SOLVERS, get_solver
 
 # Refuse to allocate a model larger than this share of the memory currently available.
@@ -138,7 +138,7 @@ class BaseFM(BaseEstimator):
     # Set by subclasses: the kernel loss code and the metric reported per epoch.
     _loss: int
     _metric_name: str
-    # The model family: its parameter container (see fmlearn._model), and the solvers it has
+    # The model family: its parameter container (see fmlearn.models), and the solvers it has
     # kernels for (None: all registered).
     _params_class = FMParams
     _solvers: frozenset | None = None

@@ -15,9 +15,9 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn._model import FFMParams
 from fmlearn.base import family_init
 from fmlearn.fm import FMClassifier, FMRegressor
+from fmlearn.models.ffm import FFMParams
 
 _FFM_DOC = """
     Field-aware parameters (in addition to those of :class:`fmlearn.FMRegressor`; the defaults

@@ -12,10 +12,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
-from fmlearn._model import FMParams
-from fmlearn._multiclass import MulticlassFMParams
 from fmlearn.base import BaseFM
-from fmlearn.ranking import RecommendMixin
+from fmlearn.models.fm import FMParams
+from fmlearn.models.multiclass import MulticlassFMParams
+from fmlearn.retrieval import RecommendMixin
 
 # Solvers with multinomial kernels (more than two classes).
 _MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad"})

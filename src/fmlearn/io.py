@@ -19,6 +19,7 @@ and the zip CRCs, and raises :class:`fmlearn.exceptions.ModelFileError` on any m
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import zipfile
@@ -27,27 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from fmlearn._atomic import atomic_write
-from fmlearn._model import FFMParams, FMParams
-from fmlearn._multiclass import MulticlassFMParams
-from fmlearn._posterior import PosteriorFM
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
-from fmlearn.fwfm import FwFMParams
-from fmlearn.hofm import HOFMParams
+from fmlearn.models import KINDS as _PARAMS_KINDS
 
 FORMAT = "fmlearn-model"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 
-# Classes a model file may name: loading never imports or calls anything outside this table.
-_PARAMS_KINDS = {
-    "fm": FMParams,
-    "fm_multiclass": MulticlassFMParams,
-    "fm_posterior": PosteriorFM,
-    "ffm": FFMParams,
-    "fwfm": FwFMParams,
-    "hofm": HOFMParams,
-}
+# Containers a model file may name come from fmlearn.models.KINDS, estimator classes from
+# _ESTIMATORS: loading never imports or calls anything outside these tables.
 # Scalar fitted attributes stored in JSON, and array ones stored as .npy.
 _SCALAR_ATTRS = (
     "n_features_in_",
@@ -62,18 +52,21 @@ _SCALAR_ATTRS = (
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 
 
-def _estimator_classes() -> dict[str, type]:
-    from fmlearn.ffm import FFMClassifier, FFMRegressor
-    from fmlearn.fm import FMClassifier, FMRegressor
-    from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
-    from fmlearn.hofm import HOFMClassifier, HOFMRegressor
-    from fmlearn.ordinal import FMOrdinalRegressor
-    from fmlearn.ranking import FMRanker
+# Estimator class name -> its module; imported only when a file names it.
+_ESTIMATORS = {
+    "FMRegressor": "fm", "FMClassifier": "fm",
+    "FFMRegressor": "ffm", "FFMClassifier": "ffm",
+    "FwFMRegressor": "fwfm", "FwFMClassifier": "fwfm",
+    "HOFMRegressor": "hofm", "HOFMClassifier": "hofm",
+    "FMOrdinalRegressor": "ordinal", "FMRanker": "ranking",
+}
 
-    classes = (FMRegressor, FMClassifier, FFMRegressor, FFMClassifier)
-    classes += (FwFMRegressor, FwFMClassifier, HOFMRegressor, HOFMClassifier)
-    classes += (FMOrdinalRegressor, FMRanker)
-    return {cls.__name__: cls for cls in classes}
+
+def _estimator_class(name) -> type | None:
+    module = _ESTIMATORS.get(name) if isinstance(name, str) else None
+    if module is None:
+        return None
+    return getattr(importlib.import_module(f"fmlearn.{module}"), name)
 
 
 def _json_param(name, value, arrays):
@@ -121,9 +114,8 @@ def save(estimator, path) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    classes = _estimator_classes()
     name = type(estimator).__name__
-    if classes.get(name) is not type(estimator):
+    if _estimator_class(name) is not type(estimator):
         raise TypeError(f"cannot save {name}: not an fmlearn estimator")
     path = Path(os.fspath(path))
     params = estimator._params
@@ -249,7 +241,7 @@ def load(path):
         ) from None
     with zf:
         meta = _read_metadata(zf, path)
-        cls = _estimator_classes().get(meta.get("class"))
+        cls = _estimator_class(meta.get("class"))
         kind = _PARAMS_KINDS.get(meta.get("model_kind"))
         if cls is None or kind is None:
             raise _fail(

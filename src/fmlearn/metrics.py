@@ -57,7 +57,7 @@ def classification_report(y_true01, proba) -> dict[str, float]:
 # ------------------------------------------------------------------------------ ranking
 # Every top-k metric takes the relevant candidates of each query (``y_true``) and the ranking,
 # either as scores over all candidates (``y_score``) or as the indices of the top candidates
-# in rank order (``top_k``, e.g. the first output of :func:`fmlearn.ranking.recommend`). They
+# in rank order (``top_k``, e.g. the first output of :func:`fmlearn.retrieval.recommend`). They
 # return the mean over the queries that have at least one relevant candidate (queries with
 # none have no defined recall or NDCG; sklearn's ``ndcg_score`` counts them as 0 instead).
 

@@ -15,9 +15,9 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fmlearn._kernels.losses import ORDINAL
-from fmlearn._model import LINKS
 from fmlearn.base import BaseFM
 from fmlearn.fm import _PARAMS_DOC
+from fmlearn.models.table import LINKS
 
 
 class FMOrdinalRegressor(RegressorMixin, BaseFM):

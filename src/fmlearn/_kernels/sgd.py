@@ -50,7 +50,7 @@ distances (within noise).
 Two threads. On skewed data both threads write the frequent features and the bias at every
 row, whose cache lines then bounce between the cores: on Zipf-distributed features two threads
 ran 1.3x one (2x with a private table per thread). So when the solver's threads share the table
-(``hot``, from :meth:`fmlearn._model.FMParams.sgd_epoch`), each keeps private copies of the hot
+(``hot``, from :meth:`fmlearn.models.fm.FMParams.sgd_epoch`), each keeps private copies of the hot
 features' rows (those in at least 1/64 of the rows, at most 256) and of the bias and merges its
 changes every 256 rows, as FFM does (:mod:`fmlearn._kernels.hogwild`). 900k rows of 20 one-hot
 fields over 50,000 categories each, Zipf(1.1), k = 16, float32, through ``FMParams.sgd_epoch``:

@@ -29,11 +29,11 @@ from scipy.special import log_ndtr
 from fmlearn._kernels import cd
 from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL
-from fmlearn._model import FMParams, blocked_decision_function
 from fmlearn._parallel import effective_n_jobs, run_blocks
-from fmlearn._posterior import PosteriorFM
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
+from fmlearn.models.fm import FMParams, blocked_decision_function
+from fmlearn.models.posterior import PosteriorFM
 from fmlearn.solvers._registry import register_solver
 from fmlearn.solvers.sgd import initial_cutpoints
 

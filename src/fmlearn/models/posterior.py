@@ -1,6 +1,6 @@
 """Posterior samples of a Bayesian FM (``solver="mcmc"``) as one persistable container.
 
-:class:`PosteriorFM` is an :class:`~fmlearn._model.FMParams` (the chain's current sample, which
+:class:`PosteriorFM` is an :class:`~fmlearn.models.fm.FMParams` (the chain's current sample, which
 the Gibbs sweeps update in place) that also keeps the samples drawn in the kept window. Its
 ``decision_function`` is the posterior mean of the FM output, averaged over the kept samples,
 so ``predict`` works on new data after ``fit`` and after ``load``, unlike libFM.
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmlearn._model import LINKS, FMParams
+from fmlearn.models.fm import FMParams
+from fmlearn.models.table import LINKS
 
 
 class PosteriorFM(FMParams):

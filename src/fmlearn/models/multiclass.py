@@ -20,10 +20,10 @@ import numpy as np
 from scipy.special import softmax
 
 from fmlearn._kernels import multiclass as mc_kernels
-from fmlearn._model import TableParams
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
+from fmlearn.models.table import TableParams
 
 
 class MulticlassFMParams(TableParams):
@@ -105,7 +105,7 @@ class MulticlassFMParams(TableParams):
         """One (stochastic) pass of ``solver`` over ``order``; ``y`` float64 class indices.
 
         ``acc_w0`` holds AdaGrad's bias accumulators, shape (n_classes,) (ignored by plain
-        SGD). Hogwild-safe as :meth:`fmlearn._model.FMParams.sgd_epoch`.
+        SGD). Hogwild-safe as :meth:`fmlearn.models.fm.FMParams.sgd_epoch`.
         """
         if not solver.adaptive and acc_w0.shape[0] != self.n_classes:
             acc_w0 = np.zeros(self.n_classes, dtype=self.dtype)  # unused by plain SGD

@@ -1,0 +1,140 @@
+"""Field-weighted FM parameters (:class:`FwFMParams`): FM's table plus field-pair weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmlearn._kernels import fwfm as fwfm_kernels
+from fmlearn.models.table import TableParams
+from fmlearn.solvers.sgd import ADAGRAD_INITIAL_ACCUMULATOR
+
+
+class FwFMParams(TableParams):
+    """Parameters of a field-weighted FM (Pan et al. 2018).
+
+    Table row ``i``: FM's ``[v_i (n_factors) | w_i | solver state]``; ``V`` and ``w`` are
+    views. Beside the table: ``r`` (n_fields, n_fields), the symmetric field-pair weights;
+    ``acc_r``, their AdaGrad sums (same shape, used only by adaptive solvers); ``fields`` int32
+    (n_features,) mapping each feature to its field; and ``reg_r``, the L2 strength on ``r``
+    (a training option the estimator sets before every fit, since solvers know only the FM
+    hyper-parameters).
+    """
+
+    kind = "fwfm"
+    # Solver state held beside the table, by attribute name. Like the table's state columns
+    # (and only when there are some), model files keep each under ``state/<name>``, and
+    # loading passes it back to :meth:`from_arrays` as a keyword.
+    extra_state = ("acc_r",)
+
+    def __init__(self, w0, table, n_factors, fields, r, acc_r=None, reg_r=0.0):
+        super().__init__(w0, table, n_factors)
+        self.fields = fields
+        self.r = r
+        if acc_r is None:
+            acc_r = np.full_like(r, ADAGRAD_INITIAL_ACCUMULATOR)
+        self.acc_r = acc_r
+        self.reg_r = float(reg_r)
+
+    @staticmethod
+    def n_param_columns(n_factors: int) -> int:
+        """Parameter columns of the table (before any solver state): ``V`` and ``w``."""
+        return n_factors + 1
+
+    @classmethod
+    def initialize(
+        cls, n_features, n_factors, init_stdev, rng, fields, dtype=np.float32, w0=0.0,
+        n_state=0, reg_r=0.0,
+    ):
+        """As :meth:`fmlearn.models.fm.FMParams.initialize`, with every ``r`` at 1 (a plain FM).
+
+        ``fields`` int32 (n_features,) in ``[0, n_fields)``; ``n_fields = fields.max() + 1``.
+        """
+        n_fields = int(fields.max()) + 1 if fields.size else 1
+        table = cls._new_table(n_features, n_factors, n_state, init_stdev, rng, dtype)
+        r = np.ones((n_fields, n_fields), dtype=dtype)
+        return cls(np.array([w0], dtype=dtype), table, n_factors, fields, r, reg_r=reg_r)
+
+    @property
+    def wcol(self) -> int:
+        return self.n_factors
+
+    @property
+    def n_fields(self) -> int:
+        return self.r.shape[0]
+
+    @property
+    def V(self) -> np.ndarray:
+        """Factors, shape (n_features, n_factors); a view into the table."""
+        return self.table[:, : self.n_factors]
+
+    def _like(self, w0, table):
+        # New solver state (see with_state): r carries over, its accumulators start afresh.
+        return FwFMParams(w0, table, self.n_factors, self.fields, self.r.copy(),
+                          reg_r=self.reg_r)
+
+    def copy(self):
+        return FwFMParams(self.w0.copy(), self.table.copy(), self.n_factors, self.fields,
+                          self.r.copy(), self.acc_r.copy(), self.reg_r)
+
+    def all_finite(self) -> bool:
+        return super().all_finite() and bool(np.isfinite(self.r).all())
+
+    def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
+        """One (stochastic) pass; see :mod:`fmlearn._kernels.fwfm`."""
+        return fwfm_kernels.sgd_epoch(
+            X.indptr, X.indices, X.data, y, sample_weight, order,
+            self.w0, acc_w0, self.table, self.n_factors, self.fields, self.r, self.acc_r,
+            *solver.rates, self.reg_r, *solver.flags,
+        )
+
+    def _predict_block(self, indptr, X, out):
+        fwfm_kernels.predict(
+            indptr, X.indices, X.data, self.w0, self.table, self.n_factors, self.fields,
+            self.r, out,
+        )
+
+    def _latent_arrays(self):
+        return {"V": np.ascontiguousarray(self.V), "r": self.r, "fields": self.fields}
+
+    @classmethod
+    def from_arrays(cls, arrays, state=None, acc_r=None) -> FwFMParams:
+        """Inverse of :meth:`arrays`, with optional solver state.
+
+        Parameters
+        ----------
+        arrays : dict of str to ndarray
+            ``w0``, ``w``, ``V``, ``r`` and ``fields``; an ``acc_r`` there (model files written
+            before ``acc_r`` moved to the solver state) is used when ``acc_r`` is None.
+        state : ndarray of shape (n_features, n_state), optional
+            The table's solver-state columns.
+        acc_r : ndarray of the shape and dtype of ``r``, optional
+            AdaGrad sums of ``r`` (see :attr:`extra_state`); None starts them afresh.
+
+        Raises
+        ------
+        ValueError
+            If the shapes or dtypes do not fit together.
+        """
+        V, r, fields = arrays["V"], arrays["r"], arrays["fields"]
+        dtype = arrays["w"].dtype
+        if V.ndim != 2 or V.dtype != dtype:
+            raise ValueError(f"V must be 2-D of the dtype of w, got {V.shape} {V.dtype}")
+        if r.ndim != 2 or r.shape[0] != r.shape[1] or r.shape[0] < 1 or r.dtype != dtype:
+            raise ValueError(f"r must be square of the dtype of w, got {r.shape} {r.dtype}")
+        if not np.array_equal(r, r.T):
+            raise ValueError("r must be symmetric")
+        if fields.shape != (V.shape[0],) or fields.dtype != np.int32:
+            raise ValueError(f"fields must be int32 of shape ({V.shape[0]},)")
+        if fields.size and (fields.min() < 0 or fields.max() >= r.shape[0]):
+            raise ValueError(f"fields must lie in [0, {r.shape[0]})")
+        if acc_r is None:
+            acc_r = arrays.get("acc_r")
+        if acc_r is not None:
+            if acc_r.shape != r.shape or acc_r.dtype != dtype:
+                raise ValueError(f"acc_r must be of the shape and dtype of r, got {acc_r.shape}")
+            acc_r = acc_r.copy()
+        cls._check_common(arrays, V.shape[0])
+        return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], V, state), V.shape[1],
+                   fields.copy(), r.copy(), acc_r)
+
+
