@@ -1,17 +1,16 @@
 """The estimator base shared by every factorization machine in fmlearn.
 
-It owns everything that is not math: parameter constraints, input validation, the Python epoch
-loop with callbacks, early stopping and progress bars, warm starts and ``partial_fit``. The
-math lives in a parameter container (``fmlearn.models``) and a solver (``fmlearn.solvers``),
-both chosen by name, so new models and solvers plug in without touching this loop.
+It is scikit-learn plumbing only: parameter constraints, input validation, validation splits,
+warm starts and ``partial_fit``, the memory guard. The loop is :func:`fmlearn.engine.train`,
+the target's math a task (:mod:`fmlearn.tasks`), the parameters a container
+(:mod:`fmlearn.models`) and the updates a solver (:mod:`fmlearn.solvers`), so new models,
+tasks and solvers plug in without touching this module.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import os
-import time
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,18 +20,20 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
+from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.relation import BlockDesign, RelationBlock
+from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
 from fmlearn.solvers import SOLVERS, get_solver
+from fmlearn.tasks import Regression
 
 # Refuse to allocate a model larger than this share of the memory currently available.
 MEMORY_SHARE = 0.8
 
 
-def family_init(extra: dict, drop=(), **defaults):
+def family_init(extra: dict, drop=(), tail=None, **defaults):
     """An ``__init__`` for a model family: BaseFM's parameters plus ``extra`` ones.
 
     scikit-learn reads an estimator's parameters from its ``__init__`` signature; rather than
@@ -47,6 +48,9 @@ def family_init(extra: dict, drop=(), **defaults):
         The family's own parameters and their defaults.
     drop : iterable of str, default=()
         BaseFM parameters the family does not have (a class attribute may then stand in).
+    tail : dict, optional
+        Parameters (name -> default) appended after BaseFM's, e.g. the MCMC-only ones of the
+        estimators that have an MCMC solver.
     **defaults
         New defaults for BaseFM parameters (e.g. libffm's ``learning_rate=0.2``).
     """
@@ -61,7 +65,8 @@ def family_init(extra: dict, drop=(), **defaults):
     ]
     kw_only = inspect.Parameter.KEYWORD_ONLY
     own = [inspect.Parameter(k, kw_only, default=v) for k, v in extra.items()]
-    signature = base.replace(parameters=params[:2] + own + params[2:])
+    last = [inspect.Parameter(k, kw_only, default=v) for k, v in (tail or {}).items()]
+    signature = base.replace(parameters=params[:2] + own + params[2:] + last)
 
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
@@ -131,13 +136,10 @@ class BaseFM(BaseEstimator):
         "random_state": ["random_state", np.random.Generator],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
-        "n_kept_samples": [Interval(Integral, 1, None, closed="left"), None],
-        "prior_groups": ["array-like", None],
     }
 
-    # Set by subclasses: the kernel loss code and the metric reported per epoch.
-    _loss: int
-    _metric_name: str
+    # Set by subclasses: the learning task (fmlearn.tasks), as an attribute or a property.
+    _task: object
     # The model family: its parameter container (see fmlearn.models), and the solvers it has
     # kernels for (None: all registered).
     _params_class = FMParams
@@ -158,12 +160,12 @@ class BaseFM(BaseEstimator):
         """Kernel arrays of validated ``X`` and relation blocks; families may transform rows.
 
         Relation blocks stay blocks (:class:`~fmlearn.data.relation.BlockDesign`) unless
-        ``expand``, or the family has no blocked kernels (``_params_class`` is not FMParams).
+        ``expand``, or the family's container has no blocked kernels (``blocked``).
         """
         if not X_rel:
             return as_kernel_csr(X)
         design = BlockDesign.from_blocks(X, X_rel)
-        if expand or self._params_class is not FMParams:
+        if expand or not self._params_class.blocked:
             return design.expand()
         return design
 
@@ -231,8 +233,6 @@ class BaseFM(BaseEstimator):
         random_state=None,
         n_jobs=None,
         verbose=0,
-        n_kept_samples=None,
-        prior_groups=None,
     ):
         self.n_factors = n_factors
         self.solver = solver
@@ -251,8 +251,6 @@ class BaseFM(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
-        self.n_kept_samples = n_kept_samples
-        self.prior_groups = prior_groups
 
     # ----------------------------------------------------------------- fitted parameters
     @property
@@ -273,40 +271,6 @@ class BaseFM(BaseEstimator):
         check_is_fitted(self)
         return self._params.V
 
-    def _samples(self, what: str):
-        check_is_fitted(self)
-        arrays = getattr(self._params, "samples", None)
-        if arrays is None:
-            raise AttributeError(
-                f"{what} exists for solver='mcmc' only; this model was fitted with "
-                f"solver={self._solver_name!r}."
-            )
-        return self._params
-
-    @property
-    def w0_samples_(self) -> np.ndarray:
-        """Kept posterior samples of the bias, shape (n_samples,) (``solver="mcmc"``)."""
-        p = self._samples("w0_samples_")
-        return p.w0_samples[: p.n_samples]
-
-    @property
-    def w_samples_(self) -> np.ndarray:
-        """Kept posterior samples of ``w``, shape (n_samples, n_features) (float32)."""
-        p = self._samples("w_samples_")
-        return p.samples[: p.n_samples, :, p.n_factors]
-
-    @property
-    def V_samples_(self) -> np.ndarray:
-        """Kept posterior samples of ``V``, shape (n_samples, n_features, n_factors)."""
-        p = self._samples("V_samples_")
-        return p.samples[: p.n_samples, :, : p.n_factors]
-
-    @property
-    def noise_samples_(self) -> np.ndarray:
-        """Kept samples of the noise precision ``alpha``, shape (n_samples,) (regression)."""
-        p = self._samples("noise_samples_")
-        return p.noise_samples[: p.n_samples]
-
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params")
 
@@ -320,14 +284,9 @@ class BaseFM(BaseEstimator):
         """Targets as the kernels want them (float64); subclasses validate and encode."""
         raise NotImplementedError
 
-    def _initial_bias(self, y: np.ndarray, sample_weight: np.ndarray) -> float:
-        raise NotImplementedError
-
-    def _metric_from_loss_sum(self, loss_sum: float, weight_sum: float) -> float:
-        raise NotImplementedError
-
-    def _metric(self, y: np.ndarray, f: np.ndarray, sample_weight: np.ndarray) -> float:
-        raise NotImplementedError
+    @property
+    def _metric_name(self) -> str:
+        return self._task.metric
 
     # ----------------------------------------------------------------- validation
     def _validate_X(self, X, *, reset: bool, blocks=False):
@@ -345,7 +304,7 @@ class BaseFM(BaseEstimator):
             reset=reset,
             accept_sparse=True,
             dtype=[np.float64, np.float32],
-            y_numeric=self._loss == 0,
+            y_numeric=isinstance(self._task, Regression),
             ensure_min_features=0 if blocks else 1,
         )
 
@@ -379,7 +338,7 @@ class BaseFM(BaseEstimator):
         if not self.early_stopping:
             return (X, y, sw), None
         idx = np.arange(X.n_rows)
-        stratify = y if self._loss == 1 else None
+        stratify = y if self._task.stratify else None
         try:
             tr, va = train_test_split(
                 idx,
@@ -411,148 +370,118 @@ class BaseFM(BaseEstimator):
             )
 
     # ----------------------------------------------------------------- training
-    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
-             X_rel=None, eval_X_rel=None):
-        solver_cls = get_solver(self.solver)
+    def _solver_class(self):
+        """The registered solver class of ``solver``, checked against this family and task."""
         if self._solvers is not None and self.solver not in self._solvers:
             raise ValueError(
                 f"{type(self).__name__} has no solver={self.solver!r}; use one of "
                 f"{sorted(self._solvers)} (ALS and MCMC are available on FMRegressor and "
                 "FMClassifier)."
             )
-        stoppable = getattr(solver_cls, "stoppable", True)
-        if self.early_stopping and not stoppable:
+        solver_cls = get_solver(self.solver)
+        if self.early_stopping and not solver_cls.stoppable:
             raise ValueError(
                 f"early_stopping does not apply to solver={self.solver!r}: its iterations are "
                 "posterior samples, all of which are averaged. Set early_stopping=False (pass "
                 "eval_set to follow the validation metric in history_)."
             )
-        X, y = self._validate_Xy(X, y, reset=reset, blocks=bool(X_rel))
-        y = self._encode_y(y, reset=reset, classes=classes)
-        sw = self._check_sample_weight(sample_weight, X)
-        blocks = self._check_relations(X_rel, X.shape[0], reset=reset)
-        solver = solver_cls.from_estimator(self, self._loss)
-        if reset:
-            self._rng = _rng_from(self.random_state)
-        accepts_blocks = getattr(solver_cls, "accepts_blocks", False)
-        design = self._design(X, blocks, expand=not accepts_blocks)
-        (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
-        n_features = self._n_columns()
-        if reset:
-            self._check_model_memory(n_features, solver)
-            self._params = self._new_params(
-                n_features,
-                self._rng,
-                w0=self._initial_bias(y, sw) if self.fit_intercept else 0.0,
-                n_state=solver_cls.state_columns(self._param_columns()),
-            )
-            self._params = solver.init_params(self._params)
-            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
-            self.history_ = {"epoch": [], f"train_{self._metric_name}": [], "time": []}
-            if valid is not None:
-                self.history_[f"valid_{self._metric_name}"] = []
-            self._epochs_done = 0
-        else:
-            self._check_warm_start()
-            self._params = solver.init_params(self._params)
+        return solver_cls
+
+    def _start(self, n_features, solver_cls, solver, w0) -> None:
+        """Fresh parameters, solver state and history for a new fit."""
+        self._check_model_memory(n_features, solver)
+        self._params = self._new_params(
+            n_features, self._rng, w0=w0,
+            n_state=solver_cls.state_columns(self._param_columns()),
+        )
+        self._params = solver.init_params(self._params)
+        self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
+        self.history_ = {}
+        self._epochs_done = 0
+
+    def _continue(self, solver_cls, solver) -> None:
+        """Continue training the fitted parameters (warm start, ``partial_fit``) with
+        ``solver``; another solver than the last one starts its state afresh."""
+        self._check_warm_start()
+        self._params = solver.init_params(self._params)
         if self._solver_name != self.solver:
-            # Warm start with another solver: its state (e.g. AdaGrad history) starts afresh.
             self._params = solver.init_params(
                 self._params.with_state(solver_cls.state_columns(self._param_columns()))
             )
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
-        self._link = getattr(solver_cls, "classification_link", "logit")
-        if valid is not None:
-            Xv_k, yv, swv = valid
-            self.history_.setdefault(f"valid_{self._metric_name}", [])
-        data = solver.prepare(Xk, y, sw)
 
-        stoppers = []
-        if max_iter > 1 and self.early_stopping:
-            stoppers.append(
-                EarlyStopping(self.n_iter_no_change, self.tol or 0.0, True, monitor="valid")
-            )
-        elif max_iter > 1 and self.tol is not None and stoppable:
-            stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
+    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
+             X_rel=None, eval_X_rel=None):
+        solver_cls = self._solver_class()
+        X, y = self._validate_Xy(X, y, reset=reset, blocks=bool(X_rel))
+        y = self._encode_y(y, reset=reset, classes=classes)
+        sw = self._check_sample_weight(sample_weight, X)
+        blocks = self._check_relations(X_rel, X.shape[0], reset=reset)
+        task = self._task
+        solver = solver_cls.from_estimator(self, task.loss)
+        if reset:
+            self._rng = _rng_from(self.random_state)
+        design = self._design(X, blocks, expand=not solver_cls.accepts_blocks)
+        (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
+        if reset:
+            w0 = task.initial_bias(y, sw) if self.fit_intercept else 0.0
+            self._start(self._n_columns(), solver_cls, solver, w0)
+        else:
+            self._continue(solver_cls, solver)
+        self._link = solver_cls.classification_link
+        data = solver.prepare(Xk, y, sw)
         weight_sum = float(sw.sum())
 
-        def epoch_fn():
+        def epoch():
             loss_sum = solver.run_epoch(
                 self._params, self._solver_state, data, self._rng, self.n_jobs
             )
-            return self._metric_from_loss_sum(loss_sum, weight_sum)
+            return task.metric_from_loss_sum(loss_sum, weight_sum)
 
-        def valid_fn():
-            output = self._output(Xv_k)
-            return self._metric(yv, output, swv), output
+        validate = None
+        if valid is not None:
+            Xv, yv, swv = valid
 
-        bar = ProgressBar(max_iter, type(self).__name__) if self.verbose else None
-        return self._epoch_loop(
-            max_iter, self._metric_name, epoch_fn, None if valid is None else valid_fn,
-            stoppers, callbacks, bar,
+            def validate():
+                output = self._output(Xv)
+                return task.score(yv, output, swv), output
+
+        return self._train(epoch, validate, max_iter, callbacks, stoppable=solver_cls.stoppable)
+
+    def _train(self, epoch, validate, max_iter, callbacks, *, stoppable=True):
+        """Run :func:`fmlearn.engine.train` with this estimator's stopping rule, progress bar
+        and ``history_``; keep the best epoch's parameters when early stopping restores them."""
+        task = self._task
+        history = History(self.history_, task.metric, self._metric_name,
+                          epochs_done=self._epochs_done, validating=validate is not None)
+        stoppers = stopping_rule(
+            max_iter, early_stopping=self.early_stopping, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, validating=validate is not None,
+            stoppable=stoppable, mode="max" if task.higher_is_better else "min",
         )
-
-    def _epoch_loop(self, max_iter, metric_name, epoch_fn, valid_fn, stoppers, callbacks, bar):
-        """Run up to ``max_iter`` epochs with history, callbacks and stopping; restore the best.
-
-        ``epoch_fn()`` trains one epoch and returns its training metric; ``valid_fn()``, if
-        given, returns the validation metric and output. ``stoppers`` come first among the
-        callbacks; the first one's best parameters, if any, are restored at the end.
-        """
-        user_callbacks = list(callbacks or [])
-        start = time.perf_counter()
-        epoch = 0
+        bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None
         try:
-            for epoch in range(1, max_iter + 1):
-                train = epoch_fn()
-                if not math.isfinite(train):
-                    self._raise_diverged(epoch)
-                valid_metric, valid_output = valid_fn() if valid_fn is not None else (None, None)
-                elapsed = time.perf_counter() - start
-                self._record(epoch, train, valid_metric, elapsed)
-                env = EpochEnv(
-                    self, epoch, max_iter, metric_name, train, valid_metric, elapsed,
-                    valid_output,
-                )
-                if bar is not None:
-                    bar(env)
-                # Every callback sees every epoch, so no short-circuit.
-                stop = [bool(cb(env)) for cb in stoppers + user_callbacks]
-                if any(stop):
-                    break
+            result = train(
+                epoch, max_iter=max_iter, metric=self._metric_name, validate=validate,
+                stoppers=stoppers, callbacks=callbacks, progress=bar, history=history,
+                snapshot=lambda: self._params.copy(), diverged=self._diverged, estimator=self,
+            )
         finally:
-            if bar is not None:
-                bar.close()
-        self.n_iter_ = epoch
-        best = stoppers[0] if stoppers else None
-        if best is not None and best.best_params is not None:
-            self._params = best.best_params
-            self.best_iteration_ = best.best_epoch
-        elif valid_fn is not None:
-            self.best_iteration_ = epoch
+            self._epochs_done = history.epochs_done
+        self.n_iter_ = result.n_iter
+        if result.best_snapshot is not None:
+            self._params = result.best_snapshot
+        if result.best_epoch is not None:
+            self.best_iteration_ = result.best_epoch
         if not self._params.all_finite():
-            self._raise_diverged(epoch)
+            raise self._diverged(result.n_iter)
         return self
 
-    @property
-    def _history_names(self) -> tuple[str, str]:
-        """The names of the training and validation metrics in ``history_``."""
-        return self._metric_name, self._metric_name
-
-    def _record(self, epoch, train, valid, elapsed):
-        self._epochs_done += 1
-        h = self.history_
-        train_name, valid_name = self._history_names
-        h["epoch"].append(self._epochs_done)
-        h[f"train_{train_name}"].append(train)
-        h["time"].append(elapsed)
-        if valid is not None:
-            h[f"valid_{valid_name}"].append(valid)
-
-    def _raise_diverged(self, epoch):
-        del self._params  # never leave a broken model behind
-        raise TrainingDivergedError(
-            f"training diverged at epoch {epoch}: the {self._metric_name} became NaN or "
+    def _diverged(self, epoch) -> Exception:
+        """The error for a fit that diverged at ``epoch``; never leaves a broken model behind."""
+        del self._params
+        return TrainingDivergedError(
+            f"training diverged at epoch {epoch}: the {self._task.metric} became NaN or "
             f"infinite with solver={self.solver!r}, learning_rate={self.learning_rate}. Use a "
             "smaller learning_rate, more regularization (l2_reg_w, l2_reg_V), a smaller "
             "init_stdev, scale large feature values, or solver='adagrad'."
@@ -598,7 +527,7 @@ class BaseFM(BaseEstimator):
         )
 
     def _check_partial_fit(self):
-        if not getattr(get_solver(self.solver), "stoppable", True):
+        if not get_solver(self.solver).stoppable:
             raise ValueError(
                 f"partial_fit is not available for solver={self.solver!r}: its samples are kept "
                 "from a window of a fixed number of sweeps. Use fit (with warm_start=True to "

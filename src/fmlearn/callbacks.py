@@ -1,4 +1,4 @@
-"""Training callbacks: called after every epoch by the estimators' shared epoch loop.
+"""Training callbacks: called after every epoch by the training loop (:func:`fmlearn.engine.train`).
 
 A callback is any callable ``cb(env) -> bool | None`` taking a :class:`EpochEnv`; returning
 True stops training after that epoch. Built-ins: :class:`EarlyStopping` (what the estimators'
@@ -35,6 +35,8 @@ class EpochEnv:
         The model's output on the validation rows that ``valid`` was computed from: the
         prediction (regression) or the positive-class probability (classification); for
         ``solver="mcmc"`` the posterior mean so far.
+    snapshot : callable or None
+        Returns a copy of the model's current parameters (what early stopping restores).
     """
 
     estimator: object
@@ -45,13 +47,15 @@ class EpochEnv:
     valid: float | None
     elapsed: float
     valid_output: object = None
+    snapshot: object = None
 
 
 class EarlyStopping:
     """Stop when the monitored metric has not improved by ``tol`` for ``patience`` epochs.
 
-    Lower is better. With ``restore_best`` the estimator's parameters are rolled back to the
-    best epoch's when training ends (only when monitoring validation data).
+    With ``restore_best`` the parameters of the best epoch are kept (``best_params``, from
+    ``env.snapshot()``) for the training loop to restore (only when monitoring validation
+    data).
 
     Parameters
     ----------
@@ -60,15 +64,21 @@ class EarlyStopping:
     restore_best : bool
     monitor : {"auto", "valid", "train"}
         Which metric to watch; "auto" takes validation when there is one.
+    mode : {"min", "max"}
+        Whether lower (losses) or higher (ranking metrics, AUC) is better.
     """
 
     def __init__(
-        self, patience: int = 5, tol: float = 1e-4, restore_best: bool = True, monitor="auto"
+        self, patience: int = 5, tol: float = 1e-4, restore_best: bool = True, monitor="auto",
+        mode="min",
     ):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.patience = patience
         self.tol = tol
         self.restore_best = restore_best
         self.monitor = monitor
+        self.mode = mode
         self.best = math.inf
         self.best_epoch = 0
         self.best_params = None
@@ -77,26 +87,33 @@ class EarlyStopping:
     def __call__(self, env: EpochEnv) -> bool:
         use_valid = env.valid is not None and self.monitor != "train"
         value = env.valid if use_valid else env.train
+        if self.mode == "max":
+            value = -value
         # scikit-learn's rule: only a gain larger than tol resets the patience count, while
         # any new minimum becomes the reference (and the snapshot to restore).
         self._bad = self._bad + 1 if value > self.best - self.tol else 0
         if value < self.best:
             self.best, self.best_epoch = value, env.epoch
-            if self.restore_best and use_valid:
-                self.best_params = env.estimator._params.copy()
+            if self.restore_best and use_valid and env.snapshot is not None:
+                self.best_params = env.snapshot()
         return self._bad >= self.patience
 
 
 class ProgressBar:
-    """A tqdm bar over epochs showing the training and validation metric."""
+    """A tqdm bar over epochs showing the training and validation metric.
 
-    def __init__(self, total: int, desc: str = "fmlearn"):
+    ``train_name`` labels the training metric when it differs from ``env.metric`` (e.g. the
+    ranker's loss beside its validation NDCG).
+    """
+
+    def __init__(self, total: int, desc: str = "fmlearn", train_name: str | None = None):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=True)
+        self._train_name = train_name
 
     def __call__(self, env: EpochEnv) -> None:
-        post = {f"train_{env.metric}": f"{env.train:.5g}"}
+        post = {f"train_{self._train_name or env.metric}": f"{env.train:.5g}"}
         if env.valid is not None:
             post[f"valid_{env.metric}"] = f"{env.valid:.5g}"
         self._bar.set_postfix(post, refresh=False)

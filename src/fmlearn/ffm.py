@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn.base import family_init
-from fmlearn.fm import FMClassifier, FMRegressor
+from fmlearn.base import BaseFM, family_init
+from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.ffm import FFMParams
 
 _FFM_DOC = """
@@ -46,7 +46,7 @@ class _FieldAware:
     _params_class = FFMParams
     _solvers = frozenset({"sgd", "adagrad"})
     _parameter_constraints = {
-        **FMRegressor._parameter_constraints,
+        **BaseFM._parameter_constraints,
         "fields": ["array-like", None],
         "normalize": ["boolean"],
     }
@@ -56,9 +56,12 @@ class _FieldAware:
         n_factors=4, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5,
     )
 
-    def _resolved_fields(self) -> np.ndarray:
+    def _resolved_fields(self, *, warn=True) -> np.ndarray:
+        """The validated field of each model column, int32 (n_columns,)."""
         n = self._n_columns()
         if self.fields is None:
+            if not warn:
+                return np.zeros(n, dtype=np.int32)
             warnings.warn(
                 f"{type(self).__name__} got no fields: all features share one field, which is "
                 "a plain FM. Pass fields= (from read_ffm or FMEncoder.fields_).",
@@ -85,13 +88,14 @@ class _FieldAware:
         return np.maximum(fields, 0).astype(np.int32)
 
     def _param_columns(self) -> int:
-        self._fields = self._resolved_fields()
-        n_fields = int(self._fields.max()) + 1 if self._fields.size else 1
+        fields = self._resolved_fields(warn=False)
+        n_fields = int(fields.max()) + 1 if fields.size else 1
         return FFMParams.n_param_columns(self.n_factors, n_fields)
 
     def _new_params(self, n_features, rng, w0, n_state):
         return FFMParams.initialize(
-            n_features, self.n_factors, self.init_stdev, rng, self._fields, w0=w0, n_state=n_state
+            n_features, self.n_factors, self.init_stdev, rng, self._resolved_fields(), w0=w0,
+            n_state=n_state,
         )
 
     def _check_warm_start(self):
@@ -123,22 +127,23 @@ class _FieldAware:
         return self._params.n_fields
 
 
-class FFMRegressor(_FieldAware, FMRegressor):
+class FFMRegressor(_FieldAware, _Regressor):
     __doc__ = (
         """Field-aware factorization machine for regression (squared loss).
 
-    Cost O(n_factors * nnz^2) per row. Takes every parameter of :class:`fmlearn.FMRegressor`.
+    Cost O(n_factors * nnz^2) per row. Takes the parameters of :class:`fmlearn.FMRegressor`
+    except the MCMC-only ones.
     """
         + _FFM_DOC
     )
 
 
-class FFMClassifier(_FieldAware, FMClassifier):
+class FFMClassifier(_FieldAware, _Classifier):
     __doc__ = (
         """Field-aware factorization machine for binary classification (logistic loss).
 
-    Cost O(n_factors * nnz^2) per row; any two class labels. Takes every parameter of
-    :class:`fmlearn.FMClassifier`.
+    Cost O(n_factors * nnz^2) per row; any two class labels. Takes the parameters of
+    :class:`fmlearn.FMClassifier` except the MCMC-only ones.
     """
         + _FFM_DOC
     )

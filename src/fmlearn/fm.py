@@ -6,16 +6,18 @@ here encode targets and score the loss.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn._kernels.losses import LOGISTIC, SQUARED
-from fmlearn.base import BaseFM
-from fmlearn.models.fm import FMParams
+from fmlearn.base import BaseFM, family_init
 from fmlearn.models.multiclass import MulticlassFMParams
 from fmlearn.retrieval import RecommendMixin
+from fmlearn.tasks import BinaryClassification, Multinomial, Regression
 
 # Solvers with multinomial kernels (more than two classes).
 _MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad"})
@@ -69,14 +71,6 @@ _PARAMS_DOC = """
         -1 all cores. Multi-threaded training is not bit-for-bit reproducible.
     verbose : int, default=0
         1 shows a progress bar over epochs with the training and validation metrics.
-    n_kept_samples : int or None, default=None
-        MCMC: the number of last sweeps whose samples are kept and averaged by ``predict``;
-        the sweeps before are burn-in. None keeps all but the first 10 %.
-    prior_groups : array-like of int, shape (n_columns,), default=None
-        MCMC: the hyper-prior group of each feature column (``X``'s columns, then those of
-        the relation blocks), e.g. ``FMEncoder.fields_``: each group (user ids, item ids,
-        context...) gets its own prior mean and precision, as libFM's ``-meta`` file and
-        myFM's grouping. None puts all features in one group.
 
     Attributes
     ----------
@@ -89,10 +83,6 @@ _PARAMS_DOC = """
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when ``X`` has string column names.
-    w0_samples_, w_samples_, V_samples_, noise_samples_ : ndarray
-        MCMC only: the kept posterior samples, shapes (n_samples,), (n_samples, n_features),
-        (n_samples, n_features, n_factors) and (n_samples,) (noise precision). ``w0_``,
-        ``w_`` and ``V_`` are then the chain's last sample.
     n_iter_ : int
         Epochs run by the last ``fit`` or ``partial_fit``.
     best_iteration_ : int
@@ -103,14 +93,123 @@ _PARAMS_DOC = """
 """
 
 
-class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
+_MCMC_PARAMS_DOC = """
+    n_kept_samples : int or None, default=None
+        MCMC: the number of last sweeps whose samples are kept and averaged by ``predict``;
+        the sweeps before are burn-in. None keeps all but the first 10 %.
+    prior_groups : array-like of int, shape (n_columns,), default=None
+        MCMC: the hyper-prior group of each feature column (``X``'s columns, then those of
+        the relation blocks), e.g. ``FMEncoder.fields_``: each group (user ids, item ids,
+        context...) gets its own prior mean and precision, as libFM's ``-meta`` file and
+        myFM's grouping. None puts all features in one group.
+"""
+_MCMC_ATTRS_DOC = """
+    w0_samples_, w_samples_, V_samples_, noise_samples_ : ndarray
+        MCMC only: the kept posterior samples, shapes (n_samples,), (n_samples, n_features),
+        (n_samples, n_features, n_factors) and (n_samples,) (noise precision). ``w0_``,
+        ``w_`` and ``V_`` are then the chain's last sample.
+"""
+
+
+def _with_mcmc(doc: str) -> str:
+    """The shared parameter docs plus the MCMC-only parameters and attributes."""
+    attrs, n_iter = "\n    Attributes\n", "\n    n_iter_ : int\n"
+    doc = doc.replace(attrs, _MCMC_PARAMS_DOC.rstrip("\n") + "\n" + attrs, 1)
+    return doc.replace(n_iter, _MCMC_ATTRS_DOC.rstrip("\n") + n_iter, 1)
+
+
+class _Posterior:
+    """The MCMC solver's parameters and kept samples: for the estimators that have it.
+
+    ``n_kept_samples`` and ``prior_groups`` (and the ``*_samples_`` attributes) exist only on
+    :class:`FMRegressor`, :class:`FMClassifier` and :class:`fmlearn.FMOrdinalRegressor`.
+    """
+
+    _mcmc_params = {"n_kept_samples": None, "prior_groups": None}
+    _mcmc_constraints = {
+        "n_kept_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "prior_groups": ["array-like", None],
+    }
+
+    def _samples(self, what: str):
+        check_is_fitted(self)
+        arrays = getattr(self._params, "samples", None)
+        if arrays is None:
+            raise AttributeError(
+                f"{what} exists for solver='mcmc' only; this model was fitted with "
+                f"solver={self._solver_name!r}."
+            )
+        return self._params
+
+    @property
+    def w0_samples_(self) -> np.ndarray:
+        """Kept posterior samples of the bias, shape (n_samples,) (``solver="mcmc"``)."""
+        p = self._samples("w0_samples_")
+        return p.w0_samples[: p.n_samples]
+
+    @property
+    def w_samples_(self) -> np.ndarray:
+        """Kept posterior samples of ``w``, shape (n_samples, n_features) (float32)."""
+        p = self._samples("w_samples_")
+        return p.samples[: p.n_samples, :, p.n_factors]
+
+    @property
+    def V_samples_(self) -> np.ndarray:
+        """Kept posterior samples of ``V``, shape (n_samples, n_features, n_factors)."""
+        p = self._samples("V_samples_")
+        return p.samples[: p.n_samples, :, : p.n_factors]
+
+    @property
+    def noise_samples_(self) -> np.ndarray:
+        """Kept samples of the noise precision ``alpha``, shape (n_samples,) (regression)."""
+        p = self._samples("noise_samples_")
+        return p.noise_samples[: p.n_samples]
+
+
+
+class _Regressor(RegressorMixin, BaseFM):
+    """Regression task hooks shared by every family's regressor."""
+
+    _task = Regression()
+    _output_link = "identity"
+
+    def _encode_y(self, y, *, reset, classes=None):
+        return np.ascontiguousarray(y, dtype=np.float64)
+
+    def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
+                    eval_X_rel=None, callbacks=None):
+        """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
+        first = not self.__sklearn_is_fitted__()
+        if first:
+            self._validate_params()
+        self._check_partial_fit()
+        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
+                         X_rel=X_rel, eval_X_rel=eval_X_rel)
+
+    def predict(self, X, X_rel=None):
+        """Predicted targets, shape (n_samples,).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X_rel : list of RelationBlock, optional
+            The relation blocks of these rows, if the model was fitted with blocks.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self._raw_predict(X, X_rel)
+
+
+class FMRegressor(RecommendMixin, _Posterior, _Regressor):
     __doc__ = (
         """Factorization machine for regression (squared loss).
 
     Predicts ``y(x) = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j`` in O(k * nnz(x)).
     Per-epoch metric: RMSE.
     """
-        + _PARAMS_DOC
+        + _with_mcmc(_PARAMS_DOC)
         + """
     Examples
     --------
@@ -123,31 +222,8 @@ class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
     """
     )
 
-    _loss = SQUARED
-    _metric_name = "rmse"
-    _output_link = "identity"
-
-    def _encode_y(self, y, *, reset, classes=None):
-        return np.ascontiguousarray(y, dtype=np.float64)
-
-    def _initial_bias(self, y, sample_weight):
-        return float(np.average(y, weights=sample_weight))
-
-    def _metric_from_loss_sum(self, loss_sum, weight_sum):
-        return float(np.sqrt(loss_sum / weight_sum))
-
-    def _metric(self, y, output, sample_weight):
-        return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
-
-    def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
-                    eval_X_rel=None, callbacks=None):
-        """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
-        first = not self.__sklearn_is_fitted__()
-        if first:
-            self._validate_params()
-        self._check_partial_fit()
-        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
-                         X_rel=X_rel, eval_X_rel=eval_X_rel)
+    _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
+    __init__ = family_init({}, tail=_Posterior._mcmc_params)
 
     def predict(self, X, X_rel=None, return_std=False):
         """Predicted targets, shape (n_samples,).
@@ -170,7 +246,7 @@ class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
             Only with ``return_std=True``.
         """
         if not return_std:
-            return self._raw_predict(X, X_rel)
+            return super().predict(X, X_rel)
         check_is_fitted(self)
         if not hasattr(self._params, "predictive_std"):
             raise ValueError(
@@ -184,31 +260,18 @@ class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
         )
 
 
-class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
-    __doc__ = (
-        """Factorization machine for classification: binary (logistic loss) or multi-class.
+class _Classifier(ClassifierMixin, BaseFM):
+    """Classification task hooks shared by every family's classifier: binary, or
+    multinomial for the families with multinomial kernels (``_multiclass``)."""
 
-    Two classes: one FM score, the log-odds of ``classes_[1]`` (any two labels; ALS and MCMC
-    fit the probit model). More than two: a multinomial FM, one FM score per class with its
-    own bias, weights and rank-``n_factors`` factors, and ``P(c | x) = softmax(scores)_c``;
-    O(n_classes * n_factors * nnz(x)) per row, trained by ``solver="sgd"`` or ``"adagrad"``
-    (see ``docs/multiclass.md``). Per-epoch metric: log loss (multinomial for more than two
-    classes).
-    """
-        + _PARAMS_DOC
-        + """
-    classes_ : ndarray of shape (n_classes,)
-        The class labels, sorted.
+    # Only the plain FM has multinomial kernels; the other families are binary.
+    _multiclass = False
 
-    With more than two classes the fitted parameters have a class axis: ``w0_`` of shape
-    (n_classes,), ``w_`` of shape (n_features, n_classes) and ``V_`` of shape
-    (n_features, n_classes, n_factors), where ``V_[:, c]`` are the factors of class
-    ``classes_[c]``.
-    """
-    )
-
-    _loss = LOGISTIC
-    _metric_name = "logloss"
+    @property
+    def _task(self):
+        if self._multinomial():
+            return Multinomial(len(self.classes_))
+        return _BINARY
 
     @property
     def _output_link(self) -> str:
@@ -217,9 +280,9 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # Multi-class is the plain FM's (multinomial); the other families are binary.
-        tags.classifier_tags.multi_class = self._params_class is FMParams
+        tags.classifier_tags.multi_class = self._multiclass
         return tags
+
 
     # ----------------------------------------------------- binary or multinomial, per fit
     def _multinomial(self) -> bool:
@@ -229,7 +292,7 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
     def _check_multinomial(self, labels) -> None:
         name = type(self).__name__
         listed = f"{labels.shape[0]} classes ({', '.join(map(repr, labels[:5]))}...)"
-        if self._params_class is not FMParams:
+        if not self._multiclass:
             raise ValueError(
                 f"Only binary classification is supported by {name}: y has {listed}. "
                 "Multi-class (a multinomial FM) is available in FMClassifier; or train one "
@@ -280,27 +343,6 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
                 n_state=n_state,
             )
         return super()._new_params(n_features, rng, w0, n_state)
-
-    def _initial_bias(self, y, sample_weight):
-        if self._multinomial():
-            # Log class priors (centred: softmax ignores a common shift).
-            prior = np.bincount(y.astype(np.intp), weights=sample_weight,
-                                minlength=len(self.classes_))
-            log_prior = np.log(np.maximum(prior / prior.sum(), 1e-6))
-            return log_prior - log_prior.mean()
-        p = np.average(y > 0, weights=sample_weight)
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        return float(np.log(p / (1 - p)))
-
-    def _metric_from_loss_sum(self, loss_sum, weight_sum):
-        return float(loss_sum / weight_sum)
-
-    def _metric(self, y, proba, sample_weight):
-        if self._multinomial():
-            p = proba[np.arange(y.shape[0]), y.astype(np.intp)]
-        else:
-            p = np.where(y > 0, proba, 1.0 - proba)
-        return float(np.average(-np.log(np.clip(p, 1e-300, 1.0)), weights=sample_weight))
 
     @property
     def w0_(self) -> float | np.ndarray:
@@ -362,3 +404,34 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
             return self.classes_[np.argmax(self.decision_function(X, X_rel), axis=1)]
         p = self.predict_proba(X, X_rel)[:, 1]
         return self.classes_[(p > 0.5).astype(np.intp)]
+
+
+class FMClassifier(RecommendMixin, _Posterior, _Classifier):
+    __doc__ = (
+        """Factorization machine for classification: binary (logistic loss) or multi-class.
+
+    Two classes: one FM score, the log-odds of ``classes_[1]`` (any two labels; ALS and MCMC
+    fit the probit model). More than two: a multinomial FM, one FM score per class with its
+    own bias, weights and rank-``n_factors`` factors, and ``P(c | x) = softmax(scores)_c``;
+    O(n_classes * n_factors * nnz(x)) per row, trained by ``solver="sgd"`` or ``"adagrad"``
+    (see ``docs/multiclass.md``). Per-epoch metric: log loss (multinomial for more than two
+    classes).
+    """
+        + _with_mcmc(_PARAMS_DOC)
+        + """
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+
+    With more than two classes the fitted parameters have a class axis: ``w0_`` of shape
+    (n_classes,), ``w_`` of shape (n_features, n_classes) and ``V_`` of shape
+    (n_features, n_classes, n_factors), where ``V_[:, c]`` are the factors of class
+    ``classes_[c]``.
+    """
+    )
+
+    _multiclass = True
+    _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
+    __init__ = family_init({}, tail=_Posterior._mcmc_params)
+
+
+_BINARY = BinaryClassification()

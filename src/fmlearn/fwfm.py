@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fmlearn.base import family_init
 from fmlearn.ffm import _FieldAware
-from fmlearn.fm import FMClassifier, FMRegressor
+from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.fwfm import FwFMParams
 
 _FWFM_DOC = """
@@ -70,12 +70,11 @@ class _FwFMMixin(_FieldAware):
     __init__ = family_init({"fields": None, "normalize": False, "l2_reg_r": 0.0})
 
     def _param_columns(self) -> int:
-        self._fields = self._resolved_fields()
         return FwFMParams.n_param_columns(self.n_factors)
 
     def _new_params(self, n_features, rng, w0, n_state):
         return FwFMParams.initialize(
-            n_features, self.n_factors, self.init_stdev, rng, self._fields, w0=w0,
+            n_features, self.n_factors, self.init_stdev, rng, self._resolved_fields(), w0=w0,
             n_state=n_state, reg_r=self.l2_reg_r,
         )
 
@@ -90,13 +89,13 @@ class _FwFMMixin(_FieldAware):
         return self._params.r
 
 
-class FwFMRegressor(_FwFMMixin, FMRegressor):
+class FwFMRegressor(_FwFMMixin, _Regressor):
     __doc__ = (
         """Field-weighted factorization machine for regression (squared loss).
 
     ``y(x) = w0 + sum_i w_i x_i + sum_{a<b} r_{F(i_a), F(i_b)} <v_{i_a}, v_{i_b}> x_a x_b``.
     Cost O(n_factors * (nnz + m^2)) per row, ``m`` the number of distinct fields in the row.
-    Takes every parameter of :class:`fmlearn.FMRegressor`.
+    Takes the parameters of :class:`fmlearn.FMRegressor` except the MCMC-only ones.
     """
         + _FWFM_DOC
         + """
@@ -116,12 +115,13 @@ class FwFMRegressor(_FwFMMixin, FMRegressor):
     )
 
 
-class FwFMClassifier(_FwFMMixin, FMClassifier):
+class FwFMClassifier(_FwFMMixin, _Classifier):
     __doc__ = (
         """Field-weighted factorization machine for binary classification (logistic loss).
 
     Cost O(n_factors * (nnz + m^2)) per row, ``m`` the number of distinct fields in the row;
-    any two class labels. Takes every parameter of :class:`fmlearn.FMClassifier`.
+    any two class labels. Takes the parameters of :class:`fmlearn.FMClassifier` except the
+    MCMC-only ones.
     """
         + _FWFM_DOC
         + """

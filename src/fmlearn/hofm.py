@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn.base import family_init
-from fmlearn.fm import FMClassifier, FMRegressor
+from fmlearn.base import BaseFM, family_init
+from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.hofm import MAX_DEGREE, HOFMParams
 
 _HOFM_DOC = """
@@ -49,7 +49,7 @@ class HOFMMixin:
     _params_class = HOFMParams
     _solvers = frozenset({"sgd", "adagrad"})
     _parameter_constraints = {
-        **FMRegressor._parameter_constraints,
+        **BaseFM._parameter_constraints,
         "degree": [Interval(Integral, 2, MAX_DEGREE, closed="both")],
     }
 
@@ -79,7 +79,7 @@ class HOFMMixin:
         return self._params.P
 
 
-class HOFMRegressor(HOFMMixin, FMRegressor):
+class HOFMRegressor(HOFMMixin, _Regressor):
     __doc__ = (
         """Higher-order factorization machine for regression (squared loss).
 
@@ -87,7 +87,8 @@ class HOFMRegressor(HOFMMixin, FMRegressor):
     kernel ``A^m`` summing the products of every ``m`` distinct non-zeros of ``x``. Cost
     O(n_factors * nnz(x) * (degree - 1)(degree + 2) / 2) per row; an epoch takes about 3x an
     FM's for degree 3 and 6x for degree 5.
-    Takes every parameter of :class:`fmlearn.FMRegressor`. Per-epoch metric: RMSE.
+    Takes the parameters of :class:`fmlearn.FMRegressor` except the MCMC-only ones.
+    Per-epoch metric: RMSE.
     """
         + _HOFM_DOC
         + """
@@ -103,13 +104,13 @@ class HOFMRegressor(HOFMMixin, FMRegressor):
     )
 
 
-class HOFMClassifier(HOFMMixin, FMClassifier):
+class HOFMClassifier(HOFMMixin, _Classifier):
     __doc__ = (
         """Higher-order factorization machine for binary classification (logistic loss).
 
     Any two class labels; ``classes_[1]`` is the positive class. Cost as for
-    :class:`HOFMRegressor`. Takes every parameter of :class:`fmlearn.FMClassifier`. Per-epoch
-    metric: log loss.
+    :class:`HOFMRegressor`. Takes the parameters of :class:`fmlearn.FMClassifier` except the
+    MCMC-only ones. Per-epoch metric: log loss.
     """
         + _HOFM_DOC
         + """

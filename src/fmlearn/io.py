@@ -50,6 +50,9 @@ _SCALAR_ATTRS = (
     "n_query_features_",
 )
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
+# Parameters that model files of earlier versions store for estimators that no longer have them
+# (the MCMC-only ones were on every family).
+_RETIRED_PARAMS = frozenset({"n_kept_samples", "prior_groups"})
 
 
 # Estimator class name -> its module; imported only when a file names it.
@@ -255,6 +258,11 @@ def load(path):
         hyper = {
             k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in meta["params"].items()
         }
+        own = cls().get_params(deep=False)
+        for name in _RETIRED_PARAMS.intersection(hyper).difference(own):
+            # Files of fmlearn <= 0.1 list them for every family; only None can be dropped.
+            if hyper.pop(name) is not None:
+                raise ValueError(f"{cls.__name__} has no parameter {name!r}")
         est = cls(**hyper)
         extra = {n: state.pop(n) for n in getattr(kind, "extra_state", ()) if n in state}
         est._params = kind.from_arrays(

@@ -14,13 +14,12 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from fmlearn._kernels.losses import ORDINAL
-from fmlearn.base import BaseFM
-from fmlearn.fm import _PARAMS_DOC
-from fmlearn.models.table import LINKS
+from fmlearn.base import BaseFM, family_init
+from fmlearn.fm import _PARAMS_DOC, _Posterior, _with_mcmc
+from fmlearn.tasks import Ordinal
 
 
-class FMOrdinalRegressor(RegressorMixin, BaseFM):
+class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     __doc__ = (
         """Factorization machine for ordinal regression (ordered classes, e.g. ratings).
 
@@ -30,7 +29,7 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
     every label seen in training is a class. Per-epoch metric: log loss of the classes.
     Solvers: "sgd", "adagrad", "mcmc" (no ALS).
     """
-        + _PARAMS_DOC
+        + _with_mcmc(_PARAMS_DOC)
         + """
     classes_ : ndarray of shape (n_classes,)
         The ordered class labels.
@@ -52,9 +51,10 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
     """
     )
 
-    _loss = ORDINAL
-    _metric_name = "logloss"
+    _task = Ordinal()
     _solvers = frozenset({"sgd", "adagrad", "mcmc"})
+    _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
+    __init__ = family_init({}, tail=_Posterior._mcmc_params)
 
     # ----------------------------------------------------------------- task hooks
     def _encode_y(self, y, *, reset, classes=None):
@@ -85,34 +85,18 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
             )
         return index.astype(np.float64)
 
-    def _initial_bias(self, y, sample_weight):
-        return 0.0  # the cutpoints act as the bias
-
-    def _metric_from_loss_sum(self, loss_sum, weight_sum):
-        return float(loss_sum / weight_sum)
-
-    def _metric(self, y, proba, sample_weight):
-        p = proba[np.arange(y.shape[0]), y.astype(np.intp)]
-        return float(np.average(-np.log(np.clip(p, 1e-300, 1.0)), weights=sample_weight))
-
     # ----------------------------------------------------------------- outputs
-    @staticmethod
-    def _class_probabilities(f, cut, link) -> np.ndarray:
-        cdf = LINKS[link](cut[None, :] - f[:, None])
-        n = f.shape[0]
-        return np.diff(np.hstack([np.zeros((n, 1)), cdf, np.ones((n, 1))]), axis=1)
-
     def _output(self, Xk, link=None) -> np.ndarray:
         """Class probabilities (n, n_classes), averaged over posterior samples for MCMC."""
         params = self._params
         if getattr(params, "samples", None) is not None and params.n_samples:
             total = 0.0
             for s, f in enumerate(params.sample_outputs(Xk, self.n_jobs)):
-                total = total + self._class_probabilities(f, params.extra_samples[s], "probit")
+                total = total + self._task.class_probabilities(f, params.extra_samples[s],
+                                                               "probit")
             return total / params.n_samples
         f = params.as_point().decision_function(Xk, self.n_jobs)
-        link = "probit" if self._solver_name == "mcmc" else "logit"
-        return self._class_probabilities(f, self._solver_state["cutpoints"], link)
+        return self._task.class_probabilities(f, self._solver_state["cutpoints"], self._link)
 
     @property
     def cutpoints_(self) -> np.ndarray:

@@ -26,11 +26,10 @@ from sklearn.utils.validation import check_is_fitted
 from fmlearn._kernels import ranking as rank_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.base import BaseFM, _rng_from, family_init
-from fmlearn.callbacks import EarlyStopping, EpochEnv, ProgressBar
 from fmlearn.data.design import MAX_FEATURES, KernelCSR
 from fmlearn.metrics import RANKING_METRICS, auc_per_query
 from fmlearn.retrieval import RecommendMixin, _feature_csr, _model_space, _Parts, recommend
-from fmlearn.solvers import get_solver
+from fmlearn.tasks import Pairwise
 
 __all__ = ["FMRanker", "RecommendMixin", "recommend"]  # the last two re-exported
 
@@ -131,28 +130,6 @@ class _Validation:
     Qk: KernelCSR  # the validation queries' rows, model columns
     relevant: sp.csr_matrix  # (n_valid_queries, n_candidates)
     exclude: sp.csr_matrix  # their training positives
-
-
-class _MaximizeValid(EarlyStopping):
-    """:class:`EarlyStopping` on a validation metric where higher is better."""
-
-    def __call__(self, env: EpochEnv) -> bool:
-        return super().__call__(replace(env, valid=-env.valid))
-
-
-class _RankProgressBar(ProgressBar):
-    """The epoch bar, labelled with the training loss and the validation metric."""
-
-    def __init__(self, total: int, desc: str, loss: str):
-        super().__init__(total, desc)
-        self._loss = loss
-
-    def __call__(self, env: EpochEnv) -> None:
-        post = {f"train_{self._loss}": f"{env.train:.5g}"}
-        if env.valid is not None:
-            post[f"valid_{env.metric}"] = f"{env.valid:.5g}"
-        self._bar.set_postfix(post, refresh=False)
-        self._bar.update(1)
 
 
 class FMRanker(BaseFM):
@@ -291,19 +268,25 @@ class FMRanker(BaseFM):
         "max_sampled": [Interval(Integral, 1, None, closed="left")],
         "eval_metric": [str],
     }
+    _solvers = frozenset({"sgd", "adagrad"})
     # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
     fit_intercept = False
 
     __init__ = family_init(
         {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
          "eval_metric": "ndcg@10"},
-        drop=("fit_intercept", "n_kept_samples", "prior_groups"),
+        drop=("fit_intercept",),
         n_factors=16, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5,
     )
 
     @property
-    def _metric_name(self) -> str:  # for BaseFM._raise_diverged
-        return f"{self.loss} loss"
+    def _task(self) -> Pairwise:
+        return Pairwise(_LOSSES[self.loss], self.loss)
+
+    @property
+    def _metric_name(self) -> str:
+        # Callbacks and history see the ranking metric validation is scored by.
+        return self.eval_metric
 
     # ----------------------------------------------------------------- validation
     def _rank_data(self, queries, candidates, positives, sample_weight, name="positives"):
@@ -408,36 +391,20 @@ class FMRanker(BaseFM):
         _parse_metric(self.eval_metric)
         reset = not (self.warm_start and self.__sklearn_is_fitted__())
         data = self._rank_data(queries, candidates, positives, sample_weight)
-        solver_cls = get_solver(self.solver)
-        solver = solver_cls.from_estimator(self, _LOSSES[self.loss])
+        solver_cls = self._solver_class()
+        solver = solver_cls.from_estimator(self, self._task.loss)
         if reset:
             self._rng = _rng_from(self.random_state)
         else:
-            self._check_warm_start()
             self._check_widths(data)
         data, valid = self._split_validation(data, eval_set)
-        n_features = data.Q.shape[1] + data.C.shape[1]
         if reset:
-            self._check_model_memory(n_features, solver)
-            self.n_features_in_ = n_features
+            self._start(data.Q.shape[1] + data.C.shape[1], solver_cls, solver, w0=0.0)
+            self.n_features_in_ = data.Q.shape[1] + data.C.shape[1]
             self.n_query_features_ = data.Q.shape[1]
-            self._params = self._new_params(
-                n_features, self._rng, w0=0.0,
-                n_state=solver_cls.state_columns(self._param_columns()),
-            )
-            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
-            self.history_ = {"epoch": [], f"train_{self.loss}": [], "time": []}
-            self._epochs_done = 0
-        if self._solver_name != self.solver:
-            # Warm start with another solver: its state (e.g. AdaGrad sums) starts afresh.
-            self._params = self._params.with_state(solver_cls.state_columns(self._param_columns()))
-            self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
-        self.history_.setdefault(f"train_{self.loss}", [])
-        if valid is not None:
-            self.history_.setdefault(f"valid_{self.eval_metric}", [])
-        return self._train(data, self._validation(data, valid), solver, callbacks)
-
-    def _train(self, data: _RankData, valid: _Validation | None, solver, callbacks):
+        else:
+            self._continue(solver_cls, solver)
+        valid = self._validation(data, valid)
         nq = data.Q.shape[1]
         Qk, Ck = _model_space(data.Q, None), _model_space(data.C, None, nq)
         # Unify the feature values' dtype: one compiled specialization of the epoch kernel.
@@ -446,25 +413,16 @@ class FMRanker(BaseFM):
         known = data.matrix
         popular = data.pos_c if self.negative_sampling == "popularity" else data.pos_c[:0]
         weight_sum = float(data.sample_weight.sum())
-        stoppers = []
-        if self.max_iter > 1 and self.early_stopping and valid is not None:
-            stoppers.append(
-                _MaximizeValid(self.n_iter_no_change, self.tol or 0.0, True, monitor="valid")
-            )
-        elif self.max_iter > 1 and self.tol is not None:
-            stoppers.append(EarlyStopping(self.n_iter_no_change, self.tol, False, monitor="train"))
-        bar = _RankProgressBar(self.max_iter, "FMRanker", self.loss) if self.verbose else None
 
-        def epoch_fn():
+        def epoch():
             return self._epoch(data, Qk, Ck, known, popular, solver) / weight_sum
 
-        def valid_fn():
-            return self._score_validation(valid, Ck), None
+        validate = None
+        if valid is not None:
+            def validate():
+                return self._score_validation(valid, Ck), None
 
-        return self._epoch_loop(
-            self.max_iter, self.eval_metric, epoch_fn, None if valid is None else valid_fn,
-            stoppers, callbacks, bar,
-        )
+        return self._train(epoch, validate, self.max_iter, callbacks)
 
     def _epoch(self, data, Qk, Ck, known, popular, solver) -> float:
         """One shuffled pass over the positives, Hogwild over ``n_jobs`` threads."""
@@ -486,11 +444,6 @@ class FMRanker(BaseFM):
             )
 
         return float(sum(run_blocks(chunk, n, n_threads)))
-
-    @property
-    def _history_names(self) -> tuple[str, str]:
-        # The training loss, and the ranking metric early stopping watches.
-        return self.loss, self.eval_metric
 
     # ----------------------------------------------------------------- scoring
     def decision_function(self, X) -> np.ndarray:

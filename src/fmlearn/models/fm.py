@@ -21,6 +21,7 @@ class FMParams(TableParams):
     """
 
     kind = "fm"
+    blocked = True
 
     @staticmethod
     def n_param_columns(n_factors: int) -> int:

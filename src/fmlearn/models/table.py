@@ -43,6 +43,8 @@ class TableParams:
     """
 
     kind = ""
+    # Whether decision_function predicts relation-block designs without expanding them.
+    blocked = False
 
     def __init__(self, w0: np.ndarray, table: np.ndarray, n_factors: int):
         self.w0, self.table, self.n_factors = w0, table, int(n_factors)

@@ -94,6 +94,7 @@ class _CoordinateSolver:
 
     sample = False
     accepts_blocks = True
+    stoppable = True
     classification_link = "probit"
 
     def __init__(self, *, loss, l2_reg_w, l2_reg_V, fit_intercept, fit_linear, prior_groups,
