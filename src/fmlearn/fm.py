@@ -217,8 +217,11 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # Multi-class is the plain FM's (multinomial); the other families are binary.
-        tags.classifier_tags.multi_class = self._params_class is FMParams
+        # Multi-class is the plain FM's (multinomial, by the SGD solvers); the other families,
+        # and ALS and MCMC, are binary.
+        tags.classifier_tags.multi_class = (
+            self._params_class is FMParams and self.solver in _MULTICLASS_SOLVERS
+        )
         return tags
 
     # ----------------------------------------------------- binary or multinomial, per fit
@@ -237,8 +240,9 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
             )
         if self.solver not in _MULTICLASS_SOLVERS:
             raise ValueError(
-                f"solver={self.solver!r} is not supported for more than two classes yet "
-                f"(y has {listed}): the multinomial FM is trained with solver='adagrad' or "
+                f"Only binary classification is supported with solver={self.solver!r}: it "
+                f"is not supported for more than two classes yet (y has {listed}); the "
+                "multinomial FM is trained with solver='adagrad' or "
                 "'sgd'. Or train one model per class with "
                 f"sklearn.multiclass.OneVsRestClassifier({name}(solver={self.solver!r}))."
             )
