@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -139,13 +140,13 @@ class FMRegressor(RecommendMixin, RegressorMixin, BaseFM):
     def _metric(self, y, output, sample_weight):
         return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
                     eval_X_rel=None, callbacks=None):
         """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
                          X_rel=X_rel, eval_X_rel=eval_X_rel)
 
@@ -323,6 +324,7 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
 
     field_interactions.__doc__ = BaseFM.field_interactions.__doc__
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(
         self, X, y, classes=None, sample_weight=None, *, X_rel=None, eval_set=None,
         eval_X_rel=None, callbacks=None,
@@ -333,7 +335,6 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(
             X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1, classes=classes,
             X_rel=X_rel, eval_X_rel=eval_X_rel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fmlearn._kernels.losses import ORDINAL
@@ -127,13 +128,13 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
         params = self._samples("cutpoint_samples_")
         return params.extra_samples[: params.n_samples]
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, classes=None, sample_weight=None, *, X_rel=None,
                     eval_set=None, eval_X_rel=None, callbacks=None):
         """One epoch; ``classes`` (all labels) is needed on the first call."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
                          classes=classes, X_rel=X_rel, eval_X_rel=eval_X_rel)
 
