@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils import ClassifierTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -57,11 +58,18 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
     _metric_name = "logloss"
     _solvers = frozenset({"sgd", "adagrad", "mcmc"})
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A regressor (predict: the expected value) that also gives class probabilities:
+        # predict_proba has one column per class of y, as a multi-class classifier's.
+        tags.classifier_tags = ClassifierTags(multi_class=True)
+        return tags
+
     # ----------------------------------------------------------------- task hooks
     def _encode_y(self, y, *, reset, classes=None):
-        y = column_or_1d(y, warn=True)
+        y = _numeric_labels(column_or_1d(y, warn=True))
         if reset:
-            labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            labels = np.unique(y) if classes is None else np.unique(_numeric_labels(classes))
             if labels.dtype.kind not in "biuf":
                 raise ValueError(
                     f"FMOrdinalRegressor needs numeric ordered labels (e.g. 1..5 stars), got "
@@ -69,9 +77,9 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
                     "their order first."
                 )
             if labels.shape[0] < 2:
+                what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
                 raise ValueError(
-                    f"FMOrdinalRegressor needs at least 2 ordered classes; y has "
-                    f"{labels.shape[0]}."
+                    f"FMOrdinalRegressor needs at least 2 ordered classes; y has {what}."
                 )
             self.classes_ = labels
         index = np.searchsorted(self.classes_, y)
@@ -149,6 +157,17 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
     def predict_class(self, X, X_rel=None) -> np.ndarray:
         """The most probable class label, shape (n_samples,)."""
         return self.classes_[np.argmax(self.predict_proba(X, X_rel), axis=1)]
+
+
+def _numeric_labels(labels) -> np.ndarray:
+    """Labels of object dtype that hold numbers (e.g. a pandas column of objects) as a numeric
+    array, as scikit-learn's regressors take them; any other labels as given."""
+    labels = np.asarray(labels)
+    if labels.dtype == object:
+        numeric = np.asarray(labels.tolist())
+        if numeric.shape == labels.shape and numeric.dtype.kind in "biuf":
+            return numeric
+    return labels
 
 
 __all__ = ["FMOrdinalRegressor"]
