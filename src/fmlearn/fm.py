@@ -7,6 +7,7 @@ here encode targets and score the loss.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logit, ndtri
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -344,10 +345,20 @@ class FMClassifier(RecommendMixin, ClassifierMixin, BaseFM):
         """Model output ``y(x)``.
 
         Two classes: shape (n_samples,), the log-odds of ``classes_[1]`` (SGD solvers) or its
-        probit score (ALS, MCMC; the posterior mean for MCMC). More than two: shape
-        (n_samples, n_classes), each class's FM score (the softmax logits).
+        probit score (ALS, MCMC). More than two: shape (n_samples, n_classes), each class's FM
+        score (the softmax logits). Positive exactly where ``predict`` gives ``classes_[1]``,
+        in the order of ``predict_proba(X)[:, 1]``.
+
+        With ``solver="mcmc"`` it is the probit of the posterior predictive probability,
+        ``Phi^-1(predict_proba(X)[:, 1])`` (infinite where that probability is 0 or 1 in
+        floating point): the posterior mean of the FM output would classify and rank some rows
+        otherwise than the averaged probabilities do.
         """
-        return self._raw_predict(X, X_rel)
+        check_is_fitted(self)
+        if getattr(self._params, "samples", None) is None or self._multinomial():
+            return self._raw_predict(X, X_rel)
+        inverse_link = ndtri if self._output_link == "probit" else logit
+        return inverse_link(self.predict_proba(X, X_rel)[:, 1])
 
     def predict_proba(self, X, X_rel=None) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
