@@ -201,8 +201,9 @@ def test_warm_start_from_sgd_into_mcmc():
 
 def test_clear_errors():
     X, y, _ = make_fm_regression(n_samples=100, n_features=6, random_state=0)
-    with pytest.raises(ValueError, match="partial_fit is not available"):
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as err:
         FMRegressor(solver="mcmc").partial_fit(X, y)
+    assert "partial_fit is not available for solver='mcmc'" in str(err.value.__cause__)
     with pytest.raises(ValueError, match="early_stopping does not apply"):
         FMRegressor(solver="mcmc", early_stopping=True).fit(X, y)
     with pytest.raises(ValueError, match="has no solver='als'"):

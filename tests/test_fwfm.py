@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fmlearn
 from fmlearn import FMRegressor
@@ -258,20 +257,3 @@ def test_bad_fields():
     with pytest.raises(ValueError, match="fields changed"):
         m.set_params(fields=[0, 0, 0, 0]).fit(X, y)
 
-
-# Checks that SGD-trained models cannot pass, with the reason (as in tests/test_common.py).
-EXPECTED_FAILURES = {
-    # Weighting a row by 2 and repeating it twice are not the same stochastic trajectory:
-    # the two agree only in expectation (scikit-learn lists the same for SGDRegressor).
-    "check_sample_weight_equivalence_on_dense_data": "stochastic updates",
-    "check_sample_weight_equivalence_on_sparse_data": "stochastic updates",
-}
-
-
-# Without fields an FwFM is a one-field FM (and warns); the checks use varying widths of X.
-@parametrize_with_checks(
-    [cls(n_factors=2, max_iter=30, random_state=0) for cls in (FwFMRegressor, FwFMClassifier)],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from _reference import numerical_table_gradient
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fmlearn
 from fmlearn import FMRegressor
@@ -300,23 +299,3 @@ def test_save_load_through_io(tmp_path):
     # Same parameters and AdaGrad state; only the shuffle RNG is re-seeded on load.
     assert np.corrcoef(loaded.P_.ravel(), clf.P_.ravel())[0, 1] > 0.99
 
-
-# ------------------------------------------------------------------ scikit-learn checks
-# Checks that SGD-trained models cannot pass, with the reason (as in tests/test_common.py).
-EXPECTED_FAILURES = {
-    # Weighting a row by 2 and repeating it twice are not the same stochastic trajectory:
-    # the two agree only in expectation (scikit-learn lists the same for SGDRegressor).
-    "check_sample_weight_equivalence_on_dense_data": "stochastic updates",
-    "check_sample_weight_equivalence_on_sparse_data": "stochastic updates",
-}
-
-
-@parametrize_with_checks(
-    [
-        HOFMRegressor(n_factors=2, max_iter=30, random_state=0),
-        HOFMClassifier(n_factors=2, max_iter=30, random_state=0),
-    ],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -526,13 +526,19 @@ class BaseFM(BaseEstimator):
             X_rel=X_rel, eval_X_rel=eval_X_rel,
         )
 
-    def _check_partial_fit(self):
+    def _check_partial_fit(self) -> bool:
+        """Whether ``partial_fit`` applies to ``solver``; the check of its ``available_if``.
+
+        Raises AttributeError otherwise, so that ``hasattr(est, "partial_fit")`` is False (as
+        scikit-learn's MLP estimators do for their non-stochastic solvers).
+        """
         if not get_solver(self.solver).stoppable:
-            raise ValueError(
+            raise AttributeError(
                 f"partial_fit is not available for solver={self.solver!r}: its samples are kept "
                 "from a window of a fixed number of sweeps. Use fit (with warm_start=True to "
                 "continue the chain)."
             )
+        return True
 
     def _predict_design(self, X, X_rel):
         check_is_fitted(self)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
+from scipy.special import logit, ndtri
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -176,13 +178,13 @@ class _Regressor(RegressorMixin, BaseFM):
     def _encode_y(self, y, *, reset, classes=None):
         return np.ascontiguousarray(y, dtype=np.float64)
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
                     eval_X_rel=None, callbacks=None):
         """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
                          X_rel=X_rel, eval_X_rel=eval_X_rel)
 
@@ -280,7 +282,9 @@ class _Classifier(ClassifierMixin, BaseFM):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = self._multiclass
+        # Multi-class is the plain FM's (multinomial, by the SGD solvers); the other families,
+        # and ALS and MCMC, are binary.
+        tags.classifier_tags.multi_class = self._multiclass and self.solver in _MULTICLASS_SOLVERS
         return tags
 
 
@@ -300,8 +304,9 @@ class _Classifier(ClassifierMixin, BaseFM):
             )
         if self.solver not in _MULTICLASS_SOLVERS:
             raise ValueError(
-                f"solver={self.solver!r} is not supported for more than two classes yet "
-                f"(y has {listed}): the multinomial FM is trained with solver='adagrad' or "
+                f"Only binary classification is supported with solver={self.solver!r}: it "
+                f"is not supported for more than two classes yet (y has {listed}); the "
+                "multinomial FM is trained with solver='adagrad' or "
                 "'sgd'. Or train one model per class with "
                 f"sklearn.multiclass.OneVsRestClassifier({name}(solver={self.solver!r}))."
             )
@@ -361,6 +366,7 @@ class _Classifier(ClassifierMixin, BaseFM):
 
     field_interactions.__doc__ = BaseFM.field_interactions.__doc__
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(
         self, X, y, classes=None, sample_weight=None, *, X_rel=None, eval_set=None,
         eval_X_rel=None, callbacks=None,
@@ -371,7 +377,6 @@ class _Classifier(ClassifierMixin, BaseFM):
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(
             X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1, classes=classes,
             X_rel=X_rel, eval_X_rel=eval_X_rel,
@@ -381,10 +386,20 @@ class _Classifier(ClassifierMixin, BaseFM):
         """Model output ``y(x)``.
 
         Two classes: shape (n_samples,), the log-odds of ``classes_[1]`` (SGD solvers) or its
-        probit score (ALS, MCMC; the posterior mean for MCMC). More than two: shape
-        (n_samples, n_classes), each class's FM score (the softmax logits).
+        probit score (ALS, MCMC). More than two: shape (n_samples, n_classes), each class's FM
+        score (the softmax logits). Positive exactly where ``predict`` gives ``classes_[1]``,
+        in the order of ``predict_proba(X)[:, 1]``.
+
+        With ``solver="mcmc"`` it is the probit of the posterior predictive probability,
+        ``Phi^-1(predict_proba(X)[:, 1])`` (infinite where that probability is 0 or 1 in
+        floating point): the posterior mean of the FM output would classify and rank some rows
+        otherwise than the averaged probabilities do.
         """
-        return self._raw_predict(X, X_rel)
+        check_is_fitted(self)
+        if getattr(self._params, "samples", None) is None or self._multinomial():
+            return self._raw_predict(X, X_rel)
+        inverse_link = ndtri if self._output_link == "probit" else logit
+        return inverse_link(self.predict_proba(X, X_rel)[:, 1])
 
     def predict_proba(self, X, X_rel=None) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.

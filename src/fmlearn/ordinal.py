@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils import ClassifierTags
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fmlearn.base import BaseFM, family_init
@@ -56,11 +58,18 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
     __init__ = family_init({}, tail=_Posterior._mcmc_params)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A regressor (predict: the expected value) that also gives class probabilities:
+        # predict_proba has one column per class of y, as a multi-class classifier's.
+        tags.classifier_tags = ClassifierTags(multi_class=True)
+        return tags
+
     # ----------------------------------------------------------------- task hooks
     def _encode_y(self, y, *, reset, classes=None):
-        y = column_or_1d(y, warn=True)
+        y = _numeric_labels(column_or_1d(y, warn=True))
         if reset:
-            labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            labels = np.unique(y) if classes is None else np.unique(_numeric_labels(classes))
             if labels.dtype.kind not in "biuf":
                 raise ValueError(
                     f"FMOrdinalRegressor needs numeric ordered labels (e.g. 1..5 stars), got "
@@ -68,9 +77,9 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
                     "their order first."
                 )
             if labels.shape[0] < 2:
+                what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
                 raise ValueError(
-                    f"FMOrdinalRegressor needs at least 2 ordered classes; y has "
-                    f"{labels.shape[0]}."
+                    f"FMOrdinalRegressor needs at least 2 ordered classes; y has {what}."
                 )
             self.classes_ = labels
         index = np.searchsorted(self.classes_, y)
@@ -111,13 +120,13 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
         params = self._samples("cutpoint_samples_")
         return params.extra_samples[: params.n_samples]
 
+    @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, classes=None, sample_weight=None, *, X_rel=None,
                     eval_set=None, eval_X_rel=None, callbacks=None):
         """One epoch; ``classes`` (all labels) is needed on the first call."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        self._check_partial_fit()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
                          classes=classes, X_rel=X_rel, eval_X_rel=eval_X_rel)
 
@@ -132,6 +141,17 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     def predict_class(self, X, X_rel=None) -> np.ndarray:
         """The most probable class label, shape (n_samples,)."""
         return self.classes_[np.argmax(self.predict_proba(X, X_rel), axis=1)]
+
+
+def _numeric_labels(labels) -> np.ndarray:
+    """Labels of object dtype that hold numbers (e.g. a pandas column of objects) as a numeric
+    array, as scikit-learn's regressors take them; any other labels as given."""
+    labels = np.asarray(labels)
+    if labels.dtype == object:
+        numeric = np.asarray(labels.tolist())
+        if numeric.shape == labels.shape and numeric.dtype.kind in "biuf":
+            return numeric
+    return labels
 
 
 __all__ = ["FMOrdinalRegressor"]

@@ -219,7 +219,7 @@ def recommend(
     model : fitted FMRanker, FMRegressor or FMClassifier, or FMParams
         Any second-order FM. Regressors rank by predicted rating, binary classifiers by the
         decision function (log-odds), which is the probability's order. MCMC models rank by
-        the posterior mean of the FM output (their ``decision_function``).
+        the posterior mean of the FM output (an MCMC regressor's ``predict``).
     queries : {array-like, sparse matrix} of shape (n_queries, n_query_features)
         One row of query features per query to recommend for.
     candidates : {array-like, sparse matrix} of shape (n_candidates, n_candidate_features)
