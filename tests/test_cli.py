@@ -365,3 +365,20 @@ def test_generated_flags_cover_every_estimator_parameter():
             args = parser.parse_args(["--train", "x", *argv])
             assert getattr(args, flag.param) == expected, (cls, flag.param)
 
+
+def test_formatwarning_is_restored_after_a_command(files, tmp_path, capsys):
+    import warnings
+
+    original = warnings.formatwarning
+    data = tmp_path / "hashed.ffm"
+    data.write_text("1 0:3:1 1:5:1\n0 1:3:1 0:4:1\n1 0:4:1 1:5:1\n0 0:3:1 1:6:1\n")
+    with pytest.warns(UserWarning, match="first field"):
+        assert main(["train", "--train", str(data), "--format", "ffm", "--task",
+                     "classification", "--max-iter", "2", "--quiet"]) == 0
+    assert warnings.formatwarning is original
+    assert main(["evaluate", "--model", str(tmp_path / "none.fmz"), "--data",
+                 str(files / "test.libfm")]) == 2  # an error path
+    assert warnings.formatwarning is original
+    with pytest.raises(SystemExit):
+        main(["train", "--train", str(data), "--bogus"])
+    assert warnings.formatwarning is original

@@ -12,6 +12,7 @@ does (:mod:`fmlearn.cli_libfm`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 
@@ -162,15 +163,30 @@ def _cli_warning(command: str):
     return format_warning
 
 
+@contextlib.contextmanager
+def _warnings_as_messages(command: str):
+    """Print warnings as ``fmlearn COMMAND: warning: ...`` while a command runs.
+
+    A command's warnings are messages to its user: no Python source lines. The formatter is
+    swapped rather than ``showwarning``, so that ``catch_warnings(record=True)`` (pytest.warns)
+    still records them, and put back on the way out, which ``catch_warnings`` does not do.
+    """
+    saved = warnings.formatwarning
+    try:
+        with warnings.catch_warnings():
+            warnings.formatwarning = _cli_warning(command)
+            yield
+    finally:
+        warnings.formatwarning = saved
+
+
 def main(argv=None) -> int:
     """Entry point of the ``fmlearn`` command."""
     from fmlearn.exceptions import DataFormatError, ModelFileError, TrainingDivergedError
 
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            # A command's warnings are messages to its user: no Python source lines.
-            warnings.formatwarning = _cli_warning(args.command)
+        with _warnings_as_messages(args.command):
             return args.func(args)
     except (
         DataFormatError,
