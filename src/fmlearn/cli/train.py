@@ -134,7 +134,8 @@ def param_docs(cls) -> dict[str, str]:
 
 
 def _sentence(text: str) -> str:
-    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", text, maxsplit=1)[0]
+    """The first sentence: the flag's help (the estimator's docs have the rest)."""
+    return re.split(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)\s+(?=[A-Z])", text, maxsplit=1)[0]
 
 
 def _show(value) -> str:
@@ -191,8 +192,10 @@ def _add_flag(group, flag: Flag) -> None:
     if flag.kind is bool:
         group.add_argument(flag.option, action=argparse.BooleanOptionalAction, **kw)
     elif flag.choices:
-        choices = flag.choices + (("none",) if flag.none else ())
-        group.add_argument(flag.option, choices=choices, type=_converter(flag), **kw)
+        choices = flag.choices + ((None,) if flag.none else ())  # argparse checks converted values
+        metavar = "{" + ",".join(map(_show, choices)) + "}"
+        group.add_argument(flag.option, choices=choices, type=_converter(flag), metavar=metavar,
+                           **kw)
     else:
         metavar = {int: "N", float: "X", str: "S"}[flag.kind] + ("|none" if flag.none else "")
         group.add_argument(flag.option, type=_converter(flag), metavar=metavar, **kw)
