@@ -382,3 +382,44 @@ def test_formatwarning_is_restored_after_a_command(files, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--train", str(data), "--bogus"])
     assert warnings.formatwarning is original
+
+
+@pytest.mark.parametrize("body, status, out", [
+    ("atexit.register(print, 'handler ran'); print('out', end=''); return 3", 3,
+     "outhandler ran\n"),
+    ("raise SystemExit(2)", 2, ""),
+    ("raise SystemExit('fmlearn x: error: message')", 1, ""),
+    ("raise SystemExit(None)", 0, ""),
+    ("raise RuntimeError('boom')", 1, ""),
+])
+def test_console_entry_point_exit_status_and_flushed_output(body, status, out):
+    """console_main ends the process without the interpreter's teardown: the command's status,
+    its buffered output and its atexit handlers must survive that."""
+    code = f"""
+import atexit, sys
+import fmlearn.cli as cli
+def main(argv=None):
+    {body}
+cli.main = main
+sys.exit(cli.console_main())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == status and run.stdout == out
+    if "message" in body:
+        assert run.stderr.strip() == "fmlearn x: error: message"
+    if "boom" in body:
+        assert "RuntimeError: boom" in run.stderr
+
+
+def test_module_entry_point_statuses(files, tmp_path):
+    fm = [sys.executable, "-m", "fmlearn"]
+    bad = subprocess.run([*fm, "train", "--bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--train" in bad.stderr
+    missing = subprocess.run([*fm, "evaluate", "--model", str(tmp_path / "none.fmz"), "--data",
+                              str(files / "test.libfm")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("fmlearn evaluate: error:")
+    pred = subprocess.run([*fm, "libfm", "-task", "r", "-train", str(files / "train.libfm"),
+                           "-test", str(files / "test.libfm"), "-method", "mcmc", "-iter", "3",
+                           "-out", str(tmp_path / "p.txt")], capture_output=True, text=True)
+    assert pred.returncode == 0 and pred.stdout.rstrip().endswith(tuple("0123456789"))
+    assert np.loadtxt(tmp_path / "p.txt").shape == (1000,)
