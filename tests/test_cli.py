@@ -1,5 +1,6 @@
 """The fmlearn command line, end to end on small files."""
 
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 
 from fmlearn.cli import main
 from fmlearn.data import make_fm_regression
-from fmlearn.data.textio import write_libfm
+from fmlearn.data.textio import write_ffm, write_libfm
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +248,178 @@ def test_train_with_coordinate_solvers(files, tmp_path, solver):
             "--l2-reg-w", "1", "--l2-reg-V", "1", "--model-out", model]
     assert main(argv) == 0
     assert main(["evaluate", "--model", model, "--data", str(files / "test.libfm")]) == 0
+
+
+# --------------------------------------------------------------------------- train's model flags
+
+
+@pytest.fixture(scope="module")
+def ffm_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_ffm")
+    X, y, _ = make_fm_regression(600, 12, random_state=0, noise=0.05)
+    fields = np.arange(12) // 4  # three fields of four features
+    write_ffm(d / "train.ffm", X, np.where(y > np.median(y), 1, 0), fields)
+    return d / "train.ffm"
+
+
+def _trained_params(argv, path):
+    assert main(["train", *argv, "--max-iter", "2", "--quiet", "--model-out", str(path)]) == 0
+    import fmlearn
+
+    return fmlearn.load(path).get_params()
+
+
+@pytest.mark.parametrize("model", ["ffm", "fwfm"])
+def test_train_keeps_each_models_own_defaults(ffm_file, tmp_path, capsys, model):
+    """Flags left out are not passed: FFM keeps libffm's defaults, not FM's."""
+    from fmlearn.cli.train import model_class
+
+    cls = model_class(model, "classification")
+    params = _trained_params(["--train", str(ffm_file), "--format", "ffm", "--model", model,
+                              "--task", "classification"], tmp_path / "m.fmz")
+    defaults = cls().get_params()
+    for name in ("n_factors", "learning_rate", "l2_reg_w", "l2_reg_V", "init_stdev", "tol"):
+        assert params[name] == defaults[name], name
+    if model == "ffm":
+        assert (params["n_factors"], params["learning_rate"], params["l2_reg_V"]) == (4, 0.2, 2e-5)
+    params = _trained_params(["--train", str(ffm_file), "--format", "ffm", "--model", model,
+                              "--task", "classification", "--n-factors", "3",
+                              "--no-fit-linear", "--normalize", "--learning-rate", "0.05"],
+                             tmp_path / "m2.fmz")
+    assert (params["n_factors"], params["fit_linear"], params["normalize"]) == (3, False, True)
+    assert params["learning_rate"] == 0.05
+    assert params["random_state"] == 0 and params["verbose"] == 0  # --seed, --quiet
+
+
+def test_train_flags_and_defaults_in_help_follow_the_model(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "ffm", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "FFMRegressor parameters" in out and "--normalize" in out and "--degree" not in out
+    assert re.search(r"--n-factors N\s+Dimension[^-]*Default: 4\.", out)
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "hofm", "--task", "classification", "--help"])
+    out = capsys.readouterr().out
+    assert "HOFMClassifier parameters" in out and "--degree N" in out and "Default: 3." in out
+    assert "--solver {adagrad,sgd}" in out  # the family's solvers only
+
+
+def test_a_flag_of_another_model_is_an_error_that_names_it(files, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--train", str(files / "train.libfm"), "--degree", "3"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --degree 3" in err and "--model hofm" in err
+
+
+def test_flag_values_are_typed_from_the_constraints(files):
+    from fmlearn.cli.train import estimator_params, parse_args
+
+    args, cls, given = parse_args(["--train", "x", "--n-jobs", "none", "--tol", "-1",
+                                   "--n-factors", "2", "--no-early-stopping", "--seed", "7"])
+    assert cls.__name__ == "FMRegressor"
+    assert given == {"n_jobs": None, "tol": -1.0, "n_factors": 2, "early_stopping": False}
+    params = estimator_params(args, cls, given)
+    assert params["tol"] is None and params["random_state"] == 7 and params["verbose"] == 1
+    args, cls, given = parse_args(["--train", "x", "--tol", "none", "--quiet"])
+    assert given == {"tol": None} and estimator_params(args, cls, given)["verbose"] == 0
+    with pytest.raises(SystemExit):
+        parse_args(["--train", "x", "--max-iter", "1.5"])
+
+
+def test_bad_value_fails_before_the_data_is_read(capsys, tmp_path):
+    missing = tmp_path / "missing.libfm"
+    assert main(["train", "--train", str(missing), "--n-factors", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "n_factors" in err and "missing.libfm" not in err
+
+
+def test_generated_flags_cover_every_estimator_parameter():
+    """Drift guard: every parameter of every model the command trains is a flag, set by the
+    command itself, or listed below as Python-only; each flag is documented in the estimator's
+    numpydoc and parses to its type."""
+    from fmlearn.cli.train import CLI_SET, MODELS, build_parser, estimator_flags, model_class
+
+    python_only = {"prior_groups"}  # array-likes: no command-line spelling
+    sample = {int: "3", float: "0.25"}
+    for model, task in MODELS:
+        cls = model_class(model, task)
+        params = cls().get_params()
+        flags, only = estimator_flags(cls)
+        names = [f.param for f in flags]
+        assert set(names) | set(only) | (set(CLI_SET) & set(params)) == set(params), cls
+        assert set(only) <= python_only, f"{cls.__name__}: give {set(only) - python_only} a flag"
+        parser = build_parser(cls, model, task)
+        for flag in flags:
+            assert flag.default == params[flag.param], (cls, flag.param)
+            assert not flag.help.startswith("Default"), f"{cls.__name__}.{flag.param}: no docs"
+            if flag.kind is bool:
+                argv = [flag.option if not flag.default else "--no-" + flag.option[2:]]
+                expected = not flag.default
+            elif flag.choices:
+                argv, expected = [flag.option, flag.choices[-1]], flag.choices[-1]
+            else:
+                argv = [flag.option, sample[flag.kind]]
+                expected = flag.kind(sample[flag.kind])
+            args = parser.parse_args(["--train", "x", *argv])
+            assert getattr(args, flag.param) == expected, (cls, flag.param)
+
+
+def test_formatwarning_is_restored_after_a_command(files, tmp_path, capsys):
+    import warnings
+
+    original = warnings.formatwarning
+    data = tmp_path / "hashed.ffm"
+    data.write_text("1 0:3:1 1:5:1\n0 1:3:1 0:4:1\n1 0:4:1 1:5:1\n0 0:3:1 1:6:1\n")
+    with pytest.warns(UserWarning, match="first field"):
+        assert main(["train", "--train", str(data), "--format", "ffm", "--task",
+                     "classification", "--max-iter", "2", "--quiet"]) == 0
+    assert warnings.formatwarning is original
+    assert main(["evaluate", "--model", str(tmp_path / "none.fmz"), "--data",
+                 str(files / "test.libfm")]) == 2  # an error path
+    assert warnings.formatwarning is original
+    with pytest.raises(SystemExit):
+        main(["train", "--train", str(data), "--bogus"])
+    assert warnings.formatwarning is original
+
+
+@pytest.mark.parametrize("body, status, out", [
+    ("atexit.register(print, 'handler ran'); print('out', end=''); return 3", 3,
+     "outhandler ran\n"),
+    ("raise SystemExit(2)", 2, ""),
+    ("raise SystemExit('fmlearn x: error: message')", 1, ""),
+    ("raise SystemExit(None)", 0, ""),
+    ("raise RuntimeError('boom')", 1, ""),
+])
+def test_console_entry_point_exit_status_and_flushed_output(body, status, out):
+    """console_main ends the process without the interpreter's teardown: the command's status,
+    its buffered output and its atexit handlers must survive that."""
+    code = f"""
+import atexit, sys
+import fmlearn.cli as cli
+def main(argv=None):
+    {body}
+cli.main = main
+sys.exit(cli.console_main())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == status and run.stdout == out
+    if "message" in body:
+        assert run.stderr.strip() == "fmlearn x: error: message"
+    if "boom" in body:
+        assert "RuntimeError: boom" in run.stderr
+
+
+def test_module_entry_point_statuses(files, tmp_path):
+    fm = [sys.executable, "-m", "fmlearn"]
+    bad = subprocess.run([*fm, "train", "--bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--train" in bad.stderr
+    missing = subprocess.run([*fm, "evaluate", "--model", str(tmp_path / "none.fmz"), "--data",
+                              str(files / "test.libfm")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("fmlearn evaluate: error:")
+    pred = subprocess.run([*fm, "libfm", "-task", "r", "-train", str(files / "train.libfm"),
+                           "-test", str(files / "test.libfm"), "-method", "mcmc", "-iter", "3",
+                           "-out", str(tmp_path / "p.txt")], capture_output=True, text=True)
+    assert pred.returncode == 0 and pred.stdout.rstrip().endswith(tuple("0123456789"))
+    assert np.loadtxt(tmp_path / "p.txt").shape == (1000,)

@@ -1,18 +1,56 @@
 """fmlearn: factorization machines for Python.
 
 Estimators follow scikit-learn's API; kernels are compiled by numba on first use and cached.
+
+``import fmlearn`` loads nothing but the version: each public name imports its module on first
+access (PEP 562), so that the command line and scripts that need one model do not pay for
+scikit-learn, numba and every model family at start-up.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from fmlearn._version import __version__
-from fmlearn.data.encoder import FMEncoder
-from fmlearn.data.relation import RelationBlock
-from fmlearn.ffm import FFMClassifier, FFMRegressor
-from fmlearn.fm import FMClassifier, FMRegressor
-from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
-from fmlearn.hofm import HOFMClassifier, HOFMRegressor
-from fmlearn.ordinal import FMOrdinalRegressor
-from fmlearn.plotting import plot_field_interactions, plot_learning_curve
-from fmlearn.ranking import FMRanker, recommend
+
+# Public name -> the module defining it, imported on first access.
+_LAZY = {
+    "FFMClassifier": "fmlearn.ffm",
+    "FFMRegressor": "fmlearn.ffm",
+    "FMClassifier": "fmlearn.fm",
+    "FMEncoder": "fmlearn.data.encoder",
+    "FMOrdinalRegressor": "fmlearn.ordinal",
+    "FMRanker": "fmlearn.ranking",
+    "FMRegressor": "fmlearn.fm",
+    "FwFMClassifier": "fmlearn.fwfm",
+    "FwFMRegressor": "fmlearn.fwfm",
+    "HOFMClassifier": "fmlearn.hofm",
+    "HOFMRegressor": "fmlearn.hofm",
+    "RelationBlock": "fmlearn.data.relation",
+    "plot_field_interactions": "fmlearn.plotting",
+    "plot_learning_curve": "fmlearn.plotting",
+    "recommend": "fmlearn.retrieval",
+}
+
+# Subpackages and modules that `import fmlearn` used to load as a side effect, so that
+# `fmlearn.metrics.rmse` keeps working after a bare `import fmlearn`.
+_SUBMODULES = frozenset({
+    "base", "callbacks", "data", "exceptions", "ffm", "fm", "fwfm", "hofm", "inspection", "io",
+    "metrics", "ordinal", "plotting", "ranking", "solvers",
+})
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; keep in sync with _LAZY (tested)
+    from fmlearn.data.encoder import FMEncoder
+    from fmlearn.data.relation import RelationBlock
+    from fmlearn.ffm import FFMClassifier, FFMRegressor
+    from fmlearn.fm import FMClassifier, FMRegressor
+    from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
+    from fmlearn.hofm import HOFMClassifier, HOFMRegressor
+    from fmlearn.ordinal import FMOrdinalRegressor
+    from fmlearn.plotting import plot_field_interactions, plot_learning_curve
+    from fmlearn.ranking import FMRanker
+    from fmlearn.retrieval import recommend
 
 __all__ = [
     "FFMClassifier",
@@ -33,6 +71,22 @@ __all__ = [
     "plot_learning_curve",
     "recommend",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
 
 
 def load(path):

@@ -1,5 +1,5 @@
 import sys
 
-from fmlearn.cli import main
+from fmlearn.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from fmlearn.cli_libfm import UsageError
 from fmlearn.data.libfm_binary import (
     is_binary_index_file,
     is_binary_matrix,
@@ -21,14 +22,8 @@ from fmlearn.data.libfm_binary import (
 )
 from fmlearn.exceptions import DataFormatError
 
-
-class UsageError(Exception):
-    """A bad command line or input file set: reported as one line, exit status 2."""
-
-
 # ---------------------------------------------------------------------------------------------
 # libFM's files
-
 
 
 @dataclass

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmlearn._libfm_inputs import Split, scores
-
-BAYES = ("als", "mcmc")  # libFM runs ALS as MCMC without sampling: same reports
-
+from fmlearn.cli_libfm import BAYES
 
 # libFM's evaluation (fm_learn.h, fm_learn_mcmc_simultaneous.h): regression predictions are
 # clipped to the training targets' range; accuracy thresholds at 0.5; the MCMC log likelihood

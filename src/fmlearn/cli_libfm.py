@@ -22,22 +22,10 @@ import sys
 import textwrap
 from dataclasses import dataclass
 
-import numpy as np
-
-from fmlearn._libfm_inputs import (
-    Table,
-    UsageError,
-    feature_groups,
-    make_split,
-    read_relation,
-    read_table,
-    scores,
-)
-from fmlearn._libfm_report import BAYES, Reporter, libfm_metric, rlog_columns
-from fmlearn.data.libfm_binary import (
-    file_head,
-)
 from fmlearn.exceptions import DataFormatError, ModelFileError, TrainingDivergedError
+
+# Parsing libFM's flags and printing -help need nothing more: numpy, the readers and the
+# estimators are imported by Command, once a command line has been checked.
 
 PROG = "fmlearn libfm"
 
@@ -71,6 +59,12 @@ FLAGS = {
 }
 SWITCHES = frozenset({"help", "quiet"})
 METHODS = ("sgd", "sgda", "als", "mcmc")
+BAYES = ("als", "mcmc")  # libFM runs ALS as MCMC without sampling: same reports
+
+
+class UsageError(Exception):
+    """A bad command line or input file set: reported as one line, exit status 2."""
+
 
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _SPLIT = re.compile(r"[;,]")  # libFM's list delimiters
@@ -307,6 +301,8 @@ def _check_writable(flag: str, path: str | None) -> None:
 
 
 def _libfm_model_file(path: str) -> bool:
+    from fmlearn.data.libfm_binary import file_head
+
     head = file_head(path, 32)
     return head.startswith((b"#global bias", b"#unary interactions", b"#pairwise interactions"))
 
@@ -322,7 +318,9 @@ class Command:
     def note(self, text: str) -> None:
         print(f"{PROG}: note: {text}", file=self.stderr, flush=True)
 
-    def _load(self, path: str, flag: str) -> Table:
+    def _load(self, path: str, flag: str):
+        from fmlearn._libfm_inputs import read_table
+
         self.say("Loading {}...\t".format({"train": "train", "test": "test",
                                            "validation": "validation set"}[flag]))
         t = read_table(path, flag)
@@ -339,6 +337,9 @@ class Command:
         return t
 
     def run(self) -> int:
+        from fmlearn._libfm_inputs import feature_groups, make_split, read_relation, scores
+        from fmlearn._libfm_report import Reporter, libfm_metric
+
         o = self.opts
         for flag in ("out", "rlog", "save_model"):
             _check_writable(flag, getattr(o, flag))
@@ -481,6 +482,9 @@ class Command:
 
     def _predict_only(self, model, task, train, test, relations, n_main, clip) -> int:
         """-load_model: predict -test (and score -train) with the saved model, no training."""
+        from fmlearn._libfm_inputs import make_split, scores
+        from fmlearn._libfm_report import libfm_metric, rlog_columns
+
         # The model's features are [main table | block 0 | block 1 ...], one weight each.
         n_blocks = sum(r.X.shape[1] for r in relations)
         n_params = model.w_.shape[0]
@@ -510,6 +514,10 @@ class Command:
     def _write_out(self, model, split, task, clip) -> None:
         if self.opts.out is None:
             return
+        import numpy as np
+
+        from fmlearn._libfm_inputs import scores
+
         p = scores(model, split, task)
         if task == "r" and clip is not None:
             p = np.clip(p, *clip)

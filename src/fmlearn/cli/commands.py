@@ -1,0 +1,154 @@
+"""The ``fmlearn`` commands that read files and models: evaluate, predict, plot, demo.
+
+Imported only once a command line has been parsed (``fmlearn --help`` never loads numpy); the
+file helpers are shared with ``fmlearn train`` (:mod:`fmlearn.cli.train`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import numpy as np
+
+
+def read_data(path, fmt):
+    """(X, y, fields or None) from a libFM/libsvm or FFM file."""
+    from fmlearn.data.textio import read_ffm, read_libfm
+
+    if fmt == "ffm":
+        # Files hashed into one index space reuse indices across fields: keep the first.
+        return read_ffm(path, on_field_conflict="first")
+    return (*read_libfm(path), None)
+
+
+def conform(X, n_features: int, path: str):
+    """Give ``X`` the model's width: ignore features the model never saw, pad the rest."""
+    import scipy.sparse as sp
+
+    if X.shape[1] > n_features:
+        X = X.tocsc()[:, :n_features].tocsr()
+        warnings.warn(
+            f"{path}: feature indices >= {n_features} do not exist in the model and are ignored.",
+            stacklevel=2,
+        )
+    elif X.shape[1] < n_features:
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))
+    return X
+
+
+def metrics_report(model, X, y) -> dict[str, float]:
+    from fmlearn import metrics
+
+    if hasattr(model, "classes_"):
+        unknown = ~np.isin(y, model.classes_)
+        if unknown.any():
+            raise SystemExit(
+                f"error: label {y[unknown][0]:g} is not one of the model's classes "
+                f"{list(model.classes_)}"
+            )
+        proba = model.predict_proba(X)
+        if len(model.classes_) > 2:
+            index = np.searchsorted(model.classes_, y)
+            p = np.clip(proba[np.arange(len(y)), index], 1e-15, 1.0)
+            return {
+                "logloss": float(np.mean(-np.log(p))),
+                "accuracy": float(np.mean(model.classes_[proba.argmax(axis=1)] == y)),
+            }
+        return metrics.classification_report(y == model.classes_[1], proba[:, 1])
+    return metrics.regression_report(y, model.predict(X))
+
+
+def format_report(report: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.5f}" for k, v in report.items())
+
+
+def _load_data_for(model, path, fmt):
+    X, y, _ = read_data(path, fmt)
+    return conform(X, model.n_features_in_, path), y
+
+
+def cmd_evaluate(args) -> int:
+    import fmlearn
+
+    model = fmlearn.load(args.model)
+    X, y = _load_data_for(model, args.data, args.format)
+    print(f"{args.data}: {X.shape[0]} rows  {format_report(metrics_report(model, X, y))}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import fmlearn
+
+    model = fmlearn.load(args.model)
+    X, _ = _load_data_for(model, args.data, args.format)
+    if hasattr(model, "classes_") and not args.labels:
+        # Binary: the probability of the positive class; multi-class: one column per class.
+        pred = model.predict_proba(X)
+        pred = pred[:, 1] if pred.shape[1] == 2 else pred
+    else:
+        pred = model.predict(X)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        np.savetxt(out, pred, fmt="%s" if pred.dtype.kind in "OUS" else "%.6g")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.out != "-":
+        print(f"wrote {pred.shape[0]} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def cmd_plot(args) -> int:
+    import fmlearn
+    from fmlearn._atomic import atomic_write
+
+    fmt = os.path.splitext(args.out)[1].lstrip(".").lower()
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file name")
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "fmlearn plot: error: plots need matplotlib: pip install 'fmlearn[plot]'"
+        ) from None
+    matplotlib.use("Agg")  # files only: no display needed
+    from fmlearn import plotting
+
+    model = fmlearn.load(args.model)
+    if args.interactions:
+        fields = X = None
+        if args.data:
+            X, _, fields = read_data(args.data, args.format)
+            X = conform(X, model.n_features_in_, args.data)
+            if fields is not None:
+                fields = np.concatenate([fields, np.full(model.n_features_in_, -1)])
+                fields = np.maximum(fields[: model.n_features_in_], 0)
+        if fields is None and getattr(model, "fields_", None) is None:
+            raise ValueError(
+                f"{args.model} is a {type(model).__name__}, which has no fields: give the "
+                "training data as an FFM file (--data FILE --format ffm) for the features' fields."
+            )
+        if getattr(model, "fields_", None) is not None:
+            fields = None  # a field-aware model's own fields
+        names = args.field_names.split(",") if args.field_names else None
+        ax = plotting.plot_field_interactions(model, fields=fields, X=X, field_names=names)
+    else:
+        ax = plotting.plot_learning_curve(model)
+    fig = ax.figure
+    fig.tight_layout()
+    with atomic_write(args.out) as f:
+        fig.savefig(f, format=fmt, dpi=args.dpi)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from fmlearn.demo import run_demo
+
+    run_demo(data=args.data, n_jobs=args.n_jobs, seed=args.seed)
+    return 0

@@ -1,0 +1,354 @@
+"""``fmlearn train``: its model flags are generated from the chosen estimator's signature.
+
+``--model`` and ``--task`` pick an estimator class (``--model ffm --task classification`` is
+:class:`fmlearn.FFMClassifier`); every parameter of its ``__init__`` that a command line can
+express becomes a flag (``n_factors`` -> ``--n-factors``), typed from the class's
+``_parameter_constraints``, its help text taken from the class's numpydoc ``Parameters``
+section and its default shown from the signature. A flag left out is not passed to the
+estimator, so each model keeps its own defaults (FFM's ``n_factors=4``, ``learning_rate=0.2``,
+FM's 8 and 0.1), and a parameter added to or removed from an estimator appears on or
+disappears from the command line with no change here.
+
+The class is imported only for this command, after a first pass over the arguments has read
+``--model`` and ``--task``: ``fmlearn --help`` and the other commands never pay for it. Training
+itself needs the class anyway, so ``fmlearn train`` costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import re
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+PROG = "fmlearn train"
+
+# (--model, --task) -> (module, class). Only that module is imported.
+MODELS = {
+    ("fm", "regression"): ("fmlearn.fm", "FMRegressor"),
+    ("fm", "classification"): ("fmlearn.fm", "FMClassifier"),
+    ("ffm", "regression"): ("fmlearn.ffm", "FFMRegressor"),
+    ("ffm", "classification"): ("fmlearn.ffm", "FFMClassifier"),
+    ("fwfm", "regression"): ("fmlearn.fwfm", "FwFMRegressor"),
+    ("fwfm", "classification"): ("fmlearn.fwfm", "FwFMClassifier"),
+    ("hofm", "regression"): ("fmlearn.hofm", "HOFMRegressor"),
+    ("hofm", "classification"): ("fmlearn.hofm", "HOFMClassifier"),
+}
+MODEL_NAMES = ("fm", "ffm", "fwfm", "hofm")
+TASKS = ("regression", "classification")
+FIELD_MODELS = ("ffm", "fwfm")
+
+# Estimator parameters that the command sets itself, or that mean nothing for one run.
+CLI_SET = {
+    "random_state": "--seed",
+    "verbose": "--quiet",
+    "fields": "the fields of the --format ffm file",
+    "warm_start": "each run trains a new model",
+}
+# What a flag means on the command line beyond the estimator's own documentation.
+CLI_NOTES = {
+    "tol": "A negative value, or none, runs all --max-iter epochs.",
+}
+
+
+def model_class(model: str, task: str) -> type:
+    """The estimator class of ``--model`` and ``--task`` (imports its module)."""
+    module, name = MODELS[model, task]
+    return getattr(importlib.import_module(module), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags from the signature
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One estimator parameter as a command-line flag."""
+
+    param: str
+    kind: type  # bool, int, float or str
+    choices: tuple | None
+    none: bool  # "none" is a value (the parameter takes None)
+    default: object  # the estimator's own
+    help: str
+
+    @property
+    def option(self) -> str:
+        return "--" + self.param.replace("_", "-")
+
+
+def _kind(constraints, default):
+    """(kind, choices, none) of a parameter from its scikit-learn constraints, or None when no
+    constraint is a scalar a command line can give (arrays, random states, callables)."""
+    kinds, choices, none = set(), None, False
+    for c in constraints:
+        if c is None:
+            none = True
+        elif c == "boolean" or (isinstance(c, type) and issubclass(c, bool)):
+            kinds.add(bool)
+        elif isinstance(c, type) and issubclass(c, Integral):
+            kinds.add(int)
+        elif isinstance(c, type) and issubclass(c, Real):
+            kinds.add(float)
+        elif isinstance(c, type) and issubclass(c, str):
+            kinds.add(str)
+        elif hasattr(c, "options") and all(isinstance(o, str) for o in c.options):  # StrOptions
+            kinds.add(str)
+            choices = tuple(sorted(c.options))
+        elif hasattr(c, "closed") and hasattr(c, "type"):  # Interval(Integral | Real, ...)
+            kinds.add(int if c.type is Integral else float)
+    if not constraints and default is not None and type(default) in (bool, int, float, str):
+        kinds.add(type(default))  # no constraints declared: the default's type
+    for kind in (bool, str, float, int):  # float takes an int's text too
+        if kind in kinds:
+            return kind, choices, none
+    return None
+
+
+_ENTRY = re.compile(r"^(\w+) : ")
+
+
+def param_docs(cls) -> dict[str, str]:
+    """Parameter name -> description, from the numpydoc docstrings along ``cls``'s MRO (a
+    family documents its own parameters and refers to FMRegressor's for the others)."""
+    from fmlearn.fm import FMClassifier, FMRegressor
+
+    docs: dict[str, str] = {}
+    for klass in (*cls.__mro__, FMRegressor, FMClassifier):
+        lines = inspect.cleandoc(klass.__dict__.get("__doc__") or "").splitlines()
+        name, text = None, []
+        for line in lines + [""]:
+            if name is not None and line.startswith(" "):  # the entry's description
+                text.append(line.strip())
+                continue
+            if name is not None:
+                docs.setdefault(name, " ".join(text))  # the most derived class's wins
+                name = None
+            match = _ENTRY.match(line)
+            if match:
+                name, text = match.group(1), []
+    return docs
+
+
+def _sentence(text: str) -> str:
+    """The first sentence: the flag's help (the estimator's docs have the rest)."""
+    return re.split(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)\s+(?=[A-Z])", text, maxsplit=1)[0]
+
+
+def _show(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def estimator_flags(cls) -> tuple[list[Flag], list[str]]:
+    """The flags of ``cls``'s parameters, in signature order, and the parameters that only
+    Python can set (arrays and the like; the command's own ones, ``CLI_SET``, are neither)."""
+    params = inspect.signature(cls).parameters
+    constraints = getattr(cls, "_parameter_constraints", {})
+    solvers = getattr(cls, "_solvers", None)  # a family's subset of the registered solvers
+    docs = param_docs(cls)
+    options = {name: "--" + name.replace("_", "-") for name in params}
+    flags, python_only = [], []
+    for name, p in params.items():
+        if name in CLI_SET or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        kind = _kind(constraints.get(name, ()), p.default)
+        if kind is None:
+            python_only.append(name)
+            continue
+        kind, choices, none = kind
+        if name == "solver" and choices and solvers:
+            choices = tuple(c for c in choices if c in solvers)
+        text = _sentence(docs.get(name, "")).replace("%", "%%")
+        # ``learning_rate`` in the estimator's docs is --learning-rate here.
+        text = re.sub(r"``(\w+)``", lambda m: options.get(m.group(1), m.group(1)), text)
+        text = text.replace("``", "")
+        text = " ".join(t for t in (text, CLI_NOTES.get(name, "")) if t)
+        text += f" Default: {_show(p.default)}."
+        flags.append(Flag(name, kind, choices, none, p.default, text.strip()))
+    return flags, python_only
+
+
+def _converter(flag: Flag):
+    def convert(text):
+        if flag.none and text.lower() == "none":
+            return None
+        return flag.kind(text)
+
+    convert.__name__ = flag.kind.__name__ + (" or none" if flag.none else "")  # argparse errors
+    return convert
+
+
+def _add_flag(group, flag: Flag) -> None:
+    kw = dict(dest=flag.param, default=argparse.SUPPRESS, help=flag.help)
+    if flag.kind is bool:
+        group.add_argument(flag.option, action=argparse.BooleanOptionalAction, **kw)
+    elif flag.choices:
+        choices = flag.choices + ((None,) if flag.none else ())  # argparse checks converted values
+        metavar = "{" + ",".join(map(_show, choices)) + "}"
+        group.add_argument(flag.option, choices=choices, type=_converter(flag), metavar=metavar,
+                           **kw)
+    else:
+        metavar = {int: "N", float: "X", str: "S"}[flag.kind] + ("|none" if flag.none else "")
+        group.add_argument(flag.option, type=_converter(flag), metavar=metavar, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+
+
+def _add_command_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """The flags of the command itself (files, model choice), the same for every model."""
+    g = p.add_argument_group("input and output")
+    g.add_argument("--train", required=required, metavar="FILE", help="training data file")
+    g.add_argument("--valid", metavar="FILE", help="validation file, scored every epoch")
+    g.add_argument("--format", choices=("libfm", "ffm"), default="libfm",
+                   help="input format (libfm covers libsvm). Default: libfm.")
+    g.add_argument("--model-out", metavar="PATH", help="where to save the trained model")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_NAMES, default="fm",
+                   help="fm: factorization machine; ffm: field-aware FM; fwfm: field-weighted "
+                   "FM (ffm and fwfm need --format ffm: fields from the file); hofm: "
+                   "higher-order FM. The model's flags below depend on it. Default: fm.")
+    g.add_argument("--task", choices=TASKS, default="regression",
+                   help="regression (squared loss) or classification (the file's label values: "
+                   "two give a binary model, more a multinomial FM). Default: regression.")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed (the model's random_state). Default: 0.")
+
+
+def build_parser(cls, model: str = "fm", task: str = "regression") -> argparse.ArgumentParser:
+    """The full ``fmlearn train`` parser for the estimator class ``cls``."""
+    from fmlearn.cli import EPILOG
+
+    flags, python_only = estimator_flags(cls)
+    epilog = EPILOG
+    if python_only:
+        epilog += (f"\n{cls.__name__} parameters set in Python only: "
+                   f"{', '.join(python_only)}.\n")
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=textwrap.fill(
+            "Train a model and optionally save it. The model's flags and their defaults are "
+            f"those of the estimator that --model and --task choose (--model {model} --task "
+            f"{task}: {cls.__name__}); for another model's, run e.g. fmlearn train --model "
+            "ffm --help.", 79),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_command_flags(p)
+    g = p.add_argument_group(f"{cls.__name__} parameters (a flag left out keeps the model's "
+                             "default)")
+    for flag in flags:
+        _add_flag(g, flag)
+    return p
+
+
+def _unknown(extras, model: str, task: str) -> str:
+    """argparse's message for unrecognized arguments, plus which models have such a flag."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    for token in extras:
+        option = token.split("=", 1)[0]
+        if not option.startswith("--"):
+            continue
+        owners = [m for m in MODEL_NAMES if m != model and option in
+                  {f.option for f in estimator_flags(model_class(m, task))[0]}]
+        if owners:
+            message += (f"; {option} is a flag of --model {' and '.join(owners)} (see "
+                        f"fmlearn train --model {owners[0]} --help)")
+    return message
+
+
+def parse_args(argv):
+    """(arguments, estimator class, the estimator parameters given on the command line)."""
+    first = argparse.ArgumentParser(prog=PROG, add_help=False)
+    _add_command_flags(first, required=False)
+    known, _ = first.parse_known_args(argv)  # --model and --task choose the flags
+    cls = model_class(known.model, known.task)
+    parser = build_parser(cls, known.model, known.task)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(_unknown(extras, known.model, known.task))
+    if (args.model, args.task) != (known.model, known.task):  # e.g. an ambiguous abbreviation
+        parser.error("give --model and --task in full")
+    given = {f.param: getattr(args, f.param) for f in estimator_flags(cls)[0]
+             if hasattr(args, f.param)}
+    return args, cls, given
+
+
+def estimator_params(args, cls, given: dict) -> dict:
+    """The keyword arguments of ``cls``: the flags given, plus what the command sets itself
+    (``--seed``, ``--quiet``); every other parameter keeps the estimator's default."""
+    params = dict(given)
+    if params.get("tol") is not None and params["tol"] < 0:
+        params["tol"] = None  # the command line's older spelling of "no tolerance"
+    signature = inspect.signature(cls).parameters
+    if "random_state" in signature:
+        params["random_state"] = args.seed
+    if "verbose" in signature:
+        params["verbose"] = 0 if args.quiet else 1
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def run(argv) -> int:
+    """Run ``fmlearn train`` on its arguments (those after ``train``)."""
+    import numpy as np
+
+    from fmlearn.cli.commands import conform, format_report, metrics_report, read_data
+
+    args, cls, given = parse_args(argv)
+    if args.model in FIELD_MODELS and args.format != "ffm":
+        raise ValueError(f"--model {args.model} needs fields: give an FFM file with --format ffm.")
+    params = estimator_params(args, cls, given)
+    cls(**params)._validate_params()  # a bad value fails before a large file is read
+
+    t = time.perf_counter()
+    X, y, fields = read_data(args.train, args.format)
+    valid = None
+    if args.valid:
+        Xv, yv, fields_v = read_data(args.valid, args.format)
+        n = max(X.shape[1], Xv.shape[1])
+        X, Xv = conform(X, n, args.train), conform(Xv, n, args.valid)
+        valid = (Xv, yv)
+        if fields is not None:
+            # Features only in the validation file take their field from there.
+            fields = np.concatenate([fields, np.full(n - fields.shape[0], -1, np.int32)])
+            unseen = fields[: fields_v.shape[0]] < 0
+            fields[: fields_v.shape[0]][unseen] = fields_v[unseen]
+    print(
+        f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
+        f"in {time.perf_counter() - t:.2f}s",
+        file=sys.stderr,
+    )
+    if args.model in FIELD_MODELS:
+        params["fields"] = fields
+    model = cls(**params)
+    t = time.perf_counter()
+    model.fit(X, y, eval_set=valid)
+    elapsed = time.perf_counter() - t
+    print(
+        f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
+        f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)"
+    )
+    print(f"train: {format_report(metrics_report(model, X, y))}")
+    if valid is not None:
+        print(f"valid: {format_report(metrics_report(model, *valid))}")
+    if args.model_out:
+        model.save(args.model_out)
+        print(f"saved model to {args.model_out}")
+    return 0
