@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn._atomic import atomic_write
+from fmlearn._compile_notice import compile_notice
 from fmlearn._kernels import textscan as scan
 from fmlearn._kernels.csr import canonicalize_rows
 from fmlearn._kernels.textformat import MAX_ROW_BYTES, MAX_TOKEN_BYTES, format_rows
@@ -31,6 +32,10 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 # Tokens per formatting chunk: bounds the output buffer to ~12 MiB.
 _CHUNK_NNZ = 1 << 18
 _CHUNK_ROWS = 1 << 16
+# Compile times of the kernels with an empty numba cache (2-core machine), for the notice.
+_READ_COMPILE_S = 2
+_SORT_COMPILE_S = 1
+_WRITE_COMPILE_S = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +171,8 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     buf = _load_bytes(path)
 
     start = 3 if buf[:3].tobytes() == _UTF8_BOM else 0
+    kernels = (scan.count_rows_tokens, scan.row_parser(ffm))
+    compile_notice(*kernels, *([scan.first_field_conflict] if ffm else []), seconds=_READ_COMPILE_S)
     n_rows, capacity = scan.count_rows_tokens(buf, start)  # upper bounds
     if capacity == 0:
         _raise_no_rows(path, buf)
@@ -221,6 +228,7 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     if info[scan.INFO_UNSORTED]:
         # Most files list each row's features in increasing order, which the parser checks:
         # only other files pay for (and compile) the sort.
+        compile_notice(canonicalize_rows, seconds=_SORT_COMPILE_S)
         nnz = canonicalize_rows(indptr, indices, data)
     indices.resize(nnz, refcheck=False)
     if dtype == np.float64:
@@ -626,6 +634,7 @@ def _write(path, X, y, fields):
     single = data.dtype == np.float32
 
     path = os.fspath(path)
+    compile_notice(format_rows, seconds=_WRITE_COMPILE_S)
     with atomic_write(path) as raw:
         if path.endswith(".gz"):
             # Closing the GzipFile writes the trailer but leaves raw open.
