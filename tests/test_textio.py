@@ -186,6 +186,15 @@ def test_parse_errors(tmp_path, reader, content, line, column, fragment):
     assert str(err).startswith(f"{path}:{line}:{column}: ")
 
 
+def test_bound_hints_use_the_whole_number(tmp_path):
+    # Token texts in messages are cut at 40 characters; the suggested bound is not.
+    index = "0" * 40 + "12"
+    with pytest.raises(DataFormatError, match="pass n_features=13 or more"):
+        read_libfm(_file(tmp_path, f"1 {index}:1\n"), n_features=8)
+    with pytest.raises(DataFormatError, match="pass n_fields=13 or more"):
+        read_ffm(_file(tmp_path, f"1 {index}:0:1\n"), n_fields=2)
+
+
 def test_n_fields_bound(tmp_path):
     path = _file(tmp_path, "1 0:1:1 2:3:1\n")
     assert read_ffm(path, n_fields=3)[2].tolist() == [-1, 0, -1, 2]

@@ -418,7 +418,10 @@ def _raise_at(path, buf, pos, message):
 def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
     code = int(info[scan.INFO_CODE])
     pos = int(info[scan.INFO_POS])
-    tok = _token_text(buf, int(info[scan.INFO_TOK_START]), int(info[scan.INFO_TOK_END]))
+    start, end = int(info[scan.INFO_TOK_START]), int(info[scan.INFO_TOK_END])
+    tok = _token_text(buf, start, end)
+    # The n_features / n_fields hints need whole numbers, which the shortened token may cut.
+    whole = buf[start:end].tobytes().split(b":")
     expected = "field:index:value" if ffm else "index:value"
     parts = tok.split(":")
     if ffm:
@@ -475,8 +478,8 @@ def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
     elif code == scan.ERR_INDEX_GE_N_FEATURES:
         msg = (
             f"feature index {index_txt} in token '{tok}' is >= n_features={n_features}; "
-            f"pass n_features={int(index_txt) + 1} or more (or None to infer it from the "
-            "file)"
+            f"pass n_features={int(whole[1 if ffm else 0]) + 1} or more (or None to infer it "
+            "from the file)"
         )
     elif code == scan.ERR_NEGATIVE_FIELD:
         msg = f"negative field '{field_txt}' in token '{tok}'; fields must be integers >= 0"
@@ -493,7 +496,7 @@ def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
     elif code == scan.ERR_FIELD_GE_N_FIELDS:
         msg = (
             f"field {field_txt} in token '{tok}' is >= n_fields={n_fields}; pass "
-            f"n_fields={int(field_txt) + 1} or more (or None for no bound)"
+            f"n_fields={int(whole[0]) + 1} or more (or None for no bound)"
         )
     elif code == scan.ERR_FIELD_CONFLICT:
         first = int(info[scan.INFO_EXTRA])
