@@ -100,6 +100,17 @@ def test_duplicates_summed_and_sorted(tmp_path):
     np.testing.assert_array_equal(X.data, ref.data)
 
 
+def test_leading_zeros_and_row_order(tmp_path):
+    # Leading zeros are fine however many; rows in order are not re-sorted, and one row out of
+    # order (here the last, with a duplicate) is sorted and summed.
+    content = "1 0000000000000000000003:1 7:2\n0 0:1 000:2\n1 5:1 3:0.5 5:2\n"
+    X, y = read_libfm(_file(tmp_path, content))
+    assert X.indptr.tolist() == [0, 2, 3, 5] and X.indices.tolist() == [3, 7, 0, 3, 5]
+    assert X.data.tolist() == [1, 2, 3, 0.5, 3]
+    X, y, fields = read_ffm(_file(tmp_path, "1 0002:00010:1 2:9:1\n"))
+    assert X.indices.tolist() == [9, 10] and fields[[9, 10]].tolist() == [2, 2]
+
+
 def test_n_features(tmp_path):
     path = _file(tmp_path, "1 0:1 5:2\n0 3:1\n")
     assert read_libfm(path)[0].shape == (2, 6)
@@ -155,6 +166,11 @@ ERROR_CASES = [
     ("ffm", "1 a:2:1\n", 1, 3, "field 'a'"),
     ("ffm", "1 0:-2:1\n", 1, 5, "negative feature index"),
     ("ffm", "1 0:2:x\n", 1, 7, "bad value 'x'"),
+    # Tokens that only look like an svmlight 'qid:N'.
+    ("libfm", "1 qid:1:2 0:1\n", 1, 3, "use read_ffm"),
+    ("libfm", "1 QID:3\n", 1, 3, "feature index 'QID'"),
+    # A conflict past the first 1024 features: the field map grows while re-parsing.
+    ("ffm", "1 0:5000:1\n0 1:5000:1\n", 2, 3, "under field 0 earlier"),
 ]
 
 
@@ -168,6 +184,15 @@ def test_parse_errors(tmp_path, reader, content, line, column, fragment):
     assert (err.path, err.line, err.column) == (str(path), line, column), str(err)
     assert fragment in str(err)
     assert str(err).startswith(f"{path}:{line}:{column}: ")
+
+
+def test_bound_hints_use_the_whole_number(tmp_path):
+    # Token texts in messages are cut at 40 characters; the suggested bound is not.
+    index = "0" * 40 + "12"
+    with pytest.raises(DataFormatError, match="pass n_features=13 or more"):
+        read_libfm(_file(tmp_path, f"1 {index}:1\n"), n_features=8)
+    with pytest.raises(DataFormatError, match="pass n_fields=13 or more"):
+        read_ffm(_file(tmp_path, f"1 {index}:0:1\n"), n_fields=2)
 
 
 def test_n_fields_bound(tmp_path):

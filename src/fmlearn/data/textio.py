@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 import warnings
 import zlib
 
@@ -18,15 +19,23 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn._atomic import atomic_write
-from fmlearn._kernels import parse as K
+from fmlearn._compile_notice import compile_notice
+from fmlearn._kernels import textscan as scan
+from fmlearn._kernels.csr import canonicalize_rows
+from fmlearn._kernels.textformat import MAX_ROW_BYTES, MAX_TOKEN_BYTES, format_rows
 from fmlearn.exceptions import DataFormatError
 
 __all__ = ["read_ffm", "read_libfm", "write_ffm", "write_libfm"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 # Tokens per formatting chunk: bounds the output buffer to ~12 MiB.
 _CHUNK_NNZ = 1 << 18
 _CHUNK_ROWS = 1 << 16
+# Compile times of the kernels with an empty numba cache (2-core machine), for the notice.
+_READ_COMPILE_S = 2
+_SORT_COMPILE_S = 1
+_WRITE_COMPILE_S = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,8 +136,8 @@ def _check_bound(name, value):
         return -1
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int or None, got {value!r}")
-    if not 0 <= value <= K.MAX_INDEX + 1:
-        raise ValueError(f"{name} must be in [0, {K.MAX_INDEX + 1}], got {value}")
+    if not 0 <= value <= scan.MAX_INDEX + 1:
+        raise ValueError(f"{name} must be in [0, {scan.MAX_INDEX + 1}], got {value}")
     return int(value)
 
 
@@ -161,7 +170,10 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     path = os.fspath(path)
     buf = _load_bytes(path)
 
-    n_rows, capacity = K.count_rows_tokens(buf)  # upper bounds
+    start = 3 if buf[:3].tobytes() == _UTF8_BOM else 0
+    kernels = (scan.count_rows_tokens, scan.row_parser(ffm))
+    compile_notice(*kernels, *([scan.first_field_conflict] if ffm else []), seconds=_READ_COMPILE_S)
+    n_rows, capacity = scan.count_rows_tokens(buf, start)  # upper bounds
     if capacity == 0:
         _raise_no_rows(path, buf)
     indptr = np.empty(n_rows + 1, dtype=np.int64)
@@ -172,16 +184,16 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     tokfield = np.empty(capacity if ffm else 0, dtype=np.int32)
     no_fmap = np.empty(0, dtype=np.int32)
 
-    single = dtype == np.float32
-    args = (buf, ffm, single, n_features, n_fields, indptr, indices, data, y)
-    info, _, fallback = K.parse_rows(*args, no_fmap, tokfield)
+    single = bool(dtype == np.float32)
+    args = (buf, start, ffm, single, n_features, n_fields, indptr, indices, data, y)
+    info, fallback = _parse_rows(*args, no_fmap, tokfield)
     fields = None
     conflict = -1
-    if ffm and info[K.INFO_CODE] == K.OK:
-        n_cols = n_features if n_features >= 0 else int(info[K.INFO_MAX_INDEX]) + 1
+    if ffm and info[scan.INFO_CODE] == scan.OK:
+        n_cols = n_features if n_features >= 0 else int(info[scan.INFO_MAX_INDEX]) + 1
         fields = np.full(n_cols, -1, dtype=np.int32)
-        conflict, n_conflicts = K.first_field_conflict(
-            indices, tokfield, info[K.INFO_NNZ], fields, strict_fields
+        conflict, n_conflicts = scan.first_field_conflict(
+            indices, tokfield, info[scan.INFO_NNZ], fields, strict_fields
         )
         if conflict >= 0 and not strict_fields:
             feature = int(indices[conflict])
@@ -192,19 +204,19 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
                 stacklevel=3,
             )
             conflict = -1
-    if ffm and (info[K.INFO_CODE] != K.OK or conflict >= 0):
+    if ffm and (info[scan.INFO_CODE] != scan.OK or conflict >= 0):
         # Parse again checking fields token by token: reports whichever problem comes first
         # in the file, with its position.
         fmap = np.full(max(n_features, 0), -1, dtype=np.int32)
-        info, _, fallback = K.parse_rows(*args, fmap, no_fmap)
-        if info[K.INFO_CODE] == K.OK:  # pragma: no cover - the two checks disagree
+        info, fallback = _parse_rows(*args, fmap, no_fmap)
+        if info[scan.INFO_CODE] == scan.OK:  # pragma: no cover - the two checks disagree
             raise RuntimeError(f"{path}: field conflict at token {conflict} not located")
     del tokfield, args
     # Numbers the kernel could not convert exactly all precede any error it stopped at.
     _resolve_fallbacks(path, buf, fallback, y, data, single)
-    if info[K.INFO_CODE] != K.OK:
+    if info[scan.INFO_CODE] != scan.OK:
         _raise_parse_error(path, buf, info, ffm, n_features, n_fields)
-    n_rows = int(info[K.INFO_ROWS])
+    n_rows = int(info[scan.INFO_ROWS])
     if n_rows == 0:
         _raise_no_rows(path, buf)
     del buf
@@ -212,13 +224,18 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     # them in place (realloc, no copy; nothing else references them).
     y.resize(n_rows, refcheck=False)
     indptr.resize(n_rows + 1, refcheck=False)
-    nnz = K.canonicalize_rows(indptr, indices, data)
+    nnz = int(info[scan.INFO_NNZ])
+    if info[scan.INFO_UNSORTED]:
+        # Most files list each row's features in increasing order, which the parser checks:
+        # only other files pay for (and compile) the sort.
+        compile_notice(canonicalize_rows, seconds=_SORT_COMPILE_S)
+        nnz = canonicalize_rows(indptr, indices, data)
     indices.resize(nnz, refcheck=False)
     if dtype == np.float64:
         data.resize(nnz, refcheck=False)
     else:
         data = data[:nnz].astype(dtype)
-    max_index = int(info[K.INFO_MAX_INDEX])
+    max_index = int(info[scan.INFO_MAX_INDEX])
     n_cols = n_features if n_features >= 0 else max_index + 1
 
     X = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
@@ -229,6 +246,112 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     X.has_sorted_indices = True
     X.has_canonical_format = True
     return X, y, fields
+
+
+def _parse_rows(
+    buf, start, ffm, single, n_features, n_fields, indptr, indices, data, y, fmap, tokfield
+):
+    """Run the row parser to the end of ``buf`` (see :func:`fmlearn._kernels.textscan.row_parser`).
+
+    Grows its fallback records and field map when it asks, and says what is wrong with a
+    token it stopped at.
+
+    Returns
+    -------
+    info : ndarray of int64, shape (textscan.N_INFO,)
+        Error code, error position and counts (see the ``INFO_*`` slots).
+    fallback : ndarray of int64, shape (4 * n_fallback,)
+        Flat ``(kind, dest, start, end)`` records of numbers to convert with Python's
+        ``float()``; they were left as 0 in ``y`` / ``data``.
+    """
+    kernel = scan.row_parser(ffm)
+    info = np.zeros(scan.N_INFO, dtype=np.int64)
+    info[scan.INFO_MAX_INDEX] = -1
+    info[scan.INFO_MAX_FIELD] = -1
+    state = np.zeros(scan.N_STATE, dtype=np.int64)
+    state[scan.ST_I] = start
+    indptr[0] = 0
+    fb = np.empty(4 * 64, dtype=np.int64)
+    args = (buf, single, n_features, n_fields, indptr, indices, data, y)
+    while True:
+        status = kernel(*args, fmap, tokfield, fb, state, info)
+        if status == scan.GROW_FALLBACK:
+            fb = np.concatenate([fb, np.empty_like(fb)])
+        elif status == scan.GROW_FIELDMAP:
+            need = int(state[scan.ST_NEED])
+            size = min(max(2 * fmap.shape[0], need, 1024), scan.MAX_INDEX + 1)
+            grown = np.full(size, -1, dtype=np.int32)
+            grown[: fmap.shape[0]] = fmap
+            fmap = grown
+        elif status == scan.BAD_TOKEN:
+            s, e = int(info[scan.INFO_TOK_START]), int(info[scan.INFO_TOK_END])
+            is_label = state[scan.ST_HAS_LABEL] == 0
+            info[scan.INFO_CODE], info[scan.INFO_POS] = _token_error(buf, s, e, is_label, ffm)
+            break
+        else:
+            break
+    info[scan.INFO_ROWS] = state[scan.ST_ROW]
+    info[scan.INFO_NNZ] = state[scan.ST_K]
+    return info, fb[: 4 * state[scan.ST_NFB]]
+
+
+# A decimal as Python's float() reads it (nan/inf aside); ASCII digits only (bytes pattern).
+_DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE_WORDS = (b"inf", b"infinity", b"nan")
+
+
+def _is_nonfinite_word(text):
+    """Whether ``text`` spells out nan / inf / infinity, with an optional sign, any case."""
+    if text[:1] in (b"-", b"+"):
+        text = text[1:]
+    return text.lower() in _NONFINITE_WORDS
+
+
+def _uint_error(text, negative, too_large, bad):
+    """Which of the three errors the non-negative int ``text`` has, or None if it is fine."""
+    if text.isdigit():
+        return too_large if int(text) > scan.MAX_INDEX else None
+    return negative if len(text) > 1 and text[:1] == b"-" and text[1:].isdigit() else bad
+
+
+def _token_error(buf, s, e, is_label, ffm):
+    """``(error code, byte offset)`` of the token ``buf[s:e]`` that the parser rejected."""
+    tok = buf[s:e].tobytes()
+    if is_label:
+        if b":" in tok:
+            return scan.ERR_MISSING_LABEL, s
+        return (scan.ERR_NONFINITE_LABEL if _is_nonfinite_word(tok) else scan.ERR_BAD_LABEL), s
+    parts = tok.split(b":")
+    n_colons = len(parts) - 1
+    if n_colons == 0:
+        return scan.ERR_NO_COLON, s
+    if n_colons > 2:
+        return scan.ERR_TOO_MANY_COLONS, s
+    if ffm and n_colons == 1:
+        return scan.ERR_LOOKS_LIKE_LIBFM, s
+    if not ffm and n_colons == 2:
+        return scan.ERR_LOOKS_LIKE_FFM, s
+    pos = s
+    if ffm:
+        err = _uint_error(
+            parts[0], scan.ERR_NEGATIVE_FIELD, scan.ERR_FIELD_TOO_LARGE, scan.ERR_BAD_FIELD
+        )
+        if err is not None:
+            return err, s
+        pos += len(parts[0]) + 1
+    err = _uint_error(
+        parts[-2], scan.ERR_NEGATIVE_INDEX, scan.ERR_INDEX_TOO_LARGE, scan.ERR_BAD_INDEX
+    )
+    if err is not None:
+        return err, pos
+    pos += len(parts[-2]) + 1
+    if _is_nonfinite_word(parts[-1]):
+        return scan.ERR_NONFINITE_VALUE, pos
+    if _DECIMAL.fullmatch(parts[-1]) is None:
+        return scan.ERR_BAD_VALUE, pos
+    raise RuntimeError(  # pragma: no cover - the parser accepts every well-formed token
+        f"token {tok!r} at byte {s} was rejected but is well formed"
+    )
 
 
 def _raise_no_rows(path, buf):
@@ -248,7 +371,7 @@ def _resolve_fallbacks(path, buf, fallback, y, data, single):
     for kind, dest, start, end in fallback.reshape(-1, 4).tolist():
         text = buf[start:end].tobytes()
         value = float(text)  # the kernel already checked the syntax
-        if kind == K.FB_LABEL:
+        if kind == scan.FB_LABEL:
             if not math.isfinite(value):
                 _raise_at(
                     path,
@@ -288,14 +411,17 @@ def _overflow_msg(text):
 
 
 def _raise_at(path, buf, pos, message):
-    line, col = K.locate(buf, pos)
+    line, col = scan.locate(buf, pos)
     raise DataFormatError(path, int(line), int(col), message)
 
 
 def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
-    code = int(info[K.INFO_CODE])
-    pos = int(info[K.INFO_POS])
-    tok = _token_text(buf, int(info[K.INFO_TOK_START]), int(info[K.INFO_TOK_END]))
+    code = int(info[scan.INFO_CODE])
+    pos = int(info[scan.INFO_POS])
+    start, end = int(info[scan.INFO_TOK_START]), int(info[scan.INFO_TOK_END])
+    tok = _token_text(buf, start, end)
+    # The n_features / n_fields hints need whole numbers, which the shortened token may cut.
+    whole = buf[start:end].tobytes().split(b":")
     expected = "field:index:value" if ffm else "index:value"
     parts = tok.split(":")
     if ffm:
@@ -306,90 +432,90 @@ def _raise_parse_error(path, buf, info, ffm, n_features, n_fields):
         index_txt = parts[0]
     value_txt = parts[-1] if len(parts) > 1 else ""
 
-    if code == K.ERR_BAD_LABEL:
+    if code == scan.ERR_BAD_LABEL:
         msg = (
             f"bad label '{tok}': every line must start with a numeric label such as "
             "1, -1, 0 or 3.5, separated from the features by spaces or tabs"
         )
-    elif code == K.ERR_MISSING_LABEL:
+    elif code == scan.ERR_MISSING_LABEL:
         msg = (
             f"line starts with '{tok}' instead of a label: every line must start with a "
             "numeric label (write 0 if the data has none)"
         )
-    elif code == K.ERR_NONFINITE_LABEL:
+    elif code == scan.ERR_NONFINITE_LABEL:
         msg = f"label '{tok}' is not finite; labels must be finite numbers"
-    elif code == K.ERR_NO_COLON:
+    elif code == scan.ERR_NO_COLON:
         msg = f"token '{tok}' has no ':'; features must be written as {expected}" + (
             "" if ffm else " (is this a dense or CSV file?)"
         )
-    elif code == K.ERR_TOO_MANY_COLONS:
+    elif code == scan.ERR_TOO_MANY_COLONS:
         msg = f"token '{tok}' has {tok.count(':')} ':'; features must be written as {expected}"
-    elif code == K.ERR_LOOKS_LIKE_FFM:
+    elif code == scan.ERR_LOOKS_LIKE_FFM:
         msg = (
             f"token '{tok}' looks like FFM (field:index:value) but read_libfm expects "
             "index:value; use read_ffm for FFM files"
         )
-    elif code == K.ERR_LOOKS_LIKE_LIBFM:
+    elif code == scan.ERR_LOOKS_LIKE_LIBFM:
         msg = (
             f"token '{tok}' looks like libFM/libsvm (index:value) but read_ffm expects "
             "field:index:value; use read_libfm for libFM/libsvm files"
         )
-    elif code == K.ERR_NEGATIVE_INDEX:
+    elif code == scan.ERR_NEGATIVE_INDEX:
         msg = (
             f"negative feature index '{index_txt}' in token '{tok}'; indices must be "
             "non-negative integers (libFM files are 0-based, libsvm files 1-based)"
         )
-    elif code == K.ERR_BAD_INDEX:
+    elif code == scan.ERR_BAD_INDEX:
         msg = (
             f"feature index '{index_txt}' in token '{tok}' is not a non-negative "
             f"integer; features must be written as {expected} with an integer index"
         )
-    elif code == K.ERR_INDEX_TOO_LARGE:
+    elif code == scan.ERR_INDEX_TOO_LARGE:
         msg = (
-            f"feature index {index_txt} in token '{tok}' exceeds {K.MAX_INDEX} (int32); "
+            f"feature index {index_txt} in token '{tok}' exceeds {scan.MAX_INDEX} (int32); "
             "re-hash the features into a smaller range, e.g. hash(feature) % 2**24"
         )
-    elif code == K.ERR_INDEX_GE_N_FEATURES:
+    elif code == scan.ERR_INDEX_GE_N_FEATURES:
         msg = (
             f"feature index {index_txt} in token '{tok}' is >= n_features={n_features}; "
-            f"pass n_features={int(index_txt) + 1} or more (or None to infer it from the "
-            "file)"
+            f"pass n_features={int(whole[1 if ffm else 0]) + 1} or more (or None to infer it "
+            "from the file)"
         )
-    elif code == K.ERR_NEGATIVE_FIELD:
+    elif code == scan.ERR_NEGATIVE_FIELD:
         msg = f"negative field '{field_txt}' in token '{tok}'; fields must be integers >= 0"
-    elif code == K.ERR_BAD_FIELD:
+    elif code == scan.ERR_BAD_FIELD:
         msg = (
             f"field '{field_txt}' in token '{tok}' is not a non-negative integer; "
             "features must be written as field:index:value"
         )
-    elif code == K.ERR_FIELD_TOO_LARGE:
+    elif code == scan.ERR_FIELD_TOO_LARGE:
         msg = (
-            f"field {field_txt} in token '{tok}' exceeds {K.MAX_INDEX}; "
+            f"field {field_txt} in token '{tok}' exceeds {scan.MAX_INDEX}; "
             "number the fields 0, 1, 2, ..."
         )
-    elif code == K.ERR_FIELD_GE_N_FIELDS:
+    elif code == scan.ERR_FIELD_GE_N_FIELDS:
         msg = (
             f"field {field_txt} in token '{tok}' is >= n_fields={n_fields}; pass "
-            f"n_fields={int(field_txt) + 1} or more (or None for no bound)"
+            f"n_fields={int(whole[0]) + 1} or more (or None for no bound)"
         )
-    elif code == K.ERR_FIELD_CONFLICT:
-        first = int(info[K.INFO_EXTRA])
+    elif code == scan.ERR_FIELD_CONFLICT:
+        first = int(info[scan.INFO_EXTRA])
         msg = (
             f"feature {index_txt} appears under field {field_txt} in token '{tok}' but "
             f"under field {first} earlier in the file; each feature must belong to "
             "exactly one field. If indices are hashed per field, make them unique "
             "across fields (e.g. index = field * K + index with K > max index)"
         )
-    elif code == K.ERR_BAD_VALUE:
+    elif code == scan.ERR_BAD_VALUE:
         msg = (
             f"bad value '{value_txt}' in token '{tok}'; values must be decimal numbers "
             "such as 1, 0.5 or -2e-3"
         )
-    elif code == K.ERR_NONFINITE_VALUE:
+    elif code == scan.ERR_NONFINITE_VALUE:
         msg = f"value '{value_txt}' in token '{tok}' is not finite; {_NONFINITE_HINT}"
-    elif code == K.ERR_VALUE_OVERFLOW:
+    elif code == scan.ERR_VALUE_OVERFLOW:
         msg = _overflow_msg(value_txt)
-    elif code == K.ERR_CAPACITY:  # pragma: no cover - would be a bug in count_rows_tokens
+    elif code == scan.ERR_CAPACITY:  # pragma: no cover - would be a bug in count_rows_tokens
         msg = "internal error: row/token count mismatch; please report this file"
     else:  # pragma: no cover - kernel and messages out of sync
         msg = f"parse error {code} in token '{tok}'"
@@ -457,9 +583,9 @@ def _as_csr(X):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D, got shape {X.shape}")
         X = sp.csr_matrix(X)
-    if X.shape[1] > K.MAX_INDEX + 1:
+    if X.shape[1] > scan.MAX_INDEX + 1:
         raise ValueError(
-            f"X has {X.shape[1]} columns; the text formats support at most {K.MAX_INDEX + 1}"
+            f"X has {X.shape[1]} columns; the text formats support at most {scan.MAX_INDEX + 1}"
         )
     data = X.data
     if data.dtype not in (np.float32, np.float64):
@@ -503,14 +629,15 @@ def _write(path, X, y, fields):
                 f"fields must be an integer array of shape ({n_cols},), got "
                 f"{fields.dtype} {fields.shape}"
             )
-        if fields.size and fields.max() > K.MAX_INDEX:
-            raise ValueError(f"field ids must be <= {K.MAX_INDEX}")
+        if fields.size and fields.max() > scan.MAX_INDEX:
+            raise ValueError(f"field ids must be <= {scan.MAX_INDEX}")
         fields = fields.astype(np.int32)  # stored features need a field >= 0: _write_chunks
     else:
         fields = np.empty(0, dtype=np.int32)
     single = data.dtype == np.float32
 
     path = os.fspath(path)
+    compile_notice(format_rows, seconds=_WRITE_COMPILE_S)
     with atomic_write(path) as raw:
         if path.endswith(".gz"):
             # Closing the GzipFile writes the trailer but leaves raw open.
@@ -528,7 +655,7 @@ def _write_chunks(f, indptr, indices, data, y, fields, ffm, single):
     while r0 < n_rows:
         r1 = int(np.searchsorted(indptr, indptr[r0] + _CHUNK_NNZ, side="right")) - 1
         r1 = min(max(r1, r0 + 1), r0 + _CHUNK_ROWS, n_rows)
-        need = K.MAX_ROW_BYTES * (r1 - r0) + K.MAX_TOKEN_BYTES * int(indptr[r1] - indptr[r0])
+        need = MAX_ROW_BYTES * (r1 - r0) + MAX_TOKEN_BYTES * int(indptr[r1] - indptr[r0])
         if out.shape[0] < need:
             out = np.empty(need, dtype=np.uint8)
         j0, j1 = int(indptr[r0]), int(indptr[r1])
@@ -541,6 +668,6 @@ def _write_chunks(f, indptr, indices, data, y, fields, ffm, single):
                 f"feature {c} occurs in X but fields[{c}] = {fields[c]}; give every stored "
                 "feature a field >= 0"
             )
-        n = K.format_rows(indptr, indices, chunk, tok_fields, j0, y, ffm, single, r0, r1, out)
+        n = format_rows(indptr, indices, chunk, tok_fields, j0, y, ffm, single, r0, r1, out)
         f.write(memoryview(out)[:n])
         r0 = r1
