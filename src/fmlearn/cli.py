@@ -45,11 +45,12 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--solver",
-        choices=("adagrad", "sgd", "als", "mcmc"),
+        choices=("adagrad", "sgd", "ftrl", "als", "mcmc"),
         default="adagrad",
-        help="adagrad (robust default), sgd (plain SGD; use a learning rate near 0.01), als "
-        "(coordinate descent; FM only) or mcmc (Bayesian FM by Gibbs sampling, no learning "
-        "rate or regularization to tune; FM only). Default: adagrad.",
+        help="adagrad (robust default), sgd (plain SGD; use a learning rate near 0.01), ftrl "
+        "(FTRL-Proximal, the online CTR optimizer; L1 with --l1-reg-w), als (coordinate "
+        "descent; FM only) or mcmc (Bayesian FM by Gibbs sampling, no learning rate or "
+        "regularization to tune; FM only). Default: adagrad.",
     )
     g.add_argument(
         "--n-factors",
@@ -65,6 +66,14 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
         default=100,
         metavar="N",
         help="maximum number of epochs. Default: 100.",
+    )
+    g.add_argument(
+        "--l1-reg-w",
+        type=float,
+        default=0.0,
+        metavar="L",
+        help="L1 regularization of linear weights, --solver ftrl only: weights of features "
+        "that do not earn it are exactly 0. Default: 0.",
     )
     g.add_argument(
         "--l2-reg-w",
@@ -214,6 +223,7 @@ def cmd_train(args) -> int:
         solver=args.solver,
         learning_rate=args.learning_rate,
         max_iter=args.max_iter,
+        l1_reg_w=args.l1_reg_w,
         l2_reg_w=args.l2_reg_w,
         l2_reg_V=args.l2_reg_V,
         init_stdev=args.init_stdev,

@@ -54,7 +54,7 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
 
     _loss = ORDINAL
     _metric_name = "logloss"
-    _solvers = frozenset({"sgd", "adagrad", "mcmc"})
+    _solvers = frozenset({"sgd", "adagrad", "ftrl", "mcmc"})
 
     # ----------------------------------------------------------------- task hooks
     def _encode_y(self, y, *, reset, classes=None):
