@@ -28,7 +28,7 @@ class FMOrdinalRegressor(RegressorMixin, BaseFM):
     cutpoints ``theta``; ``F`` is the logistic CDF for the SGD solvers and the normal CDF
     for ``solver="mcmc"`` (ordered probit). Targets are numeric class labels (e.g. 1..5);
     every label seen in training is a class. Per-epoch metric: log loss of the classes.
-    Solvers: "sgd", "adagrad", "mcmc" (no ALS).
+    Solvers: "sgd", "adagrad", "ftrl", "mcmc" (no ALS).
     """
         + _PARAMS_DOC
         + """
