@@ -35,9 +35,9 @@ These made it 4-5x faster than a plain numba loop over a runtime ``k``:
   vectorization.
 
 - float32 AdaGrad steps multiply by the processor's reciprocal square root estimate
-  (:func:`_vdiv_sqrt`, x86 with AVX; libffm's ``_mm_rsqrt_ps``) instead of dividing by an exact
-  square root that LLVM refines with a Newton step: 15% of the epoch for a step size that
-  SGD does not need to 24 bits.
+  (:func:`fmlearn._kernels.intrinsics._vdiv_sqrt`, x86 with AVX; libffm's ``_mm_rsqrt_ps``)
+  instead of dividing by an exact square root that LLVM refines with a Newton step: 15% of the
+  epoch for a step size that SGD does not need to 24 bits.
 
 Prefetching also asks for the last cache line of each coming row's index and value slices (a
 row of 10 entries straddles two lines more often than not), not only the first.

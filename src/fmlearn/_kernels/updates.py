@@ -81,9 +81,6 @@ ADAGRAD_INITIAL_ACCUMULATOR = 1.0
 # beta = 1 usually good enough; it only matters for the first few steps of a coordinate.
 FTRL_BETA = 1.0
 
-# A kernel's hyper-parameters ``hp`` (the solver's ``kernel_args``), a tuple of floats:
-# learning rate, L1 on the linear weights (FTRL only), L2 on the linear weights, on the factors.
-LR, L1_W, L2_W, L2_V = 0, 1, 2, 3
 
 
 def state_count(code: int) -> int:
@@ -111,7 +108,9 @@ def by_code(make):
 
 @jit(inline="always")
 def typed_args(T, hp):
-    """A kernel's hyper-parameters ``hp`` as numbers of class ``T`` (the table's dtype)."""
+    """A kernel's hyper-parameters ``hp`` (the solver's ``kernel_args``: learning rate, L1 on
+    the linear weights, L2 on the linear weights, L2 on the factors) as numbers of class ``T``
+    (the table's dtype)."""
     return T(hp[0]), T(hp[1]), T(hp[2]), T(hp[3])
 
 
