@@ -302,7 +302,7 @@ def test_train_flags_and_defaults_in_help_follow_the_model(capsys):
         main(["train", "--model", "hofm", "--task", "classification", "--help"])
     out = capsys.readouterr().out
     assert "HOFMClassifier parameters" in out and "--degree N" in out and "Default: 3." in out
-    assert "--solver {adagrad,sgd}" in out  # the family's solvers only
+    assert "--solver {adagrad,ftrl,sgd}" in out  # the family's solvers only
 
 
 def test_a_flag_of_another_model_is_an_error_that_names_it(files, capsys):

@@ -13,6 +13,7 @@ from fmlearn import FFMClassifier, FFMRegressor, FMRegressor
 from fmlearn._kernels import ffm as ffm_kernels
 from fmlearn._kernels import hogwild
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
+from fmlearn._kernels.updates import ADAGRAD, FTRL, SGD
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.models import FFMParams, FMParams
 
@@ -65,7 +66,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive, k):
     ffm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         params.w0, np.ones(1), params.table, k, params.fields, params.wcol,
-        SQUARED, lr, 0.0, 0.0, adaptive, False, True,
+        SQUARED, ADAGRAD if adaptive else SGD, (lr, 0.0, 0.0, 0.0), False, True,
     )
     step = (before.table[:, : before.wcol + 1] - params.table[:, : params.wcol + 1]).ravel()
     if not adaptive:
@@ -96,7 +97,7 @@ def test_float32_adagrad_step_is_within_the_rsqrt_estimate(k):
         ffm_kernels.sgd_epoch(
             Xk.indptr, Xk.indices, Xk.data, np.array([2.0]), np.ones(1), np.zeros(1, np.int64),
             p.w0, np.ones(1, dtype), p.table, k, p.fields, p.wcol,
-            SQUARED, 0.1, 0.0, 0.0, True, False, False,
+            SQUARED, ADAGRAD, (0.1, 0.0, 0.0, 0.0), False, False,
         )
         steps[dtype] = params.table[:, : p.wcol].astype(np.float64) - p.table[:, : p.wcol]
     exact, approx = steps[np.float64], steps[np.float32]
@@ -128,24 +129,27 @@ def _kernel_inputs(n_rows, n_features, n_fields, k, seed):
 def test_specialized_kernels_match_generic(k):
     """Each specialized number of factors computes what the generic (chunked) kernels do."""
     params, Xk, y, sw = _kernel_inputs(300, 40, 7, k, seed=k)
-    special = ffm_kernels.kernels(k)
-    generic = ffm_kernels._make_kernels(0)
+    special = ffm_kernels.predict_kernel(k)
+    generic = ffm_kernels._make_predict(0)
     no_hot = (np.empty(0, np.int32), np.empty(0, np.int64), np.zeros(1, np.int32), 64)
-    assert special is not ffm_kernels.kernels(k + 1)
+    assert special is not ffm_kernels.predict_kernel(k + 1)
     preds = []
-    for predict, _ in (special, generic):
+    for predict in (special, generic):
         out = np.empty(Xk.n_rows)
         predict(Xk.indptr, Xk.indices, Xk.data, params.w0, params.table, k, params.fields,
                 params.wcol, out)
         preds.append(out)
     np.testing.assert_allclose(preds[0], preds[1], rtol=1e-5, atol=1e-6)
     order = np.random.default_rng(0).permutation(Xk.n_rows)
-    for adaptive in (False, True):
+    for code in (SGD, ADAGRAD, FTRL):
         results = []
-        for _, epoch in (special, generic):
-            p, acc_w0 = params.copy(), np.ones(1, np.float32)
+        for epoch in (ffm_kernels.epoch_kernel(k, code), ffm_kernels._make_epoch(0, code)):
+            p, acc_w0 = params.copy(), np.ones(2, np.float32)
+            if code == FTRL:
+                p = p.with_state(2 * (p.wcol + 1))
+                p.state[:] = np.random.default_rng(k).uniform(0.5, 2.0, p.state.shape)
             loss = epoch(Xk.indptr, Xk.indices, Xk.data, y, sw, order, p.w0, acc_w0, p.table,
-                         k, p.fields, p.wcol, LOGISTIC, 0.05, 1e-3, 1e-3, adaptive, True, True,
+                         k, p.fields, p.wcol, LOGISTIC, (0.05, 1e-3, 1e-3, 1e-3), True, True,
                          *no_hot)
             results.append((loss, p.table, p.w0, acc_w0))
         (l0, t0, b0, a0), (l1, t1, b1, a1) = results
@@ -160,8 +164,8 @@ def _epoch(params, Xk, y, sw, order, hot=None, merge_every=64):
     acc_w0 = np.ones(1, np.float32)
     loss = ffm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, sw, order, params.w0, acc_w0, params.table,
-        params.n_factors, params.fields, params.wcol, LOGISTIC, 0.05, 1e-3, 1e-3, True, True,
-        True, hot=hot, merge_every=merge_every,
+        params.n_factors, params.fields, params.wcol, LOGISTIC, ADAGRAD, (0.05, 0.0, 1e-3, 1e-3),
+        True, True, hot=hot, merge_every=merge_every,
     )
     return loss, acc_w0
 
@@ -219,8 +223,11 @@ def test_hot_buffers_with_threads():
 
 
 def test_kernel_selection():
-    assert ffm_kernels.kernels(4) is ffm_kernels.kernels(np.int64(4))
-    assert ffm_kernels.kernels(3) is ffm_kernels.kernels(5)  # both generic
+    assert ffm_kernels.predict_kernel(4) is ffm_kernels.predict_kernel(np.int64(4))
+    assert ffm_kernels.predict_kernel(3) is ffm_kernels.predict_kernel(5)  # both generic
+    assert ffm_kernels.epoch_kernel(4, ADAGRAD) is ffm_kernels.epoch_kernel(4, np.int64(1))
+    assert ffm_kernels.epoch_kernel(3, SGD) is ffm_kernels.epoch_kernel(5, SGD)
+    assert ffm_kernels.epoch_kernel(4, SGD) is not ffm_kernels.epoch_kernel(4, FTRL)
 
 
 def _field_aware_data(n=6000, seed=0):

@@ -11,6 +11,7 @@ import fmlearn
 from fmlearn import FMRegressor
 from fmlearn._kernels import hofm as hofm_kernels
 from fmlearn._kernels.losses import SQUARED
+from fmlearn._kernels.updates import ADAGRAD, SGD
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.hofm import HOFMClassifier, HOFMParams, HOFMRegressor
 from fmlearn.models.fm import FMParams
@@ -135,7 +136,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive, degree):
     hofm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         params.w0, np.ones(1), params.table, 2, degree, params.wcol,
-        SQUARED, lr, 0.0, 0.0, adaptive, False, True,
+        SQUARED, ADAGRAD if adaptive else SGD, (lr, 0.0, 0.0, 0.0), False, True,
     )
     step = (before.table[:, : before.wcol + 1] - params.table[:, : params.wcol + 1]).ravel()
     assert np.count_nonzero(grad) > 0
@@ -169,7 +170,7 @@ def test_gradient_with_one_dominant_term_float32():
     loss = hofm_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
         params.w0, np.ones(1), params.table, 1, 4, params.wcol,
-        SQUARED, lr, 0.0, 0.0, False, False, False,
+        SQUARED, SGD, (lr, 0.0, 0.0, 0.0), False, False,
     )
     g = np.sqrt(loss)  # the kernel's own g (its float32 prediction is slightly off)
     got = (before - params.P)[:, :, 0] / (lr * g)

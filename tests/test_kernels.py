@@ -12,6 +12,7 @@ from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import hogwild
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._kernels.losses import LOGISTIC, SQUARED, loss_gradient, loss_value
+from fmlearn._kernels.updates import ADAGRAD, FTRL, N_STATES, SGD
 from fmlearn.data.design import as_kernel_csr
 
 
@@ -21,6 +22,11 @@ def _random_model(n_features, k, rng, dtype):
         rng.normal(size=n_features).astype(dtype),
         rng.normal(scale=0.5, size=(n_features, k)).astype(dtype),
     )
+
+
+def _opt(adaptive):
+    """The optimizer code of the old ``adaptive`` switch."""
+    return ADAGRAD if adaptive else SGD
 
 
 def _table(w, V, n_state=0, state_value=1.0):
@@ -82,7 +88,7 @@ def _one_step(adaptive, reg_w=0.1, reg_V=0.2, lr=0.05, k=3):
     table = _table(w, V, n_state=k + 1 if adaptive else 0)
     sgd_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(1), np.zeros(1, np.int64),
-        new_w0, acc_w0, table, k, SQUARED, lr, reg_w, reg_V, adaptive, True, True,
+        new_w0, acc_w0, table, k, SQUARED, _opt(adaptive), (lr, 0.0, reg_w, reg_V), True, True,
     )
     new = (new_w0, table[:, k], table[:, :k])
     acc = (acc_w0, table[:, 2 * k + 1], table[:, k + 1 : 2 * k + 1]) if adaptive else None
@@ -148,7 +154,7 @@ def test_hogwild_epochs_learn():
         def chunk(a, b, order=order):
             return sgd_kernels.sgd_epoch(
                 Xk.indptr, Xk.indices, Xk.data, y, np.ones(n), order[a:b], w0, acc_w0, table, k,
-                SQUARED, 0.1, 0.0, 0.0, True, True, True,
+                SQUARED, ADAGRAD, (0.1, 0.0, 0.0, 0.0), True, True,
             )
 
         losses.append(sum(run_blocks(chunk, n, 2)))
@@ -170,8 +176,8 @@ def test_float32_adagrad_step_is_within_the_rsqrt_estimate(k):
         Xk = as_kernel_csr(X.astype(dtype))
         sgd_kernels.sgd_epoch(
             Xk.indptr, Xk.indices, Xk.data, np.array([2.0]), np.ones(1), np.zeros(1, np.int64),
-            w0.astype(dtype), np.ones(1, dtype), t, k, SQUARED, 0.1, 0.0, 0.0, True, False,
-            False,
+            w0.astype(dtype), np.ones(1, dtype), t, k, SQUARED, ADAGRAD, (0.1, 0.0, 0.0, 0.0),
+            False, False,
         )
         steps[dtype] = table.astype(np.float32).astype(np.float64)[:, :k] - t[:, :k]
     exact, approx = steps[np.float64], steps[np.float32]
@@ -182,9 +188,9 @@ def test_float32_adagrad_step_is_within_the_rsqrt_estimate(k):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("adaptive", [False, True])
+@pytest.mark.parametrize("code", [SGD, ADAGRAD, FTRL])
 @pytest.mark.parametrize("loss", [SQUARED, LOGISTIC])
-def test_specialized_epoch_matches_generic(dtype, adaptive, loss):
+def test_specialized_epoch_matches_generic(dtype, code, loss):
     """The kernel built for k = 16 (one vector per operation) against the runtime-k one."""
     k = 16
     assert k in sgd_kernels.SPECIALIZED_FACTORS
@@ -195,13 +201,13 @@ def test_specialized_epoch_matches_generic(dtype, adaptive, loss):
     y = rng.normal(size=n) if loss == SQUARED else np.sign(rng.normal(size=n))
     sw = rng.uniform(0.5, 2.0, n)
     w0, w, V = _random_model(n_features, k, rng, dtype)
-    table = _table(w, V * 0.3, n_state=k + 1 if adaptive else 0)
+    table = _table(w, V * 0.3, n_state=N_STATES[code] * (k + 1))
     order = rng.permutation(n)
     out = []
-    for kernel in (sgd_kernels.epoch_kernel(k), sgd_kernels.epoch_kernel(0)):
-        t, b, a = table.copy(), w0.copy(), np.ones(1, dtype)
-        loss_sum = kernel(Xk.indptr, Xk.indices, Xk.data, y, sw, order, b, a, t, k, loss, 0.05,
-                          0.01, 0.02, adaptive, True, True, *hogwild.hot_arguments(None),
+    for kernel in (sgd_kernels.epoch_kernel(k, code), sgd_kernels.epoch_kernel(0, code)):
+        t, b, a = table.copy(), w0.copy(), np.ones(2, dtype)
+        loss_sum = kernel(Xk.indptr, Xk.indices, Xk.data, y, sw, order, b, a, t, k, loss,
+                          (0.05, 0.01, 0.01, 0.02), True, True, *hogwild.hot_arguments(None),
                           hogwild.MERGE_EVERY)
         out.append((loss_sum, b, a, t))
     rtol = 1e-4 if dtype == np.float32 else 1e-10
@@ -217,7 +223,7 @@ def test_epoch_with_empty_rows_and_no_factors():
     w0, table = np.zeros(1), np.zeros((3, 1))
     loss = sgd_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, y, np.ones(3), np.arange(3, dtype=np.int64), w0,
-        np.ones(1), table, 0, SQUARED, 0.1, 0.0, 0.0, False, True, True,
+        np.ones(1), table, 0, SQUARED, SGD, (0.1, 0.0, 0.0, 0.0), True, True,
     )
     # Row by row (lr 0.1): predictions 0, 0.1 (the bias alone), 0.14.
     assert loss == pytest.approx(1.0**2 + 0.4**2 + 1.14**2, rel=1e-12)
@@ -244,28 +250,28 @@ def _fm_hot(Xk, n_rows):
     return hogwild.hot_indices(Xk.indices, slot, rows.shape[0]), rows, np.zeros(1, np.int32)
 
 
-def _fm_epoch(table, w0, acc_w0, Xk, y, sw, order, k, adaptive, hot=None, merge_every=64):
+def _fm_epoch(table, w0, w0_state, Xk, y, sw, order, k, code, hot=None, merge_every=64):
     return sgd_kernels.sgd_epoch(
-        Xk.indptr, Xk.indices, Xk.data, y, sw, order, w0, acc_w0, table, k, SQUARED, 0.05,
-        1e-3, 2e-3, adaptive, True, True, hot=hot, merge_every=merge_every,
+        Xk.indptr, Xk.indices, Xk.data, y, sw, order, w0, w0_state, table, k, SQUARED, code,
+        (0.05, 1e-3, 1e-3, 2e-3), True, True, hot=hot, merge_every=merge_every,
     )
 
 
-@pytest.mark.parametrize("adaptive", [False, True])
+@pytest.mark.parametrize("code", [SGD, ADAGRAD, FTRL])
 @pytest.mark.parametrize("k", [16, 3])  # specialized; generic
-def test_fm_hot_buffers_alone_change_nothing(k, adaptive):
+def test_fm_hot_buffers_alone_change_nothing(k, code):
     """One thread with hot-row buffers merges into an unchanged table: a plain epoch."""
     _, Xk, rng = _skewed_data(400, 60, 5, seed=k)
     y, sw = rng.normal(size=Xk.n_rows), rng.uniform(0.5, 2.0, Xk.n_rows)
     w0, w, V = _random_model(60, k, rng, np.float32)
-    table = _table(w * 0.1, V * 0.3, n_state=k + 1 if adaptive else 0)
+    table = _table(w * 0.1, V * 0.3, n_state=N_STATES[code] * (k + 1))
     order = rng.permutation(Xk.n_rows)
     buffered = _fm_hot(Xk, Xk.n_rows // 8)
     assert 0 < buffered[1].size < table.shape[0]
     runs = []
     for hot in (None, buffered):
-        t, b, a = table.copy(), w0.copy(), np.ones(1, np.float32)
-        loss = _fm_epoch(t, b, a, Xk, y, sw, order, k, adaptive, hot=hot, merge_every=3)
+        t, b, a = table.copy(), w0.copy(), np.ones(max(N_STATES[code], 1), np.float32)
+        loss = _fm_epoch(t, b, a, Xk, y, sw, order, k, code, hot=hot, merge_every=3)
         runs.append((loss, t, b, a))
         assert hot is None or hot[2][0] == 0  # the lock is free again
     (l0, t0, b0, a0), (l1, t1, b1, a1) = runs
@@ -277,8 +283,8 @@ def test_fm_hot_buffers_alone_change_nothing(k, adaptive):
     assert not np.array_equal(t1, table)
 
 
-@pytest.mark.parametrize("adaptive", [False, True])
-def test_fm_hot_buffers_with_threads(adaptive):
+@pytest.mark.parametrize("code", [SGD, ADAGRAD, FTRL])
+def test_fm_hot_buffers_with_threads(code):
     """Two threads with hot-row buffers learn as much as one thread does."""
     k, n_features = 4, 100
     X, Xk, rng = _skewed_data(6000, n_features, 5, seed=7)
@@ -288,17 +294,21 @@ def test_fm_hot_buffers_with_threads(adaptive):
     hot = _fm_hot(Xk, Xk.n_rows)
     assert hot[1].size
     start = _table(np.zeros(n_features, np.float32), np.full((n_features, k), 0.1, np.float32),
-                   n_state=k + 1 if adaptive else 0)
+                   n_state=N_STATES[code] * (k + 1))
+    if code == FTRL:  # z reproducing the factors' 0.1 (with n = 0)
+        start[:, k + 1 :] = 0.0
+        start[:, k + 1 : 2 * k + 1] = -0.1 * (1.0 / 0.05 + 2e-3)
     losses = {}
     for n_jobs in (1, 2):
-        table, w0, acc_w0 = start.copy(), np.zeros(1, np.float32), np.ones(1, np.float32)
+        table, w0 = start.copy(), np.zeros(1, np.float32)
+        acc_w0 = np.full(max(N_STATES[code], 1), float(code == ADAGRAD), np.float32)
         for epoch in range(8):
             order = np.random.default_rng(epoch).permutation(Xk.n_rows)
             shared = hot if n_jobs > 1 else None
             params = (table, w0, acc_w0)
             with ThreadPoolExecutor(n_jobs) as pool:
                 loss = sum(pool.map(
-                    lambda c, p=params, h=shared: _fm_epoch(*p, Xk, y, sw, c, k, adaptive, hot=h),
+                    lambda c, p=params, h=shared: _fm_epoch(*p, Xk, y, sw, c, k, code, hot=h),
                     np.array_split(order, n_jobs)))
         losses[n_jobs] = loss / Xk.n_rows
         assert np.isfinite(table).all() and np.isfinite(w0).all() and hot[2][0] == 0

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 import fmlearn
 from fmlearn import FFMClassifier, FMClassifier, FwFMClassifier, HOFMClassifier
 from fmlearn._kernels import multiclass as mc_kernels
+from fmlearn._kernels.updates import ADAGRAD, SGD
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.models.fm import FMParams
 from fmlearn.models.multiclass import MulticlassFMParams
@@ -130,7 +131,7 @@ def test_sgd_step_is_the_softmax_gradient(adaptive):
     got_loss = mc_kernels.sgd_epoch(
         Xk.indptr, Xk.indices, Xk.data, np.array([float(label)]), np.array([weight]),
         np.zeros(1, np.int64), params.w0, np.ones(4), params.table, 3,
-        lr, 0.0, 0.0, adaptive, True, True,
+        ADAGRAD if adaptive else SGD, (lr, 0.0, 0.0, 0.0), True, True,
     )
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-9)
     step = np.concatenate([

@@ -7,6 +7,7 @@ from scipy.special import expit
 
 from fmlearn import FMOrdinalRegressor, load
 from fmlearn._kernels import ordinal as ok
+from fmlearn._kernels.updates import SGD
 from fmlearn.data import make_fm_regression
 
 
@@ -58,7 +59,7 @@ def test_sgd_gradient_matches_numerical_derivative():
         tab = table.copy()
         lr = 1e-4
         total = ok.sgd_epoch(indptr, indices, data, y, np.ones(1), np.zeros(1, np.int64), tab, k,
-                             cut_after, np.ones(3), lr, 0.0, 0.0, False, True)
+                             cut_after, np.ones(3), SGD, (lr, 0.0, 0.0, 0.0), True)
         assert abs(total - loss(cut)) < 1e-9
         eps = 1e-6
         num = np.array([(loss(cut + eps * e) - loss(cut - eps * e)) / (2 * eps)

@@ -11,6 +11,7 @@ from sklearn.base import clone
 import fmlearn
 from fmlearn import FFMRegressor, FMClassifier, FMRegressor
 from fmlearn._kernels import ranking as rk
+from fmlearn._kernels.updates import ADAGRAD, SGD
 from fmlearn.metrics import ndcg_at_k, precision_at_k
 from fmlearn.ranking import FMRanker, recommend
 
@@ -67,8 +68,8 @@ def _run_epoch(Q, C, positives, order, table, *, loss, lr, reg_w=0.0, reg_V=0.0,
         Cs.indptr.astype(np.int64), (Cs.indices + Q.shape[1]).astype(np.int32), Cs.data,
         pos[:, 0].copy(), pos[:, 1].copy(), sw, np.asarray(order, dtype=np.int64),
         known.indptr.astype(np.int64), known.indices.astype(np.int32), np.zeros(0, np.int64),
-        table, K, np.uint64(seed), rk.UNIFORM, max_sampled, loss, lr, reg_w, reg_V, adaptive,
-        False, True,
+        table, K, np.uint64(seed), rk.UNIFORM, max_sampled, loss, ADAGRAD if adaptive else SGD,
+        (lr, 0.0, reg_w, reg_V), False, True,
     )
 
 

@@ -123,6 +123,7 @@ class BaseFM(BaseEstimator):
         "solver": [StrOptions(set(SOLVERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "l1_reg_w": [Interval(Real, 0, None, closed="left")],
         "l2_reg_w": [Interval(Real, 0, None, closed="left")],
         "l2_reg_V": [Interval(Real, 0, None, closed="left")],
         "init_stdev": [Interval(Real, 0, None, closed="left")],
@@ -220,6 +221,7 @@ class BaseFM(BaseEstimator):
         solver="adagrad",
         learning_rate=0.1,
         max_iter=100,
+        l1_reg_w=0.0,
         l2_reg_w=1e-4,
         l2_reg_V=1e-4,
         init_stdev=0.1,
@@ -238,6 +240,7 @@ class BaseFM(BaseEstimator):
         self.solver = solver
         self.learning_rate = learning_rate
         self.max_iter = max_iter
+        self.l1_reg_w = l1_reg_w
         self.l2_reg_w = l2_reg_w
         self.l2_reg_V = l2_reg_V
         self.init_stdev = init_stdev

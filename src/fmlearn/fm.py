@@ -22,28 +22,37 @@ from fmlearn.retrieval import RecommendMixin
 from fmlearn.tasks import BinaryClassification, Multinomial, Regression
 
 # Solvers with multinomial kernels (more than two classes).
-_MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad"})
+_MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad", "ftrl"})
 
 _PARAMS_DOC = """
     Parameters
     ----------
     n_factors : int, default=8
         Dimension k of the latent factors; 0 gives a linear model.
-    solver : {"adagrad", "sgd", "als", "mcmc"}, default="adagrad"
+    solver : {"adagrad", "sgd", "ftrl", "als", "mcmc"}, default="adagrad"
         "sgd": stochastic gradient descent with a constant ``learning_rate``; "adagrad": SGD
-        with AdaGrad per-coordinate step sizes, less sensitive to ``learning_rate``; "als":
+        with AdaGrad per-coordinate step sizes, less sensitive to ``learning_rate``; "ftrl":
+        FTRL-Proximal (McMahan et al. 2013), per-coordinate rates with L1 (``l1_reg_w``) and
+        L2 in closed form, the online click-through-rate optimizer (see
+        ``docs/solvers.md``); "als":
         exact coordinate descent (no learning rate); "mcmc": Bayesian FM by Gibbs sampling
         (no learning rate and no regularization to tune; ``predict`` averages the kept
         posterior samples; ``predict(X, return_std=True)`` gives predictive uncertainty).
         ALS and MCMC classify with the probit model. See ``docs/bayesian.md``.
     learning_rate : float, default=0.1
-        Step size (AdaGrad: initial scale of the per-coordinate steps). For plain SGD start
-        near 0.01. Not used by ALS and MCMC.
+        Step size (AdaGrad: initial scale of the per-coordinate steps; FTRL: its ``alpha``,
+        each coordinate's rate being ``alpha / (1 + sqrt(sum of its squared gradients))``).
+        For plain SGD start near 0.01. Not used by ALS and MCMC.
     max_iter : int, default=100
         Maximum number of epochs (passes over the training rows; sweeps for ALS and MCMC).
+    l1_reg_w : float, default=0.0
+        L1 regularization of the linear weights ``w``, ``solver="ftrl"`` only (other solvers
+        refuse a positive value): the weights of features whose accumulated gradient stays
+        within it are exactly 0. The factors get no L1.
     l2_reg_w : float, default=1e-4
         L2 regularization of the linear weights ``w``: per row touched for SGD, on the total
-        loss for ALS (useful ALS values are larger, about 1-100). MCMC samples it instead.
+        loss for ALS (useful ALS values are larger, about 1-100), in FTRL's closed form for
+        FTRL. MCMC samples it instead.
     l2_reg_V : float, default=1e-4
         L2 regularization of the factors ``V`` (as ``l2_reg_w``).
     init_stdev : float, default=0.1
@@ -306,8 +315,8 @@ class _Classifier(ClassifierMixin, BaseFM):
             raise ValueError(
                 f"Only binary classification is supported with solver={self.solver!r}: it "
                 f"is not supported for more than two classes yet (y has {listed}); the "
-                "multinomial FM is trained with solver='adagrad' or "
-                "'sgd'. Or train one model per class with "
+                "multinomial FM is trained with solver='adagrad', 'sgd' or "
+                "'ftrl'. Or train one model per class with "
                 f"sklearn.multiclass.OneVsRestClassifier({name}(solver={self.solver!r}))."
             )
 

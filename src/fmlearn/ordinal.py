@@ -29,7 +29,7 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     cutpoints ``theta``; ``F`` is the logistic CDF for the SGD solvers and the normal CDF
     for ``solver="mcmc"`` (ordered probit). Targets are numeric class labels (e.g. 1..5);
     every label seen in training is a class. Per-epoch metric: log loss of the classes.
-    Solvers: "sgd", "adagrad", "mcmc" (no ALS).
+    Solvers: "sgd", "adagrad", "ftrl", "mcmc" (no ALS).
     """
         + _with_mcmc(_PARAMS_DOC)
         + """
@@ -54,7 +54,7 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     )
 
     _task = Ordinal()
-    _solvers = frozenset({"sgd", "adagrad", "mcmc"})
+    _solvers = frozenset({"sgd", "adagrad", "ftrl", "mcmc"})
     _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
     __init__ = family_init({}, tail=_Posterior._mcmc_params)
 

@@ -178,12 +178,15 @@ class FMRanker(BaseFM):
         stopping: ``"auc"`` or ``"<name>@<k>"`` with name one of precision, recall, ndcg, map,
         hit_rate (see :mod:`fmlearn.metrics`). Training positives are excluded from the
         validation ranking.
-    solver : {"adagrad", "sgd"}, default="adagrad"
-        Per-pair stochastic gradient steps, plain or with AdaGrad step sizes.
+    solver : {"adagrad", "sgd", "ftrl"}, default="adagrad"
+        Per-pair stochastic gradient steps, plain, with AdaGrad step sizes or FTRL-Proximal
+        (see :class:`fmlearn.FMRegressor`).
     learning_rate : float, default=0.05
         Step size (AdaGrad: initial scale of the per-coordinate steps).
     max_iter : int, default=100
         Maximum number of epochs (passes over the positives).
+    l1_reg_w : float, default=0.0
+        L1 regularization of the (candidate) linear weights, ``solver="ftrl"`` only.
     l2_reg_w : float, default=1e-5
         L2 regularization of the linear weights, on the coordinates a step touches.
     l2_reg_V : float, default=1e-5
@@ -256,13 +259,14 @@ class FMRanker(BaseFM):
         **{
             name: BaseFM._parameter_constraints[name]
             for name in (
-                "learning_rate", "max_iter", "l2_reg_w", "l2_reg_V", "init_stdev", "fit_linear",
+                "learning_rate", "max_iter", "l1_reg_w", "l2_reg_w", "l2_reg_V", "init_stdev",
+                "fit_linear",
                 "tol", "early_stopping", "validation_fraction", "n_iter_no_change",
                 "warm_start", "random_state", "n_jobs", "verbose",
             )
         },
         "n_factors": [Interval(Integral, 1, None, closed="left")],
-        "solver": [StrOptions({"adagrad", "sgd"})],
+        "solver": [StrOptions({"adagrad", "sgd", "ftrl"})],
         "loss": [StrOptions(set(_LOSSES))],
         "negative_sampling": [StrOptions(set(_SAMPLING))],
         "max_sampled": [Interval(Integral, 1, None, closed="left")],
@@ -440,7 +444,8 @@ class FMRanker(BaseFM):
                 Qk.indptr, Qk.indices, Qk.data, Ck.indptr, Ck.indices, Ck.data,
                 data.pos_q, data.pos_c, data.sample_weight, order[a:b], indptr, indices,
                 popular, p.table, p.n_factors, seed_of[a], _SAMPLING[self.negative_sampling],
-                self.max_sampled, *solver.rates, *solver.flags,
+                self.max_sampled, solver.loss, solver.code, solver.kernel_args,
+                solver.fit_intercept, solver.fit_linear,
             )
 
         return float(sum(run_blocks(chunk, n, n_threads)))

@@ -1,23 +1,26 @@
-"""Field-aware factorization machine (Juan et al. 2016): prediction and SGD/AdaGrad epochs.
+"""Field-aware factorization machine (Juan et al. 2016): prediction and SGD-type epochs.
 
 ``y(x) = w0 + sum_i w_i x_i + sum_{a<b} <v_{i_a, f(i_b)}, v_{i_b, f(i_a)}> x_a x_b``: every
 feature has one latent vector per field and uses, with each partner, the vector of the
 partner's field. Cost O(k * nnz^2) per row, as the model demands.
 
 Table layout (see :mod:`fmlearn._kernels.fm`): row ``i`` is
-``[v_{i,0} (k) | v_{i,1} (k) | ... | v_{i,n_fields-1} (k) | w_i | AdaGrad sums, same order]``
+``[v_{i,0} (k) | v_{i,1} (k) | ... | v_{i,n_fields-1} (k) | w_i | solver state, same order]``
 so that the ``n_fields * k + 1`` parameters of a feature are one contiguous burst (libffm's
-layout, plus the linear term and the accumulators). ``fields`` int32 (n_features,) gives each
+layout, plus the linear term and the optimizer's state: AdaGrad's sums, FTRL's ``z`` and
+``n``; see :mod:`fmlearn._kernels.updates`). ``fields`` int32 (n_features,) gives each
 feature's field.
 
 Speed. Nearly all the time goes into the pair loop, which touches two short vectors per pair.
 These made it 4-5x faster than a plain numba loop over a runtime ``k``:
 
-- The pair operations are LLVM intrinsics on explicit short vectors (``_vdot``, ``_vpair``):
+- The pair operations are LLVM intrinsics on explicit short vectors (``_vdot``, and
+  :func:`fmlearn._kernels.updates._vpair` for the update rules):
   one load, one multiply, one store per vector. A runtime ``k`` of 4 left LLVM's loop
   vectorizer with a trip count below its vector width (scalar code), and with a literal ``k``
   it vectorized across *pairs* with gathers instead. Explicit vector types stop both.
-- The kernels are built per number of factors (``kernels(k)``): a literal ``k`` in
+- The kernels are built per number of factors (``epoch_kernel(k, code)``, per optimizer code
+  too): a literal ``k`` in
   :data:`SPECIALIZED_FACTORS` gives one vector per latent vector, and both vectors of a pair
   (and their AdaGrad sums) are updated as one vector of ``2k``. Other ``k`` run the same code on
   chunks of :data:`CHUNK` plus a scalar tail.
@@ -32,9 +35,9 @@ These made it 4-5x faster than a plain numba loop over a runtime ``k``:
   vectorization.
 
 - float32 AdaGrad steps multiply by the processor's reciprocal square root estimate
-  (:func:`_vdiv_sqrt`, x86 with AVX; libffm's ``_mm_rsqrt_ps``) instead of dividing by an exact
-  square root that LLVM refines with a Newton step: 15% of the epoch for a step size that
-  SGD does not need to 24 bits.
+  (:func:`fmlearn._kernels.intrinsics._vdiv_sqrt`, x86 with AVX; libffm's ``_mm_rsqrt_ps``)
+  instead of dividing by an exact square root that LLVM refines with a Newton step: 15% of the
+  epoch for a step size that SGD does not need to 24 bits.
 
 Prefetching also asks for the last cache line of each coming row's index and value slices (a
 row of 10 entries straddles two lines more often than not), not only the first.
@@ -53,8 +56,6 @@ unchanged. Table entries are addressed by *element address* (byte address / item
 the private copies and the table take the same code path.
 """
 
-import math
-
 import numpy as np
 from numba import types
 from numba.extending import intrinsic
@@ -62,6 +63,8 @@ from numba.extending import intrinsic
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.hogwild import (
     MERGE_EVERY,
+    bias_buffer,
+    bias_step_buffered,
     final_merge,
     hot_arguments,
     hot_copies,
@@ -70,23 +73,19 @@ from fmlearn._kernels.hogwild import (
 from fmlearn._kernels.intrinsics import (
     _addr_ptr,
     _align,
-    _concat,
     _eaddr,
-    _half,
     _hsum,
     _ints,
     _is_c_array,
     _ld,
-    _splat,
     _st,
     _tld,
-    _tst,
-    _vdiv_sqrt,
     _width,
 )
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
-from fmlearn._kernels.sgd import PREFETCH_DISTANCE, addr_step, scalar_step
+from fmlearn._kernels.sgd import PREFETCH_DISTANCE
+from fmlearn._kernels.updates import _vpair, addr_step, typed_args
 
 # Numbers of factors with their own compiled kernels (on first use; each costs a few seconds of
 # compilation once, then comes from numba's cache). Others share the chunked generic kernels.
@@ -114,61 +113,6 @@ def _vdot(typingctx, table, p, q, width):
         return _hsum(builder, builder.fmul(a, b), w)
 
     return table.dtype(table, p, q, width), codegen
-
-
-@intrinsic
-def _vpair(typingctx, table, p, q, state_offset, coef, reg, lr, adaptive, width):
-    """One SGD or AdaGrad step of both latent vectors of a pair, as one vector of 2 * width.
-
-    With ``a = T[p : p + width]`` and ``b = T[q : q + width]`` (element addresses, ``T`` of
-    ``table``'s dtype): ``g_a = coef * b + reg * a`` and ``g_b = coef * a + reg * b`` (both
-    from the old values); plain SGD (``adaptive`` a literal False) does ``a -= lr * g_a``;
-    AdaGrad adds ``g_a^2`` to the sums ``state_offset`` elements after ``a`` and divides the
-    step by their square root. Same for ``b``.
-    """
-    w = _width(width)
-    ok = (_is_c_array(table) and isinstance(table.dtype, types.Float)
-          and _ints(p, q, state_offset) and w is not None and w > 0
-          and isinstance(adaptive, types.BooleanLiteral))
-    if not ok:
-        return None
-    use_state = adaptive.literal_value
-    sig = types.void(table, p, q, state_offset, coef, reg, lr, adaptive, width)
-
-    def codegen(context, builder, sig, args):
-        aryty, pty, qty, offty, cty, rty, lty, _, _ = sig.args
-        dtype = aryty.dtype
-        align = _align(context, aryty)
-        a_ptr = _addr_ptr(context, builder, aryty, args[1], pty, w)
-        b_ptr = _addr_ptr(context, builder, aryty, args[2], qty, w)
-
-        def scalar(i, ty):
-            return _splat(builder, context.cast(builder, args[i], ty, dtype), 2 * w)
-
-        coefv, regv, lrv = scalar(4, cty), scalar(5, rty), scalar(6, lty)
-        a = builder.load(a_ptr, align=align)
-        b = builder.load(b_ptr, align=align)
-        ab, ba = _concat(builder, a, b, w), _concat(builder, b, a, w)
-        grad = builder.fadd(builder.fmul(coefv, ba), builder.fmul(regv, ab))
-        step = builder.fmul(lrv, grad)
-        if use_state:
-            off = context.cast(builder, args[3], offty, types.intp)
-            pi = context.cast(builder, args[1], pty, types.intp)
-            qi = context.cast(builder, args[2], qty, types.intp)
-            ga_ptr = _addr_ptr(context, builder, aryty, builder.add(pi, off), types.intp, w)
-            gb_ptr = _addr_ptr(context, builder, aryty, builder.add(qi, off), types.intp, w)
-            acc = _concat(builder, builder.load(ga_ptr, align=align),
-                          builder.load(gb_ptr, align=align), w)
-            acc = builder.fadd(acc, builder.fmul(grad, grad))
-            builder.store(_half(builder, acc, w, False), ga_ptr, align=align)
-            builder.store(_half(builder, acc, w, True), gb_ptr, align=align)
-            step = _vdiv_sqrt(context, builder, step, acc)
-        new = builder.fsub(ab, step)
-        builder.store(_half(builder, new, w, False), a_ptr, align=align)
-        builder.store(_half(builder, new, w, True), b_ptr, align=align)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 # ------------------------------------------------------------------------------ kernels
@@ -219,8 +163,8 @@ def _pair_sum(n, k, table, fo, base, xs, K, W):
     return total
 
 
-def _make_kernels(K):
-    """(predict, sgd_epoch) for a literal number of factors ``K``, or generic for ``K = 0``.
+def _make_predict(K):
+    """The prediction kernel for a literal number of factors ``K``, or generic for ``K = 0``.
 
     The kernels close over ints only, which numba's cache keys on: closing over a jitted
     function (e.g. a helper defined here) would give every process a new cache key.
@@ -260,18 +204,30 @@ def _make_kernels(K):
                 linear += float(_tld(table, r + wcol) * x)
             out[row] = w0[0] + linear + _pair_sum(n, kk, table, fo, base, xs, K, W)
 
+    return predict
+
+
+def _make_epoch(K, OPT):
+    """The SGD epoch kernel for a literal number of factors ``K`` (0: generic) and optimizer
+    code ``OPT`` (:mod:`fmlearn._kernels.updates`); closes over ints only, as
+    :func:`_make_predict`."""
+    W = K if K else CHUNK
+
     @jit
     def sgd_epoch(
-        indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, fields, wcol,
-        loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        hot_slot, hot_rows, lock, merge_every,
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
+        loss, hp, fit_intercept, fit_linear, hot_slot, hot_rows, lock, merge_every,
     ):
         """One pass over ``order``; returns the sum of weighted losses (before each update).
 
         See :func:`sgd_epoch` (the dispatcher) for the arguments.
         """
         T = table.dtype.type
-        lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
+        S0 = w0_state.dtype.type
+        lr = hp[0]
+        lr_, l1_w, l2_w, l2_V = typed_args(T, hp)
+        zero = T(0.0)
+        w0a, st0 = _eaddr(w0), _eaddr(w0_state)
         kk = K if K else k
         kc = kk - kk % W
         off = wcol + 1
@@ -292,16 +248,17 @@ def _make_kernels(K):
         n_hot = hot_rows.shape[0]
         private, synced = hot_copies(table, hot_rows)
         private0 = _eaddr(private)
-        # With hot rows, this thread's bias and its AdaGrad sum (w0, acc_w0), then their
-        # values at the last merge; else the arrays themselves are updated.
-        bias = np.array([w0[0], acc_w0[0], w0[0], acc_w0[0]], dtype=np.float64)
+        # With hot rows, this thread's bias and its solver state, then their values at the last
+        # merge (hogwild.bias_buffer); else the arrays themselves are updated.
+        bias = bias_buffer(w0, w0_state)
+        b0 = _eaddr(bias)
         since_merge = 0
         for t in range(stop):
             if n_hot:
                 since_merge += 1
                 # Another thread merging: go on and try again at the next row.
                 if since_merge >= merge_every and try_merge(table, hot_rows, private, synced,
-                                                            w0, acc_w0, bias, lock):
+                                                            w0, w0_state, bias, lock):
                     since_merge = 0
             # Prefetch what the coming rows touch (as sgd.prefetch_row, written out here: see
             # the module docstring), the first and last line of their index and value slices.
@@ -350,71 +307,63 @@ def _make_kernels(K):
             total += sw * loss_value(loss, target, pred)
             g = sw * loss_gradient(loss, target, pred)
             if fit_intercept:
-                if n_hot:  # float64 here, rounded to the parameters' dtype at each merge
-                    bias[0], bias[1] = scalar_step(bias[0], bias[1], g, lr, adaptive)
-                else:
-                    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr,
-                                                   adaptive)
+                bias_step_buffered(n_hot, T, S0, OPT, w0a, st0, b0, g, lr)
             gT = T(g)
             for a in range(n):
                 fa, ba = _ld(fo, a), _ld(base, a)
                 gx = gT * _ld(xs, a)
                 if fit_linear:
                     c = ba + wcol
-                    addr_step(T, c, off, gx + reg_w_ * _tld(T, c), lr_, adaptive)
-                # The adaptive branch is outside the pair loop so that each loop is one
-                # straight vector sequence.
-                if adaptive:
-                    for b in range(a + 1, n):
-                        p, q = ba + _ld(fo, b), _ld(base, b) + fa
-                        coef = gx * _ld(xs, b)
-                        if K:
-                            _vpair(table, p, q, off, coef, reg_V_, lr_, True, W)
-                        else:
-                            for c in range(0, kc, W):
-                                _vpair(table, p + c, q + c, off, coef, reg_V_, lr_, True, W)
-                            for f in range(kc, kk):
-                                va, vb = _tld(table, p + f), _tld(table, q + f)
-                                ga, gb = coef * vb + reg_V_ * va, coef * va + reg_V_ * vb
-                                sa = _tld(table, p + f + off) + ga * ga
-                                sb = _tld(table, q + f + off) + gb * gb
-                                _tst(table, p + f + off, sa)
-                                _tst(table, q + f + off, sb)
-                                _tst(table, p + f, va - lr_ * ga / math.sqrt(sa))
-                                _tst(table, q + f, vb - lr_ * gb / math.sqrt(sb))
-                else:
-                    for b in range(a + 1, n):
-                        p, q = ba + _ld(fo, b), _ld(base, b) + fa
-                        coef = gx * _ld(xs, b)
-                        if K:
-                            _vpair(table, p, q, off, coef, reg_V_, lr_, False, W)
-                        else:
-                            for c in range(0, kc, W):
-                                _vpair(table, p + c, q + c, off, coef, reg_V_, lr_, False, W)
-                            for f in range(kc, kk):
-                                va, vb = _tld(table, p + f), _tld(table, q + f)
-                                _tst(table, p + f, va - lr_ * (coef * vb + reg_V_ * va))
-                                _tst(table, q + f, vb - lr_ * (coef * va + reg_V_ * vb))
+                    addr_step(T, T, T, OPT, c, c + off, off, gx, lr_, l1_w, l2_w)
+                # OPT is a literal: each pair loop is one straight vector sequence.
+                for b in range(a + 1, n):
+                    p, q = ba + _ld(fo, b), _ld(base, b) + fa
+                    coef = gx * _ld(xs, b)
+                    if K:
+                        _vpair(table, OPT, p, q, off, coef, l2_V, lr_, W)
+                    else:
+                        for c in range(0, kc, W):
+                            _vpair(table, OPT, p + c, q + c, off, coef, l2_V, lr_, W)
+                        for f in range(kc, kk):
+                            va, vb = _tld(table, p + f), _tld(table, q + f)
+                            addr_step(T, T, T, OPT, p + f, p + f + off, off, coef * vb, lr_,
+                                      zero, l2_V)
+                            addr_step(T, T, T, OPT, q + f, q + f + off, off, coef * va, lr_,
+                                      zero, l2_V)
         if n_hot:
-            final_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock)
+            final_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock)
         return total
 
-    return predict, sgd_epoch
+    return sgd_epoch
 
 
-_KERNELS: dict = {}
+_PREDICT: dict = {}
+_EPOCHS: dict = {}
 
 
-def kernels(k: int):
-    """The ``(predict, sgd_epoch)`` pair for ``k`` factors: specialized or generic.
+def _factors_key(k) -> int:
+    return int(k) if int(k) in SPECIALIZED_FACTORS else 0
 
-    Built on first use (compiled on the first call, or loaded from numba's on-disk cache).
-    """
-    key = int(k) if int(k) in SPECIALIZED_FACTORS else 0
-    pair = _KERNELS.get(key)
-    if pair is None:
-        pair = _KERNELS[key] = _make_kernels(key)
-    return pair
+
+def predict_kernel(k: int):
+    """The prediction kernel for ``k`` factors: specialized or generic. Built on first use
+    (compiled on the first call, or loaded from numba's on-disk cache)."""
+    key = _factors_key(k)
+    kernel = _PREDICT.get(key)
+    if kernel is None:
+        kernel = _PREDICT.setdefault(key, _make_predict(key))
+    return kernel
+
+
+def epoch_kernel(k: int, code: int):
+    """The SGD epoch kernel for ``k`` factors (specialized or generic) and optimizer
+    ``code``; built on first use, as :func:`predict_kernel`."""
+    key = (_factors_key(k), int(code))
+    kernel = _EPOCHS.get(key)
+    if kernel is None:
+        # Threads starting their first epoch at once all get the same dispatcher.
+        kernel = _EPOCHS.setdefault(key, _make_epoch(*key))
+    return kernel
 
 
 def predict(indptr, indices, data, w0, table, k, fields, wcol, out):
@@ -423,19 +372,20 @@ def predict(indptr, indices, data, w0, table, k, fields, wcol, out):
     ``k`` factors per vector, ``wcol = n_fields * k`` the column of ``w``. Parallelize by row
     blocks (an ``indptr`` slice and ``out[a:b]``), as for FM. Releases the GIL.
     """
-    kernels(k)[0](indptr, indices, data, w0, table, k, fields, wcol, out)
+    predict_kernel(k)(indptr, indices, data, w0, table, k, fields, wcol, out)
 
 
 def sgd_epoch(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, fields, wcol,
-    loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear, hot=None,
-    merge_every=MERGE_EVERY,
+    indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
+    loss, code, hp, fit_intercept, fit_linear, hot=None, merge_every=MERGE_EVERY,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
-    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch`, with ``fields`` and ``wcol`` as
-    in :func:`predict`. As in libffm, each pair updates both of its latent vectors at once,
-    and the L2 penalty applies per pair occurrence. Releases the GIL (Hogwild threads).
+    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
+    bias state ``w0_state``), with ``fields`` and ``wcol`` as in :func:`predict`; the solver
+    state of column ``c`` is at ``c + (j + 1) (wcol + 1)``. As in libffm, each pair updates
+    both of its latent vectors at once, and the L2 penalty applies per pair occurrence.
+    Releases the GIL (Hogwild threads).
 
     ``hot``, for threads training the same table at once: ``(slot, rows, lock)``, ``slot`` and
     ``rows`` from :func:`fmlearn._kernels.hogwild.hot_features` and ``lock`` an int32 array of
@@ -443,8 +393,7 @@ def sgd_epoch(
     adds its changes to the table every ``merge_every`` rows and at the end, under the lock,
     taking in the others'. None (one thread): every update goes straight to the table.
     """
-    return kernels(k)[1](
-        indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, fields, wcol,
-        loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        *hot_arguments(hot), merge_every,
+    return epoch_kernel(k, code)(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
+        loss, hp, fit_intercept, fit_linear, *hot_arguments(hot), merge_every,
     )

@@ -1,4 +1,4 @@
-"""Field-weighted factorization machine (Pan et al. 2018): prediction and SGD/AdaGrad epochs.
+"""Field-weighted factorization machine (Pan et al. 2018): prediction and SGD-type epochs.
 
 ``y(x) = w0 + sum_i w_i x_i + sum_{a<b} r_{F_a F_b} <v_{i_a}, v_{i_b}> x_a x_b``: one latent
 vector per feature, as in an FM, and one learned weight per pair of fields, ``r`` symmetric
@@ -25,20 +25,21 @@ the dot products ``<s_F, s_G>`` computed for the prediction are exactly the grad
 term instead of cancelling it in floating point, so the diagonal of ``r`` gets no spurious
 gradient on one-hot data.
 
-Table layout: FM's (see :mod:`fmlearn._kernels.fm`), row ``i`` is ``[v_i (k) | w_i | AdaGrad
-sums, same order]``. ``r`` and its AdaGrad sums ``acc_r`` are small separate arrays of the
-table's dtype; kernels read only their upper triangle (``r[min(F, G), max(F, G)]``) and write
-both triangles, so ``r`` stays symmetric. ``fields`` int32 (n_features,) gives each feature's
-field, in ``[0, n_fields)``.
+Table layout: FM's (see :mod:`fmlearn._kernels.fm`), row ``i`` is ``[v_i (k) | w_i | solver
+state, same order]``. ``r`` and its solver state ``r_state`` (one (n_fields, n_fields) slice per
+state value, see :mod:`fmlearn._kernels.updates`) are small separate arrays of the table's
+dtype; kernels read only their upper triangle (``r[min(F, G), max(F, G)]``) and write both
+triangles of ``r`` (of its state at the end of an epoch), so ``r`` stays symmetric. ``fields``
+int32 (n_features,) gives each feature's field, in ``[0, n_fields)``.
 """
-
-import math
 
 import numpy as np
 
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.intrinsics import _eaddr
 from fmlearn._kernels.losses import row_loss_gradient
-from fmlearn._kernels.sgd import bias_step, coord_step, prefetch_row
+from fmlearn._kernels.sgd import prefetch_row
+from fmlearn._kernels.updates import addr_step, bias_step, by_code, coord_step, typed_args
 
 
 @jit(inline="always")
@@ -132,100 +133,114 @@ def mirror_upper(a):
             a[G, F] = a[F, G]
 
 
-@jit
+def _make_epoch(OPT):
+    """The SGD epoch kernel for optimizer code ``OPT`` (see :mod:`fmlearn._kernels.updates`),
+    a closure over the int as numba's cache wants."""
+
+    @jit
+    def sgd_epoch(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
+        r_state, loss, hp, reg_r, fit_intercept, fit_linear,
+    ):
+        """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
+        T = table.dtype.type
+        lr = hp[0]
+        lr_, l1_w, l2_w, l2_V = typed_args(T, hp)
+        reg_r_, zero = T(reg_r), T(0.0)
+        off = k + 1
+        nf = r.shape[0]
+        r0, rs0 = _eaddr(r), _eaddr(r_state)
+        slot = np.full(nf, -1, dtype=np.int64)
+        present = np.empty(nf, dtype=np.int64)
+        count = np.empty(nf, dtype=np.int64)
+        s = np.empty((nf, k), dtype=table.dtype)
+        t = np.empty((nf, k), dtype=table.dtype)
+        dots = np.empty((nf, nf), dtype=np.float64)
+        total = 0.0
+        stop = order.shape[0]
+        for step in range(stop):
+            prefetch_row(indptr, indices, data, y, sample_weight, order, step, stop, table)
+            row = order[step]
+            pred, m = fwfm_row(
+                indptr, indices, data, row, w0, table, k, fields, r, slot, present, count, s,
+                dots,
+            )
+            row_loss, g = row_loss_gradient(loss, y, sample_weight, row, pred)
+            total += row_loss
+            if fit_intercept:
+                bias_step(w0, w0_state, 0, OPT, g, lr)
+            gT = T(g)
+            # t_F = sum_G r_FG s_G over the row's fields (own field only if it has a pair).
+            for q in range(m):
+                Fq = present[q]
+                for f in range(k):
+                    t[q, f] = 0.0
+                for p in range(m):
+                    if p == q and count[q] < 2:
+                        continue
+                    rqp = T(pair_weight(r, Fq, present[p]))
+                    for f in range(k):
+                        t[q, f] += rqp * s[p, f]
+            for p in range(indptr[row], indptr[row + 1]):
+                i = indices[p]
+                x = T(data[p])
+                gx = gT * x
+                if fit_linear:
+                    coord_step(table, i, k, off, OPT, gx, lr_, l1_w, l2_w)
+                F = fields[i]
+                q = slot[F]
+                own = T(pair_weight(r, F, F)) * x if count[q] > 1 else T(0.0)
+                # OPT is a literal: the factor loop is branch-free and vectorizes.
+                for f in range(k):
+                    v = table[i, f]
+                    coord_step(table, i, f, off, OPT, gx * (t[q, f] - own * v), lr_, zero,
+                               l2_V)
+            # Field-pair weights last: their gradients are the dots of the sums taken above.
+            # Only the upper triangle is read; the lower one is mirrored (state: at the end).
+            for q in range(m):
+                for p in range(q, m):
+                    if p == q and count[q] < 2:
+                        continue
+                    F, G = present[q], present[p]
+                    if F > G:
+                        F, G = G, F
+                    e = F * nf + G
+                    addr_step(T, T, T, OPT, r0 + e, rs0 + e, nf * nf, gT * T(dots[q, p]), lr_,
+                              zero, reg_r_)
+                    r[G, F] = r[F, G]
+            for q in range(m):
+                slot[present[q]] = -1
+        mirror_upper(r)
+        for j in range(r_state.shape[0]):
+            mirror_upper(r_state[j])
+        return total
+
+    return sgd_epoch
+
+
+_epoch = by_code(_make_epoch)
+
+
 def sgd_epoch(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, fields, r, acc_r,
-    loss, lr, reg_w, reg_V, reg_r, adaptive, fit_intercept, fit_linear,
+    indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r, r_state,
+    loss, code, hp, reg_r, fit_intercept, fit_linear,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
-    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch`, plus the field-pair weights ``r``
-    (n_fields, n_fields) and their AdaGrad sums ``acc_r`` (same shape; ignored unless
-    ``adaptive``), updated in place. Every step is an exact gradient step: all gradients of a
-    row are taken from the parameters before its update. L2 penalties are lazy, as for FM:
-    ``reg_V`` on the factors of the row's features, ``reg_r`` on the weights of the field pairs
-    that have a pair of entries in the row.
+    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
+    bias state ``w0_state``), plus the field-pair weights ``r`` (n_fields, n_fields) and their
+    solver state ``r_state`` (n_states, n_fields, n_fields) of ``r``'s dtype, at least one
+    (ignored by plain SGD), updated in place. Every step is an exact gradient step: all
+    gradients of a row are taken from the parameters before its update. L2 penalties are
+    lazy, as for FM: ``l2_V`` on the factors of the row's features, ``reg_r`` on the weights of
+    the field pairs that have a pair of entries in the row.
 
     Hogwild: every row updates ``r``, so threads race on it (as on ``w0``); a lost update on
     a few dozen heavily updated coordinates is harmless. Each call ends by mirroring the upper
-    triangles of ``r`` and ``acc_r``, so when the last thread returns ``r`` is exactly
+    triangles of ``r`` and its state, so when the last thread returns ``r`` is exactly
     symmetric.
     """
-    T = table.dtype.type
-    lr_, reg_w_, reg_V_, reg_r_ = T(lr), T(reg_w), T(reg_V), T(reg_r)
-    nf = r.shape[0]
-    slot = np.full(nf, -1, dtype=np.int64)
-    present = np.empty(nf, dtype=np.int64)
-    count = np.empty(nf, dtype=np.int64)
-    s = np.empty((nf, k), dtype=table.dtype)
-    t = np.empty((nf, k), dtype=table.dtype)
-    dots = np.empty((nf, nf), dtype=np.float64)
-    total = 0.0
-    stop = order.shape[0]
-    for step in range(stop):
-        prefetch_row(indptr, indices, data, y, sample_weight, order, step, stop, table)
-        row = order[step]
-        pred, m = fwfm_row(
-            indptr, indices, data, row, w0, table, k, fields, r, slot, present, count, s, dots
-        )
-        row_loss, g = row_loss_gradient(loss, y, sample_weight, row, pred)
-        total += row_loss
-        if fit_intercept:
-            bias_step(w0, acc_w0, g, lr, adaptive)
-        gT = T(g)
-        # t_F = sum_G r_FG s_G over the row's fields (own field only if it has a pair).
-        for q in range(m):
-            Fq = present[q]
-            for f in range(k):
-                t[q, f] = 0.0
-            for p in range(m):
-                if p == q and count[q] < 2:
-                    continue
-                rqp = T(pair_weight(r, Fq, present[p]))
-                for f in range(k):
-                    t[q, f] += rqp * s[p, f]
-        for p in range(indptr[row], indptr[row + 1]):
-            i = indices[p]
-            x = T(data[p])
-            gx = gT * x
-            if fit_linear:
-                coord_step(table, i, k, k + 1, gx + reg_w_ * table[i, k], lr_, adaptive)
-            F = fields[i]
-            q = slot[F]
-            own = T(pair_weight(r, F, F)) * x if count[q] > 1 else T(0.0)
-            # Two branch-free factor loops so that each vectorizes (as in fmlearn._kernels.sgd).
-            if adaptive:
-                for f in range(k):
-                    v = table[i, f]
-                    grad = gx * (t[q, f] - own * v) + reg_V_ * v
-                    a = table[i, k + 1 + f] + grad * grad
-                    table[i, k + 1 + f] = a
-                    table[i, f] = v - lr_ * grad / math.sqrt(a)
-            else:
-                for f in range(k):
-                    v = table[i, f]
-                    table[i, f] = v - lr_ * (gx * (t[q, f] - own * v) + reg_V_ * v)
-        # Field-pair weights last: their gradients are the dots of the sums taken above.
-        for q in range(m):
-            for p in range(q, m):
-                if p == q and count[q] < 2:
-                    continue
-                F, G = present[q], present[p]
-                if F > G:
-                    F, G = G, F
-                rFG = r[F, G]
-                grad = gT * T(dots[q, p]) + reg_r_ * rFG
-                if adaptive:
-                    a = acc_r[F, G] + grad * grad
-                    acc_r[F, G] = a
-                    acc_r[G, F] = a
-                    rFG = rFG - lr_ * grad / math.sqrt(a)
-                else:
-                    rFG = rFG - lr_ * grad
-                r[F, G] = rFG
-                r[G, F] = rFG
-        for q in range(m):
-            slot[present[q]] = -1
-    mirror_upper(r)
-    mirror_upper(acc_r)
-    return total
+    return _epoch(code)(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
+        r_state, loss, hp, reg_r, fit_intercept, fit_linear,
+    )

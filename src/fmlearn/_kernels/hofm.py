@@ -1,10 +1,10 @@
-"""Higher-order factorization machine (Blondel et al. 2016): prediction and SGD/AdaGrad epochs.
+"""Higher-order factorization machine (Blondel et al. 2016): prediction and SGD-type epochs.
 
 ``y(x) = w0 + <w, x> + sum_{m=2..degree} sum_{f<k} A^m(P^(m)[:, f], x)`` with the ANOVA kernel
 ``A^m(p, x) = sum_{j1<...<jm} prod_t p_{jt} x_{jt}`` and separate factors ``P^(m)`` per order.
 
 Table layout (see :mod:`fmlearn._kernels.fm`): row ``i`` is
-``[P^(2)_i (k) | P^(3)_i (k) | ... | P^(degree)_i (k) | w_i | AdaGrad sums, same order]``;
+``[P^(2)_i (k) | P^(3)_i (k) | ... | P^(degree)_i (k) | w_i | solver state, same order]``;
 order ``m``'s factors start at column ``(m - 2) * k``, ``w`` sits at ``wcol = (degree-1) * k``.
 
 ANOVA kernels by the table DP, not by power sums
@@ -33,13 +33,12 @@ Cost per row: ``m * k * nnz`` multiply-adds for order ``m`` forward, as many bac
 degree 2, 5 for degree 3, 14 for degree 5), against about 2 for the plain FM kernel.
 """
 
-import math
-
 import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.losses import row_loss_gradient
-from fmlearn._kernels.sgd import bias_step, coord_step, prefetch_row
+from fmlearn._kernels.sgd import prefetch_row
+from fmlearn._kernels.updates import bias_step, by_code, coord_step, typed_args
 
 
 @jit(inline="always")
@@ -123,82 +122,94 @@ def _forward(indptr, indices, data, row, w0, table, k, degree, wcol, pre, pxs):
     return total
 
 
-@jit
+def _make_epoch(OPT):
+    """The SGD epoch kernel for optimizer code ``OPT`` (see :mod:`fmlearn._kernels.updates`),
+    a closure over the int as numba's cache wants."""
+
+    @jit
+    def sgd_epoch(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
+        loss, hp, fit_intercept, fit_linear,
+    ):
+        """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
+        T = table.dtype.type
+        lr = hp[0]
+        lr_, l1_w, l2_w, l2_V = typed_args(T, hp)
+        zero = T(0.0)
+        offset = wcol + 1
+        stop = order.shape[0]
+        max_nnz = 0
+        for t in range(stop):
+            row = order[t]
+            max_nnz = max(max_nnz, indptr[row + 1] - indptr[row])
+        n_orders = max(degree - 1, 1)
+        pre = np.empty((n_orders, max_nnz + 1, degree + 1, k), dtype=table.dtype)
+        pxs = np.empty((max_nnz, max(wcol, 1)), dtype=table.dtype)
+        suf = np.empty((degree, k), dtype=table.dtype)
+        acc = np.empty(k, dtype=table.dtype)
+        total = 0.0
+        for t in range(stop):
+            prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
+            row = order[t]
+            pred = _forward(indptr, indices, data, row, w0, table, k, degree, wcol, pre, pxs)
+            row_loss, g = row_loss_gradient(loss, y, sample_weight, row, pred)
+            total += row_loss
+            if fit_intercept:
+                bias_step(w0, w0_state, 0, OPT, g, lr)
+            gT = T(g)
+            start = indptr[row]
+            n = indptr[row + 1] - start
+            if fit_linear:
+                for q in range(n):
+                    i = indices[start + q]
+                    coord_step(table, i, wcol, offset, OPT, gT * T(data[start + q]), lr_, l1_w,
+                               l2_w)
+            for m in range(2, degree + 1):
+                mi = m - 2
+                col = mi * k
+                # suf[t] = A^t over the non-zeros after q (orders up to m - 1 are needed).
+                for f in range(k):
+                    suf[0, f] = 1.0
+                for s in range(1, m):
+                    for f in range(k):
+                        suf[s, f] = 0.0
+                for q in range(n - 1, -1, -1):
+                    i = indices[start + q]
+                    gx = gT * T(data[start + q])
+                    # acc = A^{m-1} of the row without non-zero q = sum_t prefix_t * suffix_{m-1-t}
+                    for f in range(k):
+                        acc[f] = 0.0
+                    for s in range(m):
+                        for f in range(k):
+                            acc[f] += pre[mi, q, s, f] * suf[m - 1 - s, f]
+                    # Extend the suffix by non-zero q (its pre-update p x).
+                    for s in range(m - 1, 0, -1):
+                        for f in range(k):
+                            suf[s, f] += pxs[q, col + f] * suf[s - 1, f]
+                    # OPT is a literal: the loop is branch-free and vectorizes.
+                    for f in range(k):
+                        coord_step(table, i, col + f, offset, OPT, gx * acc[f], lr_, zero, l2_V)
+        return total
+
+    return sgd_epoch
+
+
+_epoch = by_code(_make_epoch)
+
+
 def sgd_epoch(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k, degree, wcol,
-    loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
+    indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
+    loss, code, hp, fit_intercept, fit_linear,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
-    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch`; ``reg_V`` applies to the factors
-    of every order. Every coordinate of a row moves along the exact gradient at the row's
-    pre-update parameters (the backward sweep reads the forward pass's saved ``p_j x_j``, not
-    the freshly updated table). AdaGrad sums live ``wcol + 1`` columns after their parameter.
+    Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
+    bias state ``w0_state``); ``l2_V`` applies to the factors of every order. Every coordinate
+    of a row moves along the exact gradient at the row's pre-update parameters (the backward
+    sweep reads the forward pass's saved ``p_j x_j``, not the freshly updated table). The
+    solver state of column ``c`` is at ``c + (j + 1) (wcol + 1)``.
     """
-    T = table.dtype.type
-    lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
-    offset = wcol + 1
-    stop = order.shape[0]
-    max_nnz = 0
-    for t in range(stop):
-        row = order[t]
-        max_nnz = max(max_nnz, indptr[row + 1] - indptr[row])
-    n_orders = max(degree - 1, 1)
-    pre = np.empty((n_orders, max_nnz + 1, degree + 1, k), dtype=table.dtype)
-    pxs = np.empty((max_nnz, max(wcol, 1)), dtype=table.dtype)
-    suf = np.empty((degree, k), dtype=table.dtype)
-    acc = np.empty(k, dtype=table.dtype)
-    total = 0.0
-    for t in range(stop):
-        prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
-        row = order[t]
-        pred = _forward(indptr, indices, data, row, w0, table, k, degree, wcol, pre, pxs)
-        row_loss, g = row_loss_gradient(loss, y, sample_weight, row, pred)
-        total += row_loss
-        if fit_intercept:
-            bias_step(w0, acc_w0, g, lr, adaptive)
-        gT = T(g)
-        start = indptr[row]
-        n = indptr[row + 1] - start
-        if fit_linear:
-            for q in range(n):
-                i = indices[start + q]
-                grad = gT * T(data[start + q]) + reg_w_ * table[i, wcol]
-                coord_step(table, i, wcol, offset, grad, lr_, adaptive)
-        for m in range(2, degree + 1):
-            mi = m - 2
-            col = mi * k
-            # suf[t] = A^t over the non-zeros after q (orders up to m - 1 are needed).
-            for f in range(k):
-                suf[0, f] = 1.0
-            for s in range(1, m):
-                for f in range(k):
-                    suf[s, f] = 0.0
-            for q in range(n - 1, -1, -1):
-                i = indices[start + q]
-                gx = gT * T(data[start + q])
-                # acc = A^{m-1} of the row without non-zero q = sum_t prefix_t * suffix_{m-1-t}
-                for f in range(k):
-                    acc[f] = 0.0
-                for s in range(m):
-                    for f in range(k):
-                        acc[f] += pre[mi, q, s, f] * suf[m - 1 - s, f]
-                # Extend the suffix by non-zero q (its pre-update p x).
-                for s in range(m - 1, 0, -1):
-                    for f in range(k):
-                        suf[s, f] += pxs[q, col + f] * suf[s - 1, f]
-                # Two branch-free loops so that each vectorizes (as in fmlearn._kernels.sgd).
-                if adaptive:
-                    for f in range(k):
-                        c = col + f
-                        v = table[i, c]
-                        grad = gx * acc[f] + reg_V_ * v
-                        a = table[i, offset + c] + grad * grad
-                        table[i, offset + c] = a
-                        table[i, c] = v - lr_ * grad / math.sqrt(a)
-                else:
-                    for f in range(k):
-                        c = col + f
-                        v = table[i, c]
-                        table[i, c] = v - lr_ * (gx * acc[f] + reg_V_ * v)
-    return total
+    return _epoch(code)(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
+        loss, hp, fit_intercept, fit_linear,
+    )

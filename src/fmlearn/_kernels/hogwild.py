@@ -32,6 +32,7 @@ from fmlearn._kernels.intrinsics import (
     _elt_ptr,
     _is_c_array,
 )
+from fmlearn._kernels.updates import addr_step
 
 # Hot features under several threads: those in at least this share of the rows, at most
 # HOT_MAX of them, merged back into the table every MERGE_EVERY rows.
@@ -144,13 +145,37 @@ def entry_row(i, tab0, stride, hot):
 
 
 @jit
-def _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, final):
+def bias_buffer(w0, w0_state):
+    """A thread's float64 copy of the bias and its solver state (at most two values, see
+    :mod:`fmlearn._kernels.updates`), then their values at the last merge:
+    ``[w0, s1, s2, w0, s1, s2]``."""
+    bias = np.zeros(6, dtype=np.float64)
+    bias[0] = bias[3] = w0[0]
+    for j in range(min(w0_state.shape[0], 2)):
+        bias[1 + j] = bias[4 + j] = w0_state[j]
+    return bias
+
+
+@jit(inline="always")
+def bias_step_buffered(hot, T, S, code, w0a, st0, b0, g, lr):
+    """The bias step of an epoch with hot rows (FM, FFM): on this thread's float64 copy
+    (:func:`bias_buffer` at element address ``b0``) if ``hot``, else on ``w0`` and its state
+    (element addresses ``w0a``, ``st0``; number classes ``T``, ``S``), computed in float64
+    either way. Takes no array: the row loops call it without reference counting."""
+    if hot:  # rounded to the parameters' dtype at each merge
+        addr_step(np.float64, np.float64, np.float64, code, b0, b0 + 1, 1, g, lr, 0.0, 0.0)
+    else:
+        addr_step(T, S, np.float64, code, w0a, st0, 1, g, lr, 0.0, 0.0)
+
+
+@jit
+def _merge_hot(table, hot_rows, private, synced, w0, w0_state, bias, final):
     """Add this thread's changes to its hot rows (``private - synced``) to the shared table.
 
-    The bias and its AdaGrad sum, the hottest parameters of all, are buffered the same way:
-    ``bias`` holds this thread's ``(w0, acc_w0)`` and then their values at the last merge.
-    Unless ``final``, then refresh the private copies (and ``synced``) from the table, which
-    brings in the other threads' merged changes. Called under the merge lock.
+    The bias and its solver state, the hottest parameters of all, are buffered the same way:
+    ``bias`` (:func:`bias_buffer`) holds this thread's values and then their values at the
+    last merge. Unless ``final``, then refresh the private copies (and ``synced``) from the
+    table, which brings in the other threads' merged changes. Called under the merge lock.
     """
     # Rows as 1-D views and a loop per case: LLVM then vectorizes them (checking that the
     # rows do not overlap). Indexed by element, merges every 256 rows took 9% of an FM
@@ -167,14 +192,15 @@ def _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, final):
                 shared[c] = value
                 mine[c] = value
                 last[c] = value
-    w0[0] += bias[0] - bias[2]
-    acc_w0[0] += bias[1] - bias[3]
-    bias[0], bias[1] = w0[0], acc_w0[0]
-    bias[2], bias[3] = w0[0], acc_w0[0]
+    w0[0] += bias[0] - bias[3]
+    bias[0] = bias[3] = w0[0]
+    for j in range(min(w0_state.shape[0], 2)):
+        w0_state[j] += bias[1 + j] - bias[4 + j]
+        bias[1 + j] = bias[4 + j] = w0_state[j]
 
 
 @jit
-def try_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock):
+def try_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock):
     """:func:`_merge_hot` unless another thread holds the merge lock; True if it merged.
 
     Kernels call it every :data:`MERGE_EVERY` rows and, if another thread is merging, try again
@@ -182,15 +208,15 @@ def try_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock):
     """
     if not _try_lock(lock):
         return False
-    _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, False)
+    _merge_hot(table, hot_rows, private, synced, w0, w0_state, bias, False)
     _unlock(lock)
     return True
 
 
 @jit
-def final_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock):
+def final_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock):
     """The end of an epoch with hot rows: wait for the lock and merge this thread's changes."""
     while not _try_lock(lock):
         pass
-    _merge_hot(table, hot_rows, private, synced, w0, acc_w0, bias, True)
+    _merge_hot(table, hot_rows, private, synced, w0, w0_state, bias, True)
     _unlock(lock)

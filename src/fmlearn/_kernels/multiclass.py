@@ -10,10 +10,10 @@ Parameters live in one table, row ``i`` = everything about feature ``i``::
     [v_i0 (k) | v_i1 (k) | ... | v_i,C-1 (k) | w_i0 ... w_i,C-1 | solver state]
 
 so a training step touches one contiguous burst per feature, as in the binary kernels
-(:mod:`fmlearn._kernels.fm`). The ``P = C * (k + 1)`` parameter columns come first; AdaGrad
-keeps one accumulator per parameter column, column ``j``'s at ``P + j``. Targets ``y`` are
-float64 class indices in ``[0, C)``; ``w0`` and ``acc_w0`` have shape (C,). Array conventions
-otherwise as in :mod:`fmlearn._kernels.fm`.
+(:mod:`fmlearn._kernels.fm`). The ``P = C * (k + 1)`` parameter columns come first; the solver
+keeps its state values of column ``j`` at ``P + j`` (and ``2P + j``, see
+:mod:`fmlearn._kernels.updates`). Targets ``y`` are float64 class indices in ``[0, C)``; ``w0``
+has shape (C,). Array conventions otherwise as in :mod:`fmlearn._kernels.fm`.
 """
 
 import math
@@ -21,7 +21,8 @@ import math
 import numpy as np
 
 from fmlearn._kernels._jit import jit
-from fmlearn._kernels.sgd import bias_step, coord_step, prefetch_row
+from fmlearn._kernels.sgd import prefetch_row
+from fmlearn._kernels.updates import bias_step, by_code, coord_step, typed_args
 
 
 @jit(inline="always")
@@ -82,59 +83,73 @@ def predict(indptr, indices, data, w0, table, k, out):
         class_scores(indptr, indices, data, row, w0, table, k, n_classes, s, out[row])
 
 
-@jit
+def _make_epoch(OPT):
+    """The SGD epoch kernel for optimizer code ``OPT`` (see :mod:`fmlearn._kernels.updates`),
+    a closure over the int as numba's cache wants."""
+
+    @jit
+    def sgd_epoch(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, hp,
+        fit_intercept, fit_linear,
+    ):
+        """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
+        n_classes = w0.shape[0]
+        ck = n_classes * k
+        n_param = ck + n_classes  # the solver state of column j is at n_param (1 + s) + j
+        T = table.dtype.type
+        lr = hp[0]
+        lr_, l1_w, l2_w, l2_V = typed_args(T, hp)
+        zero = T(0.0)
+        s = np.empty(ck, dtype=table.dtype)
+        scores = np.empty(n_classes, dtype=np.float64)
+        g = np.empty(n_classes, dtype=np.float64)
+        g_col = np.empty(ck, dtype=table.dtype)  # class c's gradient, repeated over its k columns
+        total = 0.0
+        stop = order.shape[0]
+        for t in range(stop):
+            prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
+            row = order[t]
+            class_scores(indptr, indices, data, row, w0, table, k, n_classes, s, scores)
+            total += softmax_loss_gradient(scores, int(y[row]), sample_weight[row], g)
+            for c in range(n_classes):
+                if fit_intercept:
+                    bias_step(w0, w0_state, c, OPT, g[c], lr)
+                for f in range(c * k, c * k + k):
+                    g_col[f] = T(g[c])
+            for p in range(indptr[row], indptr[row + 1]):
+                i = indices[p]
+                x = T(data[p])
+                if fit_linear:
+                    for c in range(n_classes):
+                        coord_step(table, i, ck + c, n_param, OPT, T(g[c]) * x, lr_, l1_w, l2_w)
+                # All classes' factors in one flat loop over C * k contiguous columns; OPT is a
+                # literal, so the loop is branch-free and vectorizes.
+                for f in range(ck):
+                    v = table[i, f]
+                    coord_step(table, i, f, n_param, OPT, g_col[f] * x * (s[f] - v * x), lr_,
+                               zero, l2_V)
+        return total
+
+    return sgd_epoch
+
+
+_epoch = by_code(_make_epoch)
+
+
 def sgd_epoch(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-    lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
+    indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
+    code, hp, fit_intercept, fit_linear,
 ):
     """One pass over ``order`` (int64 row ids) minimizing the multinomial log loss.
 
     Returns the sum of weighted losses, each taken before its row's update. As
-    :func:`fmlearn._kernels.sgd.sgd_epoch` otherwise: ``w0`` (C,) and ``table`` are updated in
-    place, and with ``adaptive`` (AdaGrad) so are ``acc_w0`` (C,) and the accumulator columns
-    (the table then has at least ``2 * C * (k + 1)`` columns); L2 penalties apply to the
+    :func:`fmlearn._kernels.sgd.sgd_epoch` otherwise (optimizer ``code``, ``hp``): ``w0`` (C,)
+    and ``table`` are updated in place, and so are the solver state of the biases,
+    ``w0_state`` (``[state 0 of each class | state 1 of each]``, of ``w0``'s dtype), and the
+    table's state columns (``n_param = C (k + 1)`` per state value); L2 penalties apply to the
     coordinates a row touches.
     """
-    n_classes = w0.shape[0]
-    ck = n_classes * k
-    n_param = ck + n_classes  # AdaGrad's accumulator of column j is column n_param + j
-    T = table.dtype.type
-    lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
-    s = np.empty(ck, dtype=table.dtype)
-    scores = np.empty(n_classes, dtype=np.float64)
-    g = np.empty(n_classes, dtype=np.float64)
-    g_col = np.empty(ck, dtype=table.dtype)  # class c's gradient, repeated over its k columns
-    total = 0.0
-    stop = order.shape[0]
-    for t in range(stop):
-        prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
-        row = order[t]
-        class_scores(indptr, indices, data, row, w0, table, k, n_classes, s, scores)
-        total += softmax_loss_gradient(scores, int(y[row]), sample_weight[row], g)
-        for c in range(n_classes):
-            if fit_intercept:
-                bias_step(w0[c : c + 1], acc_w0[c : c + 1], g[c], lr, adaptive)
-            for f in range(c * k, c * k + k):
-                g_col[f] = T(g[c])
-        for p in range(indptr[row], indptr[row + 1]):
-            i = indices[p]
-            x = T(data[p])
-            if fit_linear:
-                for c in range(n_classes):
-                    col = ck + c
-                    grad = T(g[c]) * x + reg_w_ * table[i, col]
-                    coord_step(table, i, col, n_param, grad, lr_, adaptive)
-            # All classes' factors in one flat loop over C * k contiguous columns; two
-            # branch-free loops so that each vectorizes.
-            if adaptive:
-                for f in range(ck):
-                    v = table[i, f]
-                    grad = g_col[f] * x * (s[f] - v * x) + reg_V_ * v
-                    a = table[i, n_param + f] + grad * grad
-                    table[i, n_param + f] = a
-                    table[i, f] = v - lr_ * grad / math.sqrt(a)
-            else:
-                for f in range(ck):
-                    v = table[i, f]
-                    table[i, f] = v - lr_ * (g_col[f] * x * (s[f] - v * x) + reg_V_ * v)
-    return total
+    return _epoch(code)(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, hp,
+        fit_intercept, fit_linear,
+    )

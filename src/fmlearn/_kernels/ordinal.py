@@ -20,6 +20,7 @@ from fmlearn._kernels.hogwild import NO_HOT
 from fmlearn._kernels.intrinsics import _eaddr, _ld
 from fmlearn._kernels.rng import interval_probability, normal, normal_between, uniform
 from fmlearn._kernels.sgd import fm_step, prefetch_row
+from fmlearn._kernels.updates import addr_step, by_code, typed_args
 
 _FLOOR = 1e-300  # probabilities below this count as this, so that log stays finite
 
@@ -32,63 +33,70 @@ def _sigmoid(t):
     return e / (1.0 + e)
 
 
-@jit
-def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, acc_cut,
-              lr, reg_w, reg_V, adaptive, fit_linear):
+def _make_epoch(OPT):
+    """The SGD epoch kernel for optimizer code ``OPT`` (see :mod:`fmlearn._kernels.updates`),
+    a closure over the int as numba's cache wants."""
+
+    @jit
+    def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, cut_state,
+                  hp, fit_linear):
+        """One pass; see :func:`sgd_epoch` (the dispatcher)."""
+        T = table.dtype.type
+        lr = hp[0]
+        hpT = typed_args(T, hp)
+        stride = table.shape[1]
+        tab0 = _eaddr(table)
+        c0, s0 = _eaddr(cut), _eaddr(cut_state)
+        sums = np.empty(2 * k, dtype=table.dtype)
+        n_cut = cut.shape[0]
+        total = 0.0
+        stop = order.shape[0]
+        for t in range(stop):
+            prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
+            row = _ld(order, t)
+            start, end = _ld(indptr, row), _ld(indptr, row + 1)
+            f = row_sums(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums)
+            c = int(_ld(y, row))
+            sw = _ld(sample_weight, row)
+            upper = _sigmoid(cut[c] - f) if c < n_cut else 1.0
+            lower = _sigmoid(cut[c - 1] - f) if c > 0 else 0.0
+            p = max(upper - lower, _FLOOR)
+            total -= sw * math.log(p)
+            du = upper * (1.0 - upper)
+            dl = lower * (1.0 - lower)
+            # d(-log p)/d theta_c = -du / p, / d theta_{c-1} = dl / p, / d f = (du - dl) / p.
+            # Each cutpoint takes its optimizer step, then is kept inside its neighbours.
+            if c < n_cut:
+                addr_step(np.float64, np.float64, np.float64, OPT, c0 + c, s0 + c, n_cut,
+                          -sw * du / p, lr, 0.0, 0.0)
+                cut[c] = _kept_increasing(cut, c, cut[c])
+            if c > 0:
+                addr_step(np.float64, np.float64, np.float64, OPT, c0 + c - 1, s0 + c - 1,
+                          n_cut, sw * dl / p, lr, 0.0, 0.0)
+                cut[c - 1] = _kept_increasing(cut, c - 1, cut[c - 1])
+            fm_step(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums,
+                    T(sw * (du - dl) / p), OPT, hpT, fit_linear)
+        return total
+
+    return sgd_epoch
+
+
+_epoch = by_code(_make_epoch)
+
+
+def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, cut_state,
+              code, hp, fit_linear):
     """One pass of the proportional-odds model; returns the sum of weighted log losses.
 
     ``y`` float64 class indices; ``cut`` (C - 1,) float64 cutpoints, updated in place (with
-    AdaGrad sums in ``acc_cut`` when ``adaptive``) and kept increasing. Same table contract
-    as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used. The row loop is the FM
-    epoch's (generic number of factors), see :mod:`fmlearn._kernels.sgd` for its design.
+    their solver state in the float64 ``cut_state``, ``[state 0 of each | state 1 of each]``,
+    see :mod:`fmlearn._kernels.updates`) and kept increasing. Same table contract, ``code``
+    and ``hp`` as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used. The row loop is
+    the FM epoch's (generic number of factors), see :mod:`fmlearn._kernels.sgd` for its
+    design.
     """
-    T = table.dtype.type
-    lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
-    stride = table.shape[1]
-    tab0 = _eaddr(table)
-    sums = np.empty(2 * k, dtype=table.dtype)
-    n_cut = cut.shape[0]
-    total = 0.0
-    stop = order.shape[0]
-    for t in range(stop):
-        prefetch_row(indptr, indices, data, y, sample_weight, order, t, stop, table)
-        row = _ld(order, t)
-        start, end = _ld(indptr, row), _ld(indptr, row + 1)
-        f = row_sums(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums)
-        c = int(_ld(y, row))
-        sw = _ld(sample_weight, row)
-        upper = _sigmoid(cut[c] - f) if c < n_cut else 1.0
-        lower = _sigmoid(cut[c - 1] - f) if c > 0 else 0.0
-        p = max(upper - lower, _FLOOR)
-        total -= sw * math.log(p)
-        du = upper * (1.0 - upper)
-        dl = lower * (1.0 - lower)
-        # d(-log p)/d theta_c = -du / p, / d theta_{c-1} = dl / p, / d f = (du - dl) / p.
-        # The AdaGrad sums are updated here, not in a helper taking acc_cut under a branch:
-        # that would bring reference counting into the loop.
-        if c < n_cut:
-            g = -sw * du / p
-            if adaptive:
-                acc_cut[c] += g * g
-            step = _cut_step(g, acc_cut[c] if adaptive else 1.0, lr, adaptive)
-            cut[c] = _kept_increasing(cut, c, cut[c] - step)
-        if c > 0:
-            g = sw * dl / p
-            if adaptive:
-                acc_cut[c - 1] += g * g
-            step = _cut_step(g, acc_cut[c - 1] if adaptive else 1.0, lr, adaptive)
-            cut[c - 1] = _kept_increasing(cut, c - 1, cut[c - 1] - step)
-        fm_step(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums,
-                T(sw * (du - dl) / p), lr_, reg_w_, reg_V_, adaptive, fit_linear)
-    return total
-
-
-@jit(inline="always")
-def _cut_step(g, acc, lr, adaptive):
-    """The step of a cutpoint with gradient ``g`` (AdaGrad: ``acc`` its squared-gradient sum)."""
-    if adaptive:
-        return lr * g / math.sqrt(acc)
-    return lr * g
+    return _epoch(code)(indptr, indices, data, y, sample_weight, order, table, k, cut,
+                        cut_state, hp, fit_linear)
 
 
 @jit(inline="always")

@@ -51,7 +51,7 @@ from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import fm_row
 from fmlearn._kernels.losses import LOGISTIC, loss_gradient, loss_value
 from fmlearn._kernels.rng import next_u64
-from fmlearn._kernels.sgd import coord_step
+from fmlearn._kernels.updates import by_code, coord_step, typed_args
 
 BPR = 0
 WARP = 1
@@ -91,39 +91,33 @@ def draw_candidate(state, sampling, n_candidates, popular):
 
 
 @jit(inline="always")
-def factor_step(table, i, k, a, P, b, Q, c, lr, adaptive):
-    """One step on ``v_i = table[i, :k]`` with gradient ``a P + b Q + c v_i``.
+def factor_step(table, i, k, a, P, b, Q, c, code, lr, l2):
+    """One step of rule ``code`` on ``v_i = table[i, :k]`` with loss gradient ``a P + b Q + c v_i``.
 
-    The vector form of :func:`fmlearn._kernels.sgd.coord_step`: AdaGrad keeps its sums at
-    ``table[i, k + 1 + f]``. ``P``, ``Q`` are (k,) vectors; the scalars are in the table's
-    dtype. Two branch-free loops so that each vectorizes.
+    ``P``, ``Q`` are (k,) vectors; the scalars are in the table's dtype, ``l2`` the L2 strength
+    (see :mod:`fmlearn._kernels.updates`; the solver state is at ``table[i, (k + 1) (1 + j) + f]``).
+    ``code`` is a literal, so the loop is branch-free and vectorizes.
     """
-    if adaptive:
-        for f in range(k):
-            v = table[i, f]
-            grad = a * P[f] + b * Q[f] + c * v
-            acc = table[i, k + 1 + f] + grad * grad
-            table[i, k + 1 + f] = acc
-            table[i, f] = v - lr * grad / math.sqrt(acc)
-    else:
-        for f in range(k):
-            v = table[i, f]
-            table[i, f] = v - lr * (a * P[f] + b * Q[f] + c * v)
+    zero = table.dtype.type(0.0)
+    for f in range(k):
+        coord_step(table, i, f, k + 1, code, a * P[f] + b * Q[f] + c * table[i, f], lr, zero, l2)
 
 
 @jit(inline="always")
 def pair_step(
     q_indptr, q_indices, q_data, c_indptr, c_indices, c_data, q, i, j, g, table, k,
-    s_q, s_i, s_j, p_i, p_j, lr, reg_w, reg_V, adaptive, fit_linear,
+    s_q, s_i, s_j, p_i, p_j, code, hpT, fit_linear,
 ):
     """One gradient step of ``g * d`` with ``d = f(q, i) - f(q, j)``; see the module text.
 
     ``s_q``, ``s_i``, ``s_j`` hold the factor sums of the query and the two candidate rows
-    (from ``fm_row``); ``p_i``, ``p_j`` are (k,) scratch. ``lr``, ``reg_w``, ``reg_V`` are in
-    the table's dtype; ``g`` is a float64.
+    (from ``fm_row``); ``p_i``, ``p_j`` are (k,) scratch. ``hpT``: the hyper-parameters in the
+    table's dtype (:func:`fmlearn._kernels.updates.typed_args`); ``g`` is a float64.
     """
     T = table.dtype.type
+    lr, l1_w, l2_w, l2_V = hpT
     gT = T(g)
+    zero = T(0.0)
     for f in range(k):
         p_i[f] = s_q[f] + s_i[f]
         p_j[f] = s_q[f] + s_j[f]
@@ -131,7 +125,7 @@ def pair_step(
     for p in range(q_indptr[q], q_indptr[q + 1]):
         a = q_indices[p]
         gx = gT * T(q_data[p])
-        factor_step(table, a, k, gx, s_i, -gx, s_j, reg_V, lr, adaptive)
+        factor_step(table, a, k, gx, s_i, -gx, s_j, zero, code, lr, l2_V)
     # Candidate features: a merge of the two sorted rows.
     pa, ea = c_indptr[i], c_indptr[i + 1]
     pb, eb = c_indptr[j], c_indptr[j + 1]
@@ -152,11 +146,9 @@ def pair_step(
             xj = T(c_data[pb])
             pb += 1
         if fit_linear:
-            coord_step(table, b, k, k + 1, gT * (xi - xj) + reg_w * table[b, k], lr, adaptive)
-        factor_step(
-            table, b, k, gT * xi, p_i, -gT * xj, p_j, reg_V - gT * (xi * xi - xj * xj), lr,
-            adaptive,
-        )
+            coord_step(table, b, k, k + 1, code, gT * (xi - xj), lr, l1_w, l2_w)
+        factor_step(table, b, k, gT * xi, p_i, -gT * xj, p_j, -gT * (xi * xi - xj * xj), code,
+                    lr, l2_V)
 
 
 @jit(inline="always")
@@ -165,81 +157,103 @@ def warp_weight(n_candidates, n_drawn):
     return math.log(max(1.0, math.floor((n_candidates - 1) / n_drawn)))
 
 
-@jit
+def _make_epoch(OPT):
+    """The epoch kernel for optimizer code ``OPT`` (see :mod:`fmlearn._kernels.updates`), a
+    closure over the int as numba's cache wants."""
+
+    @jit
+    def rank_epoch(
+        q_indptr, q_indices, q_data, c_indptr, c_indices, c_data,
+        pos_q, pos_c, sample_weight, order, pos_indptr, pos_indices, popular,
+        table, k, seed, sampling, max_sampled, loss, hp, fit_linear,
+    ):
+        """One pass; see :func:`rank_epoch` (the dispatcher)."""
+        T = table.dtype.type
+        hpT = typed_args(T, hp)
+        n_candidates = c_indptr.shape[0] - 1
+        zero = np.zeros(1, dtype=table.dtype)
+        s_q = np.empty(k, dtype=table.dtype)
+        s_i = np.empty(k, dtype=table.dtype)
+        s_j = np.empty(k, dtype=table.dtype)
+        s_t = np.empty(k, dtype=table.dtype)
+        p_i = np.empty(k, dtype=table.dtype)
+        p_j = np.empty(k, dtype=table.dtype)
+        state = np.full(1, seed, dtype=np.uint64)
+        total = 0.0
+        for t in range(order.shape[0]):
+            row = order[t]
+            q = pos_q[row]
+            i = pos_c[row]
+            sw = sample_weight[row]
+            # Scores without the query's own part, which cancels in every difference.
+            fm_row(q_indptr, q_indices, q_data, q, zero, table, k, s_q)
+            f_i = fm_row(c_indptr, c_indices, c_data, i, zero, table, k, s_i)
+            for f in range(k):
+                f_i += s_q[f] * s_i[f]
+            j = -1
+            g = 0.0
+            if loss == BPR:
+                for _ in range(max_sampled):
+                    c = draw_candidate(state, sampling, n_candidates, popular)
+                    if not is_positive(pos_indptr, pos_indices, q, c):
+                        j = c
+                        break
+                if j >= 0:
+                    f_j = fm_row(c_indptr, c_indices, c_data, j, zero, table, k, s_j)
+                    for f in range(k):
+                        f_j += s_q[f] * s_j[f]
+                    total += sw * loss_value(LOGISTIC, 1.0, f_i - f_j)
+                    g = sw * loss_gradient(LOGISTIC, 1.0, f_i - f_j)
+            else:
+                for n_drawn in range(1, max_sampled + 1):
+                    c = draw_candidate(state, sampling, n_candidates, popular)
+                    f_c = fm_row(c_indptr, c_indices, c_data, c, zero, table, k, s_t)
+                    for f in range(k):
+                        f_c += s_q[f] * s_t[f]
+                    if f_c > f_i - 1.0 and not is_positive(pos_indptr, pos_indices, q, c):
+                        j = c
+                        for f in range(k):
+                            s_j[f] = s_t[f]
+                        weight = sw * warp_weight(n_candidates, n_drawn)
+                        total += weight * (1.0 - f_i + f_c)
+                        g = -weight
+                        break
+            if j >= 0 and g != 0.0:
+                pair_step(
+                    q_indptr, q_indices, q_data, c_indptr, c_indices, c_data, q, i, j, g,
+                    table, k, s_q, s_i, s_j, p_i, p_j, OPT, hpT, fit_linear,
+                )
+        return total
+
+    return rank_epoch
+
+
+_epoch = by_code(_make_epoch)
+
+
 def rank_epoch(
     q_indptr, q_indices, q_data, c_indptr, c_indices, c_data,
     pos_q, pos_c, sample_weight, order, pos_indptr, pos_indices, popular,
-    table, k, seed, sampling, max_sampled, loss, lr, reg_w, reg_V, adaptive, fit_intercept,
-    fit_linear,
+    table, k, seed, sampling, max_sampled, loss, code, hp, fit_intercept, fit_linear,
 ):
     """One pass of BPR or WARP over the positives ``order`` (int64 ids); returns the loss sum.
 
     Positive ``t`` is query row ``pos_q[t]`` of the query CSR and candidate row ``pos_c[t]``
     of the candidate CSR (whose indices are already offset past the query features), with
-    weight ``sample_weight[t]``. ``table`` (n_features, stride) is updated in place (AdaGrad
-    needs stride >= 2k + 2, its sums after the parameters). ``seed`` (uint64) starts the
-    random stream of negatives. ``sampling`` and ``loss`` are the codes above; the trailing
-    ``loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear`` are a solver's
-    ``rates``/``flags`` (``fit_intercept`` is ignored: no pairwise loss moves ``w0``). The
+    weight ``sample_weight[t]``. ``table`` (n_features, stride) is updated in place, with the
+    solver state of optimizer ``code`` after the parameters (see
+    :mod:`fmlearn._kernels.updates`). ``seed`` (uint64) starts the random stream of
+    negatives. ``sampling`` and ``loss`` are the codes above; ``code`` and ``hp`` (the
+    solver's ``kernel_args``) as in :func:`fmlearn._kernels.sgd.sgd_epoch` (``fit_intercept``
+    is ignored: no pairwise loss moves ``w0``). The
     returned sum is, per positive before its step, the weighted BPR loss, or WARP's weighted
     rank-weighted hinge (0 when no draw violated the margin).
     """
-    T = table.dtype.type
-    lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
-    n_candidates = c_indptr.shape[0] - 1
-    zero = np.zeros(1, dtype=table.dtype)
-    s_q = np.empty(k, dtype=table.dtype)
-    s_i = np.empty(k, dtype=table.dtype)
-    s_j = np.empty(k, dtype=table.dtype)
-    s_t = np.empty(k, dtype=table.dtype)
-    p_i = np.empty(k, dtype=table.dtype)
-    p_j = np.empty(k, dtype=table.dtype)
-    state = np.full(1, seed, dtype=np.uint64)
-    total = 0.0
-    for t in range(order.shape[0]):
-        row = order[t]
-        q = pos_q[row]
-        i = pos_c[row]
-        sw = sample_weight[row]
-        # Scores without the query's own part, which cancels in every difference.
-        fm_row(q_indptr, q_indices, q_data, q, zero, table, k, s_q)
-        f_i = fm_row(c_indptr, c_indices, c_data, i, zero, table, k, s_i)
-        for f in range(k):
-            f_i += s_q[f] * s_i[f]
-        j = -1
-        g = 0.0
-        if loss == BPR:
-            for _ in range(max_sampled):
-                c = draw_candidate(state, sampling, n_candidates, popular)
-                if not is_positive(pos_indptr, pos_indices, q, c):
-                    j = c
-                    break
-            if j >= 0:
-                f_j = fm_row(c_indptr, c_indices, c_data, j, zero, table, k, s_j)
-                for f in range(k):
-                    f_j += s_q[f] * s_j[f]
-                total += sw * loss_value(LOGISTIC, 1.0, f_i - f_j)
-                g = sw * loss_gradient(LOGISTIC, 1.0, f_i - f_j)
-        else:
-            for n_drawn in range(1, max_sampled + 1):
-                c = draw_candidate(state, sampling, n_candidates, popular)
-                f_c = fm_row(c_indptr, c_indices, c_data, c, zero, table, k, s_t)
-                for f in range(k):
-                    f_c += s_q[f] * s_t[f]
-                if f_c > f_i - 1.0 and not is_positive(pos_indptr, pos_indices, q, c):
-                    j = c
-                    for f in range(k):
-                        s_j[f] = s_t[f]
-                    weight = sw * warp_weight(n_candidates, n_drawn)
-                    total += weight * (1.0 - f_i + f_c)
-                    g = -weight
-                    break
-        if j >= 0 and g != 0.0:
-            pair_step(
-                q_indptr, q_indices, q_data, c_indptr, c_indices, c_data, q, i, j, g,
-                table, k, s_q, s_i, s_j, p_i, p_j, lr_, reg_w_, reg_V_, adaptive, fit_linear,
-            )
-    return total
+    return _epoch(code)(
+        q_indptr, q_indices, q_data, c_indptr, c_indices, c_data,
+        pos_q, pos_c, sample_weight, order, pos_indptr, pos_indices, popular,
+        table, k, seed, sampling, max_sampled, loss, hp, fit_linear,
+    )
 
 
 @jit

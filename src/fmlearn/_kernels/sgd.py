@@ -1,4 +1,4 @@
-"""Stochastic gradient epochs (plain SGD and AdaGrad) for the second-order FM.
+"""Stochastic gradient epochs (SGD, AdaGrad, FTRL) for the second-order FM.
 
 The kernel visits rows in the given order, so one call is deterministic. Parallel training
 (Hogwild, Recht et al. 2011) runs this same kernel from several threads on disjoint chunks of
@@ -6,9 +6,10 @@ the shuffled order, all updating the shared parameters without locks: sparse row
 the same feature at once, so races are rare and benign.
 
 Parameters live in one table (see :mod:`fmlearn._kernels.fm`): ``table[i, :k]`` = v_i,
-``table[i, k]`` = w_i and, for AdaGrad, ``table[i, k+1 : 2k+1]`` the factors' squared-gradient
-sums and ``table[i, 2k+1]`` the linear weight's, so one feature's update touches one
-contiguous row.
+``table[i, k]`` = w_i and then the optimizer's state, each state value laid out as the
+parameters (AdaGrad: ``table[i, k+1 : 2k+2]`` the squared-gradient sums; FTRL: then ``z`` and
+``n``), so one feature's update touches one contiguous row. The update rules are those of
+:mod:`fmlearn._kernels.updates`; the kernels are built per optimizer code as per ``k``.
 
 Speed. A row costs two passes over its features (the factor sums, then the updates), each a
 few vector operations per feature, plus the prefetching of the rows to come. These made the
@@ -40,7 +41,8 @@ kernel 3-5x faster than plain numba loops (900k rows of 20 features, k = 16, flo
 - float32 AdaGrad steps of the factors multiply by the processor's reciprocal square root
   estimate (x86 with AVX; :func:`fmlearn._kernels.intrinsics._vdiv_sqrt`) instead of dividing
   by an exact square root: 7% of the AdaGrad epoch, for a step size good to 12 bits. The bias
-  and the linear weights, scalars, keep the exact step.
+  and the linear weights, scalars, keep the exact step (and FTRL exact square roots
+  everywhere: its step is a difference of two).
 
 Tried and dropped: accumulating two features at a time into the factor sums (slower); masked
 vector loads and stores for the generic kernel's tail (2x slower, presumably because a masked
@@ -66,39 +68,25 @@ cost more. What is left for two threads is memory bandwidth (with uniform featur
 touches 40-60 uncached lines).
 """
 
-import math
-
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import row_sums
 from fmlearn._kernels.hogwild import (
     MERGE_EVERY,
     NO_HOT,
+    bias_buffer,
+    bias_step_buffered,
     entry_row,
     final_merge,
     hot_arguments,
     hot_copies,
     try_merge,
 )
-from fmlearn._kernels.intrinsics import (
-    _addr_ptr,
-    _align,
-    _eaddr,
-    _elt_type,
-    _ints,
-    _is_float_carrier,
-    _ld,
-    _splat,
-    _tld,
-    _tst,
-    _vdiv_sqrt,
-    _width,
-)
+from fmlearn._kernels.intrinsics import _eaddr, _ld, _tld
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
+from fmlearn._kernels.updates import _vstep, addr_step, typed_args
 
 # Rows ahead whose parameter rows are prefetched; their indices are fetched twice as far ahead.
 PREFETCH_DISTANCE = 4
@@ -159,144 +147,56 @@ def prefetch_row_hot(indptr, indices, data, y, sample_weight, order, t, stop, ta
 
 
 @jit(inline="always")
-def scalar_step(value, acc, g, lr, adaptive):
-    """``(value, acc)`` after an SGD or AdaGrad step of gradient ``g`` (float64 scalars).
-
-    Takes no array, so the row loops of the FM and FFM epochs call it without reference
-    counting, on the shared bias or on a thread's private copy of it.
-    """
-    if adaptive:
-        acc = acc + g * g
-        return value - lr * g / math.sqrt(acc), acc
-    return value - lr * g, acc
-
-
-# bias_step and coord_step serve the FwFM, HOFM and multinomial epochs, which index the table.
-@jit(inline="always")
-def bias_step(w0, acc_w0, g, lr, adaptive):
-    """Update the global bias ``w0[0]`` with gradient ``g`` (AdaGrad state in ``acc_w0[0]``)."""
-    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr, adaptive)
-
-
-@jit(inline="always")
-def coord_step(table, i, c, state_offset, grad, lr, adaptive):
-    """Update ``table[i, c]`` with gradient ``grad``; AdaGrad keeps its sum at ``c + offset``."""
-    if adaptive:
-        a = table[i, state_offset + c] + grad * grad
-        table[i, state_offset + c] = a
-        table[i, c] -= lr * grad / math.sqrt(a)
-    else:
-        table[i, c] -= lr * grad
-
-
-@jit(inline="always")
-def addr_step(T, c, state_offset, grad, lr, adaptive):
-    """:func:`coord_step` of the element at element address ``c`` (``T``: its number class)."""
-    if adaptive:
-        a = _tld(T, c + state_offset) + grad * grad
-        _tst(T, c + state_offset, a)
-        _tst(T, c, _tld(T, c) - lr * grad / math.sqrt(a))
-    else:
-        _tst(T, c, _tld(T, c) - lr * grad)
-
-
-@intrinsic
-def _vstep(typingctx, T, r, s, x, gx, reg, lr, state_offset, adaptive, width):
-    """One SGD or AdaGrad step of the factors ``v = S[r : r + w]`` of an entry of value ``x``.
-
-    ``grad = gx (S[s : s + w] - v x) + reg v`` (``S[s:]`` the row's factor sums, ``gx`` the
-    prediction gradient times ``x``); plain SGD (``adaptive`` a literal False) does
-    ``v -= lr grad``; AdaGrad adds ``grad^2`` to the sums ``state_offset`` elements after
-    ``v`` and divides the step by their square root (:func:`_vdiv_sqrt`). Element addresses
-    of ``T``'s dtype; ``w`` the literal ``width``.
-    """
-    w = _width(width)
-    if not (_is_float_carrier(T) and _ints(r, s, state_offset) and w
-            and isinstance(adaptive, types.BooleanLiteral)):
-        return None
-    use_state = adaptive.literal_value
-
-    def codegen(context, builder, sig, args):
-        cty, rty, sty, xty, gty, regty, lrty, offty, _, _ = sig.args
-        dtype = _elt_type(cty)
-        align = _align(context, cty)
-
-        def scalar(i, ty):
-            return _splat(builder, context.cast(builder, args[i], ty, dtype), w)
-
-        v_ptr = _addr_ptr(context, builder, cty, args[1], rty, w)
-        v = builder.load(v_ptr, align=align)
-        sums = builder.load(_addr_ptr(context, builder, cty, args[2], sty, w), align=align)
-        x, gx, reg, lr = scalar(3, xty), scalar(4, gty), scalar(5, regty), scalar(6, lrty)
-        grad = builder.fadd(builder.fmul(gx, builder.fsub(sums, builder.fmul(v, x))),
-                            builder.fmul(reg, v))
-        step = builder.fmul(lr, grad)
-        if use_state:
-            r = context.cast(builder, args[1], rty, types.intp)
-            off = context.cast(builder, args[7], offty, types.intp)
-            a_ptr = _addr_ptr(context, builder, cty, builder.add(r, off), types.intp, w)
-            acc = builder.fadd(builder.load(a_ptr, align=align), builder.fmul(grad, grad))
-            builder.store(acc, a_ptr, align=align)
-            step = _vdiv_sqrt(context, builder, step, acc)
-        builder.store(builder.fsub(v, step), v_ptr, align=align)
-        return context.get_dummy_value()
-
-    sig = types.void(T, r, s, x, gx, reg, lr, state_offset, adaptive, width)
-    return sig, codegen
-
-
-@jit(inline="always")
-def factor_step(T, K, k, r, s, x, gx, reg, lr, state_offset, adaptive):
-    """:func:`_vstep` over the ``k`` factors: one vector for a literal ``K``, else (``K`` 0)
-    vectors of 16, 8, 4 and scalars. ``adaptive`` must be a literal."""
+def factor_step(T, K, k, r, s, x, gx, l2, lr, state_offset, code):
+    """:func:`~fmlearn._kernels.updates._vstep` over the ``k`` factors: one vector for a literal
+    ``K``, else (``K`` 0) vectors of 16, 8, 4 and scalars. ``code`` must be a literal."""
     if K:
-        _vstep(T, r, s, x, gx, reg, lr, state_offset, adaptive, K)
+        _vstep(T, code, r, s, x, gx, l2, lr, state_offset, K)
         return
     c = 0
     while c + 16 <= k:
-        _vstep(T, r + c, s + c, x, gx, reg, lr, state_offset, adaptive, 16)
+        _vstep(T, code, r + c, s + c, x, gx, l2, lr, state_offset, 16)
         c += 16
     if c + 8 <= k:
-        _vstep(T, r + c, s + c, x, gx, reg, lr, state_offset, adaptive, 8)
+        _vstep(T, code, r + c, s + c, x, gx, l2, lr, state_offset, 8)
         c += 8
     if c + 4 <= k:
-        _vstep(T, r + c, s + c, x, gx, reg, lr, state_offset, adaptive, 4)
+        _vstep(T, code, r + c, s + c, x, gx, l2, lr, state_offset, 4)
         c += 4
     while c < k:
-        v = _tld(T, r + c)
-        addr_step(T, r + c, state_offset, gx * (_tld(T, s + c) - v * x) + reg * v, lr,
-                  adaptive)
+        a = r + c
+        addr_step(T, T, T, code, a, a + state_offset, state_offset,
+                  gx * (_tld(T, s + c) - _tld(T, a) * x), lr, T(0.0), l2)
         c += 1
 
 
 @jit(inline="always")
-def fm_step(indices, data, start, stop, T, K, k, tab0, stride, hot, sums, gT, lr_, reg_w_,
-            reg_V_, adaptive, fit_linear):
+def fm_step(indices, data, start, stop, T, K, k, tab0, stride, hot, sums, gT, code, hpT,
+            fit_linear):
     """Apply the prediction gradient ``gT`` to the ``w`` and ``V`` of entries ``start:stop``.
 
     ``sums`` holds the row's factor sums from :func:`fmlearn._kernels.fm.row_sums` (same
-    ``T``, ``K``, ``k``, ``tab0``, ``stride``, ``hot``); the rates are in the table's dtype.
-    Shared by every FM task's epoch (regression, binary, ordinal).
+    ``T``, ``K``, ``k``, ``tab0``, ``stride``, ``hot``); ``hpT`` the kernel's hyper-parameters
+    in the table's dtype (see :mod:`fmlearn._kernels.updates`), ``code`` a literal optimizer
+    code. Shared by every FM task's epoch (regression, binary, ordinal).
     """
+    lr, l1_w, l2_w, l2_V = hpT
     s = _eaddr(sums)
-    off = k + 1  # AdaGrad sums: k + 1 columns after their parameters
+    off = k + 1  # solver state: every k + 1 columns after the parameters
     for p in range(start, stop):
         r = entry_row(_ld(indices, p), tab0, stride, hot)
         x = T(_ld(data, p))
         gx = gT * x
         if fit_linear:
-            addr_step(T, r + k, off, gx + reg_w_ * _tld(T, r + k), lr_, adaptive)
-        # A literal ``adaptive`` per branch: each step is one straight vector sequence.
-        if adaptive:
-            factor_step(T, K, k, r, s, x, gx, reg_V_, lr_, off, True)
-        else:
-            factor_step(T, K, k, r, s, x, gx, reg_V_, lr_, off, False)
+            addr_step(T, T, T, code, r + k, r + k + off, off, gx, lr, l1_w, l2_w)
+        factor_step(T, K, k, r, s, x, gx, l2_V, lr, off, code)
 
 
-def _make_epoch(K, HOT):
+def _make_epoch(K, HOT, OPT):
     """The epoch kernel for a literal number of factors ``K``, or the generic one (``K = 0``);
     with private copies of the hot rows if ``HOT`` (1), else (0) every update goes to the
-    table and the hot-row code is pruned away.
+    table and the hot-row code is pruned away; for optimizer code ``OPT``
+    (:mod:`fmlearn._kernels.updates`), whose rules then fold to straight-line code.
 
     It closes over ints only, which numba's cache keys on (a closure over a jitted function
     would give every process a new cache key).
@@ -304,18 +204,20 @@ def _make_epoch(K, HOT):
 
     @jit
     def sgd_epoch(
-        indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-        loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        hot_indices, hot_rows, lock, merge_every,
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
+        loss, hp, fit_intercept, fit_linear, hot_indices, hot_rows, lock, merge_every,
     ):
         """One pass over ``order``; see :func:`fmlearn._kernels.sgd.sgd_epoch`."""
         # The update loops run in the parameters' dtype: float32 halves memory traffic and
         # doubles SIMD width; only the per-row loss and gradient are float64.
         T = table.dtype.type
+        S0 = w0_state.dtype.type
         kk = K if K else k
-        lr_, reg_w_, reg_V_ = T(lr), T(reg_w), T(reg_V)
+        hpT = typed_args(T, hp)
+        lr = hp[0]
         stride = table.shape[1]
         tab0 = _eaddr(table)
+        w0a, st0 = _eaddr(w0), _eaddr(w0_state)
         sums = np.empty(2 * kk, dtype=table.dtype)
         total = 0.0
         stop = order.shape[0]
@@ -324,16 +226,18 @@ def _make_epoch(K, HOT):
         # folded away by LLVM, left the one-thread epoch 5% slower.)
         if HOT:
             # This thread's copies of the hot rows and their values at the last merge, its
-            # bias and AdaGrad sum (w0, acc_w0) and then their values at the last merge, and
-            # the design's indices with the hot ones remapped to the copies (see
-            # fmlearn._kernels.hogwild).
+            # bias and bias state and then their values at the last merge
+            # (hogwild.bias_buffer), and the design's indices with the hot ones remapped to
+            # the copies (see fmlearn._kernels.hogwild).
             n_hot = hot_rows.shape[0]
             private, synced = hot_copies(table, hot_rows)
-            bias = np.array([w0[0], acc_w0[0], w0[0], acc_w0[0]], dtype=np.float64)
+            bias = bias_buffer(w0, w0_state)
+            b0 = _eaddr(bias)
             hot = (n_hot, _eaddr(private) + n_hot * stride)
             idx = hot_indices
             since_merge = 0
         else:
+            b0 = 0
             hot = NO_HOT
             idx = indices
         for t in range(stop):
@@ -341,7 +245,7 @@ def _make_epoch(K, HOT):
                 since_merge += 1
                 # Another thread merging: go on and try again at the next row.
                 if since_merge >= merge_every and try_merge(table, hot_rows, private, synced,
-                                                            w0, acc_w0, bias, lock):
+                                                            w0, w0_state, bias, lock):
                     since_merge = 0
             prefetch_row_hot(indptr, idx, data, y, sample_weight, order, t, stop, table, hot)
             row = _ld(order, t)
@@ -355,15 +259,11 @@ def _make_epoch(K, HOT):
             total += sw * loss_value(loss, target, pred)
             g = sw * loss_gradient(loss, target, pred)
             if fit_intercept:
-                if HOT:  # float64 here, rounded to the parameters' dtype at each merge
-                    bias[0], bias[1] = scalar_step(bias[0], bias[1], g, lr, adaptive)
-                else:
-                    w0[0], acc_w0[0] = scalar_step(float(w0[0]), float(acc_w0[0]), g, lr,
-                                                   adaptive)
-            fm_step(idx, data, start, end, T, K, kk, tab0, stride, hot, sums, T(g), lr_,
-                    reg_w_, reg_V_, adaptive, fit_linear)
+                bias_step_buffered(HOT, T, S0, OPT, w0a, st0, b0, g, lr)
+            fm_step(idx, data, start, end, T, K, kk, tab0, stride, hot, sums, T(g), OPT, hpT,
+                    fit_linear)
         if HOT:
-            final_merge(table, hot_rows, private, synced, w0, acc_w0, bias, lock)
+            final_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock)
         return total
 
     return sgd_epoch
@@ -372,11 +272,12 @@ def _make_epoch(K, HOT):
 _EPOCHS: dict = {}
 
 
-def epoch_kernel(k: int, hot: bool = False):
-    """The jitted epoch for ``k`` factors: its own for ``k`` in :data:`SPECIALIZED_FACTORS`,
-    else the generic one; with ``hot``, the one that buffers hot rows (threads). Built on
-    first use (compiled on its first call, or loaded from numba's on-disk cache)."""
-    key = (int(k) if int(k) in SPECIALIZED_FACTORS else 0, int(bool(hot)))
+def epoch_kernel(k: int, code: int, hot: bool = False):
+    """The jitted epoch for ``k`` factors and optimizer ``code``: its own for ``k`` in
+    :data:`SPECIALIZED_FACTORS`, else the generic one; with ``hot``, the one that buffers hot
+    rows (threads). Built on first use (compiled on its first call, or loaded from numba's
+    on-disk cache)."""
+    key = (int(k) if int(k) in SPECIALIZED_FACTORS else 0, int(bool(hot)), int(code))
     kernel = _EPOCHS.get(key)
     if kernel is None:
         # Threads starting their first epoch at once all get the same dispatcher.
@@ -385,18 +286,19 @@ def epoch_kernel(k: int, hot: bool = False):
 
 
 def sgd_epoch(
-    indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-    loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear, hot=None,
-    merge_every=MERGE_EVERY,
+    indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
+    loss, code, hp, fit_intercept, fit_linear, hot=None, merge_every=MERGE_EVERY,
 ):
     """One pass over ``order`` (int64 row ids); returns the sum of weighted losses.
 
-    ``w0`` (1,) and ``table`` (n_features, stride) are updated in place; with ``adaptive``
-    (AdaGrad) so are ``acc_w0`` (1,) and the accumulator columns of ``table`` (stride must be
-    at least 2k + 2), else ``stride >= k + 1`` suffices and ``acc_w0`` is ignored. ``loss`` is a
-    code from :mod:`fmlearn._kernels.losses`; ``reg_w``/``reg_V`` are L2 strengths applied to
-    the coordinates a row touches. Each row's loss is taken before its update (progressive
-    validation). Releases the GIL (Hogwild threads).
+    ``w0`` (1,) and ``table`` (n_features, stride) are updated in place, and so is the solver
+    state of optimizer ``code`` (:mod:`fmlearn._kernels.updates`): the bias's in ``w0_state``
+    (of ``w0``'s dtype; ``[a]`` for AdaGrad, ``[z, n]`` for FTRL, ignored by plain SGD), the
+    others in the table's state columns (stride ``(k + 1) * (1 + states per parameter)``).
+    ``hp`` is the solver's ``kernel_args``: ``(learning_rate, l1_w, l2_w, l2_V)``; L2 applies
+    to the coordinates a row touches, L1 (FTRL) to the linear weights. ``loss`` is a code
+    from :mod:`fmlearn._kernels.losses`. Each row's loss is taken before its update
+    (progressive validation). Releases the GIL (Hogwild threads).
 
     ``hot``, for threads training the same table at once: ``(hot_indices, rows, lock)``,
     ``rows`` from :func:`fmlearn._kernels.hogwild.hot_features`, ``hot_indices`` from
@@ -407,8 +309,7 @@ def sgd_epoch(
     thread): every update goes straight to the table, through a kernel without that code.
     """
     remapped, rows, lock = hot_arguments(hot)
-    return epoch_kernel(k, rows.shape[0] > 0)(
-        indptr, indices, data, y, sample_weight, order, w0, acc_w0, table, k,
-        loss, lr, reg_w, reg_V, adaptive, fit_intercept, fit_linear,
-        remapped, rows, lock, merge_every,
+    return epoch_kernel(k, code, rows.shape[0] > 0)(
+        indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
+        loss, hp, fit_intercept, fit_linear, remapped, rows, lock, merge_every,
     )

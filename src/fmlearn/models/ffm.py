@@ -48,7 +48,7 @@ class FFMParams(TableParams):
     def _like(self, w0, table):
         return FFMParams(w0, table, self.n_factors, self.fields)
 
-    def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
+    def sgd_epoch(self, X, y, sample_weight, order, w0_state, solver) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`.
 
         Several threads buffer the hot rows (see :meth:`_hot_rows`). Every row updates a
@@ -58,8 +58,9 @@ class FFMParams(TableParams):
         """
         return ffm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            self.w0, acc_w0, self.table, self.n_factors, self.fields, self.wcol,
-            *solver.rates, *solver.flags, hot=self._hot_rows(X, order),
+            self.w0, w0_state, self.table, self.n_factors, self.fields, self.wcol,
+            solver.loss, solver.code, solver.kernel_args, solver.fit_intercept,
+            solver.fit_linear, hot=self._hot_rows(X, order),
         )
 
     def _predict_block(self, indptr, X, out):

@@ -53,16 +53,18 @@ class FMParams(TableParams):
             return blocked_decision_function(self.w0, self.table, self.n_factors, X, n_jobs)
         return super().decision_function(X, n_jobs)
 
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
+    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
 
-        Thread-safe in the Hogwild sense: the solver calls it from several threads on disjoint
-        chunks of the order, which then buffer the hot rows (see :meth:`_hot_rows`).
+        ``w0_state``: the bias's solver state. Thread-safe in the Hogwild sense: the solver
+        calls it from several threads on disjoint chunks of the order, which then buffer the
+        hot rows (see :meth:`_hot_rows`).
         """
         return sgd_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            self.w0, acc_w0, self.table, self.n_factors,
-            *solver.rates, *solver.flags, hot=self._hot_rows(X, order),
+            self.w0, w0_state, self.table, self.n_factors, solver.loss, solver.code,
+            solver.kernel_args, solver.fit_intercept, solver.fit_linear,
+            hot=self._hot_rows(X, order),
         )
 
     def _hot_lookup(self, X, slot, rows):
@@ -72,13 +74,12 @@ class FMParams(TableParams):
             return X.indices  # unused: without hot rows the plain kernel runs
         return hogwild.hot_indices(X.indices, slot, rows.shape[0])
 
-    def ordinal_sgd_epoch(self, X, y, sample_weight, order, cut, acc_cut, solver) -> float:
-        """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`)."""
-        _, lr, reg_w, reg_V = solver.rates
-        adaptive, _, fit_linear = solver.flags
+    def ordinal_sgd_epoch(self, X, y, sample_weight, order, cut, cut_state, solver) -> float:
+        """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`);
+        ``cut_state``: the cutpoints' solver state."""
         return ordinal_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order, self.table, self.n_factors,
-            cut, acc_cut, lr, reg_w, reg_V, adaptive, fit_linear,
+            cut, cut_state, solver.code, solver.kernel_args, solver.fit_linear,
         )
 
     def _predict_block(self, indptr, X, out):

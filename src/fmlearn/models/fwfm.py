@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels import fwfm as fwfm_kernels
+from fmlearn._kernels.updates import ADAGRAD_INITIAL_ACCUMULATOR
 from fmlearn.models.table import TableParams
-from fmlearn.solvers.sgd import ADAGRAD_INITIAL_ACCUMULATOR
 
 
 class FwFMParams(TableParams):
@@ -14,7 +14,9 @@ class FwFMParams(TableParams):
 
     Table row ``i``: FM's ``[v_i (n_factors) | w_i | solver state]``; ``V`` and ``w`` are
     views. Beside the table: ``r`` (n_fields, n_fields), the symmetric field-pair weights;
-    ``acc_r``, their AdaGrad sums (same shape, used only by adaptive solvers); ``fields`` int32
+    ``acc_r``, their solver state: of ``r``'s shape for solvers with at most one state value per
+    parameter (AdaGrad's sums; unused by plain SGD), (n_states, n_fields, n_fields) otherwise
+    (FTRL's ``z`` and ``n``); ``fields`` int32
     (n_features,) mapping each feature to its field; and ``reg_r``, the L2 strength on ``r``
     (a training option the estimator sets before every fit, since solvers know only the FM
     hyper-parameters).
@@ -31,7 +33,12 @@ class FwFMParams(TableParams):
         self.fields = fields
         self.r = r
         if acc_r is None:
-            acc_r = np.full_like(r, ADAGRAD_INITIAL_ACCUMULATOR)
+            # As many state values as the table has per parameter column.
+            n_states = self.state.shape[1] // (n_factors + 1)
+            if n_states <= 1:
+                acc_r = np.full_like(r, ADAGRAD_INITIAL_ACCUMULATOR)
+            else:
+                acc_r = np.zeros((n_states, *r.shape), dtype=r.dtype)
         self.acc_r = acc_r
         self.reg_r = float(reg_r)
 
@@ -79,12 +86,19 @@ class FwFMParams(TableParams):
     def all_finite(self) -> bool:
         return super().all_finite() and bool(np.isfinite(self.r).all())
 
-    def sgd_epoch(self, X, y, sample_weight, order, acc_w0, solver) -> float:
+    def coordinate_groups(self, n_states, l1_w, l2_w, l2_V):
+        """FM's groups and the field-pair weights ``r`` (L2 ``reg_r``) with ``acc_r``."""
+        groups = super().coordinate_groups(n_states, l1_w, l2_w, l2_V)
+        states = list(self.acc_r.reshape(-1, *self.r.shape)[:n_states])
+        return [*groups, (self.r, states, 0.0, self.reg_r)]
+
+    def sgd_epoch(self, X, y, sample_weight, order, w0_state, solver) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.fwfm`."""
         return fwfm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            self.w0, acc_w0, self.table, self.n_factors, self.fields, self.r, self.acc_r,
-            *solver.rates, self.reg_r, *solver.flags,
+            self.w0, w0_state, self.table, self.n_factors, self.fields, self.r,
+            self.acc_r.reshape(-1, *self.r.shape), solver.loss, solver.code,
+            solver.kernel_args, self.reg_r, solver.fit_intercept, solver.fit_linear,
         )
 
     def _predict_block(self, indptr, X, out):
@@ -107,8 +121,9 @@ class FwFMParams(TableParams):
             before ``acc_r`` moved to the solver state) is used when ``acc_r`` is None.
         state : ndarray of shape (n_features, n_state), optional
             The table's solver-state columns.
-        acc_r : ndarray of the shape and dtype of ``r``, optional
-            AdaGrad sums of ``r`` (see :attr:`extra_state`); None starts them afresh.
+        acc_r : ndarray of the dtype of ``r``, optional
+            Solver state of ``r`` (see :attr:`extra_state`): of ``r``'s shape (AdaGrad's
+            sums), or (n_states, n_fields, n_fields) (FTRL); None starts it afresh.
 
         Raises
         ------
@@ -130,8 +145,9 @@ class FwFMParams(TableParams):
         if acc_r is None:
             acc_r = arrays.get("acc_r")
         if acc_r is not None:
-            if acc_r.shape != r.shape or acc_r.dtype != dtype:
-                raise ValueError(f"acc_r must be of the shape and dtype of r, got {acc_r.shape}")
+            if acc_r.shape[-2:] != r.shape or acc_r.ndim not in (2, 3) or acc_r.dtype != dtype:
+                raise ValueError(f"acc_r must be of the shape and dtype of r (or a stack of "
+                                 f"them), got {acc_r.shape}")
             acc_r = acc_r.copy()
         cls._check_common(arrays, V.shape[0])
         return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], V, state), V.shape[1],

@@ -74,12 +74,13 @@ class HOFMParams(TableParams):
     def _like(self, w0, table):
         return HOFMParams(w0, table, self.n_factors, self.degree)
 
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
+    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.hofm`. Hogwild-safe."""
         return hofm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            self.w0, acc_w0, self.table, self.n_factors, self.degree, self.wcol,
-            *solver.rates, *solver.flags,
+            self.w0, w0_state, self.table, self.n_factors, self.degree, self.wcol,
+            solver.loss, solver.code, solver.kernel_args, solver.fit_intercept,
+            solver.fit_linear,
         )
 
     def _predict_block(self, indptr, X, out):

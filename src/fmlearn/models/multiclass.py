@@ -10,8 +10,8 @@ step on a feature touches one contiguous burst for all classes (the house layout
 
     table[i] = [V[i, 0, :] | ... | V[i, C-1, :] | w[i, 0] ... w[i, C-1] | solver state]
 
-with ``P = C * (n_factors + 1)`` parameter columns first; AdaGrad keeps one accumulator per
-parameter column, in the same order after them. ``w0`` has shape (C,).
+with ``P = C * (n_factors + 1)`` parameter columns first; the solver keeps each of its state
+values per parameter column in the same order after them. ``w0`` has shape (C,).
 """
 
 from __future__ import annotations
@@ -101,19 +101,17 @@ class MulticlassFMParams(TableParams):
         return self._like(self.w0.copy(), table)
 
     # -- kernels
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, acc_w0, solver) -> float:
+    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; ``y`` float64 class indices.
 
-        ``acc_w0`` holds AdaGrad's bias accumulators, shape (n_classes,) (ignored by plain
-        SGD). Hogwild-safe as :meth:`fmlearn.models.fm.FMParams.sgd_epoch`.
+        ``w0_state`` holds the biases' solver state, ``[state 0 of each class | state 1 of
+        each]`` (ignored by plain SGD). Hogwild-safe as
+        :meth:`fmlearn.models.fm.FMParams.sgd_epoch`.
         """
-        if not solver.adaptive and acc_w0.shape[0] != self.n_classes:
-            acc_w0 = np.zeros(self.n_classes, dtype=self.dtype)  # unused by plain SGD
-        _, lr, reg_w, reg_V = solver.rates
         return mc_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
-            self.w0, acc_w0, self.table, self.n_factors,
-            lr, reg_w, reg_V, *solver.flags,
+            self.w0, w0_state, self.table, self.n_factors,
+            solver.code, solver.kernel_args, solver.fit_intercept, solver.fit_linear,
         )
 
     def decision_function(self, X: KernelCSR | BlockDesign, n_jobs: int = 1) -> np.ndarray:

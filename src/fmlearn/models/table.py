@@ -99,6 +99,25 @@ class TableParams:
         """A container of the same family and shape metadata over new arrays."""
         raise NotImplementedError
 
+    def coordinate_groups(self, n_states, l1_w, l2_w, l2_V):
+        """The parameters by regularization, each with its solver state, for a solver keeping
+        ``n_states`` values per parameter (the table's state columns: ``n_states`` blocks laid
+        out as the parameter columns): ``[(values, [state views], l1, l2), ...]``, views into
+        the table. The latent columns (L2 ``l2_V``), the linear weights (``l1_w``, ``l2_w``);
+        families with other parameters add theirs."""
+        t = self.table
+        n_param = t.shape[1] - self.state.shape[1]
+        if self.state.shape[1] != n_states * n_param:
+            raise ValueError(f"{self.state.shape[1]} state columns do not hold {n_states} "
+                             f"per parameter column ({n_param})")
+
+        def states(a, b):
+            return [t[:, j * n_param + a : j * n_param + b] for j in range(1, n_states + 1)]
+
+        wcol = self.wcol
+        return [(t[:, :wcol], states(0, wcol), 0.0, l2_V),
+                (t[:, wcol:n_param], states(wcol, n_param), l1_w, l2_w)]
+
     def with_state(self, n_state: int):
         """These parameters with ``n_state`` zeroed solver-state columns (a copy if changed)."""
         if self.state.shape[1] == n_state:

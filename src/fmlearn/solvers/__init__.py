@@ -17,6 +17,12 @@ Class attributes: ``name`` (the registry key), ``accepts_blocks`` (relation bloc
 as blocks rather than expanded rows), ``stoppable`` (tolerance-based and early stopping apply;
 False for MCMC, whose sweeps are samples) and ``classification_link`` ("logit" or "probit").
 
+SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) share one epoch driver
+(:class:`fmlearn.solvers.sgd.SGDSolver`) and differ only in their optimizer ``code``, the update
+rule every epoch kernel runs (:mod:`fmlearn._kernels.updates`), its state
+(``state_columns``, ``init_coords``) and their ``kernel_args``, the hyper-parameter tuple every
+kernel takes: adding one is a rule there and a module here.
+
 The Python epoch loop (progress bars, callbacks, early stopping) lives in ``fmlearn.base``.
 """
 
@@ -24,12 +30,14 @@ from __future__ import annotations
 
 from fmlearn.solvers._registry import SOLVERS, get_solver, register_solver
 from fmlearn.solvers.coordinate import ALSSolver, MCMCSolver
+from fmlearn.solvers.ftrl import FTRLSolver
 from fmlearn.solvers.sgd import AdaGradSolver, SGDSolver
 
 __all__ = [
     "SOLVERS",
     "ALSSolver",
     "AdaGradSolver",
+    "FTRLSolver",
     "MCMCSolver",
     "SGDSolver",
     "get_solver",

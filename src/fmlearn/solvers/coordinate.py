@@ -35,7 +35,7 @@ from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams, blocked_decision_function
 from fmlearn.models.posterior import PosteriorFM
 from fmlearn.solvers._registry import register_solver
-from fmlearn.solvers.sgd import initial_cutpoints
+from fmlearn.solvers.sgd import check_no_l1, initial_cutpoints
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
@@ -117,6 +117,7 @@ class _CoordinateSolver:
 
     @classmethod
     def from_estimator(cls, est, loss):
+        check_no_l1(est, cls.name)
         return cls(
             loss=loss,
             l2_reg_w=est.l2_reg_w,

@@ -1,4 +1,5 @@
-"""Plain SGD and AdaGrad over rows, serial or lock-free parallel (Hogwild)."""
+"""SGD-type solvers over rows, serial or lock-free parallel (Hogwild): plain SGD and AdaGrad
+(FTRL, in :mod:`fmlearn.solvers.ftrl`, shares the epoch driver)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 from scipy.special import logit
 
 from fmlearn._kernels.losses import ORDINAL
+from fmlearn._kernels.updates import ADAGRAD, ADAGRAD_INITIAL_ACCUMULATOR, SGD, state_count
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.solvers._registry import register_solver
 
@@ -17,9 +19,14 @@ def _threads(n_jobs, n_rows: int) -> int:
     return min(effective_n_jobs(n_jobs), max(1, n_rows // MIN_ROWS_PER_THREAD))
 
 
-# AdaGrad accumulators start here rather than at 0 so that the first steps are not of size
-# ``learning_rate`` in every coordinate whatever the gradient (libffm and xLearn start at 1).
-ADAGRAD_INITIAL_ACCUMULATOR = 1.0
+def check_no_l1(est, solver: str) -> None:
+    """Refuse ``l1_reg_w > 0`` for a solver without L1 (only FTRL has it)."""
+    if getattr(est, "l1_reg_w", 0.0):
+        raise ValueError(
+            f"l1_reg_w={est.l1_reg_w} needs solver='ftrl' (FTRL-Proximal's L1 makes linear "
+            f"weights exactly zero); solver={solver!r} has L2 only. Set l1_reg_w=0 or "
+            "solver='ftrl'."
+        )
 
 
 @register_solver
@@ -30,17 +37,26 @@ class SGDSolver:
     row touches (the usual lazy form for sparse data). With ``n_jobs > 1`` the shuffled rows
     are split into contiguous chunks updated by all threads at once without locks (Hogwild):
     results then depend on thread timing, while ``n_jobs=1`` is exactly reproducible.
+
+    The update rule is the optimizer ``code``'s (:mod:`fmlearn._kernels.updates`); AdaGrad and
+    FTRL are this class with another code and their state: the epoch driver is shared.
     """
 
     name = "sgd"
-    adaptive = False
+    code = SGD
+    # Names of the bias's and the ordinal cutpoints' solver state in the state dict (and in
+    # model files): "<prefix>_w0", "<prefix>_cut"; None without state.
+    state_prefix = None
+    # Whether the solver has L1 on the linear weights (the estimators' l1_reg_w).
+    has_l1 = False
     accepts_blocks = False
     stoppable = True
     classification_link = "logit"
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
-                 n_classes=0):
+                 n_classes=0, l1_reg_w=0.0):
         self.learning_rate = float(learning_rate)
+        self.l1_reg_w = float(l1_reg_w)
         self.l2_reg_w = float(l2_reg_w)
         self.l2_reg_V = float(l2_reg_V)
         self.loss = int(loss)
@@ -49,17 +65,15 @@ class SGDSolver:
         self.n_classes = int(n_classes)  # ordinal regression: its cutpoints are state
 
     @property
-    def rates(self) -> tuple:
-        """``(loss, learning_rate, l2_reg_w, l2_reg_V)``, as every epoch kernel takes them."""
-        return self.loss, self.learning_rate, self.l2_reg_w, self.l2_reg_V
-
-    @property
-    def flags(self) -> tuple:
-        """``(adaptive, fit_intercept, fit_linear)``, the epoch kernels' trailing switches."""
-        return self.adaptive, self.fit_intercept, self.fit_linear
+    def kernel_args(self) -> tuple:
+        """The hyper-parameters every epoch kernel takes beside ``code``:
+        ``(learning_rate, l1_reg_w, l2_reg_w, l2_reg_V)`` (:mod:`fmlearn._kernels.updates`)."""
+        return self.learning_rate, self.l1_reg_w, self.l2_reg_w, self.l2_reg_V
 
     @classmethod
     def from_estimator(cls, est, loss):
+        if not cls.has_l1:
+            check_no_l1(est, cls.name)
         return cls(
             learning_rate=est.learning_rate,
             l2_reg_w=est.l2_reg_w,
@@ -68,12 +82,14 @@ class SGDSolver:
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
             n_classes=len(getattr(est, "classes_", ())),
+            l1_reg_w=getattr(est, "l1_reg_w", 0.0),
         )
 
-    @staticmethod
-    def state_columns(n_param_columns: int) -> int:
-        """Per-feature solver-state columns the parameter table must carry."""
-        return 0
+    @classmethod
+    def state_columns(cls, n_param_columns: int) -> int:
+        """Per-feature solver-state columns the parameter table must carry: each state value
+        of the rule, one column per parameter column, in the same order after them."""
+        return state_count(cls.code) * n_param_columns
 
     def extra_bytes(self, n_features: int, n_factors: int) -> int:
         """Memory beyond the parameter table, for the estimator's guard."""
@@ -83,17 +99,39 @@ class SGDSolver:
         """The parameters to train from (a posterior continues from its current sample)."""
         return params.as_point()
 
+    def init_coords(self, values, states, l1, l2) -> None:
+        """Start the solver state ``states`` (one array per state value, each of ``values``'
+        shape) of parameters ``values``, whose L1 and L2 strengths are ``l1`` and ``l2``.
+        Plain SGD has none."""
+
     def init_state(self, params):
-        """Reset the solver state held in ``params`` and return the rest (or None)."""
-        return self._ordinal_state({})
+        """Start the solver state held in ``params`` and return the rest (or None)."""
+        n = state_count(self.code)
+        if not n:
+            return self._ordinal_state({})
+        for values, states, l1, l2 in params.coordinate_groups(
+                n, self.l1_reg_w, self.l2_reg_w, self.l2_reg_V):
+            self.init_coords(values, states, l1, l2)
+        # One state per bias (the multinomial FM has one bias per class).
+        w0_state = np.zeros(n * params.w0.shape[0], dtype=params.dtype)
+        self.init_coords(params.w0, w0_state.reshape(n, -1), 0.0, 0.0)
+        return self._ordinal_state({f"{self.state_prefix}_w0": w0_state})
 
     def _ordinal_state(self, state):
         if self.loss != ORDINAL:
             return state or None
         # Filled from the class frequencies by the first epoch.
         state["cutpoints"] = np.zeros(0)
-        state["acc_cut"] = np.full(self.n_classes - 1, ADAGRAD_INITIAL_ACCUMULATOR)
+        if self.state_prefix:
+            state[f"{self.state_prefix}_cut"] = np.zeros(
+                state_count(self.code) * (self.n_classes - 1))
         return state
+
+    def _state(self, state, what, dtype):
+        """The solver state ``what`` ("w0", "cut"), or a placeholder for plain SGD."""
+        if self.state_prefix is None:
+            return np.zeros(1, dtype=dtype)
+        return state[f"{self.state_prefix}_{what}"]
 
     def prepare(self, X, y, sample_weight):
         """What every epoch reads; rows are visited straight from the CSR arrays."""
@@ -104,20 +142,24 @@ class SGDSolver:
         X, y, sample_weight = data
         order = rng.permutation(X.n_rows)
         if self.loss == ORDINAL:
-            cut, acc_cut = state["cutpoints"], state["acc_cut"]
+            cut = state["cutpoints"]
+            cut_state = self._state(state, "cut", np.float64)
             if cut.shape[0] != self.n_classes - 1:
                 cut = state["cutpoints"] = initial_cutpoints(y, sample_weight, self.n_classes,
                                                              logit)
+                n = state_count(self.code)
+                if n:
+                    self.init_coords(cut, cut_state.reshape(n, -1), 0.0, 0.0)
 
             def chunk(a, b):
-                return params.ordinal_sgd_epoch(X, y, sample_weight, order[a:b], cut, acc_cut,
-                                                self)
+                return params.ordinal_sgd_epoch(X, y, sample_weight, order[a:b], cut,
+                                                cut_state, self)
 
             return float(sum(run_blocks(chunk, X.n_rows, _threads(n_jobs, X.n_rows))))
-        acc_w0 = state["acc_w0"] if state else np.zeros(1, dtype=params.dtype)
+        w0_state = self._state(state, "w0", params.dtype)
 
         def chunk(a, b):
-            return params.sgd_epoch(X, y, sample_weight, order[a:b], acc_w0, self)
+            return params.sgd_epoch(X, y, sample_weight, order[a:b], w0_state, self)
 
         return float(sum(run_blocks(chunk, X.n_rows, _threads(n_jobs, X.n_rows))))
 
@@ -134,19 +176,13 @@ class AdaGradSolver(SGDSolver):
     """
 
     name = "adagrad"
-    adaptive = True
+    code = ADAGRAD
+    state_prefix = "acc"
 
-    @staticmethod
-    def state_columns(n_param_columns: int) -> int:
-        # One accumulator per parameter column, laid out in the same order after them.
-        return n_param_columns
-
-    def init_state(self, params):
-        params.state[:] = ADAGRAD_INITIAL_ACCUMULATOR
-        # One bias accumulator per bias (the multinomial FM has one per class).
-        acc_w0 = np.full(params.w0.shape, ADAGRAD_INITIAL_ACCUMULATOR, dtype=params.dtype)
-        state = {"acc_w0": acc_w0}
-        return self._ordinal_state(state)
+    def init_coords(self, values, states, l1, l2) -> None:
+        """Accumulators at :data:`~fmlearn._kernels.updates.ADAGRAD_INITIAL_ACCUMULATOR`."""
+        for acc in states:
+            acc[...] = ADAGRAD_INITIAL_ACCUMULATOR
 
 
 def initial_cutpoints(y, sample_weight, n_classes, quantile) -> np.ndarray:
