@@ -27,4 +27,4 @@ def _threads_on_small_data(monkeypatch, request):
     """Exercise the multi-threaded training paths on the small data of the tests: the solvers
     otherwise keep fewer than MIN_ROWS_PER_THREAD rows per thread on one thread."""
     if "real_thread_threshold" not in request.keywords:
-        monkeypatch.setattr("fmlearn.solvers.sgd.MIN_ROWS_PER_THREAD", 1)
+        monkeypatch.setattr("fmlearn.optim.sgd.MIN_ROWS_PER_THREAD", 1)

@@ -29,7 +29,7 @@ def _relational(seed=0, n=300):
 @pytest.mark.parametrize("solver", ["als", "mcmc"])
 def test_blocked_fit_equals_expanded_fit(solver, sums_cache, monkeypatch):
     if not sums_cache:  # the per-factor path taken by data too large to cache all sums
-        monkeypatch.setattr("fmlearn.solvers.coordinate.SUMS_CACHE_BYTES", 0)
+        monkeypatch.setattr("fmlearn.optim.coordinate.SUMS_CACHE_BYTES", 0)
     Xm, blocks, full, y, sw = _relational()
     kw = dict(n_factors=3, solver=solver, max_iter=6, l2_reg_w=0.5, l2_reg_V=0.5,
               random_state=0, tol=None)

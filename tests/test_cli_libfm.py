@@ -13,7 +13,7 @@ from fmlearn.cli_libfm import parse_cmdline, run
 from fmlearn.data.libfm_binary import read_binary_matrix
 from fmlearn.data.textio import write_libfm
 from fmlearn.exceptions import DataFormatError
-from fmlearn.solvers import SOLVERS
+from fmlearn.optim import SOLVERS
 
 N_MAIN, N_USERS = 10, 20
 

@@ -262,7 +262,7 @@ def test_ffm_beats_fm_on_field_aware_data():
 
 def test_classifier_save_load_and_threads(tmp_path, monkeypatch):
     # Threads even on these few rows (the solver otherwise keeps small data on one thread).
-    monkeypatch.setattr("fmlearn.solvers.sgd.MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr("fmlearn.optim.sgd.MIN_ROWS_PER_THREAD", 1)
     X, y, fields = _field_aware_data(3000, seed=1)
     labels = np.where(y > np.median(y), "pos", "neg")
     clf = FFMClassifier(fields=fields, max_iter=20, random_state=0, normalize=True).fit(X, labels)

@@ -23,7 +23,7 @@ from fmlearn._kernels.updates import FTRL_BETA
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.models import FFMParams, FMParams
 from fmlearn.models.fwfm import FwFMParams
-from fmlearn.solvers import SOLVERS, FTRLSolver
+from fmlearn.optim import SOLVERS, FTRLSolver
 
 ALPHA, L1, L2_W, L2_V = 0.2, 0.05, 0.01, 0.02
 

@@ -13,7 +13,7 @@ from fmlearn._kernels.losses import SQUARED
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.fwfm import FwFMClassifier, FwFMParams, FwFMRegressor
 from fmlearn.models.fm import FMParams
-from fmlearn.solvers import AdaGradSolver, SGDSolver
+from fmlearn.optim import AdaGradSolver, SGDSolver
 
 
 def fwfm_predict_bruteforce(X, w0, w, V, r, fields):

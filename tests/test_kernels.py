@@ -338,7 +338,7 @@ def test_fm_hot_rows_cached_per_design():
     import gc
 
     from fmlearn.models.fm import FMParams
-    from fmlearn.solvers.sgd import AdaGradSolver
+    from fmlearn.optim.sgd import AdaGradSolver
 
     X, Xk, rng = _skewed_data(2000, 60, 5, seed=4)
     Xk = Xk._replace(indices=Xk.indices.copy())  # an index array only this test holds

@@ -37,7 +37,7 @@ _LAZY = {
 # `fmlearn.metrics.rmse` keeps working after a bare `import fmlearn`.
 _SUBMODULES = frozenset({
     "base", "callbacks", "data", "exceptions", "ffm", "fm", "fwfm", "hofm", "inspection", "io",
-    "metrics", "ordinal", "plotting", "ranking", "solvers",
+    "metrics", "ordinal", "plotting", "optim", "ranking", "solvers",
 })
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; keep in sync with _LAZY (tested)

@@ -3,7 +3,7 @@
 It is scikit-learn plumbing only: parameter constraints, input validation, validation splits,
 warm starts and ``partial_fit``, the memory guard. The loop is :func:`fmlearn.engine.train`,
 the target's math a task (:mod:`fmlearn.tasks`), the parameters a container
-(:mod:`fmlearn.models`) and the updates a solver (:mod:`fmlearn.solvers`), so new models,
+(:mod:`fmlearn.models`) and the updates a solver (:mod:`fmlearn.optim`), so new models,
 tasks and solvers plug in without touching this module.
 """
 
@@ -26,7 +26,7 @@ from fmlearn.data.relation import BlockDesign, RelationBlock
 from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
-from fmlearn.solvers import SOLVERS, get_solver
+from fmlearn.optim import SOLVERS, get_solver, solvers_for, supports
 from fmlearn.tasks import Regression
 
 # Refuse to allocate a model larger than this share of the memory currently available.
@@ -139,12 +139,14 @@ class BaseFM(BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    # Set by subclasses: the learning task (fmlearn.tasks), as an attribute or a property.
+    # Set by subclasses: the learning task (fmlearn.tasks), as an attribute or a property, and
+    # its name as solvers declare what they train (fmlearn.optim.supports): "regression",
+    # "binary", "ordinal" or "pairwise" (a classifier fitted on > 2 classes: "multinomial").
     _task: object
-    # The model family: its parameter container (see fmlearn.models), and the solvers it has
-    # kernels for (None: all registered).
+    _task_name: str
+    # The model family: its parameter container (see fmlearn.models); its ``kind`` is the
+    # family name solvers declare.
     _params_class = FMParams
-    _solvers: frozenset | None = None
 
     # ----------------------------------------------------------------- model-family hooks
     def _param_columns(self) -> int:
@@ -375,13 +377,18 @@ class BaseFM(BaseEstimator):
     # ----------------------------------------------------------------- training
     def _solver_class(self):
         """The registered solver class of ``solver``, checked against this family and task."""
-        if self._solvers is not None and self.solver not in self._solvers:
-            raise ValueError(
-                f"{type(self).__name__} has no solver={self.solver!r}; use one of "
-                f"{sorted(self._solvers)} (ALS and MCMC are available on FMRegressor and "
-                "FMClassifier)."
-            )
         solver_cls = get_solver(self.solver)
+        family, task = self._params_class.kind, self._task_name
+        if not supports(solver_cls, family, task):
+            scope = [
+                f"{what}: {', '.join(sorted(names))}"
+                for what, names in (("models", solver_cls.families), ("tasks", solver_cls.tasks))
+                if names is not None
+            ]
+            raise ValueError(
+                f"{type(self).__name__} has no solver={self.solver!r} ({self.solver!r} trains "
+                f"{'; '.join(scope)} only); use one of {solvers_for(family, task)}."
+            )
         if self.early_stopping and not solver_cls.stoppable:
             raise ValueError(
                 f"early_stopping does not apply to solver={self.solver!r}: its iterations are "

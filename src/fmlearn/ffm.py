@@ -44,7 +44,6 @@ class _FieldAware:
     """Model-family hooks shared by the FFM regressor and classifier."""
 
     _params_class = FFMParams
-    _solvers = frozenset({"sgd", "adagrad", "ftrl"})
     _parameter_constraints = {
         **BaseFM._parameter_constraints,
         "fields": ["array-like", None],

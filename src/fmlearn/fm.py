@@ -18,11 +18,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from fmlearn.base import BaseFM, family_init
 from fmlearn.models.multiclass import MulticlassFMParams
+from fmlearn.optim import SOLVERS, solvers_for, supports
 from fmlearn.retrieval import RecommendMixin
 from fmlearn.tasks import BinaryClassification, Multinomial, Regression
-
-# Solvers with multinomial kernels (more than two classes).
-_MULTICLASS_SOLVERS = frozenset({"sgd", "adagrad", "ftrl"})
 
 _PARAMS_DOC = """
     Parameters
@@ -182,6 +180,7 @@ class _Regressor(RegressorMixin, BaseFM):
     """Regression task hooks shared by every family's regressor."""
 
     _task = Regression()
+    _task_name = "regression"
     _output_link = "identity"
 
     def _encode_y(self, y, *, reset, classes=None):
@@ -277,6 +276,7 @@ class _Classifier(ClassifierMixin, BaseFM):
 
     # Only the plain FM has multinomial kernels; the other families are binary.
     _multiclass = False
+    _task_name = "binary"
 
     @property
     def _task(self):
@@ -293,7 +293,7 @@ class _Classifier(ClassifierMixin, BaseFM):
         tags = super().__sklearn_tags__()
         # Multi-class is the plain FM's (multinomial, by the SGD solvers); the other families,
         # and ALS and MCMC, are binary.
-        tags.classifier_tags.multi_class = self._multiclass and self.solver in _MULTICLASS_SOLVERS
+        tags.classifier_tags.multi_class = self._multiclass and self._solver_trains_multinomial()
         return tags
 
 
@@ -301,6 +301,11 @@ class _Classifier(ClassifierMixin, BaseFM):
     def _multinomial(self) -> bool:
         """Whether the model (being) fitted is the multinomial one (> 2 classes)."""
         return len(getattr(self, "classes_", ())) > 2
+
+    def _solver_trains_multinomial(self) -> bool:
+        return self.solver in SOLVERS and supports(
+            SOLVERS[self.solver], self._params_class.kind, "multinomial"
+        )
 
     def _check_multinomial(self, labels) -> None:
         name = type(self).__name__
@@ -311,12 +316,13 @@ class _Classifier(ClassifierMixin, BaseFM):
                 "Multi-class (a multinomial FM) is available in FMClassifier; or train one "
                 f"model per class with sklearn.multiclass.OneVsRestClassifier({name}())."
             )
-        if self.solver not in _MULTICLASS_SOLVERS:
+        if not self._solver_trains_multinomial():
             raise ValueError(
                 f"Only binary classification is supported with solver={self.solver!r}: it "
                 f"is not supported for more than two classes yet (y has {listed}); the "
-                "multinomial FM is trained with solver='adagrad', 'sgd' or "
-                "'ftrl'. Or train one model per class with "
+                f"multinomial FM is trained with solver= one of "
+                f"{solvers_for(self._params_class.kind, 'multinomial')}. Or train one model per "
+                "class with "
                 f"sklearn.multiclass.OneVsRestClassifier({name}(solver={self.solver!r}))."
             )
 

@@ -47,7 +47,6 @@ class HOFMMixin:
     """Model-family hooks shared by the HOFM regressor and classifier."""
 
     _params_class = HOFMParams
-    _solvers = frozenset({"sgd", "adagrad", "ftrl"})
     _parameter_constraints = {
         **BaseFM._parameter_constraints,
         "degree": [Interval(Integral, 2, MAX_DEGREE, closed="both")],

@@ -54,7 +54,7 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     )
 
     _task = Ordinal()
-    _solvers = frozenset({"sgd", "adagrad", "ftrl", "mcmc"})
+    _task_name = "ordinal"
     _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
     __init__ = family_init({}, tail=_Posterior._mcmc_params)
 

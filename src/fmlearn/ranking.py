@@ -272,7 +272,7 @@ class FMRanker(BaseFM):
         "max_sampled": [Interval(Integral, 1, None, closed="left")],
         "eval_metric": [str],
     }
-    _solvers = frozenset({"sgd", "adagrad"})
+    _task_name = "pairwise"
     # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
     fit_intercept = False
 

@@ -155,7 +155,11 @@ def estimator_flags(cls) -> tuple[list[Flag], list[str]]:
     Python can set (arrays and the like; the command's own ones, ``CLI_SET``, are neither)."""
     params = inspect.signature(cls).parameters
     constraints = getattr(cls, "_parameter_constraints", {})
-    solvers = getattr(cls, "_solvers", None)  # a family's subset of the registered solvers
+    solvers = None
+    if hasattr(cls, "_params_class") and hasattr(cls, "_task_name"):
+        from fmlearn.optim import solvers_for  # the solvers that train this model and task
+
+        solvers = solvers_for(cls._params_class.kind, cls._task_name)
     docs = param_docs(cls)
     options = {name: "--" + name.replace("_", "-") for name in params}
     flags, python_only = [], []

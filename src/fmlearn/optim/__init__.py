@@ -13,12 +13,15 @@ A solver is a class constructed from the estimator's hyper-parameters with three
 - ``run_epoch(params, state, data, rng, n_jobs) -> float``: one pass over the data updating
   ``params`` in place; returns the sum of weighted per-row losses.
 
-Class attributes: ``name`` (the registry key), ``accepts_blocks`` (relation blocks are given
+Class attributes: ``name`` (the registry key), ``families`` and ``tasks`` (what it trains:
+model kinds of :mod:`fmlearn.models` and task names of :mod:`fmlearn.tasks`, ``None`` for all;
+estimators and the command line ask :func:`supports` / :func:`solvers_for` rather than keeping
+lists of their own), ``accepts_blocks`` (relation blocks are given
 as blocks rather than expanded rows), ``stoppable`` (tolerance-based and early stopping apply;
 False for MCMC, whose sweeps are samples) and ``classification_link`` ("logit" or "probit").
 
 SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) share one epoch driver
-(:class:`fmlearn.solvers.sgd.SGDSolver`) and differ only in their optimizer ``code``, the update
+(:class:`fmlearn.optim.sgd.SGDSolver`) and differ only in their optimizer ``code``, the update
 rule every epoch kernel runs (:mod:`fmlearn._kernels.updates`), its state
 (``state_columns``, ``init_coords``) and their ``kernel_args``, the hyper-parameter tuple every
 kernel takes: adding one is a rule there and a module here.
@@ -28,10 +31,10 @@ The Python epoch loop (progress bars, callbacks, early stopping) lives in ``fmle
 
 from __future__ import annotations
 
-from fmlearn.solvers._registry import SOLVERS, get_solver, register_solver
-from fmlearn.solvers.coordinate import ALSSolver, MCMCSolver
-from fmlearn.solvers.ftrl import FTRLSolver
-from fmlearn.solvers.sgd import AdaGradSolver, SGDSolver
+from fmlearn.optim._registry import SOLVERS, get_solver, register_solver, solvers_for, supports
+from fmlearn.optim.coordinate import ALSSolver, MCMCSolver
+from fmlearn.optim.ftrl import FTRLSolver
+from fmlearn.optim.sgd import AdaGradSolver, SGDSolver
 
 __all__ = [
     "SOLVERS",
@@ -42,4 +45,6 @@ __all__ = [
     "SGDSolver",
     "get_solver",
     "register_solver",
+    "solvers_for",
+    "supports",
 ]

@@ -1,5 +1,5 @@
 """SGD-type solvers over rows, serial or lock-free parallel (Hogwild): plain SGD and AdaGrad
-(FTRL, in :mod:`fmlearn.solvers.ftrl`, shares the epoch driver)."""
+(FTRL, in :mod:`fmlearn.optim.ftrl`, shares the epoch driver)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from scipy.special import logit
 from fmlearn._kernels.losses import ORDINAL
 from fmlearn._kernels.updates import ADAGRAD, ADAGRAD_INITIAL_ACCUMULATOR, SGD, state_count
 from fmlearn._parallel import effective_n_jobs, run_blocks
-from fmlearn.solvers._registry import register_solver
+from fmlearn.optim._registry import register_solver
 
 # Below this many rows per thread, starting threads costs more than it saves.
 MIN_ROWS_PER_THREAD = 5000
@@ -52,6 +52,9 @@ class SGDSolver:
     accepts_blocks = False
     stoppable = True
     classification_link = "logit"
+    # What it trains (see optim.supports): every family's epoch kernel runs every update rule.
+    families = None
+    tasks = None
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
                  n_classes=0, l1_reg_w=0.0):

@@ -34,8 +34,8 @@ from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams, blocked_decision_function
 from fmlearn.models.posterior import PosteriorFM
-from fmlearn.solvers._registry import register_solver
-from fmlearn.solvers.sgd import check_no_l1, initial_cutpoints
+from fmlearn.optim._registry import register_solver
+from fmlearn.optim.sgd import check_no_l1, initial_cutpoints
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
@@ -96,6 +96,10 @@ class _CoordinateSolver:
     accepts_blocks = True
     stoppable = True
     classification_link = "probit"
+    # What it trains (see optim.supports): the coordinate kernels are the plain FM's, with
+    # closed-form (Gaussian or probit) conditionals; no multinomial or pairwise likelihood.
+    families = frozenset({"fm"})
+    tasks = frozenset({"regression", "binary"})
 
     def __init__(self, *, loss, l2_reg_w, l2_reg_V, fit_intercept, fit_linear, prior_groups,
                  n_kept_samples, max_iter, n_classes=0):
@@ -324,6 +328,7 @@ class MCMCSolver(_CoordinateSolver):
     name = "mcmc"
     sample = True
     stoppable = False
+    tasks = frozenset({"regression", "binary", "ordinal"})  # ordered probit
 
     def extra_bytes(self, n_features, n_factors):
         return self.n_kept_samples * n_features * (n_factors + 1) * 4

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels.updates import FTRL, FTRL_BETA
-from fmlearn.solvers._registry import register_solver
-from fmlearn.solvers.sgd import SGDSolver
+from fmlearn.optim._registry import register_solver
+from fmlearn.optim.sgd import SGDSolver
 
 
 @register_solver
