@@ -21,6 +21,7 @@ from fmlearn import (
 from fmlearn._kernels.losses import LOGISTIC, SQUARED
 from fmlearn._kernels.updates import FTRL_BETA
 from fmlearn.data.design import as_kernel_csr
+from fmlearn.data.sources import InMemorySource
 from fmlearn.models import FFMParams, FMParams
 from fmlearn.models.fwfm import FwFMParams
 from fmlearn.optim import SOLVERS, FTRLSolver
@@ -114,7 +115,7 @@ def test_fm_epochs_match_the_numpy_reference(k, loss):
     start = params.table[:, : k + 1].copy()
     state = solver.init_state(params)
     np.testing.assert_array_equal(params.table[:, : k + 1], start)  # init changes no value
-    data = solver.prepare(as_kernel_csr(X), y, sw)
+    data = solver.prepare(InMemorySource(as_kernel_csr(X), y, sw))
     for _ in range(3):
         got = solver.run_epoch(params, state, data, _InOrder(), n_jobs=1)
         ref.epoch(X, y, sw, range(X.shape[0]))
@@ -141,7 +142,8 @@ def test_float32_fm_epoch_follows_the_reference(k):
                                  n_state=solver.state_columns(k + 1))
     ref = ReferenceFM(params.w0[0], params.w, params.V, SQUARED)
     state = solver.init_state(params)
-    solver.run_epoch(params, state, solver.prepare(as_kernel_csr(X), y, sw), _InOrder(), 1)
+    data = solver.prepare(InMemorySource(as_kernel_csr(X), y, sw))
+    solver.run_epoch(params, state, data, _InOrder(), 1)
     ref.epoch(X, y, sw, range(X.shape[0]))
     np.testing.assert_allclose(params.V, ref.V, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(params.w, ref.w, rtol=1e-3, atol=1e-5)

@@ -23,6 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.relation import BlockDesign, RelationBlock
+from fmlearn.data.sources import InMemorySource
 from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
@@ -439,8 +440,9 @@ class BaseFM(BaseEstimator):
         else:
             self._continue(solver_cls, solver)
         self._link = solver_cls.classification_link
-        data = solver.prepare(Xk, y, sw)
-        weight_sum = float(sw.sum())
+        source = InMemorySource(Xk, y, sw)
+        data = solver.prepare(source)
+        weight_sum = source.weight_sum
 
         def epoch():
             loss_sum = solver.run_epoch(

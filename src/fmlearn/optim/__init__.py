@@ -8,8 +8,10 @@ A solver is a class constructed from the estimator's hyper-parameters with three
   posterior container, other solvers take a point estimate);
 - ``init_state(params) -> state``: per-fit state (e.g. AdaGrad accumulators), or ``None``;
   a dict of arrays, saved in model files so that training resumes exactly;
-- ``prepare(X, y, sample_weight) -> data``: the data as every epoch reads it (e.g. CSC copies
-  for coordinate solvers), built once per fit;
+- ``prepare(source) -> data``: the data as every epoch reads it, from a
+  :class:`~fmlearn.data.sources.BatchSource`, built once per fit (SGD-type solvers keep the
+  source and take it batch by batch, so a file stream or a Dask partition plugs in unchanged;
+  coordinate solvers ask for ``source.in_memory()`` and build CSC copies);
 - ``run_epoch(params, state, data, rng, n_jobs) -> float``: one pass over the data updating
   ``params`` in place; returns the sum of weighted per-row losses.
 

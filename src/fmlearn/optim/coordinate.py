@@ -158,8 +158,10 @@ class _CoordinateSolver:
         return {"rng": np.zeros(1, dtype=np.uint64)}
 
     # ------------------------------------------------------------------ data
-    def prepare(self, X, y, sample_weight) -> _Data:
-        """Column-major copies of the design, prior groups; built once per ``fit``."""
+    def prepare(self, source) -> _Data:
+        """Column-major copies of the design, prior groups; built once per ``fit``. A sweep
+        visits every row per column, so it takes the source's rows all at once."""
+        X, y, sample_weight = source.in_memory()
         main = X.main if isinstance(X, BlockDesign) else X
         blocks = []
         for b in X.blocks if isinstance(X, BlockDesign) else []:

@@ -136,13 +136,19 @@ class SGDSolver:
             return np.zeros(1, dtype=dtype)
         return state[f"{self.state_prefix}_{what}"]
 
-    def prepare(self, X, y, sample_weight):
-        """What every epoch reads; rows are visited straight from the CSR arrays."""
-        return X, y, sample_weight
+    def prepare(self, source):
+        """What every epoch reads: the :class:`~fmlearn.data.sources.BatchSource` itself
+        (rows are visited straight from each batch's CSR arrays)."""
+        return source
 
-    def run_epoch(self, params, state, data, rng, n_jobs=1):
-        """One shuffled pass; returns the sum of weighted losses before each row's update."""
-        X, y, sample_weight = data
+    def run_epoch(self, params, state, source, rng, n_jobs=1):
+        """One pass over ``source``, each batch in a fresh random order; returns the sum of
+        weighted losses before each row's update."""
+        return sum(self._run_batch(params, state, batch, rng, n_jobs)
+                   for batch in source.batches(rng))
+
+    def _run_batch(self, params, state, batch, rng, n_jobs) -> float:
+        X, y, sample_weight = batch
         order = rng.permutation(X.n_rows)
         if self.loss == ORDINAL:
             cut = state["cutpoints"]
