@@ -148,3 +148,51 @@ def test_real_kernel_is_seen_once_compiled_and_in_the_disk_cache():
     # cache=True kernels are saved to disk when compiled, or were loaded from there.
     assert notice._cached_on_disk(locate, None)
     assert notice._cached_on_disk(locate, tuple(locate.typeof_pyval(a) for a in (buf, 8)))
+
+
+def test_notice_on_compile_reacts_to_numba_compiling_an_fmlearn_kernel(monkeypatch):
+    """The listener prints on numba's "numba:compile" event for fmlearn's kernels only."""
+    from numba.core import event
+
+    class Dispatcher:
+        def __init__(self, module):
+            self.py_func = type("F", (), {"__module__": module})
+
+    out = io.StringIO()
+    with notice.notice_on_compile(seconds=3, stream=out):
+        with event.trigger_event("numba:compile", data={"dispatcher": Dispatcher("numpy.x")}):
+            pass
+        assert out.getvalue() == ""  # someone else's kernel
+        for _ in range(2):
+            with event.trigger_event("numba:compile",
+                                     data={"dispatcher": Dispatcher("fmlearn._kernels.sgd")}):
+                pass
+    assert out.getvalue() == "fmlearn: compiling kernels, first run only (about 3 s)...\n"
+    # Outside the block, and with FMLEARN_QUIET, nothing is listening.
+    monkeypatch.setattr(notice, "_shown", False)
+    with event.trigger_event("numba:compile",
+                             data={"dispatcher": Dispatcher("fmlearn._kernels.sgd")}):
+        pass
+    monkeypatch.setenv(notice.QUIET_ENV, "1")
+    with notice.notice_on_compile(stream=out):
+        with event.trigger_event("numba:compile",
+                                 data={"dispatcher": Dispatcher("fmlearn._kernels.sgd")}):
+            pass
+    assert out.getvalue().count("\n") == 1
+
+
+def test_a_first_fit_with_an_empty_cache_says_it_compiles(tmp_path):
+    """End to end: a fresh process and an empty numba cache print the line once; a second
+    process finds the cache filled and prints nothing."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from fmlearn import FMRegressor\n"
+            "X = np.eye(20); FMRegressor(n_factors=3, max_iter=2, tol=None).fit(X, X[:, 0])")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop(notice.QUIET_ENV, None)
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stderr for _ in range(2)]
+    assert runs[0].count("fmlearn: compiling kernels, first run only") == 1, runs[0]
+    assert "compiling" not in runs[1], runs[1]

@@ -75,12 +75,22 @@ assert fmlearn.FMRegressor is FMRegressor and FMRegressor.__module__ == "fmlearn
         fmlearn.FMRegresor  # noqa: B018
 
 
-def test_lazy_table_and_type_checking_imports_agree():
+@pytest.mark.parametrize("package, eager", [(fmlearn, {"__version__", "load"}),
+                                             (fmlearn.data, set())])
+def test_lazy_table_and_type_checking_imports_agree(package, eager):
     """``_LAZY`` (what runs), the ``if TYPE_CHECKING:`` imports (what type checkers see) and
     ``__all__`` name the same things."""
-    tree = ast.parse(Path(fmlearn.__file__).read_text())
+    tree = ast.parse(Path(package.__file__).read_text())
     block = next(node for node in tree.body if isinstance(node, ast.If)
                  and getattr(node.test, "id", None) == "TYPE_CHECKING")
     seen = {alias.name: node.module for node in block.body for alias in node.names}
-    assert seen == fmlearn._LAZY
-    assert set(fmlearn._LAZY) | {"__version__", "load"} == set(fmlearn.__all__)
+    assert seen == package._LAZY
+    assert set(package._LAZY) | eager == set(package.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+
+
+def test_the_text_reader_loads_neither_scikit_learn_nor_pandas():
+    assert {"sklearn", "pandas"}.isdisjoint(
+        loaded_after("from fmlearn.data.textio import read_libfm"))
+    assert loaded_after("import fmlearn.data") == []

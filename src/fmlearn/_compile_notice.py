@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
-__all__ = ["compile_notice", "will_compile"]
+__all__ = ["compile_notice", "notice_on_compile", "will_compile"]
 
 QUIET_ENV = "FMLEARN_QUIET"
 MESSAGE = "fmlearn: compiling kernels, first run only{about}..."
@@ -100,15 +101,57 @@ def compile_notice(*dispatchers, seconds=None, verbose=None, stream=None):
     bool
         Whether the line was printed (it is printed at most once per process).
     """
-    global _shown
-    if _shown or verbose is False:
-        return False
-    if verbose is None and os.environ.get(QUIET_ENV, "0") not in ("", "0"):
+    if _silent(verbose):
         return False
     calls = (d if isinstance(d, tuple) else (d, None) for d in dispatchers)
     if not any(will_compile(d, args) for d, args in calls):
+        return False
+    return _show(seconds, stream)
+
+
+def _silent(verbose) -> bool:
+    if _shown or verbose is False:
+        return True
+    return verbose is None and os.environ.get(QUIET_ENV, "0") not in ("", "0")
+
+
+def _show(seconds, stream=None) -> bool:
+    global _shown
+    if _shown:  # another thread's compile got here first
         return False
     _shown = True
     about = f" (about {seconds:.0f} s)" if seconds else ""
     print(MESSAGE.format(about=about), file=stream or sys.stderr, flush=True)
     return True
+
+
+@contextmanager
+def notice_on_compile(seconds=None, verbose=None, stream=None):
+    """Within the block, print the line as soon as numba starts compiling an fmlearn kernel.
+
+    For code paths whose kernels are picked deep inside (a fit builds its epoch kernel per
+    family, number of factors, optimizer and thread count): numba announces a compile only
+    after missing its on-disk cache, so a warm cache prints nothing and costs nothing. Same
+    parameters as :func:`compile_notice`.
+    """
+    if _silent(verbose):
+        yield
+        return
+    try:
+        from numba.core import event
+    except ImportError:  # numba's internals changed: stay silent
+        yield
+        return
+
+    class _Listener(event.Listener):
+        def on_start(self, ev):
+            dispatcher = (ev.data or {}).get("dispatcher")
+            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+            if module.startswith("fmlearn."):
+                _show(seconds, stream)
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", _Listener()):
+        yield

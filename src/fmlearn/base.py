@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from fmlearn._compile_notice import notice_on_compile
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.relation import BlockDesign, RelationBlock
@@ -32,6 +33,8 @@ from fmlearn.tasks import Regression
 
 # Refuse to allocate a model larger than this share of the memory currently available.
 MEMORY_SHARE = 0.8
+# Rough cold compile time of a first fit's kernels on 2 cores (benchmarks/startup.py).
+FIT_COMPILE_S = 3
 
 
 def family_init(extra: dict, drop=(), tail=None, **defaults):
@@ -473,11 +476,14 @@ class BaseFM(BaseEstimator):
         )
         bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None
         try:
-            result = train(
-                epoch, max_iter=max_iter, metric=self._metric_name, validate=validate,
-                stoppers=stoppers, callbacks=callbacks, progress=bar, history=history,
-                snapshot=lambda: self._params.copy(), diverged=self._diverged, estimator=self,
-            )
+            # A first fit with an empty numba cache compiles its epoch kernel: say so.
+            with notice_on_compile(seconds=FIT_COMPILE_S):
+                result = train(
+                    epoch, max_iter=max_iter, metric=self._metric_name, validate=validate,
+                    stoppers=stoppers, callbacks=callbacks, progress=bar, history=history,
+                    snapshot=lambda: self._params.copy(), diverged=self._diverged,
+                    estimator=self,
+                )
         finally:
             self._epochs_done = history.epochs_done
         self.n_iter_ = result.n_iter
