@@ -9,9 +9,9 @@ scikit-learn, numba and every model family at start-up.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from fmlearn._lazy import lazy_module
 from fmlearn._version import __version__
 
 # Public name -> the module defining it, imported on first access.
@@ -73,20 +73,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+__getattr__, __dir__ = lazy_module(globals(), _LAZY, _SUBMODULES, extra=__all__)
 
 
 def load(path):

@@ -6,8 +6,9 @@ import read_libfm`` does not load scikit-learn (the encoder's) or pandas.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fmlearn._lazy import lazy_module
 
 # Public name -> the module defining it, imported on first access.
 _LAZY = {
@@ -44,19 +45,5 @@ __all__ = [
     "make_recommendation",
 ]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        try:  # a submodule, as `import fmlearn.data` used to load most of them
-            value = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    else:
-        value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# Submodules resolve too, as `import fmlearn.data` used to load most of them.
+__getattr__, __dir__ = lazy_module(globals(), _LAZY)
