@@ -179,10 +179,15 @@ def test_diverging_training_raises_and_leaves_unfitted():
     X, y, _ = make_fm_regression(500, 20, random_state=0)
     m = FMRegressor(solver="sgd", learning_rate=50.0, init_stdev=1.0, max_iter=20,
                     random_state=0)
-    with pytest.raises(TrainingDivergedError, match="smaller learning_rate"):
+    with pytest.raises(TrainingDivergedError, match="smaller learning_rate.*solver='adagrad'"):
         m.fit(X, y * 1e3)
     with pytest.raises(NotFittedError):
         m.predict(X)
+    # No advice to switch to the solver already in use.
+    m.set_params(solver="adagrad", learning_rate=1e12)
+    with pytest.raises(TrainingDivergedError, match="smaller learning_rate") as e:
+        m.fit(X, y * 1e3)
+    assert "solver='adagrad' (" not in str(e.value)
 
 
 def test_classifier_any_labels_and_proba():

@@ -498,11 +498,20 @@ class BaseFM(BaseEstimator):
     def _diverged(self, epoch) -> Exception:
         """The error for a fit that diverged at ``epoch``; never leaves a broken model behind."""
         del self._params
+        # Advice that applies to this fit: a learning rate only where the solver has one, and
+        # AdaGrad only to those not on it already.
+        advice = ["more regularization (l2_reg_w, l2_reg_V)", "a smaller init_stdev",
+                  "scale large feature values"]
+        stepped = self.solver in ("sgd", "adagrad", "ftrl")
+        if stepped:
+            advice.insert(0, "a smaller learning_rate")
+        if self.solver == "sgd":
+            advice.append("or solver='adagrad' (per-coordinate step sizes)")
+        setting = f"solver={self.solver!r}" + (
+            f", learning_rate={self.learning_rate}" if stepped else "")
         return TrainingDivergedError(
             f"training diverged at epoch {epoch}: the {self._task.metric} became NaN or "
-            f"infinite with solver={self.solver!r}, learning_rate={self.learning_rate}. Use a "
-            "smaller learning_rate, more regularization (l2_reg_w, l2_reg_V), a smaller "
-            "init_stdev, scale large feature values, or solver='adagrad'."
+            f"infinite with {setting}. Use {', '.join(advice)}."
         )
 
     def fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None, eval_X_rel=None,
