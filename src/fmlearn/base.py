@@ -438,7 +438,8 @@ class BaseFM(BaseEstimator):
         design = self._design(X, blocks, expand=not solver_cls.accepts_blocks)
         (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
         if reset:
-            w0 = task.initial_bias(y, sw) if self.fit_intercept else 0.0
+            fit_bias = self.fit_intercept or task.task_intercepts
+            w0 = task.initial_bias(y, sw) if fit_bias else 0.0
             self._start(self._n_columns(), solver_cls, solver, w0)
         else:
             self._continue(solver_cls, solver)

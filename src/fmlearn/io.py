@@ -31,6 +31,7 @@ from fmlearn._atomic import atomic_write
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
 from fmlearn.models import KINDS as _PARAMS_KINDS
+from fmlearn.models.ordinal import migrate_solver_state_cutpoints
 
 FORMAT = "fmlearn-model"
 FORMAT_VERSION = 1
@@ -53,6 +54,13 @@ _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 # Parameters that model files of earlier versions store for estimators that no longer have them
 # (the MCMC-only ones were on every family).
 _RETIRED_PARAMS = frozenset({"n_kept_samples", "prior_groups"})
+# Containers of earlier files that are read as another kind today: (class, kind in the file)
+# -> the migration of the file's parameter arrays and solver state (in place), which returns
+# the kind to read them with. Ordinal models kept their cutpoints in the solver state.
+_MIGRATIONS = {
+    ("FMOrdinalRegressor", "fm"): migrate_solver_state_cutpoints,
+    ("FMOrdinalRegressor", "fm_posterior"): migrate_solver_state_cutpoints,
+}
 
 
 # Estimator class name -> its module; imported only when a file names it.
@@ -245,7 +253,8 @@ def load(path):
     with zf:
         meta = _read_metadata(zf, path)
         cls = _estimator_class(meta.get("class"))
-        kind = _PARAMS_KINDS.get(meta.get("model_kind"))
+        kind_name = meta.get("model_kind")
+        kind = _PARAMS_KINDS.get(kind_name)
         if cls is None or kind is None:
             raise _fail(
                 path,
@@ -254,7 +263,11 @@ def load(path):
             )
         arrays = _read_arrays(zf, meta, path)
     state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
+    model_arrays = {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
     try:
+        migrate = _MIGRATIONS.get((meta["class"], kind_name))
+        if migrate is not None:
+            kind = _PARAMS_KINDS[migrate(kind_name, model_arrays, state)]
         hyper = {
             k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in meta["params"].items()
         }
@@ -266,7 +279,7 @@ def load(path):
         est = cls(**hyper)
         extra = {n: state.pop(n) for n in getattr(kind, "extra_state", ()) if n in state}
         est._params = kind.from_arrays(
-            {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")},
+            model_arrays,
             state=state.pop("table", None),
             **extra,
         )

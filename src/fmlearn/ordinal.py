@@ -2,9 +2,11 @@
 
 For ordered classes such as 1-5 stars. The FM gives a score ``f(x)`` and learned, increasing
 cutpoints split it into classes (a cumulative link model, see
-:mod:`fmlearn._kernels.ordinal`): ``solver="sgd"``/``"adagrad"`` fit the logistic link
-(proportional odds), ``solver="mcmc"`` the probit link (ordered probit, as myFM) with the
-cutpoints sampled too. ``predict`` gives the expected value of the target,
+:mod:`fmlearn._kernels.ordinal`): ``solver="sgd"``/``"adagrad"``/``"ftrl"`` fit the logistic
+link (proportional odds), ``solver="mcmc"`` the probit link (ordered probit, as myFM) with the
+cutpoints sampled too. The cutpoints and the link are the model's
+(:mod:`fmlearn.models.ordinal`); the task (:class:`fmlearn.tasks.Ordinal`) starts the cutpoints
+and gives MCMC its latent targets. ``predict`` gives the expected value of the target,
 ``predict_proba`` the class probabilities, ``predict_class`` the most probable class.
 """
 
@@ -18,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fmlearn.base import BaseFM, family_init
 from fmlearn.fm import _PARAMS_DOC, _Posterior, _with_mcmc
+from fmlearn.models.ordinal import OrdinalFMParams
+from fmlearn.optim import get_solver
 from fmlearn.tasks import Ordinal
 
 
@@ -53,7 +57,6 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
     """
     )
 
-    _task = Ordinal()
     _task_name = "ordinal"
     _parameter_constraints = {**BaseFM._parameter_constraints, **_Posterior._mcmc_constraints}
     __init__ = family_init({}, tail=_Posterior._mcmc_params)
@@ -66,6 +69,23 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
         return tags
 
     # ----------------------------------------------------------------- task hooks
+    @property
+    def _task(self) -> Ordinal:
+        # The link is that of the model the solver trains (the SGD-type solvers the logistic
+        # model, MCMC the probit one): the initial cutpoints are its quantiles.
+        try:
+            link = get_solver(self.solver).classification_link
+        except ValueError:  # an unknown solver; fit's validation says so
+            link = "logit"
+        return Ordinal(len(getattr(self, "classes_", ())), link)
+
+    # ----------------------------------------------------------------- model-family hooks
+    def _new_params(self, n_features, rng, w0, n_state):
+        """The FM (bias 0) and the cutpoints, which ``_fit`` gives in the bias's place
+        (:meth:`fmlearn.tasks.Ordinal.initial_bias`)."""
+        return OrdinalFMParams.initialize(n_features, self.n_factors, self.init_stdev, rng,
+                                          cutpoints=w0, n_state=n_state)
+
     def _encode_y(self, y, *, reset, classes=None):
         y = _numeric_labels(column_or_1d(y, warn=True))
         if reset:
@@ -96,29 +116,21 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
 
     # ----------------------------------------------------------------- outputs
     def _output(self, Xk, link=None) -> np.ndarray:
-        """Class probabilities (n, n_classes), averaged over posterior samples for MCMC."""
-        params = self._params
-        if getattr(params, "samples", None) is not None and params.n_samples:
-            total = 0.0
-            for s, f in enumerate(params.sample_outputs(Xk, self.n_jobs)):
-                total = total + self._task.class_probabilities(f, params.extra_samples[s],
-                                                               "probit")
-            return total / params.n_samples
-        f = params.as_point().decision_function(Xk, self.n_jobs)
-        return self._task.class_probabilities(f, self._solver_state["cutpoints"], self._link)
+        """Class probabilities (n, n_classes) under the model's link, averaged over posterior
+        samples for MCMC."""
+        return self._params.mean_output(Xk, n_jobs=self.n_jobs)
 
     @property
     def cutpoints_(self) -> np.ndarray:
         check_is_fitted(self)
         params = self._params
         if getattr(params, "samples", None) is not None and params.n_samples:
-            return params.extra_samples[: params.n_samples].mean(axis=0)
-        return self._solver_state["cutpoints"].copy()
+            return params.cutpoint_samples.mean(axis=0)
+        return params.cutpoints.copy()
 
     @property
     def cutpoint_samples_(self) -> np.ndarray:
-        params = self._samples("cutpoint_samples_")
-        return params.extra_samples[: params.n_samples]
+        return self._samples("cutpoint_samples_").cutpoint_samples
 
     @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, classes=None, sample_weight=None, *, X_rel=None,

@@ -4,7 +4,11 @@ A task holds the math that depends on the target and not on the model family or 
 kernel loss code, the metric reported per epoch (from the kernels' loss sums and on
 validation outputs), the initial bias and how an output becomes a prediction. Estimators
 validate and encode the targets (scikit-learn plumbing) and hand the encoded ``y`` to their
-task; solvers read only ``loss``.
+task. The SGD-type solvers read only ``loss``; the coordinate solvers (ALS, MCMC) fit a task as
+a Gaussian model of (latent) targets and ask the task for them (``latent_data``,
+``latent_targets``, ``latent_loss``): the targets themselves for regression, probit latent
+targets for binary classification, and for ordinal regression (ordered probit) the cutpoints'
+Metropolis step and latent targets between them.
 
 Encoded targets (float64): regression the values; binary classification +-1; multinomial
 and ordinal the class index 0..C-1; pairwise tasks have no per-row target.
@@ -13,9 +17,13 @@ and ordinal the class index 0..C-1; pairwise tasks have no per-row target.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_ndtr, logit, ndtri
 
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL, SQUARED
-from fmlearn.models.table import LINKS
+from fmlearn.models import ordinal as ordinal_models
+
+# Quantile functions (inverse CDFs) of the output links with a latent scale.
+QUANTILES = {"logit": logit, "probit": ndtri}
 
 __all__ = ["BinaryClassification", "Multinomial", "Ordinal", "Pairwise", "Regression", "Task"]
 
@@ -29,10 +37,33 @@ class Task:
     higher_is_better = False
     #: Whether validation splits keep the class proportions (classification).
     stratify = False
+    #: Whether the model's intercepts are the task's own parameters rather than the FM bias
+    #: (the ordinal cutpoints): ``initial_bias`` gives them whatever ``fit_intercept`` says,
+    #: the task's kernels or ``latent_targets`` train them, and the FM bias stays 0.
+    task_intercepts = False
+    #: Whether the coordinate solvers fit it as a probit model: latent targets of unit noise.
+    latent_probit = False
 
     def initial_bias(self, y: np.ndarray, sample_weight: np.ndarray):
         """The bias to start training from (the best constant model)."""
         return 0.0
+
+    # -- the coordinate solvers' (ALS, MCMC) Gaussian model of latent targets
+    def latent_data(self, y: np.ndarray, sample_weight: np.ndarray):
+        """What :meth:`latent_targets` reads every sweep, built once per fit."""
+        return None
+
+    def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
+                       sweep) -> np.ndarray:
+        """The targets of a coordinate sweep given the current outputs ``pred``: drawn
+        (``sample``, MCMC) or their conditional means (ALS). ``rng``: the kernels' generator
+        state; ``state``: the solver's state dict, for the task's own sampler state;
+        ``sweep``: sweeps done in this fit. May update task parameters of ``params``."""
+        raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
+
+    def latent_loss(self, params, y, sample_weight, target, e) -> float:
+        """The sum of weighted losses after a sweep; ``target - e`` are the new outputs."""
+        raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
 
     def metric_from_loss_sum(self, loss_sum: float, weight_sum: float) -> float:
         """The epoch metric from the kernels' sum of weighted row losses."""
@@ -58,6 +89,19 @@ class Regression(Task):
     def score(self, y, output, sample_weight):
         return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
 
+    def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
+                       sweep):
+        return y
+
+    def latent_loss(self, params, y, sample_weight, target, e):
+        return _wsum(sample_weight, e * e)
+
+
+def _wsum(weights, values) -> float:
+    # Not ``weights @ values``: a BLAS dot may hand a long vector to its thread pool, whose
+    # wake-ups cost milliseconds per sweep on a busy machine.
+    return float(np.multiply(weights, values).sum())
+
 
 def _log_loss(p_true: np.ndarray, sample_weight) -> float:
     return float(np.average(-np.log(np.clip(p_true, 1e-300, 1.0)), weights=sample_weight))
@@ -72,6 +116,7 @@ class BinaryClassification(Task):
     loss = LOGISTIC
     metric = "logloss"
     stratify = True
+    latent_probit = True
 
     def initial_bias(self, y, sample_weight):
         p = np.average(y > 0, weights=sample_weight)
@@ -80,6 +125,18 @@ class BinaryClassification(Task):
 
     def score(self, y, output, sample_weight):
         return _log_loss(np.where(y > 0, output, 1.0 - output), sample_weight)
+
+    def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
+                       sweep):
+        """Probit latent targets (Albert and Chib 1993): drawn, or their means (ALS's EM)."""
+        from fmlearn._kernels import cd
+
+        target = np.empty_like(pred)
+        cd.probit_targets(y, pred, sample, rng, target)
+        return target
+
+    def latent_loss(self, params, y, sample_weight, target, e):
+        return -_wsum(sample_weight, log_ndtr(y * (target - e)))
 
 
 class Multinomial(Task):
@@ -108,21 +165,78 @@ class Multinomial(Task):
 class Ordinal(Task):
     """Cumulative link model: ``P(y <= c | x) = F(theta_c - f(x))``; metric log loss.
 
-    The cutpoints ``theta`` act as the bias (the FM's own bias stays 0).
+    The cutpoints ``theta`` (model parameters, see :mod:`fmlearn.models.ordinal`) act as the
+    bias (the FM's own bias stays 0). ``link``: the ``F`` being trained, "logit" (the SGD-type
+    solvers) or "probit" (MCMC), for the initial cutpoints.
     """
 
     loss = ORDINAL
     metric = "logloss"
+    task_intercepts = True
+    latent_probit = True
+
+    def __init__(self, n_classes: int = 0, link: str = "logit"):
+        self.n_classes = int(n_classes)
+        self.link = link
+
+    def initial_bias(self, y, sample_weight) -> np.ndarray:
+        """Cutpoints reproducing the class frequencies at a zero score:
+        ``quantile(P(y <= c))``, float64 of shape (n_classes - 1,)."""
+        freq = np.bincount(y.astype(np.intp), weights=sample_weight, minlength=self.n_classes)
+        cum = np.cumsum(freq)[:-1] / freq.sum()
+        cut = QUANTILES[self.link](np.clip(cum, 1e-6, 1 - 1e-6))
+        # Empty classes would give equal cutpoints: keep them strictly increasing.
+        return np.maximum.accumulate(cut + 1e-6 * np.arange(cut.shape[0]))
 
     @staticmethod
     def class_probabilities(f: np.ndarray, cutpoints: np.ndarray, link: str) -> np.ndarray:
         """(n, n_classes) class probabilities of scores ``f`` (n,) under ``link``."""
-        cdf = LINKS[link](cutpoints[None, :] - f[:, None])
-        n = f.shape[0]
-        return np.diff(np.hstack([np.zeros((n, 1)), cdf, np.ones((n, 1))]), axis=1)
+        return ordinal_models.class_probabilities(f, cutpoints, link)
 
     def score(self, y, proba, sample_weight):
         return _log_loss(proba[np.arange(y.shape[0]), y.astype(np.intp)], sample_weight)
+
+    # -- ordered probit by MCMC: the cutpoints are drawn with the latent targets integrated
+    # out, then the latent targets given them (see fmlearn._kernels.ordinal.cutpoint_mh)
+    def latent_data(self, y, sample_weight):
+        """Row ids sorted by class and their class boundaries (n_classes + 1,)."""
+        cls = y.astype(np.intp)
+        by_class = np.argsort(cls, kind="stable").astype(np.int64)
+        counts = np.bincount(cls, minlength=self.n_classes)
+        return by_class, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
+                       sweep):
+        """Cutpoints (``params.cutpoints``, in place) by Metropolis steps given the scores,
+        then the latent targets; the steps' sizes are sampler state (``state["cut_step"]``)."""
+        from fmlearn._kernels import ordinal as ordinal_kernels
+
+        if not sample:
+            raise ValueError(
+                "ordinal regression has no ALS solver; use solver='mcmc' (ordered probit) or "
+                "'sgd'/'adagrad' (proportional odds)."
+            )
+        rows_by_class, class_ptr = data
+        cut = params.cutpoints
+        step = state.get("cut_step")
+        if step is None or step.shape != cut.shape:
+            counts = np.diff(class_ptr).astype(np.float64)
+            # Random-walk steps near the cutpoints' posterior spread, then adapted.
+            step = state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
+        accepted = np.zeros(cut.shape[0])
+        ordinal_kernels.cutpoint_mh(y, rows_by_class, class_ptr, pred, sample_weight, cut, step,
+                                    rng, accepted)
+        # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
+        step *= np.exp((accepted - 0.4) / np.sqrt(sweep + 1.0))
+        target = np.empty_like(pred)
+        ordinal_kernels.latent_targets(y, pred, cut, rng, target)
+        return target
+
+    def latent_loss(self, params, y, sample_weight, target, e):
+        from fmlearn._kernels import ordinal as ordinal_kernels
+
+        return float(ordinal_kernels.probit_log_loss(y, target - e, params.cutpoints,
+                                                     sample_weight))
 
 
 class Pairwise(Task):
@@ -136,3 +250,14 @@ class Pairwise(Task):
     def __init__(self, loss: int, name: str):
         self.loss = int(loss)
         self.metric = name
+
+
+def for_loss(loss: int, n_classes: int = 0) -> Task:
+    """The task of a per-row kernel loss code, for solvers built from a code alone."""
+    if loss == SQUARED:
+        return Regression()
+    if loss == LOGISTIC:
+        return BinaryClassification()
+    if loss == ORDINAL:
+        return Ordinal(n_classes, "probit")
+    raise ValueError(f"no per-row task has loss code {loss}")

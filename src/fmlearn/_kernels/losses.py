@@ -11,7 +11,7 @@ from fmlearn._kernels._jit import jit
 SQUARED = 0  # regression; y real; value (p - y)^2, gradient of (p - y)^2 / 2
 LOGISTIC = 1  # binary classification; y in {-1, +1}; value log(1 + exp(-y p))
 # Ordinal regression (y a class index) needs cutpoints, so it has its own kernels
-# (fmlearn._kernels.ordinal); the code tells solvers to use them.
+# (fmlearn._kernels.ordinal), run by the ordinal containers (fmlearn.models.ordinal).
 ORDINAL = 2
 
 

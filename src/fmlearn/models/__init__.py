@@ -10,12 +10,14 @@ from fmlearn.models.fm import FMParams
 from fmlearn.models.fwfm import FwFMParams
 from fmlearn.models.hofm import HOFMParams
 from fmlearn.models.multiclass import MulticlassFMParams
+from fmlearn.models.ordinal import OrdinalFMParams, OrdinalPosteriorFM
 from fmlearn.models.posterior import PosteriorFM
 from fmlearn.models.table import LINKS, TableParams
 
 KINDS: dict[str, type] = {
     cls.kind: cls
-    for cls in (FMParams, MulticlassFMParams, PosteriorFM, FFMParams, FwFMParams, HOFMParams)
+    for cls in (FMParams, MulticlassFMParams, PosteriorFM, FFMParams, FwFMParams, HOFMParams,
+                OrdinalFMParams, OrdinalPosteriorFM)
 }
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "FwFMParams",
     "HOFMParams",
     "MulticlassFMParams",
+    "OrdinalFMParams",
+    "OrdinalPosteriorFM",
     "PosteriorFM",
     "TableParams",
 ]

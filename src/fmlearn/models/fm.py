@@ -6,7 +6,6 @@ import numpy as np
 
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import hogwild
-from fmlearn._kernels import ordinal as ordinal_kernels
 from fmlearn._kernels import sgd as sgd_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
@@ -48,6 +47,13 @@ class FMParams(TableParams):
     def _like(self, w0, table):
         return FMParams(w0, table, self.n_factors)
 
+    def posterior(self, capacity: int):
+        """A Gibbs chain (:class:`~fmlearn.models.posterior.PosteriorFM`) starting at these
+        parameters, with room for ``capacity`` kept samples."""
+        from fmlearn.models.posterior import PosteriorFM
+
+        return PosteriorFM.start(self, capacity)
+
     def decision_function(self, X, n_jobs: int = 1) -> np.ndarray:
         if isinstance(X, BlockDesign):
             return blocked_decision_function(self.w0, self.table, self.n_factors, X, n_jobs)
@@ -73,14 +79,6 @@ class FMParams(TableParams):
         if rows.shape[0] == 0:
             return X.indices  # unused: without hot rows the plain kernel runs
         return hogwild.hot_indices(X.indices, slot, rows.shape[0])
-
-    def ordinal_sgd_epoch(self, X, y, sample_weight, order, cut, cut_state, solver) -> float:
-        """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`);
-        ``cut_state``: the cutpoints' solver state."""
-        return ordinal_kernels.sgd_epoch(
-            X.indptr, X.indices, X.data, y, sample_weight, order, self.table, self.n_factors,
-            cut, cut_state, solver.code, solver.kernel_args, solver.fit_linear,
-        )
 
     def _predict_block(self, indptr, X, out):
         fm_kernels.predict(indptr, X.indices, X.data, self.w0, self.table, self.n_factors, out)

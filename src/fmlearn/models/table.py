@@ -80,6 +80,13 @@ class TableParams:
         """Solver-state columns, shape (n_features, n_state); a view into the table."""
         return self.table[:, self.wcol + 1 :]
 
+    @property
+    def intercepts(self) -> np.ndarray:
+        """The parameters in the bias's place, whose solver state a solver keeps as the
+        bias's: ``w0`` (one bias per class for the multinomial FM; the ordinal models'
+        cutpoints)."""
+        return self.w0
+
     @staticmethod
     def _new_table(n_features, n_latent, n_state, init_stdev, rng, dtype):
         table = np.zeros((n_features, n_latent + 1 + n_state), dtype=dtype)

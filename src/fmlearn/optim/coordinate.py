@@ -3,15 +3,18 @@
 Both sweep the parameters in the same order with the same kernels
 (:mod:`fmlearn._kernels.cd`): ALS moves each to the minimizer of the regularized squared
 error given the others, MCMC draws it from its conditional posterior (Bayesian FM with
-Normal-Gamma hyper-priors, Freudenthaler et al. 2011; Rendle 2012). Classification uses the
-probit model with latent targets (Albert and Chib 1993). Neither needs a learning rate, and
-MCMC needs no regularization either: its precisions are sampled, per prior group.
+Normal-Gamma hyper-priors, Freudenthaler et al. 2011; Rendle 2012). Both fit a Gaussian model
+of targets that the task gives (:mod:`fmlearn.tasks`, ``latent_targets``): the targets
+themselves for regression, latent probit targets for classification (Albert and Chib 1993) and
+ordered probit. Neither needs a learning rate, and MCMC needs no regularization either: its
+precisions are sampled, per prior group.
 
 A sweep:
 
 1. recomputes every row's prediction from scratch (no drift of the cached residuals) --
    multi-threaded over rows with ``n_jobs``;
-2. classification: draws (MCMC) or takes the mean of (ALS) the latent probit targets;
+2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
+   probit targets (ordinal: after a Metropolis step of the cutpoints);
 3. MCMC: draws the noise precision and every group's prior means and precisions;
 4. updates ``w0``, every ``w_i``, then factor by factor every ``v_if``: a coordinate loop
    that is sequential by nature; its per-factor sums ``q_nf`` are computed multi-threaded
@@ -24,18 +27,15 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import log_ndtr
 
 from fmlearn._kernels import cd
-from fmlearn._kernels import ordinal as ordinal_kernels
-from fmlearn._kernels.losses import LOGISTIC, ORDINAL
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams, blocked_decision_function
-from fmlearn.models.posterior import PosteriorFM
 from fmlearn.optim._registry import register_solver
-from fmlearn.optim.sgd import check_no_l1, initial_cutpoints
+from fmlearn.optim.sgd import check_no_l1
+from fmlearn.tasks import for_loss as task_for_loss
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
@@ -75,7 +75,8 @@ class _Block(NamedTuple):
 
 
 class _Data(NamedTuple):
-    """What a sweep reads: the design, its columns, targets, weights and prior groups."""
+    """What a sweep reads: the design, its columns, targets, weights, prior groups and what
+    the task's latent targets read (``Task.latent_data``)."""
 
     X: KernelCSR | BlockDesign
     main: KernelCSR
@@ -85,8 +86,7 @@ class _Data(NamedTuple):
     sw: np.ndarray
     groups: np.ndarray  # int32 (n_features,)
     group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
-    rows_by_class: np.ndarray | None = None  # ordinal: row ids sorted by class
-    class_ptr: np.ndarray | None = None  # ordinal: their class boundaries (n_classes + 1,)
+    task_data: object = None
 
 
 class _CoordinateSolver:
@@ -102,12 +102,12 @@ class _CoordinateSolver:
     tasks = frozenset({"regression", "binary"})
 
     def __init__(self, *, loss, l2_reg_w, l2_reg_V, fit_intercept, fit_linear, prior_groups,
-                 n_kept_samples, max_iter, n_classes=0):
-        self.classify = int(loss) == LOGISTIC
-        self.ordinal = int(loss) == ORDINAL
-        self.n_classes = int(n_classes)
-        # Ordinal models have no bias: the cutpoints play its part.
-        fit_intercept = fit_intercept and not self.ordinal
+                 n_kept_samples, max_iter, n_classes=0, task=None):
+        # The task gives the (latent) targets of the sweeps and the loss.
+        self.task = task_for_loss(int(loss), n_classes) if task is None else task
+        # Where the task's own parameters are the intercepts (the ordinal cutpoints), the FM
+        # bias stays 0.
+        fit_intercept = fit_intercept and not self.task.task_intercepts
         self.l2_reg_w = float(l2_reg_w)
         self.l2_reg_V = float(l2_reg_V)
         self.fit_intercept = bool(fit_intercept)
@@ -132,6 +132,7 @@ class _CoordinateSolver:
             n_kept_samples=getattr(est, "n_kept_samples", None),
             max_iter=est.max_iter,
             n_classes=len(getattr(est, "classes_", ())),
+            task=getattr(est, "_task", None),
         )
 
     @staticmethod
@@ -169,14 +170,8 @@ class _CoordinateSolver:
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
         groups = self._groups(X.n_features)
         sizes = np.bincount(groups, minlength=1).astype(np.float64)
-        by_class = ptr = None
-        if self.ordinal:
-            cls = y.astype(np.intp)
-            by_class = np.argsort(cls, kind="stable").astype(np.int64)
-            counts = np.bincount(cls, minlength=self.n_classes)
-            ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes, by_class,
-                     ptr)
+        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes,
+                     self.task.latent_data(y, sample_weight))
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -238,13 +233,8 @@ class _CoordinateSolver:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
             pred, Q = self._predict_with_sums(params, data.X, n_threads)
-        if self.classify:
-            target = np.empty_like(pred)
-            cd.probit_targets(data.y, pred, sample, r, target)
-        elif self.ordinal:
-            target = self._ordinal_targets(data, state, pred, r)
-        else:
-            target = data.y
+        target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
+                                          r, sample=sample, sweep=self.sweep)
         e = target - pred
         sw = data.sw
         alpha, mu_w, lam_w, mu_V, lam_V = self._priors(params, data, state, rng, e)
@@ -283,21 +273,10 @@ class _CoordinateSolver:
                                        alpha, mu_V[f], lam_V[f], groups, sample, r)
                 cd.block_apply_factor(b.idx, e, q, A)
         self._after_sweep(params, state, alpha)
-        if self.ordinal:
-            return float(ordinal_kernels.probit_log_loss(data.y, target - e, state["cutpoints"],
-                                                         sw))
-        if self.classify:
-            return -_wsum(sw, log_ndtr(data.y * (target - e)))
-        return _wsum(sw, e * e)
+        return self.task.latent_loss(params, data.y, sw, target, e)
 
     def _after_sweep(self, params, state, alpha):
         pass
-
-    def _ordinal_targets(self, data, state, pred, r):
-        raise ValueError(
-            "ordinal regression has no ALS solver; use solver='mcmc' (ordered probit) or "
-            "'sgd'/'adagrad' (proportional odds)."
-        )
 
 
 @register_solver
@@ -336,28 +315,9 @@ class MCMCSolver(_CoordinateSolver):
         return self.n_kept_samples * n_features * (n_factors + 1) * 4
 
     def init_params(self, params):
-        n_extra = self.n_classes - 1 if self.ordinal else 0
-        return PosteriorFM.start(params.as_point(), self.n_kept_samples, n_extra)
-
-    def _ordinal_targets(self, data, state, pred, r):
-        """Cutpoints by Metropolis steps given the scores, then the latent targets."""
-        from scipy.special import ndtri
-
-        n_cut = self.n_classes - 1
-        if state.get("cutpoints", np.zeros(0)).shape[0] != n_cut:
-            state["cutpoints"] = initial_cutpoints(data.y, data.sw, self.n_classes, ndtri)
-            counts = np.diff(data.class_ptr).astype(np.float64)
-            # Random-walk steps near the cutpoints' posterior spread, then adapted.
-            state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
-        cut, step = state["cutpoints"], state["cut_step"]
-        accepted = np.zeros(n_cut)
-        ordinal_kernels.cutpoint_mh(data.y, data.rows_by_class, data.class_ptr, pred, data.sw,
-                                    cut, step, r, accepted)
-        # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
-        step *= np.exp((accepted - 0.4) / np.sqrt(self.sweep + 1.0))
-        target = np.empty_like(pred)
-        ordinal_kernels.latent_targets(data.y, pred, cut, r, target)
-        return target
+        """A chain (the container's posterior, e.g. a
+        :class:`~fmlearn.models.posterior.PosteriorFM`) from the current point."""
+        return params.as_point().posterior(self.n_kept_samples)
 
     def init_state(self, params):
         k = params.n_factors
@@ -371,7 +331,7 @@ class MCMCSolver(_CoordinateSolver):
     def _priors(self, params, data, state, rng, e):
         sw = data.sw
         k = params.n_factors
-        if self.classify or self.ordinal:
+        if self.task.latent_probit:
             alpha = 1.0
         else:
             shape = 0.5 * (ALPHA_0 + np.count_nonzero(sw))
@@ -405,4 +365,4 @@ class MCMCSolver(_CoordinateSolver):
     def _after_sweep(self, params, state, alpha):
         self.sweep += 1
         if self.sweep > self.max_iter - self.n_kept_samples:
-            params.add_sample(alpha, state.get("cutpoints"))
+            params.add_sample(alpha)

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logit
 
-from fmlearn._kernels.losses import ORDINAL
 from fmlearn._kernels.updates import ADAGRAD, ADAGRAD_INITIAL_ACCUMULATOR, SGD, state_count
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.optim._registry import register_solver
@@ -44,8 +42,9 @@ class SGDSolver:
 
     name = "sgd"
     code = SGD
-    # Names of the bias's and the ordinal cutpoints' solver state in the state dict (and in
-    # model files): "<prefix>_w0", "<prefix>_cut"; None without state.
+    # Name of the intercepts' solver state in the state dict (and in model files):
+    # "<prefix>_w0"; None without state. The intercepts are the bias, one bias per class
+    # (multinomial) or the ordinal cutpoints: ``params.intercepts``.
     state_prefix = None
     # Whether the solver has L1 on the linear weights (the estimators' l1_reg_w).
     has_l1 = False
@@ -57,7 +56,7 @@ class SGDSolver:
     tasks = None
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
-                 n_classes=0, l1_reg_w=0.0):
+                 l1_reg_w=0.0):
         self.learning_rate = float(learning_rate)
         self.l1_reg_w = float(l1_reg_w)
         self.l2_reg_w = float(l2_reg_w)
@@ -65,7 +64,6 @@ class SGDSolver:
         self.loss = int(loss)
         self.fit_intercept = bool(fit_intercept)
         self.fit_linear = bool(fit_linear)
-        self.n_classes = int(n_classes)  # ordinal regression: its cutpoints are state
 
     @property
     def kernel_args(self) -> tuple:
@@ -84,7 +82,6 @@ class SGDSolver:
             loss=loss,
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
-            n_classes=len(getattr(est, "classes_", ())),
             l1_reg_w=getattr(est, "l1_reg_w", 0.0),
         )
 
@@ -111,30 +108,21 @@ class SGDSolver:
         """Start the solver state held in ``params`` and return the rest (or None)."""
         n = state_count(self.code)
         if not n:
-            return self._ordinal_state({})
+            return None
         for values, states, l1, l2 in params.coordinate_groups(
                 n, self.l1_reg_w, self.l2_reg_w, self.l2_reg_V):
             self.init_coords(values, states, l1, l2)
-        # One state per bias (the multinomial FM has one bias per class).
-        w0_state = np.zeros(n * params.w0.shape[0], dtype=params.dtype)
-        self.init_coords(params.w0, w0_state.reshape(n, -1), 0.0, 0.0)
-        return self._ordinal_state({f"{self.state_prefix}_w0": w0_state})
+        # One state per intercept (one bias, a bias per class, the ordinal cutpoints).
+        b = params.intercepts
+        w0_state = np.zeros(n * b.shape[0], dtype=b.dtype)
+        self.init_coords(b, w0_state.reshape(n, -1), 0.0, 0.0)
+        return {f"{self.state_prefix}_w0": w0_state}
 
-    def _ordinal_state(self, state):
-        if self.loss != ORDINAL:
-            return state or None
-        # Filled from the class frequencies by the first epoch.
-        state["cutpoints"] = np.zeros(0)
-        if self.state_prefix:
-            state[f"{self.state_prefix}_cut"] = np.zeros(
-                state_count(self.code) * (self.n_classes - 1))
-        return state
-
-    def _state(self, state, what, dtype):
-        """The solver state ``what`` ("w0", "cut"), or a placeholder for plain SGD."""
+    def _w0_state(self, params, state):
+        """The intercepts' solver state, or a placeholder for plain SGD."""
         if self.state_prefix is None:
-            return np.zeros(1, dtype=dtype)
-        return state[f"{self.state_prefix}_{what}"]
+            return np.zeros(1, dtype=params.intercepts.dtype)
+        return state[f"{self.state_prefix}_w0"]
 
     def prepare(self, source):
         """What every epoch reads: the :class:`~fmlearn.data.sources.BatchSource` itself
@@ -150,22 +138,7 @@ class SGDSolver:
     def _run_batch(self, params, state, batch, rng, n_jobs) -> float:
         X, y, sample_weight = batch
         order = rng.permutation(X.n_rows)
-        if self.loss == ORDINAL:
-            cut = state["cutpoints"]
-            cut_state = self._state(state, "cut", np.float64)
-            if cut.shape[0] != self.n_classes - 1:
-                cut = state["cutpoints"] = initial_cutpoints(y, sample_weight, self.n_classes,
-                                                             logit)
-                n = state_count(self.code)
-                if n:
-                    self.init_coords(cut, cut_state.reshape(n, -1), 0.0, 0.0)
-
-            def chunk(a, b):
-                return params.ordinal_sgd_epoch(X, y, sample_weight, order[a:b], cut,
-                                                cut_state, self)
-
-            return float(sum(run_blocks(chunk, X.n_rows, _threads(n_jobs, X.n_rows))))
-        w0_state = self._state(state, "w0", params.dtype)
+        w0_state = self._w0_state(params, state)
 
         def chunk(a, b):
             return params.sgd_epoch(X, y, sample_weight, order[a:b], w0_state, self)
@@ -193,11 +166,3 @@ class AdaGradSolver(SGDSolver):
         for acc in states:
             acc[...] = ADAGRAD_INITIAL_ACCUMULATOR
 
-
-def initial_cutpoints(y, sample_weight, n_classes, quantile) -> np.ndarray:
-    """Cutpoints reproducing the class frequencies at a zero score: ``quantile(P(y <= c))``."""
-    freq = np.bincount(y.astype(np.intp), weights=sample_weight, minlength=n_classes)
-    cum = np.cumsum(freq)[:-1] / freq.sum()
-    cut = quantile(np.clip(cum, 1e-6, 1 - 1e-6))
-    # Empty classes would give equal cutpoints: keep them strictly increasing.
-    return np.maximum.accumulate(cut + 1e-6 * np.arange(cut.shape[0]))
