@@ -234,10 +234,11 @@ def check_fields(fields, n_features: int, name: str = "fields") -> np.ndarray:
     out = (fields < -1) | (fields > MAX_FIELD)
     if out.any():
         bad = int(np.flatnonzero(out)[0])
+        rule = (f"must be at most {MAX_FIELD}" if fields[bad] > MAX_FIELD
+                else "must be >= 0 (or -1 for a feature never seen)")
         raise ValueError(
-            f"{name}[{bad}] = {fields[bad]}: field ids must lie in [0, {MAX_FIELD}] (or be -1 "
-            "for a feature never seen). Number the fields 0, 1, 2, ... (np.unique(fields, "
-            "return_inverse=True) does)."
+            f"{name}[{bad}] = {fields[bad]}: field ids {rule}. Number the fields 0, 1, 2, ... "
+            "(np.unique(fields, return_inverse=True) does)."
         )
     return np.maximum(fields, 0).astype(np.int32)
 
