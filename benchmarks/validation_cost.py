@@ -90,9 +90,9 @@ def main(argv=None) -> None:
     nnz = X.nnz
     # warm-up: compile or load every kernel involved (validation scans, both epochs)
     validation.check_matrix(fresh(X[:1000]))
-    for solver in ("sgd", "adagrad"):
-        FMRegressor(n_factors=16, solver=solver, max_iter=1, tol=None, n_jobs=1,
-                    random_state=0).fit(X[:12_000], y[:12_000])
+    for solver, lr in (("sgd", 0.01), ("adagrad", 0.1)):
+        FMRegressor(n_factors=16, solver=solver, learning_rate=lr, max_iter=1, tol=None,
+                    n_jobs=1, random_state=0).fit(X[:12_000], y[:12_000])
 
     def structure_and_values():
         M = fresh(X)

@@ -128,10 +128,11 @@ def _value_error(X, p: int, name: str, dup: bool) -> ValueError:
     x = X.data[p]
     summed = " (after summing duplicate entries of the row)" if dup else ""
     return ValueError(
-        f"{name}[{r}, {int(X.indices[p])}] = {x}{summed} is not a finite number within "
-        f"+-{FLOAT32_MAX:.4g}: the model's parameters are float32, so such a value would "
-        "overflow to inf or NaN. Drop or impute NaN/inf, and rescale very large feature "
-        "values (e.g. log1p or sklearn.preprocessing.MaxAbsScaler)."
+        f"{name} has the value {x}{summed} in row {r}, column {int(X.indices[p])}: feature "
+        f"values must be finite numbers within +-{FLOAT32_MAX:.4g} (the model's parameters "
+        "are float32, so a larger value would overflow to inf or NaN). Drop or impute "
+        "NaN/inf, and rescale very large feature values (e.g. log1p or "
+        "sklearn.preprocessing.MaxAbsScaler)."
     )
 
 
