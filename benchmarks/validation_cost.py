@@ -165,6 +165,14 @@ def main(argv=None) -> None:
         f"Machine: {machine_line()}. The machine is shared: other jobs add noise of a few "
         "percent to the fit times.",
     ]
+    if max(load_before, load_after) > (os.cpu_count() or 1):
+        lines += [
+            "",
+            f"This run was overloaded (load average above the {os.cpu_count()} cores): the fits "
+            "ran several times slower than in the throughput table, and the with/without "
+            "ratios are within the noise of other jobs. The checks' share of an epoch is the "
+            "steadier figure; rerun on a quiet machine for the throughput ratio.",
+        ]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
