@@ -97,7 +97,27 @@ def _take(X, rows):
     if isinstance(X, BlockDesign):
         return X.take(rows)
     m = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.n_rows, X.n_features))[rows]
-    return as_kernel_csr(m)
+    return as_kernel_csr(m, check=False)
+
+
+def _finite_output(out: np.ndarray) -> np.ndarray:
+    """``out`` (predictions, one row per input row), refusing NaN or infinite ones.
+
+    Inputs are finite and within float32's range (:mod:`fmlearn.data.validation`), yet large
+    values can still overflow the model's float32 sums (to inf, then NaN): say so rather than
+    return them.
+    """
+    finite = np.isfinite(out)
+    if not finite.all():
+        rows = ~finite.reshape(finite.shape[0], -1).all(axis=1)
+        r = int(np.flatnonzero(rows)[0])
+        raise ValueError(
+            f"the model output of row {r} overflowed ({int(rows.sum())} rows in all): its "
+            "feature values are too large for the model's float32 arithmetic. Rescale large "
+            "feature values (e.g. log1p or sklearn.preprocessing.MaxAbsScaler), as for "
+            "training."
+        )
+    return out
 
 
 def _available_memory() -> int | None:
@@ -581,7 +601,7 @@ class BaseFM(BaseEstimator):
     def _raw_predict(self, X, X_rel=None) -> np.ndarray:
         """Model output ``y(x)`` for each row, shape (n_samples,)."""
         Xk = self._predict_design(X, X_rel)
-        return self._params.decision_function(Xk, self.n_jobs)
+        return _finite_output(self._params.decision_function(Xk, self.n_jobs))
 
     def field_interactions(self, fields=None, X=None) -> np.ndarray:
         """How strongly each pair of fields interacts: an (n_fields, n_fields) matrix.

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn.base import BaseFM, family_init
+from fmlearn.data.validation import check_fields
 from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.ffm import FFMParams
 
@@ -68,23 +69,7 @@ class _FieldAware:
                 stacklevel=4,
             )
             return np.zeros(n, dtype=np.int32)
-        fields = np.asarray(self.fields)
-        if fields.ndim != 1 or fields.shape[0] != n:
-            raise ValueError(
-                f"fields must give the field of each of the {n} features (columns of X, then of "
-                f"any relation blocks); got "
-                f"shape {fields.shape}."
-            )
-        if fields.size and not (
-            np.issubdtype(fields.dtype, np.integer)
-            or (np.issubdtype(fields.dtype, np.floating) and np.all(fields == np.round(fields)))
-        ):
-            raise ValueError("fields must hold integer field ids.")
-        fields = fields.astype(np.int64)
-        if fields.size and fields.min() < -1:
-            bad = int(np.flatnonzero(fields < -1)[0])
-            raise ValueError(f"fields[{bad}] = {fields[bad]}: field ids must be >= 0 (or -1).")
-        return np.maximum(fields, 0).astype(np.int32)
+        return check_fields(self.fields, n)
 
     def _param_columns(self) -> int:
         fields = self._resolved_fields(warn=False)

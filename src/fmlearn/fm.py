@@ -16,7 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn.base import BaseFM, family_init
+from fmlearn.base import BaseFM, _finite_output, family_init
 from fmlearn.models.multiclass import MulticlassFMParams
 from fmlearn.optim import SOLVERS, solvers_for, supports
 from fmlearn.retrieval import RecommendMixin
@@ -265,7 +265,7 @@ class FMRegressor(RecommendMixin, _Posterior, _Regressor):
             )
         Xk = self._predict_design(X, X_rel)
         return (
-            self._params.decision_function(Xk, self.n_jobs),
+            _finite_output(self._params.decision_function(Xk, self.n_jobs)),
             self._params.predictive_std(Xk, self.n_jobs),
         )
 
@@ -422,7 +422,7 @@ class _Classifier(ClassifierMixin, BaseFM):
         With ``solver="mcmc"``, the probabilities averaged over the posterior samples.
         """
         Xk = self._predict_design(X, X_rel)
-        p = self._output(Xk)
+        p = _finite_output(self._output(Xk))
         if self._multinomial():
             return p
         return np.column_stack([1.0 - p, p])

@@ -11,6 +11,12 @@ Layout (readable with ``numpy.load(path, allow_pickle=False)`` too)::
                          scalars), so that ``warm_start``/``partial_fit`` resume exactly
     attrs/classes_.npy   array-valued fitted attributes
 
+``metadata.json`` also holds ``"rng"``, the state of the estimator's random-number generator
+(numpy's ``bit_generator.state`` as JSON data; integers beyond 2**53 as ``{"int": "<decimal>"}``,
+arrays as ``{"ndarray": [...], "dtype": ...}``), so that ``partial_fit`` after ``load`` draws
+the same shuffles as it would have in memory. Files without it (fmlearn <= 0.1) still load;
+training them further starts a fresh generator seeded with ``random_state``.
+
 Writes go to a temporary file in the target directory, flushed and ``fsync``-ed, then renamed
 over the target: a crash never leaves a half-written model. Loading checks the format name and
 version, the class against a fixed registry, every array's shape and dtype against the metadata
@@ -96,6 +102,60 @@ def _json_param(name, value, arrays):
     raise TypeError(f"cannot save parameter {name}={value!r}: not JSON data or a numeric array")
 
 
+# Bit generators a model file may name (numpy.random classes; nothing else is looked up).
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _to_json(value):
+    """A bit generator's state as JSON data: exact whatever the JSON reader."""
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"ndarray": [_to_json(v) for v in value.tolist()], "dtype": value.dtype.str}
+    if isinstance(value, (bool, str, float)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+        return value if abs(value) < 2**53 else {"int": str(value)}
+    raise TypeError(f"cannot store random-number state of type {type(value).__name__}")
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        if set(value) == {"int"} and isinstance(value["int"], str):
+            return int(value["int"])
+        if set(value) == {"ndarray", "dtype"}:
+            dtype = np.dtype(str(value["dtype"]))
+            if dtype.kind not in "iu":
+                raise ValueError(f"state array of dtype {dtype}")
+            return np.array([_from_json(v) for v in value["ndarray"]], dtype=dtype)
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def _rng_state(rng) -> dict | None:
+    """JSON data of a Generator's state (None for anything else)."""
+    if not isinstance(rng, np.random.Generator):
+        return None
+    state = rng.bit_generator.state
+    if state.get("bit_generator") not in _BIT_GENERATORS:
+        return None  # a third-party bit generator: resume starts afresh, as for old files
+    return _to_json(state)
+
+
+def _restore_rng(data) -> np.random.Generator:
+    """The Generator saved by :func:`_rng_state`; ValueError if ``data`` is not one."""
+    name = data.get("bit_generator") if isinstance(data, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown random-number generator {name!r}")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = _from_json(data)
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"bad random-number state ({e})") from None
+    return np.random.Generator(bit_generator)
+
+
 def _write_array(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> dict:
     arr = np.asarray(arr)
     spec = {}
@@ -141,6 +201,9 @@ def save(estimator, path) -> None:
         "history": estimator.history_,
         "arrays": {},
     }
+    rng = _rng_state(getattr(estimator, "_rng", None))
+    if rng is not None:
+        meta["rng"] = rng
     arrays = {f"params/{k}": v for k, v in params.arrays().items()}
     for k, v in estimator.get_params(deep=False).items():
         meta["params"][k] = _json_param(k, v, arrays)
@@ -293,9 +356,15 @@ def load(path):
         if f"attrs/{a}" in arrays:
             setattr(est, a, arrays[f"attrs/{a}"])
     est.history_ = meta.get("history", {})
-    est._rng = np.random.default_rng(
-        est.random_state if isinstance(est.random_state, int) else None
-    )
+    if meta.get("rng") is not None:
+        try:
+            est._rng = _restore_rng(meta["rng"])
+        except ValueError as e:
+            raise _fail(path, f"damaged model file: {e}.") from None
+    else:  # written before fmlearn saved the state: continuing starts a fresh generator
+        est._rng = np.random.default_rng(
+            est.random_state if isinstance(est.random_state, int) else None
+        )
     if isinstance(getattr(est, "_relation_widths", None), list):
         est._relation_widths = tuple(est._relation_widths)
     n = est._n_columns() if isinstance(getattr(est, "n_features_in_", None), int) else None

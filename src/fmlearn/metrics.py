@@ -82,7 +82,10 @@ def _relevance_matrix(y_true, n_candidates=None, name="y_true"):
         n_c = max(int(cols.max()) + 1 if cols.size else 0, n_candidates or 0)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         return sp.csr_matrix((np.ones(cols.size), cols, indptr), shape=(len(sets), n_c))
-    R = sp.csr_matrix(y_true, dtype=np.float64) if sp.issparse(y_true) else None
+    from fmlearn.data.validation import check_structure
+
+    R = sp.csr_matrix(check_structure(y_true, name), dtype=np.float64) if sp.issparse(
+        y_true) else None
     if R is None:
         dense = np.asarray(y_true, dtype=np.float64)
         if dense.ndim != 2:

@@ -18,7 +18,7 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from fmlearn.base import BaseFM, family_init
+from fmlearn.base import BaseFM, _finite_output, family_init
 from fmlearn.fm import _PARAMS_DOC, _Posterior, _with_mcmc
 from fmlearn.models.ordinal import OrdinalFMParams
 from fmlearn.optim import get_solver
@@ -144,7 +144,7 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
 
     def predict_proba(self, X, X_rel=None) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        return self._output(self._predict_design(X, X_rel))
+        return _finite_output(self._output(self._predict_design(X, X_rel)))
 
     def predict(self, X, X_rel=None) -> np.ndarray:
         """Expected value of the target, ``sum_c P(c | x) classes_[c]``, shape (n_samples,)."""

@@ -27,6 +27,7 @@ from fmlearn._kernels import ranking as rank_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.base import BaseFM, _rng_from, family_init
 from fmlearn.data.design import MAX_FEATURES, KernelCSR
+from fmlearn.data.validation import check_structure
 from fmlearn.metrics import RANKING_METRICS, auc_per_query
 from fmlearn.retrieval import RecommendMixin, _feature_csr, _model_space, _Parts, recommend
 from fmlearn.tasks import Pairwise
@@ -45,7 +46,7 @@ def _pairs(positives, n_queries: int | None, n_candidates: int | None, name: str
     an integer array of shape (n_positives, 2).
     """
     if sp.issparse(positives):
-        M = sp.csr_matrix(positives, copy=True)
+        M = sp.csr_matrix(check_structure(positives, name), copy=True)
         M.sum_duplicates()
         M.data = (M.data > 0).astype(np.float32)  # entries > 0 are positives
         M.eliminate_zeros()

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from fmlearn._kernels import ranking as rank_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR, as_kernel_csr
+from fmlearn.data.validation import check_matrix
 from fmlearn.metrics import _relevance_matrix
 from fmlearn.models.fm import FMParams
 from fmlearn.models.posterior import PosteriorFM
@@ -37,11 +38,7 @@ def _feature_csr(M, name: str, n_rows: int | None) -> sp.csr_matrix:
             )
         return sp.identity(n_rows, dtype=np.float32, format="csr")
     M = check_array(M, accept_sparse=True, dtype=[np.float64, np.float32], input_name=name)
-    M = sp.csr_matrix(M)
-    if not M.has_canonical_format:
-        M = M.copy()
-        M.sum_duplicates()
-    return M
+    return check_matrix(M, name)
 
 
 def _as_exclude(exclude, shape) -> sp.csr_matrix | None:
@@ -61,7 +58,7 @@ def _as_exclude(exclude, shape) -> sp.csr_matrix | None:
 def _model_space(X: sp.csr_matrix, columns: np.ndarray | None, offset: int = 0) -> KernelCSR:
     """Kernel CSR of ``X`` with its column ``j`` renamed to model column ``columns[j]``
     (or ``offset + j``)."""
-    Xk = as_kernel_csr(X)
+    Xk = as_kernel_csr(X, check=False)  # checked by _feature_csr
     if columns is not None:
         indices = columns[Xk.indices].astype(np.int32)
     elif offset:

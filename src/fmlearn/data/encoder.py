@@ -344,21 +344,41 @@ def _numeric_values(name, col, index, handle_missing):
     return values, missing
 
 
-def _fit_scaling(values, missing, mode):
+def _fit_scaling(values, missing, mode, name=None):
     """(offset, scale) such that the encoded value is ``(x - offset) / scale``."""
     present = values[~missing]
     if mode == "none" or present.size == 0:
         return 0.0, 1.0
     if mode == "standard":
-        offset, scale = present.mean(), present.std()
+        with np.errstate(over="ignore", invalid="ignore"):
+            offset, scale = present.mean(), present.std()
     else:
-        offset, scale = present.min(), np.ptp(present)
+        with np.errstate(over="ignore", invalid="ignore"):
+            offset, scale = present.min(), np.ptp(present)
+    if not (np.isfinite(offset) and np.isfinite(scale)):
+        raise ValueError(
+            f"numeric column {name!r}: its values (up to {float(np.abs(present).max()):g} in "
+            f"magnitude) overflow float64 when computing the {mode!r} scaling; rescale the "
+            "column (e.g. log1p)"
+        )
     return float(offset), float(scale) if scale > 0 else 1.0  # constant column: no division
 
 
-def _numeric_block(values, missing, offset, scale) -> sp.csr_matrix:
-    scaled = (values - offset) / scale
+def _numeric_block(values, missing, offset, scale, *, name, index, dtype) -> sp.csr_matrix:
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (values - offset) / scale
     scaled[missing] = 0.0
+    # Overflow is an error, not a silent inf: the encoded value must be finite in ``dtype``.
+    limit = float(np.finfo(dtype).max)
+    over = ~(np.abs(scaled) <= limit)
+    if over.any():
+        pos = int(np.flatnonzero(over)[0])
+        raise ValueError(
+            f"numeric column {name!r} at {_row(index, pos)}: {float(values[pos]):g} encodes to "
+            f"{float(scaled[pos]):g} (offset {offset:g}, scale {scale:g}), which overflows "
+            f"{np.dtype(dtype).name} (max ~{limit:.3g}); rescale the column (e.g. log1p), or "
+            "use dtype=np.float64 where it fits there"
+        )
     stored = scaled != 0  # zeros are not stored
     indptr = np.zeros(len(scaled) + 1, dtype=np.int64)
     np.cumsum(stored, out=indptr[1:])
@@ -648,9 +668,14 @@ class FMEncoder(TransformerMixin, BaseEstimator):
             if kind == "numeric":
                 values, missing = _numeric_values(name, col, index, self.handle_missing)
                 if fit:
-                    self.numeric_scaling_[name] = _fit_scaling(values, missing, self.scale_numeric)
+                    self.numeric_scaling_[name] = _fit_scaling(
+                        values, missing, self.scale_numeric, name
+                    )
                 if encode:
-                    blocks.append(_numeric_block(values, missing, *self.numeric_scaling_[name]))
+                    blocks.append(_numeric_block(
+                        values, missing, *self.numeric_scaling_[name], name=name, index=index,
+                        dtype=self.dtype,
+                    ))
             else:
                 bags = _bags(name, kind, col, self.multi_hot_sep)
                 if fit:

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn.data.design import KernelCSR, as_kernel_csr
+from fmlearn.data.validation import check_matrix
 
 
 class RelationBlock:
@@ -42,25 +43,18 @@ class RelationBlock:
     """
 
     def __init__(self, indices, X):
-        if sp.issparse(X):
-            X = X.tocsr()
-        else:
+        if not sp.issparse(X):
             X = np.asarray(X)
             if X.ndim != 2 or X.dtype.kind not in "biuf":
                 raise ValueError(
                     f"RelationBlock X must be a 2-D numeric array or sparse matrix, got "
                     f"{X.dtype} of shape {X.shape}."
                 )
-            X = sp.csr_matrix(X)
         if X.dtype.kind not in "biuf":
             raise ValueError(f"RelationBlock X must be numeric, got dtype {X.dtype}.")
-        if not np.isfinite(X.data).all():
-            bad = int(np.flatnonzero(~np.isfinite(X.data))[0])
-            row = int(np.searchsorted(X.indptr, bad, side="right") - 1)
-            raise ValueError(
-                f"RelationBlock X has a NaN or infinite value in row {row}, column "
-                f"{int(X.indices[bad])}; give finite feature values."
-            )
+        # Sparse structure, finite values within float32's range, no stored zeros: checked
+        # once, here (the kernels index with it unchecked).
+        X = check_matrix(X, "RelationBlock X")
         idx = np.asarray(indices)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise ValueError(
@@ -135,7 +129,7 @@ class BlockDesign:
         col0 = main.n_features
         kernel_blocks = []
         for b in blocks:
-            csr = as_kernel_csr(b.X)
+            csr = as_kernel_csr(b.X, check=False)  # checked when the block was made
             if csr.data.dtype != main.data.dtype:
                 csr = csr._replace(data=csr.data.astype(main.data.dtype))
             kernel_blocks.append(KernelBlock(b.indices, csr, col0))
@@ -151,7 +145,7 @@ class BlockDesign:
         m = self.main
         sub = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.n_rows, m.n_features))[rows]
         blocks = [b._replace(idx=np.ascontiguousarray(b.idx[rows])) for b in self.blocks]
-        return BlockDesign(as_kernel_csr(sub), blocks)
+        return BlockDesign(as_kernel_csr(sub, check=False), blocks)
 
     def expand(self) -> KernelCSR:
         """All columns as one CSR matrix (n_rows, n_features): for solvers without blocks."""
@@ -161,4 +155,4 @@ class BlockDesign:
             c = b.csr
             B = sp.csr_matrix((c.data, c.indices, c.indptr), shape=(c.n_rows, c.n_features))
             parts.append(B[b.idx])
-        return as_kernel_csr(sp.hstack(parts, format="csr"))
+        return as_kernel_csr(sp.hstack(parts, format="csr"), check=False)

@@ -219,7 +219,6 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     n_rows = int(info[scan.INFO_ROWS])
     if n_rows == 0:
         _raise_no_rows(path, buf)
-    del buf
     # The arrays were sized from upper bounds (labels and blank lines count there): shrink
     # them in place (realloc, no copy; nothing else references them).
     y.resize(n_rows, refcheck=False)
@@ -230,6 +229,9 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
         # only other files pay for (and compile) the sort.
         compile_notice(canonicalize_rows, seconds=_SORT_COMPILE_S)
         nnz = canonicalize_rows(indptr, indices, data)
+        # Each value was checked when parsed; a sum of duplicates can still overflow.
+        _check_duplicate_sums(path, buf, start, ffm, single, indptr, indices, data[:nnz])
+    del buf
     indices.resize(nnz, refcheck=False)
     if dtype == np.float64:
         data.resize(nnz, refcheck=False)
@@ -246,6 +248,48 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     X.has_sorted_indices = True
     X.has_canonical_format = True
     return X, y, fields
+
+
+def _check_duplicate_sums(path, buf, start, ffm, single, indptr, indices, data):
+    """Raise DataFormatError where a row's duplicate entries summed beyond the dtype's range."""
+    limit = float(np.finfo(np.float32 if single else np.float64).max)
+    over = ~(np.abs(data) <= limit)
+    if not over.any():
+        return
+    p = int(np.flatnonzero(over)[0])
+    row = int(np.searchsorted(indptr, p, side="right") - 1)
+    feature = int(indices[p])
+    line, column = _locate_feature(buf, start, row, feature, ffm)
+    kind = "float32 (max ~3.4e38)" if single else "float64"
+    raise DataFormatError(
+        path, line, column,
+        f"feature {feature} is repeated in this row and its values sum to {float(data[p]):g}, "
+        f"which overflows {kind}; duplicates are summed, so merge or rescale them"
+        + (" (or read with dtype=np.float64)" if single else ""),
+    )
+
+
+def _locate_feature(buf, start, row, feature, ffm):
+    """(1-based line, column) of the last token of ``feature`` in data row ``row`` (0-based):
+    rows are the lines with a label, blank and comment-only lines skipped. Error path only."""
+    text = buf[start:].tobytes()
+    n = -1
+    for line_no, raw in enumerate(text.split(b"\n"), start=1):
+        content = raw.split(b"#", 1)[0]
+        if content.strip():
+            n += 1
+            if n == row:
+                column = None
+                pos = 0
+                for tok in content.split():
+                    pos = content.index(tok, pos)
+                    parts = tok.split(b":")
+                    idx = parts[1] if ffm and len(parts) == 3 else parts[0]
+                    if len(parts) >= 2 and idx.isdigit() and int(idx) == feature:
+                        column = pos + 1
+                    pos += len(tok)
+                return line_no, column
+    return None, None
 
 
 def _parse_rows(
