@@ -495,7 +495,7 @@ def _check_classes(est, path) -> None:
         raise _fail(
             path,
             f"damaged model file: attrs/classes_ must list at least 2 distinct classes, got "
-            f"{classes.tolist()[:10]}.",
+            f"{np.ravel(classes)[:10].tolist()}.",
         )
     n_outputs = getattr(est._params, "n_classes", None)
     if n_outputs is None and est._params.kind == "fm_multiclass":
