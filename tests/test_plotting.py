@@ -115,4 +115,4 @@ def test_cli_plot(tmp_path, capsys):
     assert "--data FILE --format ffm" in capsys.readouterr().err
     assert main(["plot", "--model", str(fm), "--interactions", "--data", str(data),
                  "--format", "ffm", "--out", str(tmp_path / "f.png")]) == 0
-    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+    assert not list(tmp_path.glob(".*.fmlearn-tmp-*"))  # written atomically

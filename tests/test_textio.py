@@ -327,7 +327,7 @@ def test_libfm_round_trip(tmp_path, dtype):
     np.testing.assert_array_equal(X2.indices, X.indices)
     np.testing.assert_array_equal(_bits(X2.data), _bits(X.data))
     np.testing.assert_array_equal(_bits(y2), _bits(y))
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert not [p for p in os.listdir(tmp_path) if ".fmlearn-tmp-" in p]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -10,7 +10,6 @@ tasks and solvers plug in without touching this module.
 from __future__ import annotations
 
 import inspect
-import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fmlearn._compile_notice import notice_on_compile
+from fmlearn._memory import available_memory
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.relation import BlockDesign, RelationBlock
@@ -121,10 +121,8 @@ def _finite_output(out: np.ndarray) -> np.ndarray:
 
 
 def _available_memory() -> int | None:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Bytes the process may still allocate: free RAM, RLIMIT_AS and the memory cgroup."""
+    return available_memory()
 
 
 def _fmt_bytes(n: float) -> str:
@@ -387,6 +385,7 @@ class BaseFM(BaseEstimator):
         n_cols = self._param_columns()
         nbytes = n_features * (n_cols + solver.state_columns(n_cols)) * 4
         nbytes += solver.extra_bytes(n_features, self.n_factors)
+        nbytes += self._extra_model_bytes(n_features)
         available = _available_memory()
         if available is not None and nbytes > MEMORY_SHARE * available:
             raise ValueError(
@@ -397,6 +396,10 @@ class BaseFM(BaseEstimator):
                 "that occur (e.g. np.unique on the indices), hash them into a smaller space "
                 "(sklearn.feature_extraction.FeatureHasher), or lower n_factors."
             )
+
+    def _extra_model_bytes(self, n_features: int) -> int:
+        """Memory a fit allocates beside the parameter table (a family's field tables)."""
+        return 0
 
     # ----------------------------------------------------------------- training
     def _solver_class(self):

@@ -76,6 +76,15 @@ class _FieldAware:
         n_fields = int(fields.max()) + 1 if fields.size else 1
         return FFMParams.n_param_columns(self.n_factors, n_fields)
 
+    def _n_fields(self) -> int:
+        fields = self._resolved_fields(warn=False)
+        return int(fields.max()) + 1 if fields.size else 1
+
+    def _extra_model_bytes(self, n_features: int) -> int:
+        # Beside the table (counted by _param_columns): the first float32 draw of factors
+        # covers at least one whole row of n_fields * n_factors.
+        return self._n_fields() * max(self.n_factors, 1) * 4
+
     def _new_params(self, n_features, rng, w0, n_state):
         return FFMParams.initialize(
             n_features, self.n_factors, self.init_stdev, rng, self._resolved_fields(), w0=w0,

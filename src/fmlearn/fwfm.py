@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from fmlearn._parallel import effective_n_jobs
 from fmlearn.base import family_init
 from fmlearn.ffm import _FieldAware
 from fmlearn.fm import _Classifier, _Regressor
@@ -71,6 +72,12 @@ class _FwFMMixin(_FieldAware):
 
     def _param_columns(self) -> int:
         return FwFMParams.n_param_columns(self.n_factors)
+
+    def _extra_model_bytes(self, n_features: int) -> int:
+        # r and its solver state (up to 2 float32 slices), and the kernels' float64 scratch
+        # of (n_fields, n_fields) per thread (two, for the pair sums and r's gradient).
+        threads = effective_n_jobs(self.n_jobs) if isinstance(self.n_jobs, int) else 1
+        return self._n_fields() ** 2 * (3 * 4 + 2 * 8 * max(threads, 1))
 
     def _new_params(self, n_features, rng, w0, n_state):
         return FwFMParams.initialize(

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
+import re
+import stat
 import zipfile
 from pathlib import Path
 
@@ -227,6 +230,186 @@ def _fail(path, what, fix="") -> ModelFileError:
     return ModelFileError(f"{path}: {what}" + (f" {fix}" if fix else ""))
 
 
+# ---------------------------------------------------------------------------------------------
+# Validation: limits and schema. Every size read from a file is checked against the file's
+# real size and these limits before anything is allocated; every JSON value against its type.
+
+# metadata.json: parameters, scalar attributes and the per-epoch history (a few KB per 1,000
+# epochs); anything larger is not a model file.
+MAX_METADATA_BYTES = 16 << 20
+# A .npy header is a short Python literal; numpy's own default limit.
+MAX_NPY_HEADER_BYTES = 10_000
+_ARRAY_KEY = re.compile(r"(params|state|attrs|hyper)/[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _type_name(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "an integer", float: "a number"}.get(type(value), "?")
+
+
+def _is_int(value, minimum=0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _open_regular(path):
+    """Open ``path`` for reading only if it is a regular file; (file object, size in bytes)."""
+    # O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            from fmlearn._atomic import file_kind
+
+            raise _fail(path, f"not an fmlearn model file: it is {file_kind(st.st_mode)}.")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_members(zf: zipfile.ZipFile, size: int, path) -> None:
+    """Each member is stored (not compressed) and lies within the file's ``size`` bytes."""
+    for info in zf.infolist():
+        where = f"member {info.filename!r}"
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _fail(
+                path,
+                f"damaged model file: {where} is compressed; fmlearn stores every member "
+                "uncompressed.",
+            )
+        if (info.file_size != info.compress_size or info.header_offset < 0
+                or info.header_offset + info.compress_size > size):
+            raise _fail(
+                path,
+                f"damaged model file: {where} declares {info.file_size} bytes at offset "
+                f"{info.header_offset}, beyond the file's {size} bytes.",
+            )
+        if info.filename == METADATA and info.file_size > MAX_METADATA_BYTES:
+            raise _fail(
+                path,
+                f"damaged model file: metadata.json declares {info.file_size} bytes, more than "
+                f"the {MAX_METADATA_BYTES >> 20} MiB limit.",
+            )
+
+
+def _check_shape(value) -> bool:
+    return isinstance(value, list) and all(_is_int(n) for n in value)
+
+
+def _check_metadata(meta: dict, path) -> None:
+    """The types of metadata.json's values (its schema); raise ModelFileError naming the key."""
+
+    def bad(key, want, value):
+        return _fail(
+            path,
+            f"damaged model file: metadata.json {key} is {_type_name(value)} "
+            f"({str(value)[:60]}), expected {want}.",
+        )
+
+    for key, kind, want in (
+        ("class", str, "a string"), ("model_kind", str, "a string"),
+        ("params", dict, "an object"), ("arrays", dict, "an object"),
+    ):
+        if not isinstance(meta.get(key), kind):
+            raise bad(f"'{key}'", want, meta.get(key))
+    for key in ("attributes", "history"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise bad(f"'{key}'", "an object", meta[key])
+    for key, values in meta.get("history", {}).items():
+        if not isinstance(values, list):
+            raise bad(f"history[{key!r}]", "a list", values)
+    for key, spec in meta["arrays"].items():
+        if not _ARRAY_KEY.match(key):
+            raise _fail(path, f"damaged model file: metadata.json lists an array {key!r}, not a "
+                        "name fmlearn writes.")
+        if not isinstance(spec, dict):
+            raise bad(f"arrays[{key!r}]", "an object", spec)
+        if not _check_shape(spec.get("shape")):
+            raise bad(f"arrays[{key!r}]['shape']", "a list of integers >= 0", spec.get("shape"))
+        if not isinstance(spec.get("dtype"), str):
+            raise bad(f"arrays[{key!r}]['dtype']", "a string", spec.get("dtype"))
+        if spec.get("object", "str") != "str":
+            raise bad(f"arrays[{key!r}]['object']", '"str"', spec.get("object"))
+    for key, value in meta["params"].items():
+        if isinstance(value, dict):
+            ref = value.get("array")
+            if list(value) != ["array"] or ref not in meta["arrays"]:
+                raise bad(f"params[{key!r}]", "a listed array reference {\"array\": ...}",
+                          value)
+        elif value is not None and not isinstance(value, (bool, int, float, str)):
+            raise bad(f"params[{key!r}]", "a number, string, boolean or null", value)
+    for key, value in meta.get("attributes", {}).items():
+        check = _ATTRIBUTE_TYPES.get(key)
+        if check is not None and not check[0](value):
+            raise bad(f"attributes[{key!r}]", check[1], value)
+
+
+def _check_link(value) -> bool:
+    from fmlearn.models import LINKS
+
+    return isinstance(value, str) and value in LINKS
+
+
+def _check_solver_name(value) -> bool:
+    from fmlearn.optim import SOLVERS
+
+    return isinstance(value, str) and value in SOLVERS
+
+
+# Scalar attribute -> (check, what it must be).
+_ATTRIBUTE_TYPES = {
+    "n_features_in_": (_is_int, "an integer >= 0"),
+    "n_iter_": (_is_int, "an integer >= 0"),
+    "best_iteration_": (lambda v: v is None or _is_int(v), "an integer >= 0 or null"),
+    "_epochs_done": (_is_int, "an integer >= 0"),
+    "_solver_name": (_check_solver_name, "the name of a solver"),
+    "_link": (_check_link, "one of the links identity, logit, probit"),
+    "_relation_widths": (
+        lambda v: v is None or (isinstance(v, list) and all(_is_int(n) for n in v)),
+        "a list of integers >= 0",
+    ),
+    "n_query_features_": (lambda v: v is None or _is_int(v), "an integer >= 0 or null"),
+}
+
+
+def _read_npy(zf: zipfile.ZipFile, key: str, spec: dict, path) -> np.ndarray:
+    """One ``.npy`` member, its header checked against ``spec`` and the member's size first."""
+    info = zf.getinfo(key + ".npy")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER_BYTES)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER_BYTES)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran, dtype = header
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise ValueError(f"dtype {dtype} is not a plain numeric or string dtype")
+        if list(shape) != spec["shape"] or dtype.str != spec["dtype"]:
+            raise _fail(
+                path,
+                f"damaged model file: array {key!r} has shape {tuple(shape)} and dtype "
+                f"{dtype.str}, metadata says {spec}.",
+            )
+        nbytes = math.prod(shape) * dtype.itemsize
+        have = info.file_size - f.tell()
+        if nbytes != have:
+            raise _fail(
+                path,
+                f"damaged model file: array {key!r} declares {nbytes} bytes of data, its "
+                f"member holds {have}.",
+            )
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise EOFError(f"{len(data)} of {nbytes} bytes")
+    arr = np.frombuffer(data, dtype=dtype)
+    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    return arr.copy()  # writable, owning its memory
+
+
 def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
     if METADATA not in zf.namelist():
         raise _fail(
@@ -236,6 +419,8 @@ def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
         )
     try:
         meta = json.loads(zf.read(METADATA).decode("utf-8"))
+    except RecursionError:
+        raise _fail(path, "damaged model file: metadata.json is nested too deeply.") from None
     except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as e:
         raise _fail(
             path, f"damaged model file: metadata.json is unreadable ({e}).", "Save the model again."
@@ -252,6 +437,7 @@ def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
             f"{version}; this fmlearn ({__version__}) reads formats up to {FORMAT_VERSION}.",
             "Upgrade fmlearn (pip install -U fmlearn) to load it.",
         )
+    _check_metadata(meta, path)
     return meta
 
 
@@ -262,22 +448,20 @@ def _read_arrays(zf: zipfile.ZipFile, meta: dict, path) -> dict[str, np.ndarray]
         raise _fail(path, "damaged model file: metadata.json lists no arrays.")
     for key, spec in specs.items():
         try:
-            with zf.open(key + ".npy") as f:
-                arr = np.lib.format.read_array(f, allow_pickle=False)
+            arr = _read_npy(zf, key, spec, path)
         except KeyError:
             raise _fail(path, f"damaged model file: array {key!r} is missing.") from None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, TypeError, SyntaxError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise _fail(
                 path,
                 f"damaged model file: array {key!r} is unreadable ({e}).",
                 "Save the model again.",
             ) from None
-        if list(arr.shape) != spec.get("shape") or arr.dtype.str != spec.get("dtype"):
-            raise _fail(
-                path,
-                f"damaged model file: array {key!r} has shape {arr.shape} and "
-                f"dtype {arr.dtype.str}, metadata says {spec}.",
-            )
+        if arr.dtype.kind in "fc" and key.startswith(("params/", "state/")):
+            if not np.isfinite(arr).all():
+                raise _fail(
+                    path, f"damaged model file: array {key!r} holds NaN or infinite values."
+                )
         out[key] = arr.astype(object) if spec.get("object") == "str" else arr
     return out
 
@@ -303,17 +487,20 @@ def load(path):
         The file is damaged, truncated, not an fmlearn model, or from a newer fmlearn.
     """
     path = os.fspath(path)
+    raw, size = _open_regular(path)  # FileNotFoundError as is
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        zf = zipfile.ZipFile(raw)
+        _check_members(zf, size, path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raw.close()
+        if isinstance(e, ModelFileError):
+            raise
         raise _fail(
             path,
             f"not an fmlearn model file, or truncated ({e}).",
             "fmlearn models are written by model.save(path).",
         ) from None
-    with zf:
+    with raw, zf:
         meta = _read_metadata(zf, path)
         cls = _estimator_class(meta.get("class"))
         kind_name = meta.get("model_kind")
@@ -340,13 +527,14 @@ def load(path):
             if hyper.pop(name) is not None:
                 raise ValueError(f"{cls.__name__} has no parameter {name!r}")
         est = cls(**hyper)
+        est._validate_params()  # the hyper-parameters as fit checks them
         extra = {n: state.pop(n) for n in getattr(kind, "extra_state", ()) if n in state}
         est._params = kind.from_arrays(
             model_arrays,
             state=state.pop("table", None),
             **extra,
         )
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, IndexError) as e:
         raise _fail(path, f"damaged model file: {e}.") from None
     est._solver_state = state or None
     for a, v in meta.get("attributes", {}).items():
@@ -374,4 +562,36 @@ def load(path):
             f"damaged model file: {n} feature columns (n_features_in_ and relation blocks) but "
             f"the parameters have {est._params.n_features} rows.",
         )
+    _check_classes(est, path)
     return est
+
+
+def _check_classes(est, path) -> None:
+    """A classifier's ``classes_``: present, distinct, and as many as its parameters model."""
+    if not hasattr(type(est), "predict_proba"):
+        return
+    classes = getattr(est, "classes_", None)
+    if classes is None:
+        raise _fail(path, "damaged model file: a classifier without attrs/classes_.")
+    if classes.ndim != 1 or classes.shape[0] < 2 or np.unique(classes).shape[0] != classes.shape[0]:
+        raise _fail(
+            path,
+            f"damaged model file: attrs/classes_ must list at least 2 distinct classes, got "
+            f"{np.ravel(classes)[:10].tolist()}.",
+        )
+    n_outputs = getattr(est._params, "n_classes", None)
+    if n_outputs is None and est._params.kind == "fm_multiclass":
+        n_outputs = est._params.w0.shape[0]
+    if est._params.kind == "fm_multiclass" and n_outputs != classes.shape[0]:
+        raise _fail(
+            path,
+            f"damaged model file: the parameters model {n_outputs} classes, attrs/classes_ "
+            f"lists {classes.shape[0]}.",
+        )
+    if (est._params.kind != "fm_multiclass" and getattr(est, "_multiclass", None) is not None
+            and classes.shape[0] != 2):
+        raise _fail(
+            path,
+            f"damaged model file: a binary {est._params.kind!r} model with "
+            f"{classes.shape[0]} classes in attrs/classes_.",
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import errno
 import os
 import sys
 import warnings
@@ -182,23 +183,86 @@ def _warnings_as_messages(command: str):
         warnings.formatwarning = saved
 
 
+# Exit codes (docs/cli.md).
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: an unexpected exception (FMLEARN_TRACEBACK=1 shows its traceback)
+EXIT_USAGE = 2  # bad arguments, input files or model files; a refused output path; too large
+EXIT_IO = 74  # reading or writing failed (disk full, I/O error): sysexits' EX_IOERR
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # the reader of standard output went away (128 + SIGPIPE)
+
+# OSError numbers that mean the system failed a read or write, not that a path was wrong.
+_IO_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS", "ENXIO")
+    if hasattr(errno, name)
+)
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _error_line(command: str, e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        name = os.fspath(e.filename) if e.filename is not None else ""
+        text = f"{name}: {e.strerror}" if name and name not in e.strerror else e.strerror
+    elif isinstance(e, MemoryError) and not str(e):
+        text = "out of memory"
+    else:
+        text = str(e) or type(e).__name__
+    return f"fmlearn {command}: error: {' '.join(text.split())}"
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``fmlearn`` command."""
+    """Entry point of the ``fmlearn`` command.
+
+    Returns the exit status; every failure prints one line on stderr and never a traceback
+    (the codes are the ``EXIT_*`` constants above).
+    """
     from fmlearn.exceptions import DataFormatError, ModelFileError, TrainingDivergedError
 
     args = build_parser().parse_args(argv)
     try:
         with _warnings_as_messages(args.command):
-            return args.func(args)
+            status = args.func(args)
+        sys.stdout.flush()  # a full disk or a closed pipe is an error of this command
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"fmlearn {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (
         DataFormatError,
         ModelFileError,
         TrainingDivergedError,
-        FileNotFoundError,
         ValueError,
+        MemoryError,
     ) as e:
-        print(f"fmlearn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        print(_error_line(args.command, e), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(_error_line(args.command, e), file=sys.stderr)
+        if e.errno in _IO_ERRNOS:
+            _quiet_stdout()  # stdout may be the full device
+            return EXIT_IO
+        return EXIT_USAGE
+    except Exception as e:
+        if os.environ.get("FMLEARN_TRACEBACK"):
+            raise
+        print(
+            f"fmlearn {args.command}: internal error: {type(e).__name__}: {e} (please report "
+            "it; FMLEARN_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def console_main() -> int:
@@ -226,9 +290,9 @@ def console_main() -> int:
     except SystemExit as e:  # --help, argparse errors, a command's SystemExit("message")
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         raise
-    except KeyboardInterrupt:
-        status = 130
-        raise
+    except KeyboardInterrupt:  # before a command started (main handles it after)
+        print("fmlearn: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
     return status
 
 

@@ -13,10 +13,16 @@ import warnings
 import numpy as np
 
 
-def read_data(path, fmt):
-    """(X, y, fields or None) from a libFM/libsvm or FFM file."""
-    from fmlearn.data.textio import read_ffm, read_libfm
+def read_data(path, fmt, need_fields=True):
+    """(X, y, fields or None) from a libFM/libsvm or FFM file.
 
+    ``need_fields=False``: an FFM file's field table (one entry per feature index) is not
+    built, so that applying a model costs no memory for indices it does not have.
+    """
+    from fmlearn.data.textio import read_ffm, read_ffm_rows, read_libfm
+
+    if fmt == "ffm" and not need_fields:
+        return (*read_ffm_rows(path), None)
     if fmt == "ffm":
         # Files hashed into one index space reuse indices across fields: keep the first.
         return read_ffm(path, on_field_conflict="first")
@@ -28,7 +34,14 @@ def conform(X, n_features: int, path: str):
     import scipy.sparse as sp
 
     if X.shape[1] > n_features:
-        X = X.tocsc()[:, :n_features].tocsr()
+        # O(nnz): no per-column array (a column index near 2**31 would cost 16 GiB in CSC).
+        keep = X.indices < n_features
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        counts = np.bincount(rows[keep], minlength=X.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        X = sp.csr_matrix(
+            (X.data[keep], X.indices[keep], indptr), shape=(X.shape[0], n_features)
+        )
         warnings.warn(
             f"{path}: feature indices >= {n_features} do not exist in the model and are ignored.",
             stacklevel=2,
@@ -65,7 +78,7 @@ def format_report(report: dict[str, float]) -> str:
 
 
 def _load_data_for(model, path, fmt):
-    X, y, _ = read_data(path, fmt)
+    X, y, _ = read_data(path, fmt, need_fields=False)
     return conform(X, model.n_features_in_, path), y
 
 
@@ -80,7 +93,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     import fmlearn
+    from fmlearn._atomic import atomic_write, resolve_target
 
+    if args.out != "-":
+        resolve_target(args.out)  # a bad --out fails before the model and data are read
     model = fmlearn.load(args.model)
     X, _ = _load_data_for(model, args.data, args.format)
     if hasattr(model, "classes_") and not args.labels:
@@ -89,12 +105,13 @@ def cmd_predict(args) -> int:
         pred = pred[:, 1] if pred.shape[1] == 2 else pred
     else:
         pred = model.predict(X)
-    out = sys.stdout if args.out == "-" else open(args.out, "w")
-    try:
-        np.savetxt(out, pred, fmt="%s" if pred.dtype.kind in "OUS" else "%.6g")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    fmt = "%s" if pred.dtype.kind in "OUS" else "%.6g"
+    if args.out == "-":
+        np.savetxt(sys.stdout, pred, fmt=fmt)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+    else:
+        with atomic_write(args.out, "w") as out:
+            np.savetxt(out, pred, fmt=fmt)
     if args.out != "-":
         print(f"wrote {pred.shape[0]} predictions to {args.out}", file=sys.stderr)
     return 0
@@ -110,6 +127,9 @@ def cmd_plot(args) -> int:
     fmt = os.path.splitext(args.out)[1].lstrip(".").lower()
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file name")
+    from fmlearn._atomic import resolve_target
+
+    resolve_target(args.out)
     try:
         import matplotlib
     except ImportError:

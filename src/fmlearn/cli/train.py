@@ -320,6 +320,10 @@ def run(argv) -> int:
         raise ValueError(f"--model {args.model} needs fields: give an FFM file with --format ffm.")
     params = estimator_params(args, cls, given)
     cls(**params)._validate_params()  # a bad value fails before a large file is read
+    if args.model_out:
+        from fmlearn._atomic import resolve_target
+
+        resolve_target(args.model_out)  # a missing folder or a device fails before training
 
     t = time.perf_counter()
     X, y, fields = read_data(args.train, args.format)

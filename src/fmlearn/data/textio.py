@@ -9,9 +9,11 @@ problem in a file is a :class:`~fmlearn.exceptions.DataFormatError` naming the f
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import re
+import stat
 import warnings
 import zlib
 
@@ -23,6 +25,7 @@ from fmlearn._compile_notice import compile_notice
 from fmlearn._kernels import textscan as scan
 from fmlearn._kernels.csr import canonicalize_rows
 from fmlearn._kernels.textformat import MAX_ROW_BYTES, MAX_TOKEN_BYTES, format_rows
+from fmlearn._memory import check_allocation
 from fmlearn.exceptions import DataFormatError
 
 __all__ = ["read_ffm", "read_libfm", "write_ffm", "write_libfm"]
@@ -148,22 +151,93 @@ def _check_dtype(dtype):
     return dt
 
 
+def _open_regular(path):
+    """Open ``path`` for reading if it is a regular file: (file, size). Pipes, devices and
+    folders are refused (the readers need the file's size, and ``/dev/zero`` never ends)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            from fmlearn._atomic import file_kind
+
+            raise DataFormatError(
+                path, None, None,
+                f"is {file_kind(st.st_mode)}, not a regular file; the readers need a file "
+                "(save a pipe's output to a file first)",
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _load_bytes(path):
     """The file's bytes as a writable uint8 array, gunzipped if it is gzip data."""
-    raw = np.fromfile(path, dtype=np.uint8)
+    f, size = _open_regular(path)
+    with f:
+        raw = np.fromfile(f, dtype=np.uint8, count=size)
     if raw[:2].tobytes() != _GZIP_MAGIC:
         return raw
     try:
-        data = gzip.decompress(raw)
+        return _gunzip(path, raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(
             path, None, None, f"corrupt or truncated gzip file ({exc}); re-create it"
         ) from None
-    # frombuffer over bytes is read-only, and numba compiles a separate kernel for that.
-    return np.frombuffer(data, dtype=np.uint8).copy()
 
 
-def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
+# Deflate cannot expand data more than about 1032 times.
+_MAX_DEFLATE_RATIO = 1032
+_GUNZIP_CHUNK = 1 << 22
+
+
+def _gunzip(path, raw):
+    """Inflate gzip bytes into one growing array, checked against the memory guard as it grows.
+
+    A NUL byte, which no text file holds, stops it at once: a small file inflating to
+    gigabytes of zeros fails in its first chunk instead of after filling memory.
+    """
+    # The trailer's ISIZE (the size mod 2**32 of the last member) is a good first capacity.
+    hint = int.from_bytes(raw[-4:].tobytes(), "little") if raw.size >= 18 else 0
+    capacity = max(min(hint, _MAX_DEFLATE_RATIO * raw.size), _GUNZIP_CHUNK)
+    check_allocation(capacity, f"{path}: the inflated gzip file")
+    out = np.empty(capacity, dtype=np.uint8)
+    n = 0
+    with gzip.GzipFile(fileobj=io.BytesIO(raw.data), mode="rb") as gz:
+        while True:
+            if n + _GUNZIP_CHUNK > out.shape[0]:
+                capacity = 2 * out.shape[0]
+                check_allocation(capacity, f"{path}: the inflated gzip file")
+                out.resize(capacity, refcheck=False)
+            got = gz.readinto(memoryview(out)[n : n + _GUNZIP_CHUNK])
+            if not got:
+                break
+            chunk = out[n : n + got]
+            if not chunk.all():  # a NUL byte
+                pos = n + int(np.argmin(chunk))
+                _raise_at(
+                    path, out[: pos + 1], pos,
+                    "NUL byte in the decompressed data: binary data, not a libFM/FFM text file",
+                )
+            n += got
+    out.resize(n, refcheck=False)
+    return out
+
+
+def read_ffm_rows(path, *, n_features=None, dtype=np.float32):
+    """``(X, y)`` of an FFM file without the per-feature field table (fields not checked).
+
+    For callers that apply a model and ignore fields: the table has one entry per column, so a
+    single feature index near 2**31 would cost 8 GiB.
+    """
+    X, y, _ = _read(path, ffm=True, n_features=n_features, n_fields=None, dtype=dtype,
+                    strict_fields=False, want_fields=False)
+    return X, y
+
+
+def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields, want_fields=True):
     dtype = _check_dtype(dtype)
     n_features = _check_bound("n_features", n_features)
     n_fields = _check_bound("n_fields", n_fields)
@@ -176,6 +250,11 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     n_rows, capacity = scan.count_rows_tokens(buf, start)  # upper bounds
     if capacity == 0:
         _raise_no_rows(path, buf)
+    # Sized from upper bounds (every line a row, every token a feature): checked first.
+    check_allocation(
+        16 * (n_rows + 1) + (12 + 4 * ffm) * capacity,
+        f"{path}: the arrays for {n_rows} lines and {capacity} tokens",
+    )
     indptr = np.empty(n_rows + 1, dtype=np.int64)
     indices = np.empty(capacity, dtype=np.int32)
     data = np.empty(capacity, dtype=np.float64)
@@ -189,8 +268,9 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     info, fallback = _parse_rows(*args, no_fmap, tokfield)
     fields = None
     conflict = -1
-    if ffm and info[scan.INFO_CODE] == scan.OK:
+    if ffm and want_fields and info[scan.INFO_CODE] == scan.OK:
         n_cols = n_features if n_features >= 0 else int(info[scan.INFO_MAX_INDEX]) + 1
+        _check_field_table(path, n_cols)
         fields = np.full(n_cols, -1, dtype=np.int32)
         conflict, n_conflicts = scan.first_field_conflict(
             indices, tokfield, info[scan.INFO_NNZ], fields, strict_fields
@@ -207,6 +287,7 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields):
     if ffm and (info[scan.INFO_CODE] != scan.OK or conflict >= 0):
         # Parse again checking fields token by token: reports whichever problem comes first
         # in the file, with its position.
+        _check_field_table(path, max(n_features, 0))
         fmap = np.full(max(n_features, 0), -1, dtype=np.int32)
         info, fallback = _parse_rows(*args, fmap, no_fmap)
         if info[scan.INFO_CODE] == scan.OK:  # pragma: no cover - the two checks disagree
@@ -292,6 +373,15 @@ def _locate_feature(buf, start, row, feature, ffm):
     return None, None
 
 
+def _check_field_table(path, n_cols):
+    """The field table has one int32 per column, up to the largest feature index."""
+    check_allocation(
+        4 * n_cols,
+        f"{path}: the field of each of {n_cols} features (largest index + 1)",
+        "renumber the features 0, 1, 2, ... (or hash them into a smaller space)",
+    )
+
+
 def _parse_rows(
     buf, start, ffm, single, n_features, n_fields, indptr, indices, data, y, fmap, tokfield
 ):
@@ -324,6 +414,7 @@ def _parse_rows(
         elif status == scan.GROW_FIELDMAP:
             need = int(state[scan.ST_NEED])
             size = min(max(2 * fmap.shape[0], need, 1024), scan.MAX_INDEX + 1)
+            _check_field_table("the file", size)
             grown = np.full(size, -1, dtype=np.int32)
             grown[: fmap.shape[0]] = fmap
             fmap = grown
