@@ -124,3 +124,162 @@ def test_raw_dataframe_eval_set_is_encoded_by_the_fold_encoder():
     search = GridSearchCV(pipe, {"ffm__n_factors": [2]}, cv=2)
     search.fit(train, y[:180], ffm__eval_set=(valid, y[180:]))
     assert "valid_logloss" in search.best_estimator_["ffm"].history_
+
+
+# ------------------------------------------------------------------ pipeline files and the CLI
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A fitted pipeline saved to a file, and its training table as CSV."""
+    import fmlearn
+
+    d = tmp_path_factory.mktemp("pipe")
+    df, y, _ = table()
+    df["label"] = np.where(y == 1, "yes", "no")
+    df["mixed"] = np.array([1, "x", 2.5] * (len(df) // 3), dtype=object)
+    enc = FMEncoder(categorical=["user", "item", "mixed"], multi_hot=["genres"],
+                    numeric=["age"], scale_numeric="standard", handle_unknown="bucket")
+    pipe = Pipeline([("enc", enc), ("ffm", FFMClassifier(max_iter=3, random_state=0))])
+    pipe.fit(df.drop(columns="label"), df["label"])
+    fmlearn.save(pipe, d / "pipe.fmz")
+    df.to_csv(d / "table.csv", index=False)
+    return d, pipe, df
+
+
+def test_pipeline_file_round_trip(saved, tmp_path):
+    import fmlearn
+
+    d, pipe, df = saved
+    loaded = fmlearn.load(d / "pipe.fmz")
+    assert isinstance(loaded, Pipeline) and [n for n, _ in loaded.steps] == ["enc", "ffm"]
+    X = df.drop(columns="label")
+    assert_allclose(loaded.predict_proba(X), pipe.predict_proba(X))
+    enc, enc2 = pipe["enc"], loaded["enc"]
+    assert enc2.get_params() == enc.get_params()
+    for name in ("fields_", "feature_names_out_", "feature_names_in_"):
+        assert_array_equal(getattr(enc2, name), getattr(enc, name))
+    for col, cats in enc.categories_.items():
+        assert cats.dtype == enc2.categories_[col].dtype
+        assert cats.tolist() == enc2.categories_[col].tolist()
+    assert enc2.numeric_scaling_ == enc.numeric_scaling_
+    # An encoder alone; a plain model still goes through model.save's format.
+    fmlearn.save(enc, tmp_path / "enc.fmz")
+    again = fmlearn.load(tmp_path / "enc.fmz")
+    assert (again.transform(X) != enc.transform(X)).nnz == 0
+    fmlearn.save(pipe["ffm"], tmp_path / "model.fmz")
+    assert type(fmlearn.load(tmp_path / "model.fmz")) is FFMClassifier
+    with pytest.raises(TypeError, match="cannot save step"):
+        from sklearn.preprocessing import MaxAbsScaler
+
+        fmlearn.save(Pipeline([("enc", enc), ("s", MaxAbsScaler()), ("ffm", pipe["ffm"])]),
+                     tmp_path / "x.fmz")
+
+
+def test_damaged_pipeline_file_fails_cleanly(saved, tmp_path):
+    import json
+    import zipfile
+
+    import fmlearn
+    from fmlearn.exceptions import ModelFileError
+
+    d, _, _ = saved
+    data = (d / "pipe.fmz").read_bytes()
+    truncated = tmp_path / "truncated.fmz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError):
+        fmlearn.load(truncated)
+    with zipfile.ZipFile(d / "pipe.fmz") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+
+    def rewrite(name, change):
+        out = dict(members)
+        change(out)
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            for key, value in out.items():
+                zf.writestr(key, value)
+        return tmp_path / name
+
+    def meta(edit):
+        def change(out):
+            m = json.loads(out["metadata.json"])
+            edit(m)
+            out["metadata.json"] = json.dumps(m)
+        return change
+
+    cases = {
+        "no_model.fmz": lambda out: out.pop("steps/1/model.fmz"),
+        "bad_model.fmz": lambda out: out.update({"steps/1/model.fmz": b"PK\x03\x04junk"}),
+        "no_fields.fmz": lambda out: out.pop("steps/0/fields_.npy"),
+        "class.fmz": meta(lambda m: m["steps"][1].update({"class": "os.system"})),
+        "newer.fmz": meta(lambda m: m.update({"format_version": 99})),
+        "state.fmz": meta(lambda m: m["steps"][0]["encoder"]["categories"].pop()),
+        "names.fmz": meta(lambda m: m["steps"][0]["encoder"]["feature_names_out_"].pop()),
+        "param.fmz": meta(lambda m: m["steps"][0]["encoder"]["params"].update({"x": 1})),
+    }
+    for name, change in cases.items():
+        with pytest.raises(ModelFileError, match="pipe|newer|unknown|damaged"):
+            fmlearn.load(rewrite(name, change))
+    # The zip CRCs catch flipped bytes inside a member.
+    flipped = bytearray(data)
+    at = data.index(b"steps/1/model.fmz") + 200
+    flipped[at] ^= 0xFF
+    (tmp_path / "flipped.fmz").write_bytes(bytes(flipped))
+    with pytest.raises(ModelFileError):
+        fmlearn.load(tmp_path / "flipped.fmz")
+
+
+def test_saved_pipeline_predicts_from_a_csv_in_a_fresh_process(saved, tmp_path):
+    import subprocess
+    import sys
+
+    d, pipe, df = saved
+    out = tmp_path / "pred.txt"
+    run = subprocess.run(
+        [sys.executable, "-m", "fmlearn", "predict", "--model", str(d / "pipe.fmz"),
+         "--data", str(d / "table.csv"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    expected = pipe.predict_proba(df.drop(columns="label"))[:, 1]
+    assert_allclose(np.loadtxt(out), expected, rtol=1e-5, atol=1e-6)
+    run = subprocess.run(
+        [sys.executable, "-m", "fmlearn", "evaluate", "--model", str(d / "pipe.fmz"),
+         "--data", str(d / "table.csv"), "--target", "label"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"{len(df)} rows" in run.stdout
+    assert "auc=" in run.stdout
+
+
+def test_cli_tables_say_what_is_wrong(saved, tmp_path, capsys):
+    import importlib.util
+
+    from fmlearn.cli import main
+
+    d, pipe, df = saved
+    model, csv = str(d / "pipe.fmz"), str(d / "table.csv")
+    assert main(["predict", "--model", model, "--data", csv, "--labels"]) == 0
+    labels = capsys.readouterr().out.split()
+    assert labels == pipe.predict(df.drop(columns="label")).tolist()
+    tsv = tmp_path / "table.tsv"
+    df.to_csv(tsv, sep="\t", index=False)
+    assert main(["evaluate", "--model", model, "--data", str(tsv), "--target", "label"]) == 0
+    assert "accuracy=" in capsys.readouterr().out
+    for argv, message in [
+        (["evaluate", "--model", model, "--data", csv], "--target COLUMN"),
+        (["evaluate", "--model", model, "--data", csv, "--target", "nope"], "no column 'nope'"),
+        (["predict", "--model", model, "--data", csv, "--format", "libfm"], "CSV or Parquet"),
+    ]:
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    pipe["ffm"].save(tmp_path / "alone.fmz")
+    assert main(["predict", "--model", str(tmp_path / "alone.fmz"), "--data", csv]) == 2
+    assert "save the encoder with it" in capsys.readouterr().err
+    if importlib.util.find_spec("pyarrow") is None:
+        assert main(["predict", "--model", model, "--data", str(tmp_path / "t.parquet")]) == 2
+        assert "pip install pyarrow" in capsys.readouterr().err
+    else:
+        df.to_parquet(tmp_path / "t.parquet")
+        assert main(["predict", "--model", model, "--data", str(tmp_path / "t.parquet")]) == 0
