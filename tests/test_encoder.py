@@ -91,7 +91,7 @@ def test_full_frame_exact_matrix_and_fields(frame):
 
 def test_output_format(frame):
     enc, X = encode(frame)
-    assert type(X) is sp.csr_matrix
+    assert isinstance(X, sp.csr_matrix) and X.format == "csr"  # FieldedCSR, a subclass
     assert X.indptr.dtype == np.int64 and X.indices.dtype == np.int32
     assert X.dtype == np.float32 and X.has_canonical_format
     X64 = FMEncoder(dtype=np.float64).fit_transform(frame)

@@ -75,7 +75,7 @@ assert fmlearn.FMRegressor is FMRegressor and FMRegressor.__module__ == "fmlearn
         fmlearn.FMRegresor  # noqa: B018
 
 
-@pytest.mark.parametrize("package, eager", [(fmlearn, {"__version__", "load"}),
+@pytest.mark.parametrize("package, eager", [(fmlearn, {"__version__", "load", "save"}),
                                              (fmlearn.data, set())])
 def test_lazy_table_and_type_checking_imports_agree(package, eager):
     """``_LAZY`` (what runs), the ``if TYPE_CHECKING:`` imports (what type checkers see) and

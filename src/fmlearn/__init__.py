@@ -37,7 +37,7 @@ _LAZY = {
 # `fmlearn.metrics.rmse` keeps working after a bare `import fmlearn`.
 _SUBMODULES = frozenset({
     "base", "callbacks", "data", "exceptions", "ffm", "fm", "fwfm", "hofm", "inspection", "io",
-    "metrics", "ordinal", "plotting", "optim", "ranking", "solvers",
+    "metrics", "ordinal", "pipeline_io", "plotting", "optim", "ranking", "solvers",
 })
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; keep in sync with _LAZY (tested)
@@ -70,6 +70,7 @@ __all__ = [
     "plot_field_interactions",
     "plot_learning_curve",
     "recommend",
+    "save",
 ]
 
 
@@ -77,7 +78,22 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY, _SUBMODULES, extra=__all__)
 
 
 def load(path):
-    """Load a model saved with ``model.save(path)``; see :func:`fmlearn.io.load`."""
-    from fmlearn.io import load as _load
+    """Load a model saved with ``model.save(path)`` (see :func:`fmlearn.io.load`), or an
+    ``FMEncoder`` or ``Pipeline`` saved with :func:`fmlearn.save`
+    (see :func:`fmlearn.pipeline_io.load`)."""
+    from fmlearn.pipeline_io import load as _load
 
     return _load(path)
+
+
+def save(obj, path) -> None:
+    """Save a fitted fmlearn model (as ``model.save(path)``), ``FMEncoder``, or ``Pipeline``
+    of encoders and a model, in the safe file format (no pickle); :func:`fmlearn.load` reads
+    it back. See docs/model-files.md."""
+    from fmlearn.pipeline_io import is_pipeline
+
+    if is_pipeline(obj):
+        from fmlearn.pipeline_io import save as _save
+    else:
+        from fmlearn.io import save as _save
+    _save(obj, path)

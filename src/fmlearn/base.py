@@ -23,6 +23,7 @@ from fmlearn._compile_notice import notice_on_compile
 from fmlearn._memory import available_memory
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
+from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.relation import BlockDesign, RelationBlock
 from fmlearn.data.sources import InMemorySource
 from fmlearn.engine import History, stopping_rule, train
@@ -449,6 +450,10 @@ class BaseFM(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
              X_rel=None, eval_X_rel=None):
+        # Fields carried by FMEncoder output (a Pipeline's fold), and a raw-table eval_set
+        # encoded by the same encoder: see fmlearn.data.fielded.
+        self._input_fields = carried_fields(X)
+        eval_set = encode_eval_set(X, eval_set)
         solver_cls = self._solver_class()
         X, y = self._validate_Xy(X, y, reset=reset, blocks=bool(X_rel))
         y = self._encode_y(y, reset=reset, classes=classes)

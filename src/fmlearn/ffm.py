@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn.base import BaseFM, family_init
+from fmlearn.data.fielded import model_groups
 from fmlearn.data.validation import check_fields
 from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.ffm import FFMParams
@@ -26,8 +27,10 @@ _FFM_DOC = """
 
     fields : array-like of int, shape (n_features,), default=None
         Field of each feature (column of ``X``); values in ``[0, n_fields)``. -1 (a feature
-        that never occurs, as ``read_ffm`` reports) is taken as field 0. None puts every
-        feature in one field, which makes the model a plain FM (with a warning).
+        that never occurs, as ``read_ffm`` reports) is taken as field 0. None takes the fields
+        that ``X`` carries when it is ``FMEncoder`` output (so a ``Pipeline`` of an encoder and
+        this model gets each fit's fields; relation blocks get one field each), and otherwise
+        puts every feature in one field, which makes the model a plain FM (with a warning).
     normalize : bool, default=False
         Scale every row to unit L2 norm before training and prediction (libffm's instance
         normalization; helps with a varying number of non-zeros per row).
@@ -59,6 +62,10 @@ class _FieldAware:
     def _resolved_fields(self, *, warn=True) -> np.ndarray:
         """The validated field of each model column, int32 (n_columns,)."""
         n = self._n_columns()
+        carried = getattr(self, "_input_fields", None)
+        if self.fields is None and carried is not None:
+            # FMEncoder output (e.g. a Pipeline's fold) brings the fields of its columns.
+            return model_groups(carried, getattr(self, "_relation_widths", ()))
         if self.fields is None:
             if not warn:
                 return np.zeros(n, dtype=np.int32)
@@ -69,7 +76,9 @@ class _FieldAware:
                 stacklevel=4,
             )
             return np.zeros(n, dtype=np.int32)
-        return check_fields(self.fields, n)
+        hint = (" X is FMEncoder output, which carries its own fields: leave fields=None (in a "
+                "Pipeline each fold's encoder has its own columns)." if carried is not None else "")
+        return check_fields(self.fields, n, hint=hint)
 
     def _param_columns(self) -> int:
         fields = self._resolved_fields(warn=False)

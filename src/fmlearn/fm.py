@@ -11,12 +11,13 @@ from numbers import Integral
 import numpy as np
 from scipy.special import logit, ndtri
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn.base import BaseFM, _finite_output, family_init
+from fmlearn.data.fielded import model_groups
 from fmlearn.models.multiclass import MulticlassFMParams
 from fmlearn.optim import SOLVERS, solvers_for, supports
 from fmlearn.retrieval import RecommendMixin
@@ -106,11 +107,13 @@ _MCMC_PARAMS_DOC = """
     n_kept_samples : int or None, default=None
         MCMC: the number of last sweeps whose samples are kept and averaged by ``predict``;
         the sweeps before are burn-in. None keeps all but the first 10 %.
-    prior_groups : array-like of int, shape (n_columns,), default=None
+    prior_groups : array-like of int, shape (n_columns,), "fields" or None, default=None
         MCMC: the hyper-prior group of each feature column (``X``'s columns, then those of
         the relation blocks), e.g. ``FMEncoder.fields_``: each group (user ids, item ids,
         context...) gets its own prior mean and precision, as libFM's ``-meta`` file and
-        myFM's grouping. None puts all features in one group.
+        myFM's grouping. ``"fields"`` takes one group per field from ``X`` when it is
+        ``FMEncoder`` output (in a ``Pipeline``, each fit's own fields; relation blocks one
+        group each). None puts all features in one group.
 """
 _MCMC_ATTRS_DOC = """
     w0_samples_, w_samples_, V_samples_, noise_samples_ : ndarray
@@ -137,8 +140,24 @@ class _Posterior:
     _mcmc_params = {"n_kept_samples": None, "prior_groups": None}
     _mcmc_constraints = {
         "n_kept_samples": [Interval(Integral, 1, None, closed="left"), None],
-        "prior_groups": ["array-like", None],
+        "prior_groups": ["array-like", StrOptions({"fields"}), None],
     }
+
+    def _resolved_prior_groups(self):
+        """``prior_groups`` as the MCMC solver takes it: ``"fields"`` becomes the fields that
+        ``X`` carries (FMEncoder output), relation blocks one group each."""
+        if not (isinstance(self.prior_groups, str) and self.prior_groups == "fields"):
+            return self.prior_groups
+        carried = getattr(self, "_input_fields", None)
+        if carried is None:
+            if self.solver != "mcmc":
+                return None  # only MCMC samples per-group priors
+            raise ValueError(
+                "prior_groups='fields' takes one prior group per field from X when X is the "
+                "output of FMEncoder (e.g. in a Pipeline after it); this X carries no fields. "
+                "Pass prior_groups as an array (one group per column), e.g. FMEncoder.fields_."
+            )
+        return model_groups(carried, getattr(self, "_relation_widths", ()))
 
     def _samples(self, what: str):
         check_is_fitted(self)

@@ -33,8 +33,10 @@ _FWFM_DOC = """
 
     fields : array-like of int, shape (n_features,), default=None
         Field of each feature (column of ``X``); values in ``[0, n_fields)``. -1 (a feature
-        that never occurs, as ``read_ffm`` reports) is taken as field 0. None puts every
-        feature in one field, which makes the model a plain FM (with a warning).
+        that never occurs, as ``read_ffm`` reports) is taken as field 0. None takes the fields
+        that ``X`` carries when it is ``FMEncoder`` output (so a ``Pipeline`` of an encoder and
+        this model gets each fit's fields; relation blocks get one field each), and otherwise
+        puts every feature in one field, which makes the model a plain FM (with a warning).
     normalize : bool, default=False
         Scale every row to unit L2 norm before training and prediction (libffm's instance
         normalization).

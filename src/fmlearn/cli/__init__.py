@@ -28,6 +28,9 @@ EPILOG = """examples:
 
 Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used as given,
 0-based or 1-based alike), or FFM text ("label field:idx:value ...") with --format ffm.
+A model file holding an FMEncoder pipeline (fmlearn.save) predicts from a CSV or Parquet
+table of the original columns:
+  fmlearn evaluate --model pipe.fmz --data test.csv --target rating
 """
 
 
@@ -58,6 +61,19 @@ def _passthrough(sub, name: str, **kwargs) -> None:
     """A subcommand that parses its own arguments: every token after ``name`` is passed on."""
     p = sub.add_parser(name, prefix_chars="\0", add_help=False, **kwargs)  # no token is a flag
     p.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+
+
+def _table_flags(p, name: str) -> None:
+    """Flags of ``predict`` and ``evaluate`` for CSV/Parquet tables (fmlearn.cli.tables)."""
+    p.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="tables: the label column"
+        + (" (required)" if name == "evaluate" else "; dropped before predicting, if given"),
+    )
+    p.add_argument(
+        "--sep", metavar="CHAR", help="CSV: the field separator. Default: tab for .tsv, else ','."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,10 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--format",
-            choices=("libfm", "ffm"),
-            default="libfm",
-            help="input format. Default: libfm.",
+            choices=("libfm", "ffm", "csv", "parquet"),
+            default=None,
+            help="input format. Default: csv for .csv/.tsv files, parquet for .parquet, "
+            "else libfm. CSV and Parquet tables of the original columns need a model file "
+            "that holds an FMEncoder (a Pipeline saved with fmlearn.save).",
         )
+        _table_flags(p, name)
         if name == "predict":
             p.add_argument(
                 "--out",

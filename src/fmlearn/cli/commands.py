@@ -77,7 +77,13 @@ def format_report(report: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.5f}" for k, v in report.items())
 
 
-def _load_data_for(model, path, fmt):
+def _load_data_for(model, path, fmt, args=None, *, need_target=False):
+    from fmlearn.cli.tables import table_data_for, table_encoder, table_format
+
+    if table_format(path, fmt) or table_encoder(model) is not None or hasattr(model, "steps"):
+        # A CSV/Parquet table of the original columns, for a model file holding an encoder.
+        return table_data_for(model, path, fmt, target=getattr(args, "target", None),
+                              need_target=need_target, sep=getattr(args, "sep", None))
     X, y, _ = read_data(path, fmt, need_fields=False)
     return conform(X, model.n_features_in_, path), y
 
@@ -86,7 +92,7 @@ def cmd_evaluate(args) -> int:
     import fmlearn
 
     model = fmlearn.load(args.model)
-    X, y = _load_data_for(model, args.data, args.format)
+    X, y = _load_data_for(model, args.data, args.format, args, need_target=True)
     print(f"{args.data}: {X.shape[0]} rows  {format_report(metrics_report(model, X, y))}")
     return 0
 
@@ -98,7 +104,7 @@ def cmd_predict(args) -> int:
     if args.out != "-":
         resolve_target(args.out)  # a bad --out fails before the model and data are read
     model = fmlearn.load(args.model)
-    X, _ = _load_data_for(model, args.data, args.format)
+    X, _ = _load_data_for(model, args.data, args.format, args)
     if hasattr(model, "classes_") and not args.labels:
         # Binary: the probability of the positive class; multi-class: one column per class.
         pred = model.predict_proba(X)

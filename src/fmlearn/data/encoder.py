@@ -34,6 +34,8 @@ from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from fmlearn.data.fielded import FieldedCSR, fielded
+
 __all__ = ["FMEncoder"]
 
 UNKNOWN = "<unknown>"
@@ -540,9 +542,10 @@ class FMEncoder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_out : scipy.sparse.csr_matrix of shape (n_rows, n_features_out_)
+        X_out : FieldedCSR of shape (n_rows, n_features_out_)
+            A ``scipy.sparse.csr_matrix`` that also carries ``fields_`` (see ``transform``).
         """
-        return self._fit(X, encode=True)
+        return self._fielded(self._fit(X, encode=True))
 
     def transform(self, X):
         """Encode ``X`` with the fitted fields; unknown values never raise.
@@ -554,7 +557,10 @@ class FMEncoder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_out : scipy.sparse.csr_matrix of shape (n_rows, n_features_out_)
+        X_out : FieldedCSR of shape (n_rows, n_features_out_)
+            A ``scipy.sparse.csr_matrix`` (a subclass) that also carries the field of each
+            column and this encoder, so that an fmlearn model after the encoder in a
+            ``Pipeline`` gets each fit's fields (see :mod:`fmlearn.data.fielded`).
         """
         check_is_fitted(self)
         names, columns, _, index, named = _as_columns(X)
@@ -564,7 +570,7 @@ class FMEncoder(TransformerMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input"
             )
         self._check_present(self.field_names_, columns, named)
-        return self._encode(columns, index, fit=False, encode=True)
+        return self._fielded(self._encode(columns, index, fit=False, encode=True))
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
@@ -590,6 +596,10 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------------ internals
+
+    def _fielded(self, X_out) -> FieldedCSR:
+        """The encoded matrix, carrying the field of each column and this encoder."""
+        return fielded(X_out, self.fields_, self.field_names_, self)
 
     def _fit(self, X, encode):
         """Learn the encoding; return the encoded ``X`` if ``encode``."""

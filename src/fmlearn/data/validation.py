@@ -209,7 +209,7 @@ def check_matrix(X, name: str = "X") -> sp.csr_matrix:
     return X
 
 
-def check_fields(fields, n_features: int, name: str = "fields") -> np.ndarray:
+def check_fields(fields, n_features: int, name: str = "fields", hint: str = "") -> np.ndarray:
     """The field of each of ``n_features`` features as int32, -1 (a feature never seen, as
     ``read_ffm`` reports) taken as field 0.
 
@@ -220,7 +220,7 @@ def check_fields(fields, n_features: int, name: str = "fields") -> np.ndarray:
     if fields.ndim != 1 or fields.shape[0] != n_features:
         raise ValueError(
             f"{name} must give the field of each of the {n_features} features (columns of X, "
-            f"then of any relation blocks); got shape {fields.shape}."
+            f"then of any relation blocks); got shape {fields.shape}.{hint}"
         )
     if not fields.size:
         return np.zeros(0, dtype=np.int32)

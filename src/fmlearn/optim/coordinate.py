@@ -128,7 +128,8 @@ class _CoordinateSolver:
             l2_reg_V=est.l2_reg_V,
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
-            prior_groups=getattr(est, "prior_groups", None),
+            prior_groups=(est._resolved_prior_groups() if hasattr(est, "_resolved_prior_groups")
+                          else getattr(est, "prior_groups", None)),
             n_kept_samples=getattr(est, "n_kept_samples", None),
             max_iter=est.max_iter,
             n_classes=len(getattr(est, "classes_", ())),
