@@ -306,9 +306,15 @@ def test_huge_feature_index_checked_not_allocated(tmp_path, monkeypatch):
     p.write_text("1 0:2147483646:1\n")
     X, y = read_ffm_rows(p)  # no field table: nothing per column
     assert X.shape == (1, 2147483647) and X.nnz == 1
+    # Without the memory guard's help: an 8 GiB field table for 17 bytes of text is refused
+    # as out of proportion, before anything is allocated.
+    monkeypatch.setattr(_memory, "available_memory", lambda: 1 << 50)
+    with pytest.raises(ValueError, match=r"field table of 2147483647 features .*n_features="):
+        read_ffm(p)
+    # Asked for explicitly, only the guard decides.
     monkeypatch.setattr(_memory, "available_memory", lambda: 1 << 30)
     with pytest.raises(MemoryError, match="2147483647 features"):
-        read_ffm(p)
+        read_ffm(p, n_features=2147483647)
 
 
 @pytest.mark.parametrize("family,field", [("ffm", 20_000_000), ("fwfm", 50_000)])

@@ -25,7 +25,7 @@ from fmlearn._compile_notice import compile_notice
 from fmlearn._kernels import textscan as scan
 from fmlearn._kernels.csr import canonicalize_rows
 from fmlearn._kernels.textformat import MAX_ROW_BYTES, MAX_TOKEN_BYTES, format_rows
-from fmlearn._memory import check_allocation
+from fmlearn._memory import check_allocation, fmt_bytes
 from fmlearn.exceptions import DataFormatError
 
 __all__ = ["read_ffm", "read_libfm", "write_ffm", "write_libfm"]
@@ -270,7 +270,7 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields, want_fields=
     conflict = -1
     if ffm and want_fields and info[scan.INFO_CODE] == scan.OK:
         n_cols = n_features if n_features >= 0 else int(info[scan.INFO_MAX_INDEX]) + 1
-        _check_field_table(path, n_cols)
+        _check_field_table(path, n_cols, None if n_features >= 0 else len(buf) - start)
         fields = np.full(n_cols, -1, dtype=np.int32)
         conflict, n_conflicts = scan.first_field_conflict(
             indices, tokfield, info[scan.INFO_NNZ], fields, strict_fields
@@ -373,8 +373,25 @@ def _locate_feature(buf, start, row, feature, ffm):
     return None, None
 
 
-def _check_field_table(path, n_cols):
-    """The field table has one int32 per column, up to the largest feature index."""
+# A field table inferred from the largest index may be this many times the text's size (or
+# FIELD_TABLE_FREE_BYTES) before the reader asks for n_features= to confirm it.
+FIELD_TABLE_PER_TEXT_BYTE = 64
+FIELD_TABLE_FREE_BYTES = 256 << 20
+
+
+def _check_field_table(path, n_cols, text_bytes=None):
+    """The field table has one int32 per column, up to the largest feature index. Inferred
+    from the file (``text_bytes`` given), it must also be in proportion to the file: one line
+    with feature index 2**31 - 2 would otherwise cost 8 GiB."""
+    nbytes = 4 * n_cols
+    if text_bytes is not None and nbytes > max(FIELD_TABLE_FREE_BYTES,
+                                               FIELD_TABLE_PER_TEXT_BYTE * text_bytes):
+        raise ValueError(
+            f"{path}: the largest feature index, {n_cols - 1}, implies a field table of "
+            f"{n_cols} features ({fmt_bytes(nbytes)}) for {text_bytes} bytes of text. Renumber "
+            "the features 0, 1, 2, ... (or hash them into a smaller space), or pass "
+            f"n_features={n_cols} if the model really has that many."
+        )
     check_allocation(
         4 * n_cols,
         f"{path}: the field of each of {n_cols} features (largest index + 1)",
