@@ -36,7 +36,7 @@ def test_import_fmlearn_loads_no_heavy_dependency():
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["--version"], ["demo", "--help"], ["evaluate", "--help"], ["predict", "--help"],
-    ["plot", "--help"], ["libfm", "-help"], ["libfm"],
+    ["plot", "--help"], ["convert", "--help"], ["libfm", "-help"], ["libfm"],
 ])
 def test_help_loads_no_heavy_dependency(argv):
     code = f"""

@@ -1,4 +1,4 @@
-"""The ``fmlearn`` command line: demo, train, predict, evaluate, plot, libfm.
+"""The ``fmlearn`` command line: demo, train, predict, evaluate, plot, convert, libfm.
 
 Argument parsing and calls into the estimators and readers only; no math here.
 
@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field-names", metavar="A,B,...", help="--interactions: names of the fields")
     p.add_argument("--dpi", type=int, default=120, help="resolution of a .png. Default: 120.")
     p.set_defaults(func=_command("cmd_plot"))
+
+    from fmlearn.cli import convert  # argparse only at import
+
+    convert.add_parser(sub)
 
     _passthrough(sub, "libfm",
                  help="libFM drop-in: libFM's flags, files and outputs (fmlearn libfm -help)",

@@ -20,13 +20,32 @@ def read_data(path, fmt, need_fields=True):
     built, so that applying a model costs no memory for indices it does not have.
     """
     from fmlearn.data.textio import read_ffm, read_ffm_rows, read_libfm
+    from fmlearn.exceptions import DataFormatError
 
-    if fmt == "ffm" and not need_fields:
-        return (*read_ffm_rows(path), None)
-    if fmt == "ffm":
-        # Files hashed into one index space reuse indices across fields: keep the first.
-        return read_ffm(path, on_field_conflict="first")
-    return (*read_libfm(path), None)
+    try:
+        if fmt == "ffm" and not need_fields:
+            return (*read_ffm_rows(path), None)
+        if fmt == "ffm":
+            # Files hashed into one index space reuse indices across fields: keep the first.
+            return read_ffm(path, on_field_conflict="first")
+        return (*read_libfm(path), None)
+    except DataFormatError as e:
+        # The reader's advice names Python functions; here the user's handle is --format.
+        reason = e.reason
+        for function, flag in _READER_FLAGS:
+            reason = reason.replace(function, flag)
+        if reason == e.reason:
+            raise
+        raise DataFormatError(e.path, e.line, e.column, reason) from None
+
+
+# How the readers' messages read on the command line.
+_READER_FLAGS = (
+    ("use read_ffm for FFM files", "use --format ffm for FFM files"),
+    ("use read_libfm for libFM/libsvm files", "use --format libfm for libFM/libsvm files"),
+    ("but read_libfm expects", "but --format libfm expects"),
+    ("but read_ffm expects", "but --format ffm expects"),
+)
 
 
 def conform(X, n_features: int, path: str):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import re
 import sys
 import textwrap
@@ -219,15 +220,18 @@ def _add_command_flags(p: argparse.ArgumentParser, required: bool = True) -> Non
     g.add_argument("--format", choices=("libfm", "ffm"), default="libfm",
                    help="input format (libfm covers libsvm). Default: libfm.")
     g.add_argument("--model-out", metavar="PATH", help="where to save the trained model")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress bar, no notes and no first-run compile notice (what was "
+                   "read, trained and saved is still reported)")
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_NAMES, default="fm",
                    help="fm: factorization machine; ffm: field-aware FM; fwfm: field-weighted "
                    "FM (ffm and fwfm need --format ffm: fields from the file); hofm: "
                    "higher-order FM. The model's flags below depend on it. Default: fm.")
-    g.add_argument("--task", choices=TASKS, default="regression",
+    g.add_argument("--task", choices=TASKS, default=None,
                    help="regression (squared loss) or classification (the file's label values: "
-                   "two give a binary model, more a multinomial FM). Default: regression.")
+                   "two give a binary model, more a multinomial FM). Default: regression "
+                   "(with a note when the labels take only two values).")
     g.add_argument("--seed", type=int, default=0, metavar="N",
                    help="random seed (the model's random_state). Default: 0.")
 
@@ -279,11 +283,15 @@ def parse_args(argv):
     first = argparse.ArgumentParser(prog=PROG, add_help=False)
     _add_command_flags(first, required=False)
     known, _ = first.parse_known_args(argv)  # --model and --task choose the flags
+    known.task_given = known.task is not None
+    known.task = known.task or "regression"
     cls = model_class(known.model, known.task)
     parser = build_parser(cls, known.model, known.task)
     args, extras = parser.parse_known_args(argv)
     if extras:
         parser.error(_unknown(extras, known.model, known.task))
+    args.task_given = known.task_given
+    args.task = args.task or "regression"
     if (args.model, args.task) != (known.model, known.task):  # e.g. an ambiguous abbreviation
         parser.error("give --model and --task in full")
     given = {f.param: getattr(args, f.param) for f in estimator_flags(cls)[0]
@@ -325,6 +333,17 @@ def run(argv) -> int:
 
         resolve_target(args.model_out)  # a missing folder or a device fails before training
 
+    def note(text: str, file=sys.stderr) -> None:
+        if not args.quiet:
+            print(text, file=file)
+
+    if args.quiet:
+        from fmlearn._compile_notice import QUIET_ENV
+
+        os.environ[QUIET_ENV] = "1"  # nor the first run's compile notice
+    if not args.model_out:
+        note("fmlearn train: note: no --model-out given, so the trained model is not saved")
+
     t = time.perf_counter()
     X, y, fields = read_data(args.train, args.format)
     valid = None
@@ -338,21 +357,21 @@ def run(argv) -> int:
             fields = np.concatenate([fields, np.full(n - fields.shape[0], -1, np.int32)])
             unseen = fields[: fields_v.shape[0]] < 0
             fields[: fields_v.shape[0]][unseen] = fields_v[unseen]
-    print(
-        f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
-        f"in {time.perf_counter() - t:.2f}s",
-        file=sys.stderr,
-    )
+    print(f"read {X.shape[0]} rows x {X.shape[1]} features ({X.nnz} non-zeros) "
+          f"in {time.perf_counter() - t:.2f}s", file=sys.stderr)
+    labels = np.unique(y[: 1 << 20])
+    if not args.task_given and labels.shape[0] == 2 and np.unique(y).shape[0] == 2:
+        note(f"fmlearn train: note: the labels take only two values ({labels[0]:g}, "
+             f"{labels[1]:g}); this trains a regression model on them. For a classifier "
+             "(log loss, probabilities), pass --task classification.")
     if args.model in FIELD_MODELS:
         params["fields"] = fields
     model = cls(**params)
     t = time.perf_counter()
     model.fit(X, y, eval_set=valid)
     elapsed = time.perf_counter() - t
-    print(
-        f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
-        f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)"
-    )
+    print(f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
+          f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)")
     print(f"train: {format_report(metrics_report(model, X, y))}")
     if valid is not None:
         print(f"valid: {format_report(metrics_report(model, *valid))}")
