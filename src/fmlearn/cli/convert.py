@@ -14,8 +14,6 @@ import argparse
 import sys
 import zlib
 
-import numpy as np
-
 TEXT_FORMATS = ("libfm", "libsvm", "ffm")
 FORMATS = (*TEXT_FORMATS, "csv", "parquet")
 
@@ -119,7 +117,9 @@ def _read_table(path, fmt, sep):
     return pd.read_csv(path, sep=sep)
 
 
-def _labels(df, target, path) -> np.ndarray:
+def _labels(df, target, path):
+    import numpy as np
+
     if not target:
         raise ValueError("a table needs --target COLUMN: the label column")
     if target not in df.columns:
@@ -143,6 +143,8 @@ def _labels(df, target, path) -> np.ndarray:
 
 
 def _from_table(args, fmt):
+    import numpy as np
+
     df = _read_table(args.data, fmt, args.sep)
     y = _labels(df, args.target, args.data)
     features = df.drop(columns=[args.target])
@@ -176,6 +178,8 @@ def _from_table(args, fmt):
 
 
 def _with_encoder(args, features, y):
+    import numpy as np
+
     import fmlearn
     from fmlearn.data.encoder import FMEncoder
 
@@ -189,6 +193,7 @@ def _with_encoder(args, features, y):
 def _hashed_result(features, categorical, numeric, bits, path, y):
     """Categorical ``column=value`` hashed (CRC-32) into ``2**bits`` columns, then one column
     per numeric column; the fields are the columns, categorical first."""
+    import numpy as np
     import scipy.sparse as sp
 
     if not 1 <= bits <= 30:
@@ -227,6 +232,8 @@ def _hashed_result(features, categorical, numeric, bits, path, y):
 
 # --------------------------------------------------------------------------- text files
 def _from_text(args, fmt):
+    import numpy as np
+
     from fmlearn.cli.commands import read_data
 
     X, y, fields = read_data(args.data, fmt)
@@ -242,7 +249,9 @@ def _from_text(args, fmt):
     return X, y, fields
 
 
-def _field_map(path, n_features: int) -> np.ndarray:
+def _field_map(path, n_features: int):
+    import numpy as np
+
     fields = np.full(n_features, -1, dtype=np.int64)
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
