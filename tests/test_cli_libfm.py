@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 
 import fmlearn
-from fmlearn._libfm_report import rlog_columns
 from fmlearn.cli import main as fmlearn_main
-from fmlearn.cli_libfm import parse_cmdline, run
+from fmlearn.cli.libfm import parse_cmdline, run
+from fmlearn.cli.libfm_report import rlog_columns
 from fmlearn.data.libfm_binary import read_binary_matrix
 from fmlearn.data.textio import write_libfm
 from fmlearn.exceptions import DataFormatError
@@ -457,8 +457,8 @@ def test_mcmc_report_uses_the_estimators_validation_output_when_given():
     environment carrying it (``valid_output``) is used instead of predict()."""
     from types import SimpleNamespace
 
-    from fmlearn._libfm_inputs import Split
-    from fmlearn._libfm_report import Reporter
+    from fmlearn.cli.libfm_inputs import Split
+    from fmlearn.cli.libfm_report import Reporter
 
     class NoPredict:
         def predict(self, *args, **kwargs):

@@ -6,7 +6,7 @@ Start-up is kept short: building the parser and ``fmlearn --help`` import nothin
 argparse (no numpy, scikit-learn or numba), and each command imports what it needs once its
 arguments are parsed. ``fmlearn train`` builds its model flags from the chosen estimator's
 signature (:mod:`fmlearn.cli.train`), so it parses its own arguments, as ``fmlearn libfm``
-does (:mod:`fmlearn.cli_libfm`).
+does (:mod:`fmlearn.cli.libfm`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _train(args) -> int:
 
 
 def _libfm(args) -> int:
-    from fmlearn.cli_libfm import run
+    from fmlearn.cli.libfm import run
 
     return run(args.argv)
 

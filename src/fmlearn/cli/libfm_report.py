@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmlearn._libfm_inputs import Split, scores
-from fmlearn.cli_libfm import BAYES
+from fmlearn.cli.libfm import BAYES
+from fmlearn.cli.libfm_inputs import Split, scores
 
 # libFM's evaluation (fm_learn.h, fm_learn_mcmc_simultaneous.h): regression predictions are
 # clipped to the training targets' range; accuracy thresholds at 0.5; the MCMC log likelihood

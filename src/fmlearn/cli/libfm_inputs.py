@@ -1,6 +1,6 @@
 """libFM's input files for ``fmlearn libfm``: data files (text or binary), relations, groups.
 
-Reads what libFM reads (see :mod:`fmlearn.cli_libfm`) into the arrays and
+Reads what libFM reads (see :mod:`fmlearn.cli.libfm`) into the arrays and
 :class:`fmlearn.RelationBlock` objects the estimators take.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from fmlearn.cli_libfm import UsageError
+from fmlearn.cli.libfm import UsageError
 from fmlearn.data.libfm_binary import (
     is_binary_index_file,
     is_binary_matrix,

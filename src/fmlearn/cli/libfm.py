@@ -8,8 +8,8 @@ same outputs (``-out``: one prediction per test row; ``-rlog``: libFM's tab-sepa
 what differs from libFM 1.4.4.
 
 This module parses libFM's flags and drives :class:`fmlearn.FMRegressor` /
-:class:`fmlearn.FMClassifier`; libFM's input files are read by :mod:`fmlearn._libfm_inputs`
-and its reports written by :mod:`fmlearn._libfm_report`.
+:class:`fmlearn.FMClassifier`; libFM's input files are read by :mod:`fmlearn.cli.libfm_inputs`
+and its reports written by :mod:`fmlearn.cli.libfm_report`.
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ class Command:
         print(f"{PROG}: note: {text}", file=self.stderr, flush=True)
 
     def _load(self, path: str, flag: str):
-        from fmlearn._libfm_inputs import read_table
+        from fmlearn.cli.libfm_inputs import read_table
 
         self.say("Loading {}...\t".format({"train": "train", "test": "test",
                                            "validation": "validation set"}[flag]))
@@ -337,8 +337,8 @@ class Command:
         return t
 
     def run(self) -> int:
-        from fmlearn._libfm_inputs import feature_groups, make_split, read_relation, scores
-        from fmlearn._libfm_report import Reporter, libfm_metric
+        from fmlearn.cli.libfm_inputs import feature_groups, make_split, read_relation, scores
+        from fmlearn.cli.libfm_report import Reporter, libfm_metric
 
         o = self.opts
         for flag in ("out", "rlog", "save_model"):
@@ -482,8 +482,8 @@ class Command:
 
     def _predict_only(self, model, task, train, test, relations, n_main, clip) -> int:
         """-load_model: predict -test (and score -train) with the saved model, no training."""
-        from fmlearn._libfm_inputs import make_split, scores
-        from fmlearn._libfm_report import libfm_metric, rlog_columns
+        from fmlearn.cli.libfm_inputs import make_split, scores
+        from fmlearn.cli.libfm_report import libfm_metric, rlog_columns
 
         # The model's features are [main table | block 0 | block 1 ...], one weight each.
         n_blocks = sum(r.X.shape[1] for r in relations)
@@ -516,7 +516,7 @@ class Command:
             return
         import numpy as np
 
-        from fmlearn._libfm_inputs import scores
+        from fmlearn.cli.libfm_inputs import scores
 
         p = scores(model, split, task)
         if task == "r" and clip is not None:
