@@ -62,6 +62,26 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def open_regular(path, refuse):
+    """Open ``path`` for reading only if it is a regular file: (binary file, size in bytes).
+
+    Anything else raises ``refuse(kind)`` (``kind`` from :func:`file_kind`): readers need the
+    file's size, ``/dev/zero`` never ends and a FIFO can block forever. The open does not
+    block on a FIFO without a writer (``O_NONBLOCK``); a regular file is then read blocking.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(file_kind(st.st_mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def resolve_target(path) -> Path:
     """The file a write to ``path`` replaces, checked; raise if writing there is unsafe.
 

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fmlearn._compile_notice import notice_on_compile
-from fmlearn._memory import available_memory
+from fmlearn._memory import available_memory, fmt_bytes
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.fielded import carried_fields, encode_eval_set
@@ -124,14 +124,6 @@ def _finite_output(out: np.ndarray) -> np.ndarray:
 def _available_memory() -> int | None:
     """Bytes the process may still allocate: free RAM, RLIMIT_AS and the memory cgroup."""
     return available_memory()
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 class BaseFM(BaseEstimator):
@@ -390,9 +382,9 @@ class BaseFM(BaseEstimator):
         available = _available_memory()
         if available is not None and nbytes > MEMORY_SHARE * available:
             raise ValueError(
-                f"X has {n_features} columns, so the model would need {_fmt_bytes(nbytes)} "
+                f"X has {n_features} columns, so the model would need {fmt_bytes(nbytes)} "
                 "for its parameters (n_features x a row of float32 parameters and solver state), "
-                f"more than the {_fmt_bytes(available)} of memory available. Parameters follow "
+                f"more than the {fmt_bytes(available)} of memory available. Parameters follow "
                 "the number of columns, not the features used: re-index the columns to those "
                 "that occur (e.g. np.unique on the indices), hash them into a smaller space "
                 "(sklearn.feature_extraction.FeatureHasher), or lower n_factors."

@@ -30,13 +30,12 @@ import json
 import math
 import os
 import re
-import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from fmlearn._atomic import atomic_write
+from fmlearn._atomic import atomic_write, open_regular
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
 from fmlearn.models import KINDS as _PARAMS_KINDS
@@ -253,20 +252,8 @@ def _is_int(value, minimum=0) -> bool:
 
 def _open_regular(path):
     """Open ``path`` for reading only if it is a regular file; (file object, size in bytes)."""
-    # O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            from fmlearn._atomic import file_kind
-
-            raise _fail(path, f"not an fmlearn model file: it is {file_kind(st.st_mode)}.")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
+    return open_regular(
+        path, lambda kind: _fail(path, f"not an fmlearn model file: it is {kind}."))
 
 
 def _check_members(zf: zipfile.ZipFile, size: int, path) -> None:

@@ -13,14 +13,13 @@ import io
 import math
 import os
 import re
-import stat
 import warnings
 import zlib
 
 import numpy as np
 import scipy.sparse as sp
 
-from fmlearn._atomic import atomic_write
+from fmlearn._atomic import atomic_write, open_regular
 from fmlearn._compile_notice import compile_notice
 from fmlearn._kernels import textscan as scan
 from fmlearn._kernels.csr import canonicalize_rows
@@ -154,23 +153,11 @@ def _check_dtype(dtype):
 def _open_regular(path):
     """Open ``path`` for reading if it is a regular file: (file, size). Pipes, devices and
     folders are refused (the readers need the file's size, and ``/dev/zero`` never ends)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            from fmlearn._atomic import file_kind
-
-            raise DataFormatError(
-                path, None, None,
-                f"is {file_kind(st.st_mode)}, not a regular file; the readers need a file "
-                "(save a pipe's output to a file first)",
-            )
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
+    return open_regular(path, lambda kind: DataFormatError(
+        path, None, None,
+        f"is {kind}, not a regular file; the readers need a file (save a pipe's output to a "
+        "file first)",
+    ))
 
 
 def _load_bytes(path):
