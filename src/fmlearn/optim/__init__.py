@@ -37,6 +37,7 @@ from fmlearn.optim._registry import SOLVERS, get_solver, register_solver, solver
 from fmlearn.optim.coordinate import ALSSolver, MCMCSolver
 from fmlearn.optim.ftrl import FTRLSolver
 from fmlearn.optim.sgd import AdaGradSolver, SGDSolver
+from fmlearn.optim.sgda import SGDASolver
 
 __all__ = [
     "SOLVERS",
@@ -44,6 +45,7 @@ __all__ = [
     "AdaGradSolver",
     "FTRLSolver",
     "MCMCSolver",
+    "SGDASolver",
     "SGDSolver",
     "get_solver",
     "register_solver",
