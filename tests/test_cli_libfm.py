@@ -272,18 +272,30 @@ def test_sgd_classification_writes_probabilities(d, capsys):
     assert len(rows) == 10
 
 
-def test_sgda_is_sgd_with_early_stopping_and_libfm_columns(d, capsys):
-    captured = ok(libfm(d, "-validation", d / "test.libfm", "-meta", d / "meta.txt", "-rlog",
-                        d / "sgda.rlog", method="sgda"), capsys)
-    assert "no adaptive regularization" in captured.err
+def test_sgda_learns_regularization_on_validation_with_libfm_columns(d, capsys):
+    # -method sgda is fmlearn's solver="sgda": the regularization per -meta group (and per
+    # factor) is learned on the -validation rows, starting from -regular.
+    argv = libfm(d, "-validation", d / "test.libfm", "-meta", d / "meta.txt", "-rlog",
+                 d / "sgda.rlog", "-save_model", d / "sgda.fmz", method="sgda", iters="8")
+    captured = ok(argv, capsys)
+    assert "no adaptive regularization" not in captured.err
+    assert len(iter_lines(captured.out)) == 8  # every iteration: no early stopping, as libFM
     header, rows = read_rlog(d / "sgda.rlog")
     assert header[:10] == ["rmse", "mae", "time_pred", "time_learn", "time_learn2",
                            "time_learn4", "rmse_train", "rmse_val", "wmean", "wvar"]
     assert header[10:18] == [f"v{s}{f}" for f in range(4) for s in ("mean", "var")]
     assert header[18:] == ["regw[0]", "regv[0,0]", "regv[0,1]", "regv[0,2]", "regv[0,3]",
                            "regw[1]", "regv[1,0]", "regv[1,1]", "regv[1,2]", "regv[1,3]"]
-    row = dict(zip(header, rows[-1], strict=True))
-    assert row["wmean"] == 0 and row["wvar"] > 0 and row["regw[1]"] == 0.01
+    first = dict(zip(header, rows[0], strict=True))
+    last = dict(zip(header, rows[-1], strict=True))
+    assert first["regw[1]"] == 0.01  # the first epoch takes no regularization steps
+    regs = [last[c] for c in header[18:]]
+    assert min(regs) >= 0 and any(abs(r - 0.01) > 1e-4 for r in regs)
+    assert last["wmean"] == 0 and last["wvar"] > 0
+    model = fmlearn.load(d / "sgda.fmz")
+    assert model.solver == "sgda" and model.reg_V_.shape == (2, 4)
+    np.testing.assert_allclose(model.reg_V_[1], [last[f"regv[1,{f}]"] for f in range(4)],
+                               rtol=1e-5)
 
 
 def test_validation_is_ignored_except_for_sgda(d, capsys):

@@ -291,6 +291,24 @@ class BaseFM(BaseEstimator):
         check_is_fitted(self)
         return self._params.V
 
+    @property
+    def reg_w_(self) -> np.ndarray:
+        """``solver="sgda"``: the learned L2 strength of the linear weights, one per group."""
+        return self._sgda_state("sgda_reg_w")
+
+    @property
+    def reg_V_(self) -> np.ndarray:
+        """``solver="sgda"``: the learned L2 strengths of the factors, (n_groups, n_factors)."""
+        return self._sgda_state("sgda_reg_V")
+
+    def _sgda_state(self, name):
+        check_is_fitted(self)
+        state = getattr(self, "_solver_state", None) or {}
+        if name not in state:
+            raise AttributeError(f"only a model trained with solver='sgda' has learned "
+                                 f"regularization (this one: solver={self._solver_name!r})")
+        return state[name].copy()
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params")
 
@@ -355,7 +373,7 @@ class BaseFM(BaseEstimator):
             return (X, y, sw), (self._design(Xv, rel), self._encode_y(yv, reset=False), swv)
         if eval_X_rel is not None:
             raise ValueError("eval_X_rel was given without eval_set.")
-        if not self.early_stopping:
+        if not (self.early_stopping or getattr(get_solver(self.solver), "needs_validation", False)):
             return (X, y, sw), None
         idx = np.arange(X.n_rows)
         stratify = y if self._task.stratify else None
@@ -465,7 +483,10 @@ class BaseFM(BaseEstimator):
             self._continue(solver_cls, solver)
         self._link = solver_cls.classification_link
         source = InMemorySource(Xk, y, sw)
-        data = solver.prepare(source)
+        if getattr(solver_cls, "needs_validation", False):  # SGDA learns on validation rows
+            data = solver.prepare(source, None if valid is None else InMemorySource(*valid))
+        else:
+            data = solver.prepare(source)
         weight_sum = source.weight_sum
 
         def epoch():
@@ -523,7 +544,7 @@ class BaseFM(BaseEstimator):
         # AdaGrad only to those not on it already.
         advice = ["more regularization (l2_reg_w, l2_reg_V)", "a smaller init_stdev",
                   "scale large feature values"]
-        stepped = self.solver in ("sgd", "adagrad", "ftrl")
+        stepped = self.solver in ("sgd", "adagrad", "ftrl", "sgda")
         if stepped:
             advice.insert(0, "a smaller learning_rate")
         if self.solver == "sgd":

@@ -383,10 +383,7 @@ class Command:
         if reg[0] != 0:
             self.note(f"-regular: r0={reg[0]:g} (bias regularization) has no fmlearn "
                       "equivalent and is ignored")
-        if o.method == "sgda":
-            self.note("-method sgda: fmlearn has no adaptive regularization; training SGD with "
-                      "the fixed -regular and early stopping on -validation")
-        solver = "sgd" if o.method == "sgda" else o.method
+        solver = o.method  # sgda: fmlearn's solver="sgda", regularization learned on -validation
         tr = make_split(train, task, n_main, relations, "train")
         te = make_split(test, task, n_main, relations, "test")
         va = None if valid is None else make_split(valid, task, n_main, [], "train")
@@ -396,7 +393,7 @@ class Command:
             self.say(f"num_attributes={groups.shape[0]}\nuse w0={int(o.k0)}\nuse w1={int(o.k1)}"
                      f"\ndim v ={o.k2}\nreg_w0={reg[0]:g}\nreg_w={reg[1]:g}\nreg_v={reg[2]:g}"
                      f"\ninit ~ N(0,{o.init_stdev:g})\n#groups={n_groups}\nmodel={model!r}")
-        if solver == "sgd":
+        if solver in ("sgd", "sgda"):
             self.say(f"learnrate={o.learn_rate:g}")
             self.say(f"learnrates={o.learn_rate:g},{o.learn_rate:g},{o.learn_rate:g}")
             self.say(f"#iterations={o.n_iter}")
@@ -444,14 +441,13 @@ class Command:
         kw = dict(n_factors=o.k2, fit_intercept=o.k0, fit_linear=o.k1, solver=solver,
                   max_iter=o.n_iter, init_stdev=o.init_stdev, l2_reg_w=reg[1],
                   l2_reg_V=reg[2], random_state=o.seed, tol=None)
-        if solver == "sgd":
+        if solver in ("sgd", "sgda"):
             kw["learning_rate"] = o.learn_rate
-        if o.method == "sgda":
-            kw["early_stopping"] = True
         if solver == "mcmc":
             kw["n_kept_samples"] = o.n_iter  # libFM averages every sample: no burn-in
-            if prior_groups is not None:
-                kw["prior_groups"] = prior_groups
+        if solver in ("mcmc", "sgda") and prior_groups is not None:
+            # MCMC's hyper-prior groups; SGDA's regularization groups (-meta)
+            kw["prior_groups"] = prior_groups
         try:
             return cls(**kw)
         except TypeError as e:

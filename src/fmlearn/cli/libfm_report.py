@@ -149,16 +149,17 @@ class Reporter:
         values["rmse_train"] = train
         if self.method == "sgda":
             values["rmse_val"] = self._metric(self.valid, scores(est, self.valid, self.task))
-            # libFM logs the spread of the parameters with the means set to 0, and its adapted
-            # regularization; fmlearn's regularization is the fixed -regular.
+            # libFM logs the spread of the parameters with the means set to 0, and the
+            # regularization SGDA has learned so far (solver="sgda": reg_w_, reg_V_).
             values["wmean"], values["wvar"] = 0.0, float(np.var(est.w_))
             V = est.V_
             for f in range(self.k):
                 values[f"vmean{f}"], values[f"vvar{f}"] = 0.0, float(np.var(V[:, f]))
-            for g in range(self.n_groups):
-                values[f"regw[{g}]"] = self.reg[1]
+            reg_w, reg_V = est.reg_w_, est.reg_V_
+            for g in range(min(self.n_groups, reg_w.shape[0])):
+                values[f"regw[{g}]"] = float(reg_w[g])
                 for f in range(self.k):
-                    values[f"regv[{g},{f}]"] = self.reg[2]
+                    values[f"regv[{g},{f}]"] = float(reg_V[g, f])
         return f"#Iter={i:3d}\tTrain={train:g}\tTest={test:g}"
 
     def _bayes(self, est, i, env, values) -> str:

@@ -19,7 +19,9 @@ Class attributes: ``name`` (the registry key), ``families`` and ``tasks`` (what 
 model kinds of :mod:`fmlearn.models` and task names of :mod:`fmlearn.tasks`, ``None`` for all;
 estimators and the command line ask :func:`supports` / :func:`solvers_for` rather than keeping
 lists of their own), ``accepts_blocks`` (relation blocks are given
-as blocks rather than expanded rows), ``stoppable`` (tolerance-based and early stopping apply;
+as blocks rather than expanded rows), ``needs_validation`` (SGDA: it trains on validation rows
+too, so the estimator holds them out even without early stopping and calls
+``prepare(source, validation)``), ``stoppable`` (tolerance-based and early stopping apply;
 False for MCMC, whose sweeps are samples) and ``classification_link`` ("logit" or "probit").
 
 SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) share one epoch driver
@@ -37,6 +39,7 @@ from fmlearn.optim._registry import SOLVERS, get_solver, register_solver, solver
 from fmlearn.optim.coordinate import ALSSolver, MCMCSolver
 from fmlearn.optim.ftrl import FTRLSolver
 from fmlearn.optim.sgd import AdaGradSolver, SGDSolver
+from fmlearn.optim.sgda import SGDASolver
 
 __all__ = [
     "SOLVERS",
@@ -44,6 +47,7 @@ __all__ = [
     "AdaGradSolver",
     "FTRLSolver",
     "MCMCSolver",
+    "SGDASolver",
     "SGDSolver",
     "get_solver",
     "register_solver",
