@@ -35,6 +35,10 @@ from fmlearn.tasks import Regression
 MEMORY_SHARE = 0.8
 # Rough cold compile time of a first fit's kernels on 2 cores (benchmarks/startup.py).
 FIT_COMPILE_S = 3
+# early_stopping="auto" turns early stopping on above this many training rows (as
+# scikit-learn's HistGradientBoosting*): enough rows that holding out validation_fraction of
+# them costs little and the validation metric is stable.
+EARLY_STOPPING_AUTO_ROWS = 10_000
 
 
 def family_init(extra: dict, drop=(), tail=None, **defaults):
@@ -134,7 +138,7 @@ class BaseFM(BaseEstimator):
         "fit_intercept": ["boolean"],
         "fit_linear": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left"), None],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -234,7 +238,7 @@ class BaseFM(BaseEstimator):
         fit_intercept=True,
         fit_linear=True,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=5,
         warm_start=False,
@@ -344,7 +348,7 @@ class BaseFM(BaseEstimator):
             return (X, y, sw), (self._design(Xv, rel), self._encode_y(yv, reset=False), swv)
         if eval_X_rel is not None:
             raise ValueError("eval_X_rel was given without eval_set.")
-        if not self.early_stopping:
+        if not self._stopping_early:
             return (X, y, sw), None
         idx = np.arange(X.n_rows)
         stratify = y if self._task.stratify else None
@@ -393,13 +397,27 @@ class BaseFM(BaseEstimator):
                 f"{type(self).__name__} has no solver={self.solver!r} ({self.solver!r} trains "
                 f"{'; '.join(scope)} only); use one of {solvers_for(family, task)}."
             )
-        if self.early_stopping and not solver_cls.stoppable:
+        if self.early_stopping != "auto" and self.early_stopping and not solver_cls.stoppable:
             raise ValueError(
                 f"early_stopping does not apply to solver={self.solver!r}: its iterations are "
                 "posterior samples, all of which are averaged. Set early_stopping=False (pass "
                 "eval_set to follow the validation metric in history_)."
             )
         return solver_cls
+
+    def _resolve_early_stopping(self, n_rows: int, max_iter: int, stoppable: bool) -> bool:
+        """Whether this fit stops early; sets ``_stopping_early``.
+
+        ``early_stopping="auto"`` is on for more than ``EARLY_STOPPING_AUTO_ROWS`` training
+        rows (positives for the ranker), and off for a solver that cannot stop (MCMC) and for
+        one-epoch calls (``partial_fit``, ``max_iter=1``), which have nothing to stop.
+        """
+        if self.early_stopping == "auto":
+            on = stoppable and max_iter > 1 and n_rows > EARLY_STOPPING_AUTO_ROWS
+        else:
+            on = bool(self.early_stopping)
+        self._stopping_early = on
+        return on
 
     def _start(self, n_features, solver_cls, solver, w0) -> None:
         """Fresh parameters, solver state and history for a new fit."""
@@ -436,6 +454,7 @@ class BaseFM(BaseEstimator):
         if reset:
             self._rng = _rng_from(self.random_state)
         design = self._design(X, blocks, expand=not solver_cls.accepts_blocks)
+        self._resolve_early_stopping(X.shape[0], max_iter, solver_cls.stoppable)
         (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
         if reset:
             w0 = task.initial_bias(y, sw) if self.fit_intercept else 0.0
@@ -470,7 +489,7 @@ class BaseFM(BaseEstimator):
         history = History(self.history_, task.metric, self._metric_name,
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(
-            max_iter, early_stopping=self.early_stopping, tol=self.tol,
+            max_iter, early_stopping=self._stopping_early, tol=self.tol,
             n_iter_no_change=self.n_iter_no_change, validating=validate is not None,
             stoppable=stoppable, mode="max" if task.higher_is_better else "min",
         )

@@ -326,7 +326,7 @@ class FMRanker(BaseFM):
             if vq.size == 0:
                 raise ValueError("eval_set holds no positive pair.")
             return data, (vq, vc)
-        if not self.early_stopping:
+        if not self._stopping_early:
             return data, None
         n = data.pos_q.size
         n_valid = int(round(self.validation_fraction * n))
@@ -401,6 +401,7 @@ class FMRanker(BaseFM):
             self._rng = _rng_from(self.random_state)
         else:
             self._check_widths(data)
+        self._resolve_early_stopping(data.pos_q.size, self.max_iter, solver_cls.stoppable)
         data, valid = self._split_validation(data, eval_set)
         if reset:
             self._start(data.Q.shape[1] + data.C.shape[1], solver_cls, solver, w0=0.0)

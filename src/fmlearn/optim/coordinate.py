@@ -194,10 +194,12 @@ class _CoordinateSolver:
     # ------------------------------------------------------------------ sweep
     def _priors(self, params, data, state, rng, e):
         """Noise precision and the (mu, lambda) priors of w (n_groups,) and V (k, n_groups)."""
+        # ALS: the penalties are on the mean weighted loss, so on the total they scale with
+        # the weight of the rows (one l2 value fits data of any size, as for SGD).
         k = params.n_factors
-        one = np.ones(1)
-        return 1.0, np.zeros(1), one * self.l2_reg_w, np.zeros((k, 1)), np.full((k, 1),
-                                                                                 self.l2_reg_V)
+        n = float(data.sw.sum())
+        return (1.0, np.zeros(1), np.full(1, self.l2_reg_w * n), np.zeros((k, 1)),
+                np.full((k, 1), self.l2_reg_V * n))
 
     @staticmethod
     def _predict_with_sums(params, X, n_threads):
@@ -305,9 +307,10 @@ class ALSSolver(_CoordinateSolver):
     """Alternating least squares, as libFM's ``-method als``: exact coordinate descent.
 
     Each sweep sets every parameter, in turn, to the minimizer of
-    ``sum_n s_n (y_n - y(x_n))^2 + l2_reg_w ||w||^2 + l2_reg_V ||V||^2`` given the others, at
-    O(k * nnz) per sweep; the loss never increases. Note that the penalties are on this total
-    (not per row, as for SGD): useful values are larger, around 1-100. Classification fits the
+    ``sum_n s_n (y_n - y(x_n))^2 / sum_n s_n + l2_reg_w ||w||^2 + l2_reg_V ||V||^2`` given
+    the others, at O(k * nnz) per sweep; the loss never increases. The penalties are on the
+    mean loss, so the same values suit data of any size (libFM's ``-regular r``, on the total,
+    is ``r / n_rows`` here). Classification fits the
     probit model by EM (latent targets at their conditional mean). Multi-threaded: the
     per-sweep predictions and per-factor sums over rows.
     """
