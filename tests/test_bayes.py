@@ -148,7 +148,7 @@ def test_mcmc_classifier_probit_probabilities_averaged_over_samples():
 def test_als_classifier_learns():
     X, y, _ = make_fm_regression(n_samples=2000, n_features=30, random_state=4)
     yc = np.where(y > np.median(y), "yes", "no")
-    m = FMClassifier(n_factors=3, solver="als", max_iter=20, l2_reg_w=1, l2_reg_V=1,
+    m = FMClassifier(n_factors=3, solver="als", max_iter=20, l2_reg_w=1e-3, l2_reg_V=1e-3,
                      random_state=0).fit(X[:1500], yc[:1500])
     assert roc_auc(yc[1500:] == "yes", m.predict_proba(X[1500:])[:, 1]) > 0.85
     assert np.all(np.diff(m.history_["train_logloss"])[3:] < 1e-6)
