@@ -28,7 +28,7 @@ from fmlearn.data.sources import InMemorySource
 from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
-from fmlearn.optim import SOLVERS, get_solver, solvers_for, supports
+from fmlearn.optim import SOLVERS, get_solver, hyper, solvers_for, supports
 from fmlearn.tasks import Regression
 
 # Refuse to allocate a model larger than this share of the memory currently available.
@@ -129,11 +129,11 @@ class BaseFM(BaseEstimator):
     _parameter_constraints: dict = {
         "n_factors": [Interval(Integral, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "l1_reg_w": [Interval(Real, 0, None, closed="left")],
-        "l2_reg_w": [Interval(Real, 0, None, closed="left")],
-        "l2_reg_V": [Interval(Real, 0, None, closed="left")],
+        "l2_reg_w": [Interval(Real, 0, None, closed="left"), None],
+        "l2_reg_V": [Interval(Real, 0, None, closed="left"), None],
         "init_stdev": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "fit_linear": ["boolean"],
@@ -155,6 +155,9 @@ class BaseFM(BaseEstimator):
     # The model family: its parameter container (see fmlearn.models); its ``kind`` is the
     # family name solvers declare.
     _params_class = FMParams
+    # Per solver name, a family's own values for hyper-parameters left at None (over the
+    # solver classes' ``defaults``; see fmlearn.optim.hyper).
+    _solver_defaults: dict = {}
 
     # ----------------------------------------------------------------- model-family hooks
     def _param_columns(self) -> int:
@@ -229,12 +232,12 @@ class BaseFM(BaseEstimator):
         n_factors=8,
         *,
         solver="adagrad",
-        learning_rate=0.1,
+        learning_rate=None,
         max_iter=100,
         l1_reg_w=0.0,
-        l2_reg_w=1e-4,
-        l2_reg_V=1e-4,
-        init_stdev=0.1,
+        l2_reg_w=None,
+        l2_reg_V=None,
+        init_stdev=0.01,
         fit_intercept=True,
         fit_linear=True,
         tol=1e-4,
@@ -405,15 +408,18 @@ class BaseFM(BaseEstimator):
             )
         return solver_cls
 
-    def _resolve_early_stopping(self, n_rows: int, max_iter: int, stoppable: bool) -> bool:
+    def _resolve_early_stopping(self, n_rows: int, max_iter: int, solver_cls) -> bool:
         """Whether this fit stops early; sets ``_stopping_early``.
 
         ``early_stopping="auto"`` is on for more than ``EARLY_STOPPING_AUTO_ROWS`` training
-        rows (positives for the ranker), and off for a solver that cannot stop (MCMC) and for
-        one-epoch calls (``partial_fit``, ``max_iter=1``), which have nothing to stop.
+        rows (positives for the ranker) with the stochastic solvers (SGD, AdaGrad, FTRL), and
+        off for ALS and MCMC (``auto_early_stopping``: ALS converges to its regularized
+        optimum, MCMC cannot stop) and for one-epoch calls (``partial_fit``, ``max_iter=1``),
+        which have nothing to stop.
         """
         if self.early_stopping == "auto":
-            on = stoppable and max_iter > 1 and n_rows > EARLY_STOPPING_AUTO_ROWS
+            on = (solver_cls.stoppable and getattr(solver_cls, "auto_early_stopping", True)
+                  and max_iter > 1 and n_rows > EARLY_STOPPING_AUTO_ROWS)
         else:
             on = bool(self.early_stopping)
         self._stopping_early = on
@@ -454,7 +460,7 @@ class BaseFM(BaseEstimator):
         if reset:
             self._rng = _rng_from(self.random_state)
         design = self._design(X, blocks, expand=not solver_cls.accepts_blocks)
-        self._resolve_early_stopping(X.shape[0], max_iter, solver_cls.stoppable)
+        self._resolve_early_stopping(X.shape[0], max_iter, solver_cls)
         (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
         if reset:
             w0 = task.initial_bias(y, sw) if self.fit_intercept else 0.0
@@ -526,8 +532,8 @@ class BaseFM(BaseEstimator):
             advice.insert(0, "a smaller learning_rate")
         if self.solver == "sgd":
             advice.append("or solver='adagrad' (per-coordinate step sizes)")
-        setting = f"solver={self.solver!r}" + (
-            f", learning_rate={self.learning_rate}" if stepped else "")
+        rate = hyper(self, "learning_rate", get_solver(self.solver)) if stepped else None
+        setting = f"solver={self.solver!r}" + (f", learning_rate={rate:g}" if stepped else "")
         return TrainingDivergedError(
             f"training diverged at epoch {epoch}: the {self._task.metric} became NaN or "
             f"infinite with {setting}. Use {', '.join(advice)}."

@@ -52,8 +52,12 @@ class _FieldAware:
 
     __init__ = family_init(
         {"fields": None, "normalize": False},
-        n_factors=4, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5,
+        n_factors=4,
     )
+    # libffm's learning rate for AdaGrad; L2 chosen across data sets (benchmarks/defaults.py):
+    # FFM's factors want less than the FM's 5e-2.
+    _solver_defaults = {"adagrad": {"learning_rate": 0.2, "l2_reg_w": 1e-2, "l2_reg_V": 1e-2},
+                        "sgd": {"l2_reg_w": 1e-2, "l2_reg_V": 1e-2}}
 
     def _resolved_fields(self, *, warn=True) -> np.ndarray:
         """The validated field of each model column, int32 (n_columns,)."""

@@ -280,7 +280,7 @@ class FMRanker(BaseFM):
         {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
          "eval_metric": "ndcg@10"},
         drop=("fit_intercept",),
-        n_factors=16, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5,
+        n_factors=16, learning_rate=0.05, l2_reg_w=1e-2, l2_reg_V=5e-2,
     )
 
     @property
@@ -401,7 +401,7 @@ class FMRanker(BaseFM):
             self._rng = _rng_from(self.random_state)
         else:
             self._check_widths(data)
-        self._resolve_early_stopping(data.pos_q.size, self.max_iter, solver_cls.stoppable)
+        self._resolve_early_stopping(data.pos_q.size, self.max_iter, solver_cls)
         data, valid = self._split_validation(data, eval_set)
         if reset:
             self._start(data.Q.shape[1] + data.C.shape[1], solver_cls, solver, w0=0.0)

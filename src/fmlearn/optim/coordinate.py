@@ -34,7 +34,7 @@ from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams, blocked_decision_function
 from fmlearn.models.posterior import PosteriorFM
-from fmlearn.optim._registry import register_solver
+from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import check_no_l1, initial_cutpoints
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
@@ -95,6 +95,11 @@ class _CoordinateSolver:
     sample = False
     accepts_blocks = True
     stoppable = True
+    # early_stopping="auto" stays off: ALS converges to the regularized optimum (on MovieLens
+    # u1 stopping on a 10% hold-out gave RMSE 0.936 against 0.929 without).
+    auto_early_stopping = False
+    # What None means for l2_reg_w / l2_reg_V (on the mean loss; MCMC samples them instead).
+    defaults = {"learning_rate": None, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4}
     classification_link = "probit"
     # What it trains (see optim.supports): the coordinate kernels are the plain FM's, with
     # closed-form (Gaussian or probit) conditionals; no multinomial or pairwise likelihood.
@@ -124,8 +129,8 @@ class _CoordinateSolver:
         check_no_l1(est, cls.name)
         return cls(
             loss=loss,
-            l2_reg_w=est.l2_reg_w,
-            l2_reg_V=est.l2_reg_V,
+            l2_reg_w=hyper(est, "l2_reg_w", cls),
+            l2_reg_V=hyper(est, "l2_reg_V", cls),
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
             prior_groups=getattr(est, "prior_groups", None),
