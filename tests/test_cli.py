@@ -331,6 +331,13 @@ def test_flag_values_are_typed_from_the_constraints(files):
     assert given == {"tol": None} and estimator_params(args, cls, given)["verbose"] == 0
     with pytest.raises(SystemExit):
         parse_args(["--train", "x", "--max-iter", "1.5"])
+    # early_stopping is "auto" or a switch: --early-stopping [auto|on|off], --no-early-stopping.
+    for flags, value in ((["--early-stopping", "auto"], "auto"), (["--early-stopping"], True),
+                         (["--early-stopping", "on"], True), (["--early-stopping", "off"], False),
+                         (["--no-early-stopping"], False)):
+        assert parse_args(["--train", "x", *flags])[2] == {"early_stopping": value}, flags
+    with pytest.raises(SystemExit):
+        parse_args(["--train", "x", "--early-stopping", "sometimes"])
 
 
 def test_bad_value_fails_before_the_data_is_read(capsys, tmp_path):

@@ -20,8 +20,10 @@ from fmlearn.fm import _Classifier, _Regressor
 from fmlearn.models.ffm import FFMParams
 
 _FFM_DOC = """
-    Field-aware parameters (in addition to those of :class:`fmlearn.FMRegressor`; the defaults
-    of ``n_factors``, ``learning_rate`` and the L2 strengths follow libffm):
+    Field-aware parameters (in addition to those of :class:`fmlearn.FMRegressor`; the
+    defaults differ: ``n_factors=4`` and, for AdaGrad, libffm's ``learning_rate`` 0.2, and
+    for SGD and AdaGrad ``l2_reg_w`` and ``l2_reg_V`` 1e-2, chosen across data sets by
+    ``benchmarks/defaults.py``):
 
     fields : array-like of int, shape (n_features,), default=None
         Field of each feature (column of ``X``); values in ``[0, n_fields)``. -1 (a feature

@@ -187,11 +187,11 @@ class FMRanker(BaseFM):
         Maximum number of epochs (passes over the positives).
     l1_reg_w : float, default=0.0
         L1 regularization of the (candidate) linear weights, ``solver="ftrl"`` only.
-    l2_reg_w : float, default=1e-5
+    l2_reg_w : float, default=1e-2
         L2 regularization of the linear weights, on the coordinates a step touches.
-    l2_reg_V : float, default=1e-5
+    l2_reg_V : float, default=5e-2
         L2 regularization of the factors, on the coordinates a step touches.
-    init_stdev : float, default=0.1
+    init_stdev : float, default=0.01
         Standard deviation of the normal initialization of the factors.
     fit_linear : bool, default=True
         Learn the candidate features' linear weights (e.g. item popularity biases).
@@ -199,10 +199,10 @@ class FMRanker(BaseFM):
         Stop when the monitored value (validation metric with ``early_stopping``, else the
         mean training loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs. None
         runs all ``max_iter`` epochs (unless ``early_stopping``).
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Monitor ``eval_metric`` on held-out positives (``eval_set`` passed to ``fit``, else
         ``validation_fraction`` of the training positives) and restore the parameters of the
-        best epoch.
+        best epoch. "auto": on for more than 10,000 training positives.
     validation_fraction : float, default=0.1
         Share of the positives held out when ``early_stopping`` has no ``eval_set``.
     n_iter_no_change : int, default=5
