@@ -9,7 +9,8 @@ For each data set and model family this fits
 - ``tuned``: a small grid, chosen on a validation split of the training data (never on test):
   10% of the training rows (positives for the ranker, 20% as benchmarks/ranking.py) for the
   large sets, 25% of each training fold for the small ones; the grid's fits stop early on that
-  validation set (best epoch kept) and the chosen fit is scored on test;
+  validation set (ALS: all sweeps), and the chosen setting is refitted on the whole training
+  part (``early_stopping=True``, ALS without) and scored on test;
 - a linear baseline: scikit-learn ``Ridge()`` (regression) or ``LogisticRegression()``
   (classification, ``C=1``), on the same features; the item popularity for the ranker.
 
@@ -29,7 +30,8 @@ Data (``${FMLEARN_DATA:-/work/shared/data}``; see its README):
   per column; stratified 5-fold CV. diabetes (442 rows, regression, standardized X and y in
   original units): 5-fold CV.
 
-Cross-validated sets report the mean over folds; seeded sets the median over ``--seeds``.
+Cross-validated sets report the mean over folds; on the fixed splits the default and old rows
+are the median over ``--seeds``, candidates and tuned use the first seed.
 Run (2 cores, one thread per fit; about 10-20 minutes)::
 
     python benchmarks/defaults.py                      # writes docs/benchmarks.md "defaults"
@@ -79,8 +81,11 @@ CANDIDATES = {
 }
 # The tuning grid, per solver kind: learning rates x L2 (w and V alike), init_stdev 0.01.
 GRID_L2 = (1e-4, 1e-3, 1e-2, 5e-2)
-GRID_LR = {"adagrad": (0.05, 0.1, 0.2), "sgd": (0.005, 0.01, 0.03), "als": (None,)}
+GRID_LR = {"adagrad": (0.05, 0.1, 0.2), "sgd": (0.005, 0.01, 0.03), "als": (None,),
+           "ranker": (0.05, 0.1)}
 GRID_L2_ALS = (3e-5, 1e-4, 3e-4, 1e-3)
+# Tuned fits' patience: SGD with a small learning rate sits on a plateau for several epochs.
+PATIENCE = 20
 
 
 def log(msg: str) -> None:
@@ -298,7 +303,8 @@ def fit_score(ds: DataSet, family: str, params: dict, split: Split, seed: int,
 
 
 def grid(family: str) -> list[dict]:
-    solver = family[3:] if family.startswith("fm-") else "adagrad"
+    solver = family[3:] if family.startswith("fm-") else family
+    solver = solver if solver in GRID_LR else "adagrad"
     if solver == "als":
         return [dict(l2_reg_w=r, l2_reg_V=r, init_stdev=0.01) for r in GRID_L2_ALS]
     return [dict(learning_rate=lr, l2_reg_w=r, l2_reg_V=r, init_stdev=0.01)
@@ -332,11 +338,15 @@ def _hold_out(ds: DataSet, split: Split, seed: int) -> tuple[Split, object]:
 
 
 def tuned(ds: DataSet, family: str, split: Split, seed: int) -> tuple[float, dict]:
-    """Test score of the grid setting with the best validation score, and that setting."""
+    """The grid setting with the best validation score, refitted on the whole training part
+    (SGD-type: early stopping on its own 10% hold-out; ALS: every row, no stopping), and its
+    test score."""
     fit_part, valid = _hold_out(ds, split, seed)
+    als = family == "fm-als"
     best = None
     for params in grid(family):
-        p = dict(params, early_stopping=True, max_iter=200)
+        # ALS is chosen on the validation score after all its sweeps (no stopping).
+        p = dict(params, early_stopping=not als, max_iter=200, n_iter_no_change=PATIENCE)
         m = make_model(family, p, fit_part, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -352,9 +362,8 @@ def tuned(ds: DataSet, family: str, split: Split, seed: int) -> tuple[float, dic
         better = v < best[0] if (best and ds.task == "reg") else (best is None or v > best[0])
         if best is None or better:
             best = (v, params, m)
-    m = best[2]
-    return score(ds.task, m, split.X_te, split.y_te, fit_part.X_tr if ds.task == "rank"
-                 else None), best[1]
+    chosen = dict(best[1], early_stopping=not als, max_iter=200, n_iter_no_change=PATIENCE)
+    return fit_score(ds, family, chosen, split, seed)[0], best[1]
 
 
 def linear(ds: DataSet, split: Split) -> float:
@@ -379,6 +388,14 @@ def linear(ds: DataSet, split: Split) -> float:
 
 
 # ---------------------------------------------------------------------------------- study
+def _as_of(family: str, name: str, params: dict, split: Split) -> dict:
+    """v0.1's ALS penalized the total loss: its 1e-4 is 1e-4 / n_rows on today's mean scale."""
+    if family == "fm-als" and name == "old":
+        n = split.y_tr.shape[0]
+        return dict(params, l2_reg_w=params["l2_reg_w"] / n, l2_reg_V=params["l2_reg_V"] / n)
+    return params
+
+
 def run_set(ds: DataSet, families, seeds, candidates, do_tuned) -> dict:
     out = {"linear": float(np.mean([linear(ds, s) for s in ds.splits]))}
     for fam in families:
@@ -388,8 +405,11 @@ def run_set(ds: DataSet, families, seeds, candidates, do_tuned) -> dict:
         for name, params in settings.items():
             vals, iters = [], []
             t0 = time.perf_counter()
-            for seed in (seeds if len(ds.splits) == 1 else seeds[:1]):
-                per = [fit_score(ds, fam, params, s, seed) for s in ds.splits]
+            # Seeds for the fixed splits' default and old rows; one seed elsewhere.
+            many = len(ds.splits) == 1 and name in ("old", "default")
+            for seed in (seeds if many else seeds[:1]):
+                per = [fit_score(ds, fam, _as_of(fam, name, params, s), s, seed)
+                       for s in ds.splits]
                 vals.append(np.mean([p[0] for p in per]))
                 iters += [p[1] for p in per]
             res[name] = (float(np.median(vals)), int(np.median(iters)))
@@ -432,10 +452,12 @@ def render(results: list, args, elapsed: float) -> str:
         "ranker k = 16); **old** the v0.1 defaults (`l2_reg_*=1e-4`, `init_stdev=0.1`, no "
         "early stopping; FFM `learning_rate=0.2`, `l2=2e-5`; ranker `l2=1e-5`); **tuned** the "
         "best of a small grid (learning rate x L2, `init_stdev=0.01`) on a validation split of "
-        "the training data, with early stopping on it; **linear** scikit-learn `Ridge()` / "
-        "`LogisticRegression()` on the same features (the ranker: item popularity). Cross-"
-        f"validated sets: mean over {N_FOLDS} folds; others: median over seeds "
-        f"{', '.join(map(str, args.seeds))}.",
+        f"the training data (early stopping on it with patience {PATIENCE}, ALS all sweeps), "
+        "refitted on the whole training part (`early_stopping=True`; ALS without); **linear** scikit-learn "
+        "`Ridge()` / `LogisticRegression()` on the same features (the ranker: item "
+        f"popularity). Cross-validated sets: mean over {N_FOLDS} folds; fixed splits: default "
+        f"and old are the median over seeds {', '.join(map(str, args.seeds))}, candidates and "
+        "tuned seed 0.",
         "",
         "| data set | metric | default (each model family) | old defaults | tuned | "
         "linear / logistic regression |",
