@@ -389,7 +389,7 @@ def linear(ds: DataSet, split: Split) -> float:
 
 # ---------------------------------------------------------------------------------- study
 def _as_of(family: str, name: str, params: dict, split: Split) -> dict:
-    """v0.1's ALS penalized the total loss: its 1e-4 is 1e-4 / n_rows on today's mean scale."""
+    """v0.1's ALS penalized the total loss: its 1e-4 is 1e-4 / n_rows on today's scale."""
     if family == "fm-als" and name == "old":
         n = split.y_tr.shape[0]
         return dict(params, l2_reg_w=params["l2_reg_w"] / n, l2_reg_V=params["l2_reg_V"] / n)
@@ -453,8 +453,9 @@ def render(results: list, args, elapsed: float) -> str:
         "early stopping; FFM `learning_rate=0.2`, `l2=2e-5`; ranker `l2=1e-5`); **tuned** the "
         "best of a small grid (learning rate x L2, `init_stdev=0.01`) on a validation split of "
         f"the training data (early stopping on it with patience {PATIENCE}, ALS all sweeps), "
-        "refitted on the whole training part (`early_stopping=True`; ALS without); **linear** scikit-learn "
-        "`Ridge()` / `LogisticRegression()` on the same features (the ranker: item "
+        "refitted on the whole training part (`early_stopping=True`; ALS without); "
+        "**linear** scikit-learn `Ridge()` / `LogisticRegression()` on the same features "
+        "(the ranker: item "
         f"popularity). Cross-validated sets: mean over {N_FOLDS} folds; fixed splits: default "
         f"and old are the median over seeds {', '.join(map(str, args.seeds))}, candidates and "
         "tuned seed 0.",
