@@ -248,8 +248,10 @@ def test_classifier_any_labels_and_proba():
     X, y, _ = make_fm_regression(8000, 30, random_state=1, noise=0.0, factor_scale=1.0)
     labels = np.where(y > np.median(y), "click", "no-click")
     Xtr, ltr, Xte, lte = X[:6000], labels[:6000], X[6000:], labels[6000:]
-    clf = FMClassifier(n_factors=4, max_iter=40, random_state=0).fit(Xtr, ltr)
-    linear = FMClassifier(n_factors=0, max_iter=40, random_state=0).fit(Xtr, ltr)
+    # v0.1's initialization and L2 (noise-free synthetic data): this is about labels.
+    old = dict(init_stdev=0.1, l2_reg_w=1e-4, l2_reg_V=1e-4)
+    clf = FMClassifier(n_factors=4, max_iter=40, random_state=0, **old).fit(Xtr, ltr)
+    linear = FMClassifier(n_factors=0, max_iter=40, random_state=0, **old).fit(Xtr, ltr)
     assert list(clf.classes_) == ["click", "no-click"]
     proba = clf.predict_proba(Xte)
     assert proba.shape == (2000, 2)

@@ -59,7 +59,9 @@ class _FieldAware:
     # libffm's learning rate for AdaGrad; L2 chosen across data sets (benchmarks/defaults.py):
     # FFM's factors want less than the FM's 5e-2.
     _solver_defaults = {"adagrad": {"learning_rate": 0.2, "l2_reg_w": 1e-2, "l2_reg_V": 1e-2},
-                        "sgd": {"l2_reg_w": 1e-2, "l2_reg_V": 1e-2}}
+                        "sgd": {"l2_reg_w": 1e-2, "l2_reg_V": 1e-2},
+                        # Not part of the study: v0.1's (libffm's) values.
+                        "ftrl": {"learning_rate": 0.2, "l2_reg_w": 2e-5, "l2_reg_V": 2e-5}}
 
     def _resolved_fields(self, *, warn=True) -> np.ndarray:
         """The validated field of each model column, int32 (n_columns,)."""
