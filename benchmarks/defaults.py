@@ -362,6 +362,8 @@ def tuned(ds: DataSet, family: str, split: Split, seed: int) -> tuple[float, dic
         better = v < best[0] if (best and ds.task == "reg") else (best is None or v > best[0])
         if best is None or better:
             best = (v, params, m)
+    if best is None:  # every setting diverged
+        return float("nan"), {}
     chosen = dict(best[1], early_stopping=not als, max_iter=200, n_iter_no_change=PATIENCE)
     return fit_score(ds, family, chosen, split, seed)[0], best[1]
 
