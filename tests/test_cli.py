@@ -281,7 +281,12 @@ def test_train_keeps_each_models_own_defaults(ffm_file, tmp_path, capsys, model)
     for name in ("n_factors", "learning_rate", "l2_reg_w", "l2_reg_V", "init_stdev", "tol"):
         assert params[name] == defaults[name], name
     if model == "ffm":
-        assert (params["n_factors"], params["learning_rate"], params["l2_reg_V"]) == (4, 0.2, 2e-5)
+        # FFM's own defaults: k = 4 and, for AdaGrad, libffm's learning rate 0.2 (None: the
+        # family's value for the solver, see fmlearn.optim.hyper).
+        from fmlearn.optim import get_solver, hyper
+
+        assert params["n_factors"] == 4
+        assert hyper(cls(), "learning_rate", get_solver("adagrad")) == 0.2
     params = _trained_params(["--train", str(ffm_file), "--format", "ffm", "--model", model,
                               "--task", "classification", "--n-factors", "3",
                               "--no-fit-linear", "--normalize", "--learning-rate", "0.05"],
@@ -326,6 +331,13 @@ def test_flag_values_are_typed_from_the_constraints(files):
     assert given == {"tol": None} and estimator_params(args, cls, given)["verbose"] == 0
     with pytest.raises(SystemExit):
         parse_args(["--train", "x", "--max-iter", "1.5"])
+    # early_stopping is "auto" or a switch: --early-stopping [auto|on|off], --no-early-stopping.
+    for flags, value in ((["--early-stopping", "auto"], "auto"), (["--early-stopping"], True),
+                         (["--early-stopping", "on"], True), (["--early-stopping", "off"], False),
+                         (["--no-early-stopping"], False)):
+        assert parse_args(["--train", "x", *flags])[2] == {"early_stopping": value}, flags
+    with pytest.raises(SystemExit):
+        parse_args(["--train", "x", "--early-stopping", "sometimes"])
 
 
 def test_bad_value_fails_before_the_data_is_read(capsys, tmp_path):

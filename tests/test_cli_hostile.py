@@ -140,7 +140,7 @@ def test_model_out_checked_before_training(files, tmp_path, capsys, target):
 def test_ctrl_c_during_training(files):
     p = subprocess.Popen(
         [sys.executable, "-m", "fmlearn", "train", "--train", files / "many.libfm",
-         "--max-iter", "100000", "--tol", "none", "--quiet"],
+         "--max-iter", "100000", "--tol", "none", "--early-stopping", "off", "--quiet"],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     line = p.stderr.readline()  # "read N rows ...": training starts next

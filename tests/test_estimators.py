@@ -135,6 +135,60 @@ def test_early_stopping_with_validation_fraction(fm_data):
     assert len(m.history_["valid_rmse"]) == m.n_iter_
 
 
+@pytest.fixture(scope="module")
+def auto_rows():
+    """Rows just above and at the early_stopping="auto" threshold."""
+    from fmlearn.base import EARLY_STOPPING_AUTO_ROWS
+
+    X, y, _ = make_fm_regression(n_samples=EARLY_STOPPING_AUTO_ROWS + 500, n_features=20,
+                                 n_factors=2, random_state=0)
+    return sp.csr_matrix(X), y, EARLY_STOPPING_AUTO_ROWS
+
+
+def test_early_stopping_auto_switches_on_above_the_row_threshold(auto_rows):
+    X, y, n = auto_rows
+    kw = dict(n_factors=2, max_iter=4, tol=None, random_state=0)
+    assert FMRegressor().early_stopping == "auto"
+    big = FMRegressor(**kw).fit(X, y)  # n + 500 rows: on, 10% held out, best epoch kept
+    assert len(big.history_["valid_rmse"]) == big.n_iter_ == 4
+    assert big.best_iteration_ == int(np.argmin(big.history_["valid_rmse"])) + 1
+    small = FMRegressor(**kw).fit(X[:n], y[:n])  # n rows: off
+    assert "valid_rmse" not in small.history_ and small.n_iter_ == 4
+    assert not hasattr(small, "best_iteration_")
+    # True and False still force it either way.
+    assert "valid_rmse" in FMRegressor(early_stopping=True, **kw).fit(X[:500], y[:500]).history_
+    assert "valid_rmse" not in FMRegressor(early_stopping=False, **kw).fit(X, y).history_
+    # A classifier: the same rule (a stratified hold-out).
+    yc = (y > np.median(y)).astype(int)
+    assert "valid_logloss" in FMClassifier(**kw).fit(X, yc).history_
+    assert "valid_logloss" not in FMClassifier(**kw).fit(X[:n], yc[:n]).history_
+
+
+def test_early_stopping_auto_is_off_for_als_mcmc_and_partial_fit(auto_rows):
+    X, y, _ = auto_rows
+    for solver in ("als", "mcmc"):  # no error, no hold-out: every row trains
+        m = FMRegressor(n_factors=2, solver=solver, max_iter=3, random_state=0).fit(X, y)
+        assert "valid_rmse" not in m.history_ and m.n_iter_ == 3
+    with pytest.raises(ValueError, match="early_stopping does not apply"):
+        FMRegressor(solver="mcmc", early_stopping=True, max_iter=3).fit(X, y)
+    m = FMRegressor(n_factors=2, random_state=0)
+    m.partial_fit(X, y)
+    m.partial_fit(X, y)
+    assert "valid_rmse" not in m.history_ and m.history_["epoch"] == [1, 2]
+
+
+def test_early_stopping_auto_counts_the_rankers_positives():
+    from fmlearn.base import EARLY_STOPPING_AUTO_ROWS
+    from fmlearn.ranking import FMRanker
+
+    kw = dict(n_factors=4, max_iter=2, tol=None, random_state=0)
+    many = sp.random(400, 300, density=0.1, random_state=0, format="csr")  # 12,000 positives
+    assert many.nnz > EARLY_STOPPING_AUTO_ROWS
+    assert "valid_ndcg@10" in FMRanker(**kw).fit(None, None, many).history_
+    few = sp.random(400, 300, density=0.05, random_state=0, format="csr")
+    assert "valid_ndcg@10" not in FMRanker(**kw).fit(None, None, few).history_
+
+
 def test_tol_stops_on_training_metric(fm_data):
     Xtr, ytr, *_ = fm_data
     m = FMRegressor(max_iter=500, tol=1e-2, n_iter_no_change=2, random_state=0).fit(Xtr, ytr)
@@ -194,8 +248,10 @@ def test_classifier_any_labels_and_proba():
     X, y, _ = make_fm_regression(8000, 30, random_state=1, noise=0.0, factor_scale=1.0)
     labels = np.where(y > np.median(y), "click", "no-click")
     Xtr, ltr, Xte, lte = X[:6000], labels[:6000], X[6000:], labels[6000:]
-    clf = FMClassifier(n_factors=4, max_iter=40, random_state=0).fit(Xtr, ltr)
-    linear = FMClassifier(n_factors=0, max_iter=40, random_state=0).fit(Xtr, ltr)
+    # v0.1's initialization and L2 (noise-free synthetic data): this is about labels.
+    old = dict(init_stdev=0.1, l2_reg_w=1e-4, l2_reg_V=1e-4)
+    clf = FMClassifier(n_factors=4, max_iter=40, random_state=0, **old).fit(Xtr, ltr)
+    linear = FMClassifier(n_factors=0, max_iter=40, random_state=0, **old).fit(Xtr, ltr)
     assert list(clf.classes_) == ["click", "no-click"]
     proba = clf.predict_proba(Xte)
     assert proba.shape == (2000, 2)

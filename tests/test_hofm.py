@@ -96,7 +96,8 @@ def test_degree2_estimator_trains_like_fm():
     rng = np.random.default_rng(0)
     X = _random_X(400, 15, seed=4)
     y = rng.normal(size=400)
-    kw = dict(n_factors=3, max_iter=3, random_state=0, tol=None)
+    # init_stdev: HOFM keeps 0.1 as its default, FM's is 0.01.
+    kw = dict(n_factors=3, max_iter=3, random_state=0, tol=None, init_stdev=0.1)
     hofm = HOFMRegressor(degree=2, **kw).fit(X, y)
     fm = FMRegressor(**kw).fit(X, y)
     np.testing.assert_allclose(hofm.predict(X), fm.predict(X), rtol=1e-4, atol=1e-5)

@@ -119,3 +119,13 @@ def test_dense_and_sparse_agree():
     a = FMRegressor(**{**SGDA, "max_iter": 3}).fit(X, y)
     b = FMRegressor(**{**SGDA, "max_iter": 3}).fit(sp.csr_matrix(X).toarray(), y)
     np.testing.assert_allclose(a.reg_V_, b.reg_V_, rtol=1e-5)
+
+
+def test_defaults_start_from_no_regularization():
+    """Left at None, the strengths start at 0 (SGDA's own default) and are learned from there."""
+    from fmlearn.optim import get_solver
+
+    X, y, _ = make_fm_regression(2000, 30, random_state=0)
+    m = FMRegressor(solver="sgda", max_iter=5, random_state=0).fit(X, y)
+    assert get_solver("sgda").defaults["l2_reg_V"] == 0.0
+    assert np.isfinite(m.reg_V_).all() and (m.reg_V_ >= 0).all() and m.reg_V_.shape[1] == 8

@@ -29,13 +29,17 @@ from fmlearn.data.sources import InMemorySource
 from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
-from fmlearn.optim import SOLVERS, get_solver, solvers_for, supports
+from fmlearn.optim import SOLVERS, get_solver, hyper, solvers_for, supports
 from fmlearn.tasks import Regression
 
 # Refuse to allocate a model larger than this share of the memory currently available.
 MEMORY_SHARE = 0.8
 # Rough cold compile time of a first fit's kernels on 2 cores (benchmarks/startup.py).
 FIT_COMPILE_S = 3
+# early_stopping="auto" turns early stopping on above this many training rows (as
+# scikit-learn's HistGradientBoosting*): enough rows that holding out validation_fraction of
+# them costs little and the validation metric is stable.
+EARLY_STOPPING_AUTO_ROWS = 10_000
 
 
 def family_init(extra: dict, drop=(), tail=None, **defaults):
@@ -136,16 +140,16 @@ class BaseFM(BaseEstimator):
     _parameter_constraints: dict = {
         "n_factors": [Interval(Integral, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "l1_reg_w": [Interval(Real, 0, None, closed="left")],
-        "l2_reg_w": [Interval(Real, 0, None, closed="left")],
-        "l2_reg_V": [Interval(Real, 0, None, closed="left")],
+        "l2_reg_w": [Interval(Real, 0, None, closed="left"), None],
+        "l2_reg_V": [Interval(Real, 0, None, closed="left"), None],
         "init_stdev": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "fit_linear": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left"), None],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -162,6 +166,9 @@ class BaseFM(BaseEstimator):
     # The model family: its parameter container (see fmlearn.models); its ``kind`` is the
     # family name solvers declare.
     _params_class = FMParams
+    # Per solver name, a family's own values for hyper-parameters left at None (over the
+    # solver classes' ``defaults``; see fmlearn.optim.hyper).
+    _solver_defaults: dict = {}
 
     # ----------------------------------------------------------------- model-family hooks
     def _param_columns(self) -> int:
@@ -236,16 +243,16 @@ class BaseFM(BaseEstimator):
         n_factors=8,
         *,
         solver="adagrad",
-        learning_rate=0.1,
+        learning_rate=None,
         max_iter=100,
         l1_reg_w=0.0,
-        l2_reg_w=1e-4,
-        l2_reg_V=1e-4,
-        init_stdev=0.1,
+        l2_reg_w=None,
+        l2_reg_V=None,
+        init_stdev=0.01,
         fit_intercept=True,
         fit_linear=True,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=5,
         warm_start=False,
@@ -373,7 +380,8 @@ class BaseFM(BaseEstimator):
             return (X, y, sw), (self._design(Xv, rel), self._encode_y(yv, reset=False), swv)
         if eval_X_rel is not None:
             raise ValueError("eval_X_rel was given without eval_set.")
-        if not (self.early_stopping or getattr(get_solver(self.solver), "needs_validation", False)):
+        if not (self._stopping_early
+                or getattr(get_solver(self.solver), "needs_validation", False)):
             return (X, y, sw), None
         idx = np.arange(X.n_rows)
         stratify = y if self._task.stratify else None
@@ -427,13 +435,30 @@ class BaseFM(BaseEstimator):
                 f"{type(self).__name__} has no solver={self.solver!r} ({self.solver!r} trains "
                 f"{'; '.join(scope)} only); use one of {solvers_for(family, task)}."
             )
-        if self.early_stopping and not solver_cls.stoppable:
+        if self.early_stopping != "auto" and self.early_stopping and not solver_cls.stoppable:
             raise ValueError(
                 f"early_stopping does not apply to solver={self.solver!r}: its iterations are "
                 "posterior samples, all of which are averaged. Set early_stopping=False (pass "
                 "eval_set to follow the validation metric in history_)."
             )
         return solver_cls
+
+    def _resolve_early_stopping(self, n_rows: int, max_iter: int, solver_cls) -> bool:
+        """Whether this fit stops early; sets ``_stopping_early``.
+
+        ``early_stopping="auto"`` is on for more than ``EARLY_STOPPING_AUTO_ROWS`` training
+        rows (positives for the ranker) with the stochastic solvers (SGD, AdaGrad, FTRL), and
+        off for ALS and MCMC (``auto_early_stopping``: ALS converges to its regularized
+        optimum, MCMC cannot stop) and for one-epoch calls (``partial_fit``, ``max_iter=1``),
+        which have nothing to stop.
+        """
+        if self.early_stopping == "auto":
+            on = (solver_cls.stoppable and getattr(solver_cls, "auto_early_stopping", True)
+                  and max_iter > 1 and n_rows > EARLY_STOPPING_AUTO_ROWS)
+        else:
+            on = bool(self.early_stopping)
+        self._stopping_early = on
+        return on
 
     def _start(self, n_features, solver_cls, solver, w0) -> None:
         """Fresh parameters, solver state and history for a new fit."""
@@ -474,6 +499,7 @@ class BaseFM(BaseEstimator):
         if reset:
             self._rng = _rng_from(self.random_state)
         design = self._design(X, blocks, expand=not solver_cls.accepts_blocks)
+        self._resolve_early_stopping(X.shape[0], max_iter, solver_cls)
         (Xk, y, sw), valid = self._validation_data(eval_set, eval_X_rel, design, y, sw, self._rng)
         if reset:
             fit_bias = self.fit_intercept or task.task_intercepts
@@ -512,7 +538,7 @@ class BaseFM(BaseEstimator):
         history = History(self.history_, task.metric, self._metric_name,
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(
-            max_iter, early_stopping=self.early_stopping, tol=self.tol,
+            max_iter, early_stopping=self._stopping_early, tol=self.tol,
             n_iter_no_change=self.n_iter_no_change, validating=validate is not None,
             stoppable=stoppable, mode="max" if task.higher_is_better else "min",
         )
@@ -549,8 +575,8 @@ class BaseFM(BaseEstimator):
             advice.insert(0, "a smaller learning_rate")
         if self.solver == "sgd":
             advice.append("or solver='adagrad' (per-coordinate step sizes)")
-        setting = f"solver={self.solver!r}" + (
-            f", learning_rate={self.learning_rate}" if stepped else "")
+        rate = hyper(self, "learning_rate", get_solver(self.solver)) if stepped else None
+        setting = f"solver={self.solver!r}" + (f", learning_rate={rate:g}" if stepped else "")
         return TrainingDivergedError(
             f"training diverged at epoch {epoch}: the {self._task.metric} became NaN or "
             f"infinite with {setting}. Use {', '.join(advice)}."

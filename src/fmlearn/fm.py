@@ -38,23 +38,27 @@ _PARAMS_DOC = """
         (no learning rate and no regularization to tune; ``predict`` averages the kept
         posterior samples; ``predict(X, return_std=True)`` gives predictive uncertainty).
         ALS and MCMC classify with the probit model. See ``docs/bayesian.md``.
-    learning_rate : float, default=0.1
-        Step size (AdaGrad: initial scale of the per-coordinate steps; FTRL: its ``alpha``,
-        each coordinate's rate being ``alpha / (1 + sqrt(sum of its squared gradients))``).
-        For plain SGD start near 0.01. Not used by ALS and MCMC.
+    learning_rate : float or None, default=None
+        Step size, None for the solver's default (0.1 for AdaGrad and FTRL, 0.02 for SGD).
+        AdaGrad: initial scale of the per-coordinate steps; FTRL: its ``alpha``, each
+        coordinate's rate being ``alpha / (1 + sqrt(sum of its squared gradients))``. Not
+        used by ALS and MCMC. The defaults were chosen across data sets
+        (``benchmarks/defaults.py``, ``docs/benchmarks.md``).
     max_iter : int, default=100
         Maximum number of epochs (passes over the training rows; sweeps for ALS and MCMC).
     l1_reg_w : float, default=0.0
         L1 regularization of the linear weights ``w``, ``solver="ftrl"`` only (other solvers
         refuse a positive value): the weights of features whose accumulated gradient stays
         within it are exactly 0. The factors get no L1.
-    l2_reg_w : float, default=1e-4
-        L2 regularization of the linear weights ``w``: per row touched for SGD, on the total
-        loss for ALS (useful ALS values are larger, about 1-100), in FTRL's closed form for
-        FTRL. MCMC samples it instead.
-    l2_reg_V : float, default=1e-4
-        L2 regularization of the factors ``V`` (as ``l2_reg_w``).
-    init_stdev : float, default=0.1
+    l2_reg_w : float or None, default=None
+        L2 regularization of the linear weights ``w``, None for the solver's default (1e-2
+        for SGD and AdaGrad, 1e-4 for ALS and FTRL). Per row touched for SGD and AdaGrad, on
+        the mean loss for ALS (so one value suits data of any size), in FTRL's closed form
+        for FTRL. MCMC samples it instead.
+    l2_reg_V : float or None, default=None
+        L2 regularization of the factors ``V``, None for the solver's default (5e-2 for SGD
+        and AdaGrad, 1e-4 for ALS and FTRL); applied as ``l2_reg_w``.
+    init_stdev : float, default=0.01
         Standard deviation of the normal initialization of ``V``.
     fit_intercept : bool, default=True
         Learn the global bias ``w0`` (initialized from the targets).
@@ -64,9 +68,12 @@ _PARAMS_DOC = """
         Training stops when the monitored metric (validation with ``early_stopping``, else the
         training metric) has not improved by ``tol`` for ``n_iter_no_change`` epochs. None
         runs all ``max_iter`` epochs (unless ``early_stopping``).
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Monitor a validation set (``eval_set`` passed to ``fit``, else ``validation_fraction``
-        of the training rows held out) and restore the parameters of its best epoch.
+        of the training rows held out) and restore the parameters of its best epoch. "auto"
+        (as scikit-learn's ``HistGradientBoosting*``): on when ``fit`` gets more than 10,000
+        rows and the solver is SGD, AdaGrad or FTRL; off for ALS (it converges to its
+        regularized optimum), MCMC (its samples are all kept) and ``partial_fit``.
     validation_fraction : float, default=0.1
         Share of the training rows held out when ``early_stopping`` has no ``eval_set``.
     n_iter_no_change : int, default=5

@@ -188,11 +188,11 @@ class FMRanker(BaseFM):
         Maximum number of epochs (passes over the positives).
     l1_reg_w : float, default=0.0
         L1 regularization of the (candidate) linear weights, ``solver="ftrl"`` only.
-    l2_reg_w : float, default=1e-5
+    l2_reg_w : float, default=1e-2
         L2 regularization of the linear weights, on the coordinates a step touches.
-    l2_reg_V : float, default=1e-5
+    l2_reg_V : float, default=5e-2
         L2 regularization of the factors, on the coordinates a step touches.
-    init_stdev : float, default=0.1
+    init_stdev : float, default=0.01
         Standard deviation of the normal initialization of the factors.
     fit_linear : bool, default=True
         Learn the candidate features' linear weights (e.g. item popularity biases).
@@ -200,10 +200,10 @@ class FMRanker(BaseFM):
         Stop when the monitored value (validation metric with ``early_stopping``, else the
         mean training loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs. None
         runs all ``max_iter`` epochs (unless ``early_stopping``).
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Monitor ``eval_metric`` on held-out positives (``eval_set`` passed to ``fit``, else
         ``validation_fraction`` of the training positives) and restore the parameters of the
-        best epoch.
+        best epoch. "auto": on for more than 10,000 training positives.
     validation_fraction : float, default=0.1
         Share of the positives held out when ``early_stopping`` has no ``eval_set``.
     n_iter_no_change : int, default=5
@@ -281,7 +281,7 @@ class FMRanker(BaseFM):
         {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
          "eval_metric": "ndcg@10"},
         drop=("fit_intercept",),
-        n_factors=16, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5,
+        n_factors=16, learning_rate=0.05, l2_reg_w=1e-2, l2_reg_V=5e-2,
     )
 
     @property
@@ -327,7 +327,7 @@ class FMRanker(BaseFM):
             if vq.size == 0:
                 raise ValueError("eval_set holds no positive pair.")
             return data, (vq, vc)
-        if not self.early_stopping:
+        if not self._stopping_early:
             return data, None
         n = data.pos_q.size
         n_valid = int(round(self.validation_fraction * n))
@@ -402,6 +402,7 @@ class FMRanker(BaseFM):
             self._rng = _rng_from(self.random_state)
         else:
             self._check_widths(data)
+        self._resolve_early_stopping(data.pos_q.size, self.max_iter, solver_cls)
         data, valid = self._split_validation(data, eval_set)
         if reset:
             self._start(data.Q.shape[1] + data.C.shape[1], solver_cls, solver, w0=0.0)

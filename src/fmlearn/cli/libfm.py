@@ -388,7 +388,11 @@ class Command:
         te = make_split(test, task, n_main, relations, "test")
         va = None if valid is None else make_split(valid, task, n_main, [], "train")
         prior_groups = groups if (o.meta is not None or relations) else None
-        model = self._estimator(task, solver, reg, prior_groups)
+        model_reg = reg
+        if solver == "als" and tr.y.size:
+            # libFM's ALS penalties are on the total loss, fmlearn's on the mean.
+            model_reg = (reg[0], reg[1] / tr.y.size, reg[2] / tr.y.size)
+        model = self._estimator(task, solver, model_reg, prior_groups)
         if o.verbosity > 0:
             self.say(f"num_attributes={groups.shape[0]}\nuse w0={int(o.k0)}\nuse w1={int(o.k1)}"
                      f"\ndim v ={o.k2}\nreg_w0={reg[0]:g}\nreg_w={reg[1]:g}\nreg_v={reg[2]:g}"
@@ -443,6 +447,7 @@ class Command:
                   l2_reg_V=reg[2], random_state=o.seed, tol=None)
         if solver in ("sgd", "sgda"):
             kw["learning_rate"] = o.learn_rate
+        kw["early_stopping"] = False  # libFM stops no method early (SGDA learns on -validation)
         if solver == "mcmc":
             kw["n_kept_samples"] = o.n_iter  # libFM averages every sample: no burn-in
         if solver in ("mcmc", "sgda") and prior_groups is not None:

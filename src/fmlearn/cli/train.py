@@ -105,6 +105,8 @@ def _kind(constraints, default):
             kinds.add(int if c.type is Integral else float)
     if not constraints and default is not None and type(default) in (bool, int, float, str):
         kinds.add(type(default))  # no constraints declared: the default's type
+    if bool in kinds and choices:  # e.g. early_stopping: on, off or "auto"
+        return bool, (*choices, True, False), none
     for kind in (bool, str, float, int):  # float takes an int's text too
         if kind in kinds:
             return kind, choices, none
@@ -184,10 +186,15 @@ def estimator_flags(cls) -> tuple[list[Flag], list[str]]:
     return flags, python_only
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+
+
 def _converter(flag: Flag):
     def convert(text):
         if flag.none and text.lower() == "none":
             return None
+        if flag.kind is bool:  # a switch with named values too: on/off or a choice
+            return _SWITCH.get(text.lower(), text)
         return flag.kind(text)
 
     convert.__name__ = flag.kind.__name__ + (" or none" if flag.none else "")  # argparse errors
@@ -196,7 +203,14 @@ def _converter(flag: Flag):
 
 def _add_flag(group, flag: Flag) -> None:
     kw = dict(dest=flag.param, default=argparse.SUPPRESS, help=flag.help)
-    if flag.kind is bool:
+    if flag.kind is bool and flag.choices:
+        # --early-stopping [auto|on|off]: alone it means on; --no-early-stopping is off.
+        metavar = "{" + ",".join(map(_show, flag.choices)) + "}"
+        group.add_argument(flag.option, nargs="?", const=True, choices=flag.choices,
+                           type=_converter(flag), metavar=metavar, **kw)
+        group.add_argument("--no-" + flag.option[2:], dest=flag.param, action="store_const",
+                           const=False, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    elif flag.kind is bool:
         group.add_argument(flag.option, action=argparse.BooleanOptionalAction, **kw)
     elif flag.choices:
         choices = flag.choices + ((None,) if flag.none else ())  # argparse checks converted values

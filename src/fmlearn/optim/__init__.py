@@ -35,7 +35,14 @@ The Python epoch loop (progress bars, callbacks, early stopping) lives in ``fmle
 
 from __future__ import annotations
 
-from fmlearn.optim._registry import SOLVERS, get_solver, register_solver, solvers_for, supports
+from fmlearn.optim._registry import (
+    SOLVERS,
+    get_solver,
+    hyper,
+    register_solver,
+    solvers_for,
+    supports,
+)
 from fmlearn.optim.coordinate import ALSSolver, MCMCSolver
 from fmlearn.optim.ftrl import FTRLSolver
 from fmlearn.optim.sgd import AdaGradSolver, SGDSolver
@@ -50,6 +57,7 @@ __all__ = [
     "SGDASolver",
     "SGDSolver",
     "get_solver",
+    "hyper",
     "register_solver",
     "solvers_for",
     "supports",

@@ -34,3 +34,14 @@ def get_solver(name: str):
         raise ValueError(
             f"unknown solver {name!r}; available: {', '.join(sorted(SOLVERS))}"
         ) from None
+
+
+def hyper(est, name: str, solver_cls) -> float:
+    """The value of ``learning_rate``, ``l2_reg_w`` or ``l2_reg_V`` a solver trains ``est``
+    with: the estimator's, or where it is None the solver's default (the estimator's
+    ``_solver_defaults[solver name]`` first, then the solver class's ``defaults``)."""
+    value = getattr(est, name, None)
+    if value is None:
+        family = getattr(est, "_solver_defaults", {}).get(solver_cls.name, {})
+        value = family.get(name, solver_cls.defaults.get(name))
+    return value

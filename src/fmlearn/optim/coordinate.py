@@ -33,7 +33,7 @@ from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams, blocked_decision_function
-from fmlearn.optim._registry import register_solver
+from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import check_no_l1
 from fmlearn.tasks import for_loss as task_for_loss
 
@@ -95,6 +95,11 @@ class _CoordinateSolver:
     sample = False
     accepts_blocks = True
     stoppable = True
+    # early_stopping="auto" stays off: ALS converges to the regularized optimum (on MovieLens
+    # u1 stopping on a 10% hold-out gave RMSE 0.936 against 0.929 without).
+    auto_early_stopping = False
+    # What None means for l2_reg_w / l2_reg_V (on the mean loss; MCMC samples them instead).
+    defaults = {"learning_rate": None, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4}
     classification_link = "probit"
     # What it trains (see optim.supports): the coordinate kernels are the plain FM's, with
     # closed-form (Gaussian or probit) conditionals; no multinomial or pairwise likelihood.
@@ -124,8 +129,8 @@ class _CoordinateSolver:
         check_no_l1(est, cls.name)
         return cls(
             loss=loss,
-            l2_reg_w=est.l2_reg_w,
-            l2_reg_V=est.l2_reg_V,
+            l2_reg_w=hyper(est, "l2_reg_w", cls),
+            l2_reg_V=hyper(est, "l2_reg_V", cls),
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
             prior_groups=(est._resolved_prior_groups() if hasattr(est, "_resolved_prior_groups")
@@ -190,10 +195,12 @@ class _CoordinateSolver:
     # ------------------------------------------------------------------ sweep
     def _priors(self, params, data, state, rng, e):
         """Noise precision and the (mu, lambda) priors of w (n_groups,) and V (k, n_groups)."""
+        # ALS: the penalties are on the mean weighted loss, so on the total they scale with
+        # the weight of the rows (one l2 value fits data of any size, as for SGD).
         k = params.n_factors
-        one = np.ones(1)
-        return 1.0, np.zeros(1), one * self.l2_reg_w, np.zeros((k, 1)), np.full((k, 1),
-                                                                                 self.l2_reg_V)
+        n = float(data.sw.sum())
+        return (1.0, np.zeros(1), np.full(1, self.l2_reg_w * n), np.zeros((k, 1)),
+                np.full((k, 1), self.l2_reg_V * n))
 
     @staticmethod
     def _predict_with_sums(params, X, n_threads):
@@ -285,9 +292,10 @@ class ALSSolver(_CoordinateSolver):
     """Alternating least squares, as libFM's ``-method als``: exact coordinate descent.
 
     Each sweep sets every parameter, in turn, to the minimizer of
-    ``sum_n s_n (y_n - y(x_n))^2 + l2_reg_w ||w||^2 + l2_reg_V ||V||^2`` given the others, at
-    O(k * nnz) per sweep; the loss never increases. Note that the penalties are on this total
-    (not per row, as for SGD): useful values are larger, around 1-100. Classification fits the
+    ``sum_n s_n (y_n - y(x_n))^2 / sum_n s_n + l2_reg_w ||w||^2 + l2_reg_V ||V||^2`` given
+    the others, at O(k * nnz) per sweep; the loss never increases. The penalties are on the
+    mean loss, so the same values suit data of any size (libFM's ``-regular r``, on the total,
+    is ``r / n_rows`` here). Classification fits the
     probit model by EM (latent targets at their conditional mean). Multi-threaded: the
     per-sweep predictions and per-factor sums over rows.
     """

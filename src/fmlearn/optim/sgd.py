@@ -7,7 +7,7 @@ import numpy as np
 
 from fmlearn._kernels.updates import ADAGRAD, ADAGRAD_INITIAL_ACCUMULATOR, SGD, state_count
 from fmlearn._parallel import effective_n_jobs, run_blocks
-from fmlearn.optim._registry import register_solver
+from fmlearn.optim._registry import hyper, register_solver
 
 # Below this many rows per thread, starting threads costs more than it saves.
 MIN_ROWS_PER_THREAD = 5000
@@ -50,6 +50,12 @@ class SGDSolver:
     has_l1 = False
     accepts_blocks = False
     stoppable = True
+    # early_stopping="auto" applies: a stochastic solver over many rows is best stopped on a
+    # validation set (benchmarks/defaults.py).
+    auto_early_stopping = True
+    # What None means for the estimator's hyper-parameters (see hyper(); chosen across data
+    # sets by benchmarks/defaults.py). Per-row L2, as for AdaGrad.
+    defaults = {"learning_rate": 0.02, "l2_reg_w": 1e-2, "l2_reg_V": 5e-2}
     classification_link = "logit"
     # What it trains (see optim.supports): every family's epoch kernel runs every update rule.
     families = None
@@ -76,9 +82,9 @@ class SGDSolver:
         if not cls.has_l1:
             check_no_l1(est, cls.name)
         return cls(
-            learning_rate=est.learning_rate,
-            l2_reg_w=est.l2_reg_w,
-            l2_reg_V=est.l2_reg_V,
+            learning_rate=hyper(est, "learning_rate", cls),
+            l2_reg_w=hyper(est, "l2_reg_w", cls),
+            l2_reg_V=hyper(est, "l2_reg_V", cls),
             loss=loss,
             fit_intercept=est.fit_intercept,
             fit_linear=est.fit_linear,
@@ -159,6 +165,7 @@ class AdaGradSolver(SGDSolver):
 
     name = "adagrad"
     code = ADAGRAD
+    defaults = {"learning_rate": 0.1, "l2_reg_w": 1e-2, "l2_reg_V": 5e-2}
     state_prefix = "acc"
 
     def init_coords(self, values, states, l1, l2) -> None:

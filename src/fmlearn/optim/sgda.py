@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmlearn._kernels.sgda import sgda_epoch
-from fmlearn.optim._registry import register_solver
+from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import SGD, SGDSolver, check_no_l1
 
 
@@ -46,6 +46,9 @@ class SGDASolver(SGDSolver):
     # Trains on validation rows too: the estimator holds them out even without early stopping
     # and hands them to prepare().
     needs_validation = True
+    # What None means for the estimator's hyper-parameters (see hyper()): the strengths start
+    # at 0 and are learned; plain SGD's step size (benchmarks/sgda.py).
+    defaults = {"learning_rate": 0.01, "l2_reg_w": 0.0, "l2_reg_V": 0.0}
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
                  l1_reg_w=0.0, groups=None):
@@ -59,9 +62,10 @@ class SGDASolver(SGDSolver):
         check_no_l1(est, cls.name)
         groups = (est._resolved_prior_groups() if hasattr(est, "_resolved_prior_groups")
                   else getattr(est, "prior_groups", None))
-        return cls(learning_rate=est.learning_rate, l2_reg_w=est.l2_reg_w,
-                   l2_reg_V=est.l2_reg_V, loss=loss, fit_intercept=est.fit_intercept,
-                   fit_linear=est.fit_linear, groups=groups)
+        return cls(learning_rate=hyper(est, "learning_rate", cls),
+                   l2_reg_w=hyper(est, "l2_reg_w", cls), l2_reg_V=hyper(est, "l2_reg_V", cls),
+                   loss=loss, fit_intercept=est.fit_intercept, fit_linear=est.fit_linear,
+                   groups=groups)
 
     @classmethod
     def state_columns(cls, n_param_columns: int) -> int:
