@@ -384,3 +384,26 @@ def test_movielens_sample():
         assert_allclose(sums, 1, rtol=1e-6, err_msg=enc.field_names_[f])  # one-hot or l1 bag
     n_genres = df["genres"].str.count(r"\|").to_numpy() + 1
     assert_array_equal(np.diff(X[:, enc.fields_ == genre_field].indptr), n_genres)
+
+
+def test_field_weights_scale_a_fields_values_and_survive_a_pipeline_file(tmp_path):
+    from sklearn.base import clone
+
+    import fmlearn
+
+    df = pd.DataFrame({"user": [1, 2, 1], "genres": ["a|b", "b", "c"], "age": [20.0, 30.0, 40.0]})
+    plain = FMEncoder(categorical=["user"], multi_hot=["genres"], numeric=["age"])
+    weighted = clone(plain).set_params(field_weights={"genres": 0.1, "age": 0.5})
+    A, B = plain.fit_transform(df).toarray(), weighted.fit_transform(df).toarray()
+    fields = plain.fields_
+    np.testing.assert_allclose(B[:, fields == 0], A[:, fields == 0])
+    np.testing.assert_allclose(B[:, fields == 1], 0.1 * A[:, fields == 1], rtol=1e-6)
+    np.testing.assert_allclose(B[:, fields == 2], 0.5 * A[:, fields == 2], rtol=1e-6)
+    fmlearn.save(weighted, tmp_path / "enc.fmz")
+    again = fmlearn.load(tmp_path / "enc.fmz")
+    assert again.field_weights == {"genres": 0.1, "age": 0.5}
+    np.testing.assert_array_equal(again.transform(df).toarray(), B)
+    for bad, match in (({"zip": 2.0}, "not encoded"), ({"age": 0.0}, "finite number > 0"),
+                       ({"age": float("nan")}, "finite number > 0")):
+        with pytest.raises(ValueError, match=match):
+            clone(plain).set_params(field_weights=bad).fit(df)

@@ -40,7 +40,8 @@ FORMAT = "fmlearn-pipeline"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 _ENCODER_PARAMS = ("categorical", "numeric", "multi_hot", "multi_hot_sep", "bag_norm",
-                   "scale_numeric", "handle_missing", "handle_unknown", "min_frequency")
+                   "scale_numeric", "handle_missing", "handle_unknown", "min_frequency",
+                   "field_weights")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _KINDS = ("categorical", "numeric", "multi_hot")
 
@@ -110,6 +111,10 @@ def _encoder_state(enc, prefix, arrays) -> dict:
         params[kind] = _names(params[kind])
     params["min_frequency"] = int(params["min_frequency"])
     params["dtype"] = dtype
+    # JSON objects have string keys only: [column, weight] pairs keep integer column names.
+    weights = params.pop("field_weights")
+    if weights is not None:
+        params["field_weights"] = [[_name(k), float(v)] for k, v in weights.items()]
     arrays[f"{prefix}fields_"] = np.asarray(enc.fields_, dtype=np.int32)
     categories = []
     for f, (name, kind) in enumerate(zip(enc.field_names_, enc.field_kinds_, strict=True)):
@@ -276,6 +281,8 @@ def _load_encoder(state, arrays, prefix):
 
     params = dict(state["params"])
     params["dtype"] = _DTYPES[params["dtype"]]
+    if params.get("field_weights") is not None:
+        params["field_weights"] = {name: weight for name, weight in params["field_weights"]}
     unknown = set(params) - set(_ENCODER_PARAMS) - {"dtype"}
     if unknown:
         raise ValueError(f"unknown encoder parameters {sorted(unknown)}")
@@ -318,6 +325,7 @@ def _load_encoder(state, arrays, prefix):
     if state.get("feature_names_in_") is not None:
         enc.feature_names_in_ = np.asarray(state["feature_names_in_"], dtype=object)
     enc.field_names_, enc.field_kinds_, enc.n_fields_ = names, kinds, len(names)
+    enc._check_field_weights()
     enc.categories_, enc.numeric_scaling_ = categories, scaling
     enc.fields_ = fields
     enc.feature_names_out_ = np.asarray(out_names, dtype=object)

@@ -430,6 +430,11 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         Categories and tokens seen fewer times at fit time are unknown.
     dtype : {np.float32, np.float64}, default=np.float32
         Dtype of the output values.
+    field_weights : dict or None, default=None
+        Column -> a positive factor multiplying every value of that column's field (after
+        ``bag_norm`` and ``scale_numeric``), e.g. ``{"genres": 0.1, "age": 0.1}`` to give side
+        features less weight than the user and item ids (a usual choice for side information,
+        see docs/encoding.md). Columns not listed keep 1.
 
     Attributes
     ----------
@@ -485,6 +490,7 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         "handle_unknown": [StrOptions({"ignore", "bucket"})],
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "dtype": "no_validation",  # checked in fit: numpy spells it in several ways
+        "field_weights": [dict, None],
     }
 
     def __init__(
@@ -500,6 +506,7 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         handle_unknown="ignore",
         min_frequency=1,
         dtype=np.float32,
+        field_weights=None,
     ):
         self.categorical = categorical
         self.numeric = numeric
@@ -511,6 +518,7 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         self.handle_unknown = handle_unknown
         self.min_frequency = min_frequency
         self.dtype = dtype
+        self.field_weights = field_weights
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -624,6 +632,7 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.field_names_, self.field_kinds_ = self._resolve_fields(names, columns, named)
+        self._check_field_weights()
         self.n_fields_ = len(self.field_names_)
         self.categories_, self.numeric_scaling_ = {}, {}
 
@@ -662,6 +671,19 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         fields = [name for name in names if name in kinds]
         return fields, [kinds[name] for name in fields]
 
+    def _check_field_weights(self) -> None:
+        for name, weight in (self.field_weights or {}).items():
+            if name not in self.field_names_:
+                raise ValueError(
+                    f"field_weights names column {name!r}, which is not encoded; the encoded "
+                    f"columns are {list(self.field_names_)}"
+                )
+            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or (
+                    not np.isfinite(weight) or weight <= 0):
+                raise ValueError(
+                    f"field_weights[{name!r}] = {weight!r}: a weight must be a finite number > 0"
+                )
+
     @staticmethod
     def _check_present(required, columns, named):
         missing = [name for name in required if name not in columns]
@@ -694,6 +716,10 @@ class FMEncoder(TransformerMixin, BaseEstimator):
                     blocks.append(_bag_block(bags, self.categories_[name], bucket, self.bag_norm))
         if not encode:
             return None
+        for f, name in enumerate(self.field_names_):
+            weight = (self.field_weights or {}).get(name, 1)
+            if weight != 1:
+                blocks[f] = blocks[f] * weight
         X_out = sp.csr_matrix(sp.hstack(blocks, format="csr", dtype=np.dtype(self.dtype)))
         # int64 row pointers for > 2**31 stored values; int32 column indices halve the memory.
         X_out.indices = X_out.indices.astype(np.int32, copy=False)
