@@ -95,10 +95,10 @@ INNER_BEST = 3  # fits per epoch count, fastest kept
 FRAPPE_FIELDS = (957, 4082, 7, 7, 2, 3, 2, 9, 80, 233)  # cardinalities, in index order
 FIELD_PARAMS = {
     "ffm": dict(n_factors=4, solver="adagrad", learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5,
-                normalize=True),
+                normalize=True, init_stdev=0.1),
     "fwfm": dict(n_factors=8, solver="adagrad", learning_rate=0.2, l2_reg_w=0.01,
-                 l2_reg_V=0.01),
-}
+                 l2_reg_V=0.01, init_stdev=0.1),
+}  # init_stdev pinned: its default changed with #11, and both trees must train one model
 FIELD_CLASSES = {"ffm": "FFMClassifier", "fwfm": "FwFMClassifier"}
 FIELD_MAX_EPOCHS = {"ffm": 100, "fwfm": 200}
 FIELD_PATIENCE = 3
@@ -188,9 +188,12 @@ def job_throughput(case: dict, warm: bool, quick: bool) -> dict:
     y = z["y_train"].astype(np.float64)
 
     def model(epochs):
+        # Every setting pinned, so that both trees train the same model whatever their
+        # defaults (v0.1's L2 and init; no early stopping, which 'auto' turns on here).
         return FMRegressor(n_factors=16, solver=case["solver"],
                            learning_rate=TP_LR[case["solver"]], max_iter=epochs, tol=None,
-                           n_jobs=case["n_jobs"], random_state=SEED)
+                           n_jobs=case["n_jobs"], random_state=SEED, early_stopping=False,
+                           l2_reg_w=1e-4, l2_reg_V=1e-4, init_stdev=0.1)
 
     if warm:
         model(1).fit(X[:WARM_ROWS], y[:WARM_ROWS]).predict(X[:100])
@@ -249,11 +252,25 @@ def job_fields(case: dict, warm: bool, quick: bool) -> dict:
     return out
 
 
+def _als_on_mean_loss() -> bool:
+    """Whether this tree's ALS penalizes the mean loss (after #11) rather than the total."""
+    try:
+        from fmlearn.optim._registry import hyper  # noqa: F401  (came with that change)
+    except ImportError:
+        return False
+    return True
+
+
 def job_bayes(case: dict, warm: bool, quick: bool) -> dict:
     from fmlearn import FMRegressor
 
     X, y, Xt, yt = _movielens(case["data"])
     params = dict(BAYES_PARAMS[case["solver"]])
+    if params["solver"] == "als" and _als_on_mean_loss():
+        # The same objective in both trees: libFM-style penalties on the total loss became
+        # penalties on the mean loss (issue #11), so divide them by the number of rows.
+        params.update(l2_reg_w=params["l2_reg_w"] / X.shape[0],
+                      l2_reg_V=params["l2_reg_V"] / X.shape[0])
     if quick:
         params.update(max_iter=10, **({"n_kept_samples": 5} if "n_kept_samples" in params else {}))
     if warm:
