@@ -380,3 +380,20 @@ def test_small_data_trains_on_one_thread_whatever_n_jobs():
     a = FMRegressor(n_factors=3, max_iter=5, random_state=0, n_jobs=1).fit(X, y)
     b = FMRegressor(n_factors=3, max_iter=5, random_state=0, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(a.V_, b.V_)
+
+
+def test_patience_defaults_to_the_solvers():
+    """n_iter_no_change=None: plain SGD waits 20 epochs (its loss can stall early), the others
+    5; an explicit value wins."""
+    from fmlearn.optim import get_solver, hyper
+
+    for solver, patience in (("sgd", 20), ("adagrad", 5), ("ftrl", 5), ("als", 5)):
+        assert hyper(FMRegressor(solver=solver), "n_iter_no_change", get_solver(solver)) == patience
+    assert hyper(FMRegressor(solver="sgd", n_iter_no_change=3), "n_iter_no_change",
+                 get_solver("sgd")) == 3
+    # A training metric that stops improving at once: the fit ends after the patience.
+    X, y, _ = make_fm_regression(300, 10, random_state=0)
+    for solver, patience in (("sgd", 20), ("adagrad", 5)):
+        m = FMRegressor(solver=solver, learning_rate=1e-12, tol=10.0, max_iter=100,
+                        early_stopping=False, random_state=0).fit(X, y)
+        assert m.n_iter_ == patience + 1, (solver, m.n_iter_)

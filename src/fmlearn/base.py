@@ -151,7 +151,7 @@ class BaseFM(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state", np.random.Generator],
         "n_jobs": [Integral, None],
@@ -254,7 +254,7 @@ class BaseFM(BaseEstimator):
         tol=1e-4,
         early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=5,
+        n_iter_no_change=None,
         warm_start=False,
         random_state=None,
         n_jobs=None,
@@ -539,7 +539,8 @@ class BaseFM(BaseEstimator):
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(
             max_iter, early_stopping=self._stopping_early, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, validating=validate is not None,
+            n_iter_no_change=hyper(self, "n_iter_no_change", get_solver(self.solver)) or 5,
+            validating=validate is not None,
             stoppable=stoppable, mode="max" if task.higher_is_better else "min",
         )
         bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None

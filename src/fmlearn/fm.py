@@ -39,7 +39,7 @@ _PARAMS_DOC = """
         posterior samples; ``predict(X, return_std=True)`` gives predictive uncertainty).
         ALS and MCMC classify with the probit model. See ``docs/bayesian.md``.
     learning_rate : float or None, default=None
-        Step size, None for the solver's default (0.1 for AdaGrad and FTRL, 0.02 for SGD).
+        Step size, None for the solver's default (0.1 for AdaGrad and FTRL, 0.01 for SGD).
         AdaGrad: initial scale of the per-coordinate steps; FTRL: its ``alpha``, each
         coordinate's rate being ``alpha / (1 + sqrt(sum of its squared gradients))``. Not
         used by ALS and MCMC. The defaults were chosen across data sets
@@ -56,8 +56,8 @@ _PARAMS_DOC = """
         the mean loss for ALS (so one value suits data of any size), in FTRL's closed form
         for FTRL. MCMC samples it instead.
     l2_reg_V : float or None, default=None
-        L2 regularization of the factors ``V``, None for the solver's default (5e-2 for SGD
-        and AdaGrad, 1e-4 for ALS and FTRL); applied as ``l2_reg_w``.
+        L2 regularization of the factors ``V``, None for the solver's default (5e-2 for
+        AdaGrad, 8e-2 for SGD, 1e-4 for ALS and FTRL); applied as ``l2_reg_w``.
     init_stdev : float, default=0.01
         Standard deviation of the normal initialization of ``V``.
     fit_intercept : bool, default=True
@@ -76,8 +76,10 @@ _PARAMS_DOC = """
         regularized optimum), MCMC (its samples are all kept) and ``partial_fit``.
     validation_fraction : float, default=0.1
         Share of the training rows held out when ``early_stopping`` has no ``eval_set``.
-    n_iter_no_change : int, default=5
-        Patience of the stopping rule, in epochs.
+    n_iter_no_change : int or None, default=None
+        Patience of the stopping rule, in epochs. None: the solver's, 20 for plain SGD (whose
+        validation loss can stay on a plateau while the factors grow from a small start) and
+        5 for the others.
     warm_start : bool, default=False
         ``fit`` continues from the current parameters instead of starting anew.
     random_state : int, RandomState instance, Generator or None, default=None

@@ -206,8 +206,10 @@ class FMRanker(BaseFM):
         best epoch. "auto": on for more than 10,000 training positives.
     validation_fraction : float, default=0.1
         Share of the positives held out when ``early_stopping`` has no ``eval_set``.
-    n_iter_no_change : int, default=5
-        Patience of the stopping rule, in epochs.
+    n_iter_no_change : int or None, default=None
+        Patience of the stopping rule, in epochs. None: the solver's, 20 for plain SGD (whose
+        validation loss can stay on a plateau while the factors grow from a small start) and
+        5 for the others.
     warm_start : bool, default=False
         ``fit`` continues from the current parameters (same feature matrices' widths).
     random_state : int, RandomState instance, Generator or None, default=None

@@ -37,9 +37,10 @@ def get_solver(name: str):
 
 
 def hyper(est, name: str, solver_cls) -> float:
-    """The value of ``learning_rate``, ``l2_reg_w`` or ``l2_reg_V`` a solver trains ``est``
-    with: the estimator's, or where it is None the solver's default (the estimator's
-    ``_solver_defaults[solver name]`` first, then the solver class's ``defaults``)."""
+    """The value of ``learning_rate``, ``l2_reg_w``, ``l2_reg_V`` or ``n_iter_no_change`` a
+    solver trains ``est`` with: the estimator's, or where it is None the solver's default
+    (the estimator's ``_solver_defaults[solver name]`` first, then the solver class's
+    ``defaults``)."""
     value = getattr(est, name, None)
     if value is None:
         family = getattr(est, "_solver_defaults", {}).get(solver_cls.name, {})

@@ -99,7 +99,8 @@ class _CoordinateSolver:
     # u1 stopping on a 10% hold-out gave RMSE 0.936 against 0.929 without).
     auto_early_stopping = False
     # What None means for l2_reg_w / l2_reg_V (on the mean loss; MCMC samples them instead).
-    defaults = {"learning_rate": None, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4}
+    defaults = {"learning_rate": None, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4,
+                "n_iter_no_change": 5}
     classification_link = "probit"
     # What it trains (see optim.supports): the coordinate kernels are the plain FM's, with
     # closed-form (Gaussian or probit) conditionals; no multinomial or pairwise likelihood.

@@ -48,7 +48,7 @@ class SGDASolver(SGDSolver):
     needs_validation = True
     # What None means for the estimator's hyper-parameters (see hyper()): the strengths start
     # at 0 and are learned; plain SGD's step size (benchmarks/sgda.py).
-    defaults = {"learning_rate": 0.01, "l2_reg_w": 0.0, "l2_reg_V": 0.0}
+    defaults = {"learning_rate": 0.01, "l2_reg_w": 0.0, "l2_reg_V": 0.0, "n_iter_no_change": 20}
 
     def __init__(self, *, learning_rate, l2_reg_w, l2_reg_V, loss, fit_intercept, fit_linear,
                  l1_reg_w=0.0, groups=None):
