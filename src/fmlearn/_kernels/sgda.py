@@ -27,6 +27,43 @@ import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.losses import loss_gradient, loss_value
+from fmlearn._kernels.updates import SGD, step
+
+
+@jit(inline="always")
+def _sgd(C, w, g, lr, lam):
+    """Plain SGD's rule (:func:`fmlearn._kernels.updates.step`) in number class ``C``."""
+    return step(C, SGD, C(w), C(0.0), C(0.0), C(g), C(lr), C(0.0), C(lam))[0]
+
+
+@jit(inline="always")
+def _predict(indices, data, start, end, w0, table, k, off, groups, reg_w, reg_V, lr, ahead, s,
+             q):
+    """FM prediction of one row (float64), leaving ``s[f] = sum_i v_if x_i``. With ``ahead``,
+    at the look-ahead parameters ``theta - lr (g_theta + lam theta)`` (the gradients in the
+    table's state columns), which the strength step differentiates."""
+    pred = float(w0[0])
+    for f in range(k):
+        s[f] = 0.0
+        q[f] = 0.0
+    for p in range(start, end):
+        i = indices[p]
+        x = float(data[p])
+        grp = groups[i]
+        w = float(table[i, k])
+        if ahead:
+            w = _sgd(np.float64, w, table[i, off + k], lr, reg_w[grp])
+        pred += w * x
+        for f in range(k):
+            v = float(table[i, f])
+            if ahead:
+                v = _sgd(np.float64, v, table[i, off + f], lr, reg_V[grp, f])
+            d = v * x
+            s[f] += d
+            q[f] += d * d
+    for f in range(k):
+        pred += 0.5 * (s[f] * s[f] - q[f])
+    return pred
 
 
 @jit
@@ -51,26 +88,13 @@ def sgda_epoch(
     acc_V = np.zeros((n_groups, k))
     pending = np.zeros(n_groups, dtype=np.uint8)
     n_valid = v_order.shape[0]
-    lr_T = T(lr)
     total = 0.0
     for t in range(order.shape[0]):
         # ---- parameter step on a training row
         row = order[t]
         start, end = indptr[row], indptr[row + 1]
-        pred = float(w0[0])
-        for f in range(k):
-            s[f] = 0.0
-            q[f] = 0.0
-        for p in range(start, end):
-            i = indices[p]
-            x = float(data[p])
-            pred += float(table[i, k]) * x
-            for f in range(k):
-                d = float(table[i, f]) * x
-                s[f] += d
-                q[f] += d * d
-        for f in range(k):
-            pred += 0.5 * (s[f] * s[f] - q[f])
+        pred = _predict(indices, data, start, end, w0, table, k, off, groups, reg_w, reg_V,
+                        lr, False, s, q)
         sw = sample_weight[row]
         total += sw * loss_value(loss, y[row], pred)
         g = sw * loss_gradient(loss, y[row], pred)
@@ -84,35 +108,20 @@ def sgda_epoch(
                 gw = T(g * x)
                 w = table[i, k]
                 table[i, off + k] = gw
-                table[i, k] = w - lr_T * (gw + T(reg_w[grp]) * w)
+                table[i, k] = _sgd(T, w, gw, lr, reg_w[grp])
             for f in range(k):
                 v = table[i, f]
                 gv = T(g * x * (s[f] - float(v) * x))
                 table[i, off + f] = gv
-                table[i, f] = v - lr_T * (gv + T(reg_V[grp, f]) * v)
+                table[i, f] = _sgd(T, v, gv, lr, reg_V[grp, f])
         if not adapt or n_valid == 0:
             continue
         # ---- regularization step on a validation row, at the look-ahead parameters
         vrow = v_order[cursor[0]]
         cursor[0] = (cursor[0] + 1) % n_valid
         start, end = v_indptr[vrow], v_indptr[vrow + 1]
-        pred = float(w0[0])
-        for f in range(k):
-            s[f] = 0.0
-            q[f] = 0.0
-        for p in range(start, end):
-            i = v_indices[p]
-            x = float(v_data[p])
-            grp = groups[i]
-            w = float(table[i, k])
-            pred += (w - lr * (float(table[i, off + k]) + reg_w[grp] * w)) * x
-            for f in range(k):
-                v = float(table[i, f])
-                d = (v - lr * (float(table[i, off + f]) + reg_V[grp, f] * v)) * x
-                s[f] += d
-                q[f] += d * d
-        for f in range(k):
-            pred += 0.5 * (s[f] * s[f] - q[f])
+        pred = _predict(v_indices, v_data, start, end, w0, table, k, off, groups, reg_w, reg_V,
+                        lr, True, s, q)
         G = v_sample_weight[vrow] * loss_gradient(loss, v_y[vrow], pred)
         for p in range(start, end):
             i = v_indices[p]
@@ -123,17 +132,17 @@ def sgda_epoch(
                 acc_w[grp] += x * float(table[i, k])
             for f in range(k):
                 v = float(table[i, f])
-                v1 = v - lr * (float(table[i, off + f]) + reg_V[grp, f] * v)
+                v1 = _sgd(np.float64, v, table[i, off + f], lr, reg_V[grp, f])
                 acc_V[grp, f] += v * x * (s[f] - v1 * x)
         # lam -= reg_lr * G * (-lr * acc)
-        step = reg_lr * lr * G
+        reg_step = reg_lr * lr * G
         for p in range(start, end):
             grp = groups[v_indices[p]]
             if pending[grp]:
                 pending[grp] = 0
-                reg_w[grp] = max(reg_w[grp] + step * acc_w[grp], 0.0)
+                reg_w[grp] = max(reg_w[grp] + reg_step * acc_w[grp], 0.0)
                 acc_w[grp] = 0.0
                 for f in range(k):
-                    reg_V[grp, f] = max(reg_V[grp, f] + step * acc_V[grp, f], 0.0)
+                    reg_V[grp, f] = max(reg_V[grp, f] + reg_step * acc_V[grp, f], 0.0)
                     acc_V[grp, f] = 0.0
     return total
