@@ -397,6 +397,21 @@ def _read_npy(zf: zipfile.ZipFile, key: str, spec: dict, path) -> np.ndarray:
     return arr.copy()  # writable, owning its memory
 
 
+def check_format_version(meta: dict, path, what: str, readable: int) -> None:
+    """Raise ModelFileError unless ``meta`` (a ``what`` file's metadata: "model",
+    "pipeline") has an integer ``format_version`` of at most ``readable``."""
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise _fail(path, f"damaged {what} file: no format_version in metadata.json.")
+    if version > readable:
+        raise _fail(
+            path,
+            f"written by fmlearn {meta.get('fmlearn_version', '?')} in {what} format "
+            f"{version}; this fmlearn ({__version__}) reads formats up to {readable}.",
+            "Upgrade fmlearn (pip install -U fmlearn) to load it.",
+        )
+
+
 def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
     if METADATA not in zf.namelist():
         raise _fail(
@@ -414,16 +429,7 @@ def _read_metadata(zf: zipfile.ZipFile, path) -> dict:
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, "not an fmlearn model file (metadata.json has another format).")
-    version = meta.get("format_version")
-    if not isinstance(version, int):
-        raise _fail(path, "damaged model file: no format_version in metadata.json.")
-    if version > FORMAT_VERSION:
-        raise _fail(
-            path,
-            f"written by fmlearn {meta.get('fmlearn_version', '?')} in model format "
-            f"{version}; this fmlearn ({__version__}) reads formats up to {FORMAT_VERSION}.",
-            "Upgrade fmlearn (pip install -U fmlearn) to load it.",
-        )
+    check_format_version(meta, path, "model", FORMAT_VERSION)
     _check_metadata(meta, path)
     return meta
 

@@ -35,6 +35,16 @@ import numpy as np
 from fmlearn._atomic import atomic_write
 from fmlearn._version import __version__
 from fmlearn.exceptions import ModelFileError
+from fmlearn.io import (
+    _check_members,
+    _estimator_class,
+    _fail,
+    _open_regular,
+    _read_npy,
+    check_format_version,
+)
+from fmlearn.io import load as load_model
+from fmlearn.io import save as save_model
 
 FORMAT = "fmlearn-pipeline"
 FORMAT_VERSION = 1
@@ -44,16 +54,6 @@ _ENCODER_PARAMS = ("categorical", "numeric", "multi_hot", "multi_hot_sep", "bag_
                    "field_weights")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _KINDS = ("categorical", "numeric", "multi_hot")
-
-
-def _fail(path, what, fix="") -> ModelFileError:
-    return ModelFileError(f"{path}: {what}" + (f" {fix}" if fix else ""))
-
-
-def _estimator_class(name):
-    from fmlearn.io import _estimator_class as model_class
-
-    return model_class(name)
 
 
 def _is_model(est) -> bool:
@@ -151,8 +151,6 @@ def _write_array(zf, key, arr) -> dict:
 
 def _model_bytes(est) -> bytes:
     """The model file ``model.save`` writes, as bytes."""
-    from fmlearn.io import save as save_model
-
     with tempfile.TemporaryDirectory(prefix="fmlearn-") as tmp:
         target = Path(tmp) / "model.fmz"
         save_model(est, target)
@@ -222,8 +220,6 @@ def save(obj, path) -> None:
 def _peek(path) -> dict | None:
     """The metadata of a pipeline file at ``path``; None for anything else (a model file, a
     damaged or foreign file: :func:`fmlearn.io.load` then says what it is)."""
-    from fmlearn.io import _check_members, _open_regular
-
     # The model file's guards first: a regular file only (not /dev/zero or a FIFO), members
     # within the file's size, a bounded metadata.json.
     raw, size = _open_regular(path)
@@ -244,8 +240,6 @@ def _read_arrays(zf, meta, path) -> dict:
     specs = meta.get("arrays")
     if not isinstance(specs, dict):
         raise _fail(path, "damaged pipeline file: metadata.json lists no arrays.")
-    from fmlearn.io import _read_npy
-
     out = {}
     for key, spec in specs.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list) or (
@@ -335,8 +329,6 @@ def _load_encoder(state, arrays, prefix):
 
 def _load_model(zf, member, expected_class, path):
     """The model stored in ``member``, read by :func:`fmlearn.io.load`."""
-    from fmlearn.io import load as load_model
-
     try:
         data = zf.read(member)
     except KeyError:
@@ -373,20 +365,9 @@ def load(path):
     """
     meta = _peek(path)
     if meta is None:
-        from fmlearn.io import load as load_model
-
         return load_model(path)
     path = os.fspath(path)
-    version = meta.get("format_version")
-    if not isinstance(version, int):
-        raise _fail(path, "damaged pipeline file: no format_version in metadata.json.")
-    if version > FORMAT_VERSION:
-        raise _fail(
-            path,
-            f"written by fmlearn {meta.get('fmlearn_version', '?')} in pipeline format "
-            f"{version}; this fmlearn ({__version__}) reads formats up to {FORMAT_VERSION}.",
-            "Upgrade fmlearn (pip install -U fmlearn) to load it.",
-        )
+    check_format_version(meta, path, "pipeline", FORMAT_VERSION)
     kind, steps = meta.get("class"), meta.get("steps")
     if kind not in ("Pipeline", "FMEncoder") or not isinstance(steps, list) or not steps:
         raise _fail(path, f"damaged pipeline file: unknown class {kind!r} or no steps.",
