@@ -53,6 +53,12 @@ def test_hashed_categories(table, tmp_path):
     assert (np.asarray(X[:, :256].sum(axis=1)).ravel() == 2).all()  # one user, one item
     np.testing.assert_allclose(X[:, 256].toarray().ravel(), df["age"], rtol=1e-6)
     assert fields[256] == 2
+    # Two hashed columns: most features collide; a shared one keeps the first column's field.
+    out1 = tmp_path / "h1.ffm"
+    assert main(["convert", "--data", str(path), "--target", "click", "--to", "ffm",
+                 "--out", str(out1), "--categorical", "user,item", "--hash-bits", "1"]) == 0
+    X1, _, fields1 = read_ffm(out1)
+    assert X1.shape[1] == 2 and fields1.tolist() == [0, 0]
 
 
 def test_libsvm_to_ffm_needs_fields_and_takes_a_field_map(tmp_path, capsys):

@@ -200,14 +200,13 @@ def _hashed_result(features, categorical, numeric, bits, path, y):
         raise ValueError(f"--hash-bits must be in 1..30, got {bits}")
     size = 1 << bits
     n = features.shape[0]
-    blocks, fields = [], []
-    for f, name in enumerate(categorical):
+    blocks = []
+    for name in categorical:
         values = features[name].astype(str).to_numpy()
         uniq, inverse = np.unique(values, return_inverse=True)
         codes = np.array([zlib.crc32(f"{name}={v}".encode()) % size for v in uniq], np.int64)
         blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), codes[inverse])),
                                     shape=(n, size)))
-        fields.append(f)
     hashed = sum(blocks) if blocks else sp.csr_matrix((n, size))
     cols = [hashed.tocsr()]
     for name in numeric:
@@ -219,14 +218,14 @@ def _hashed_result(features, categorical, numeric, bits, path, y):
         cols.append(sp.csr_matrix(values.reshape(-1, 1)))
     X = sp.hstack(cols, format="csr", dtype=np.float32)
     X.eliminate_zeros()
-    # A hashed feature takes the field of its column; collisions across columns keep the
-    # first (FFM files store a field per token, so rows stay exact).
-    col_field = np.zeros(X.shape[1], dtype=np.int32)
-    for f, block in zip(fields, blocks, strict=True):
+    # A hashed feature takes the field of its column; one hashed by two columns keeps the
+    # first column's field (the FFM file has one field per feature); unused ones field 0.
+    col_field = np.full(X.shape[1], -1, dtype=np.int32)
+    for f, block in enumerate(blocks):
         used = np.unique(block.indices)
-        unset = used[col_field[used] == 0]
-        col_field[unset] = f
+        col_field[used[col_field[used] < 0]] = f
     col_field[size:] = len(categorical) + np.arange(len(numeric))
+    col_field[col_field < 0] = 0
     return X, y, col_field
 
 
