@@ -380,8 +380,7 @@ class BaseFM(BaseEstimator):
             return (X, y, sw), (self._design(Xv, rel), self._encode_y(yv, reset=False), swv)
         if eval_X_rel is not None:
             raise ValueError("eval_X_rel was given without eval_set.")
-        if not (self._stopping_early
-                or getattr(get_solver(self.solver), "needs_validation", False)):
+        if not (self._stopping_early or get_solver(self.solver).needs_validation):
             return (X, y, sw), None
         idx = np.arange(X.n_rows)
         stratify = y if self._task.stratify else None
@@ -509,10 +508,7 @@ class BaseFM(BaseEstimator):
             self._continue(solver_cls, solver)
         self._link = solver_cls.classification_link
         source = InMemorySource(Xk, y, sw)
-        if getattr(solver_cls, "needs_validation", False):  # SGDA learns on validation rows
-            data = solver.prepare(source, None if valid is None else InMemorySource(*valid))
-        else:
-            data = solver.prepare(source)
+        data = solver.prepare(source, None if valid is None else InMemorySource(*valid))
         weight_sum = source.weight_sum
 
         def epoch():

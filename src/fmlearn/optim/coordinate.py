@@ -94,6 +94,7 @@ class _CoordinateSolver:
 
     sample = False
     accepts_blocks = True
+    needs_validation = False
     stoppable = True
     # early_stopping="auto" stays off: ALS converges to the regularized optimum (on MovieLens
     # u1 stopping on a 10% hold-out gave RMSE 0.936 against 0.929 without).
@@ -166,9 +167,10 @@ class _CoordinateSolver:
         return {"rng": np.zeros(1, dtype=np.uint64)}
 
     # ------------------------------------------------------------------ data
-    def prepare(self, source) -> _Data:
+    def prepare(self, source, validation=None) -> _Data:
         """Column-major copies of the design, prior groups; built once per ``fit``. A sweep
-        visits every row per column, so it takes the source's rows all at once."""
+        visits every row per column, so it takes the source's rows all at once;
+        ``validation`` is not trained on."""
         X, y, sample_weight = source.in_memory()
         main = X.main if isinstance(X, BlockDesign) else X
         blocks = []

@@ -49,6 +49,7 @@ class SGDSolver:
     # Whether the solver has L1 on the linear weights (the estimators' l1_reg_w).
     has_l1 = False
     accepts_blocks = False
+    needs_validation = False
     stoppable = True
     # early_stopping="auto" applies: a stochastic solver over many rows is best stopped on a
     # validation set (benchmarks/defaults.py).
@@ -132,9 +133,10 @@ class SGDSolver:
             return np.zeros(1, dtype=params.intercepts.dtype)
         return state[f"{self.state_prefix}_w0"]
 
-    def prepare(self, source):
+    def prepare(self, source, validation=None):
         """What every epoch reads: the :class:`~fmlearn.data.sources.BatchSource` itself
-        (rows are visited straight from each batch's CSR arrays)."""
+        (rows are visited straight from each batch's CSR arrays); ``validation`` is not
+        trained on."""
         return source
 
     def run_epoch(self, params, state, source, rng, n_jobs=1):
