@@ -71,6 +71,15 @@ if [ "${EXTRA_PEERS:-0}" = "1" ]; then
     has xlearn || USER="${USER:-$(id -un)}" pip_install -q xlearn || echo "!! xlearn failed"
 fi
 
+# Deep CTR peers (benchmarks/deep.py), Dask (benchmarks/dask_scale.py) and ONNX Runtime; torch
+# is already pinned above, so these cannot pull a CUDA build.
+if [ "${DEEP_PEERS:-1}" = "1" ]; then
+    has deepctr_torch || pip_install -q deepctr-torch || echo "!! deepctr-torch failed"
+    has fuxictr || pip_install -q fuxictr || echo "!! fuxictr failed"
+    has distributed || pip_install -q "dask[array,dataframe]" distributed || echo "!! dask failed"
+    has onnxruntime || pip_install -q onnx onnxruntime || echo "!! onnxruntime failed"
+fi
+
 echo ">> versions"
 "$VPY" - <<'EOF'
 import importlib
@@ -78,7 +87,8 @@ import sys
 
 print(f"python       {sys.version.split()[0]}")
 for mod in ["fmlearn", "numba", "numpy", "scipy", "torch", "torchfm", "pyspark", "vowpalwabbit",
-            "myfm", "xlearn", "lightfm"]:
+            "myfm", "xlearn", "lightfm", "deepctr_torch", "fuxictr", "dask", "distributed",
+            "onnxruntime"]:
     try:
         m = importlib.import_module(mod)
     except Exception as exc:  # noqa: BLE001 - report anything
