@@ -37,8 +37,15 @@ import math
 import os
 
 import numpy as np
-import onnx
-from onnx import helper
+
+try:
+    import onnx
+    from onnx import helper
+except ImportError as e:  # an optional dependency: say how to get it
+    raise ImportError(
+        "ONNX export needs the onnx package: pip install 'fmlearn[onnx]' (onnxruntime runs "
+        "the exported graphs)"
+    ) from e
 
 from fmlearn._version import __version__
 from fmlearn.export._graph import FLOAT, INT64, IR_VERSION, OPSET, Graph, tensor
@@ -175,6 +182,9 @@ def _hofm_scores(g, params: HOFMParams, ids, x):
     if k:
         P = np.moveaxis(params.P, 0, 1)  # (n, M, k)
         z = g.mul(g.op("Gather", g.f32(P, "P"), ids, axis=0), g.unsqueeze(x, [2, 3]))
+        # One more position of z = 0 (it leaves the state as it is): onnxruntime's Scan
+        # crashes (SIGFPE) on a sequence of length 0, i.e. input of width L = 0.
+        z = g.op("Pad", z, g.i64([0, 0, 0, 0, 0, 1, 0, 0]))
         # State (N, M, k, D + 1): A^0 .. A^D of every order's factors; A^0 = 1.
         start = np.zeros((1, M, k, D + 1), dtype=np.float32)
         start[..., 0] = 1.0
@@ -196,9 +206,8 @@ def _anova_step(D: int):
     zz = b.unsqueeze("z", [3])
     lower = b.slice("A", 0, D, 3)
     higher = b.slice("A", 1, D + 1, 3)
-    new = b.op("Concat", b.slice("A", 0, 1, 3), b.add(higher, b.mul(zz, lower)), axis=3,
-               out="A_next")
-    del new
+    b.op("Concat", b.slice("A", 0, 1, 3), b.add(higher, b.mul(zz, lower)), axis=3,
+         out="A_next")
     return b.graph("anova_step", [tensor("A", FLOAT, None), tensor("z", FLOAT, None)],
                    [tensor("A_next", FLOAT, None)])
 
