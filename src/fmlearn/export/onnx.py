@@ -94,10 +94,12 @@ def _fm_heads(g: Graph, ids, x, w0, w, V) -> tuple[str, int]:
     rows = g.op("Gather", g.f32(table, "table"), g.op("Transpose", ids, perm=[1, 0]), axis=0)
     rows = g.op("Transpose", rows, perm=[2, 0, 1])
     vx = g.mul(rows, xT)  # (H (k + 1), L, N)
-    s = g.op("Reshape", g.sum(vx, [1]), g.i64([H, k + 1, -1]))  # (H, k + 1, N)
+    # (H (k + 1), N) -> (H, k + 1, N); sizes explicit, as -1 is undefined for N = 0.
+    shape = g.op("Concat", g.i64([H, k + 1]), g.op("Shape", ids, start=0, end=1), axis=0)
+    s = g.op("Reshape", g.sum(vx, [1]), shape, allowzero=1)
     out = g.op("Squeeze", g.slice(s, k, k + 1, 1), g.i64([1]))  # (H, N)
     if k:
-        sq = g.op("Reshape", g.sum(g.mul(vx, vx), [1]), g.i64([H, k + 1, -1]))
+        sq = g.op("Reshape", g.sum(g.mul(vx, vx), [1]), shape, allowzero=1)
         diff = g.slice(g.sub(g.mul(s, s), sq), 0, k, 1)
         out = g.add(out, g.mul(g.sum(diff, [1]), g.f32(0.5)))
     out = g.op("Transpose", out, perm=[1, 0])  # (N, H)
@@ -181,38 +183,44 @@ def _fwfm_scores(g, params: FwFMParams, ids, x):
 def _hofm_scores(g, params: HOFMParams, ids, x):
     """``sum_{m=2..degree} sum_f A^m(p^(m)_f x)``, the ANOVA kernel of every order by its
     dynamic programme along the padded axis (a Scan, as the kernel's table DP:
-    ``A^t <- A^t + z A^(t-1)`` for each position's ``z = p x``)."""
+    ``A^t <- A^t + z A^(t-1)`` for each position's ``z = p x``). Rows are the last axis of
+    every tensor, so each step's products run over contiguous blocks of N values."""
     D, k = params.degree, params.n_factors
     M = D - 1
     out = g.add(g.f32(params.w0[:1], "w0"), _linear(g, ids, x, params.w))
     if k:
-        P = np.moveaxis(params.P, 0, 1)  # (n, M, k)
-        z = g.mul(g.op("Gather", g.f32(P, "P"), ids, axis=0), g.unsqueeze(x, [2, 3]))
+        P = np.moveaxis(params.P, 0, 1).reshape(params.n_features, M * k)
+        idsT = g.op("Transpose", ids, perm=[1, 0])  # (L, N)
+        z = g.op("Transpose", g.op("Gather", g.f32(P, "P"), idsT, axis=0), perm=[0, 2, 1])
+        z = g.mul(z, g.unsqueeze(g.op("Transpose", x, perm=[1, 0]), [1]))  # (L, M k, N)
         # One more position of z = 0 (it leaves the state as it is): onnxruntime's Scan
         # crashes (SIGFPE) on a sequence of length 0, i.e. input of width L = 0.
-        z = g.op("Pad", z, g.i64([0, 0, 0, 0, 0, 1, 0, 0]))
-        # State (N, M, k, D + 1): A^0 .. A^D of every order's factors; A^0 = 1.
-        start = np.zeros((1, M, k, D + 1), dtype=np.float32)
-        start[..., 0] = 1.0
-        shape = g.op("Concat", g.op("Shape", ids, start=0, end=1), g.i64([M, k, D + 1]),
-                     axis=0)
+        z = g.op("Pad", z, g.i64([0, 0, 0, 1, 0, 0]))  # (L + 1, M k, N)
+        n_rows = g.op("Shape", ids, start=0, end=1)
+        # Every size explicit: a -1 cannot be inferred from an empty batch.
+        z = g.op("Reshape", z, g.op("Concat", g.op("Shape", z, start=0, end=1),
+                                    g.i64([M, k]), n_rows, axis=0),
+                 allowzero=1)  # (L + 1, M, k, N)
+        # State (D + 1, M, k, N): A^0 .. A^D of every order's factors; A^0 = 1.
+        start = np.zeros((D + 1, M, k, 1), dtype=np.float32)
+        start[0] = 1.0
+        shape = g.op("Concat", g.i64([D + 1, M, k]), n_rows, axis=0)
         state = g.op("Expand", g.f32(start, "anova0"), shape)
         final = g.op("Scan", state, z, body=_anova_step(D), num_scan_inputs=1,
-                     scan_input_axes=[1])
-        pick = np.zeros((1, M, 1, D + 1), dtype=np.float32)  # A^m of order m's factors
+                     scan_input_axes=[0])
+        pick = np.zeros((D + 1, M, 1, 1), dtype=np.float32)  # A^m of order m's factors
         for m in range(2, D + 1):
-            pick[0, m - 2, 0, m] = 1.0
-        out = g.add(out, g.sum(g.mul(final, g.f32(pick, "orders")), [1, 2, 3]))
+            pick[m, m - 2] = 1.0
+        out = g.add(out, g.sum(g.mul(final, g.f32(pick, "orders")), [0, 1, 2]))
     return g.unsqueeze(out, [1]), 1
 
 
 def _anova_step(D: int):
-    """Scan body: state (N, M, k, D + 1), one position's ``z`` (N, M, k) -> the next state."""
+    """Scan body: state (D + 1, M, k, N), one position's ``z`` (M, k, N) -> the next state."""
     b = Graph("step_")
-    zz = b.unsqueeze("z", [3])
-    lower = b.slice("A", 0, D, 3)
-    higher = b.slice("A", 1, D + 1, 3)
-    b.op("Concat", b.slice("A", 0, 1, 3), b.add(higher, b.mul(zz, lower)), axis=3,
+    lower = b.slice("A", 0, D, 0)
+    higher = b.slice("A", 1, D + 1, 0)
+    b.op("Concat", b.slice("A", 0, 1, 0), b.add(higher, b.mul("z", lower)), axis=0,
          out="A_next")
     return b.graph("anova_step", [tensor("A", FLOAT, None), tensor("z", FLOAT, None)],
                    [tensor("A_next", FLOAT, None)])
