@@ -260,3 +260,18 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("fmlearn export: error:") and err.count("\n") == 1
     assert main(["export", str(tmp_path / "none.fmz"), "--onnx", str(tmp_path / "o.onnx")]) == 2
     assert "fmlearn export: error:" in capsys.readouterr().err
+
+
+def test_cli_export_refuses_a_pipeline_file(tmp_path, capsys):
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    df = pd.DataFrame({"user": list("abcabcabca"), "item": list("xxyyzzxyzx")})
+    pipe = Pipeline([("enc", fmlearn.FMEncoder(categorical=["user", "item"])),
+                     ("fm", F.FMRegressor(n_factors=2, max_iter=2, random_state=0))])
+    pipe.fit(df, np.arange(10.0))
+    fmlearn.save(pipe, tmp_path / "pipe.fmz")
+    assert main(["export", str(tmp_path / "pipe.fmz"), "--onnx", str(tmp_path / "p.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "Pipeline" in err and "no ONNX export" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.onnx").exists()
