@@ -691,3 +691,14 @@ class BaseFM(BaseEstimator):
         from fmlearn.io import save
 
         save(self, path)
+
+    def to_onnx(self, path) -> None:
+        """Write the fitted model as an ONNX graph to ``path`` (needs ``fmlearn[onnx]``).
+
+        The graph reads padded sparse rows (:func:`fmlearn.export.padded_inputs`: ``ids``
+        int64 and ``values`` float32, both (N, L)) and gives this estimator's predictions in
+        float32; see :func:`fmlearn.export.onnx.to_onnx` and ``docs/serving.md``.
+        """
+        from fmlearn.export.onnx import to_onnx
+
+        to_onnx(self, path)

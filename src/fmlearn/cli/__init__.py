@@ -1,4 +1,4 @@
-"""The ``fmlearn`` command line: demo, train, predict, evaluate, plot, convert, libfm.
+"""The ``fmlearn`` command line: demo, train, predict, evaluate, plot, export, convert, libfm.
 
 Argument parsing and calls into the estimators and readers only; no math here.
 
@@ -25,6 +25,7 @@ EPILOG = """examples:
       --n-factors 8 --l2-reg-V 0.1 --early-stopping --model-out ml.fmz
   fmlearn evaluate --model ml.fmz --data ml.test.libfm
   fmlearn predict --model ml.fmz --data ml.test.libfm --out predictions.txt
+  fmlearn export ml.fmz --onnx ml.onnx
 
 Input files are libFM/libsvm text ("label idx:value idx:value ..."; indices used as given,
 0-based or 1-based alike), or FFM text ("label field:idx:value ...") with --format ffm.
@@ -169,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field-names", metavar="A,B,...", help="--interactions: names of the fields")
     p.add_argument("--dpi", type=int, default=120, help="resolution of a .png. Default: 120.")
     p.set_defaults(func=_command("cmd_plot"))
+
+    text = "export a saved model for serving: an ONNX graph that onnxruntime runs"
+    p = sub.add_parser("export", help=text, description=text[0].upper() + text[1:] + " (see "
+                       "docs/serving.md for its inputs and outputs).")
+    p.add_argument("model", metavar="MODEL", help="a model file saved by train or fmlearn.save")
+    p.add_argument("--onnx", required=True, metavar="OUT", help="the ONNX file to write")
+    p.set_defaults(func=_command("cmd_export"))
 
     from fmlearn.cli import convert  # argparse only at import
 

@@ -1,4 +1,4 @@
-"""The ``fmlearn`` commands that read files and models: evaluate, predict, plot, demo.
+"""The ``fmlearn`` commands that read files and models: evaluate, predict, plot, export, demo.
 
 Imported only once a command line has been parsed (``fmlearn --help`` never loads numpy); the
 file helpers are shared with ``fmlearn train`` (:mod:`fmlearn.cli.train`).
@@ -139,6 +139,26 @@ def cmd_predict(args) -> int:
             np.savetxt(out, pred, fmt=fmt)
     if args.out != "-":
         print(f"wrote {pred.shape[0]} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    import fmlearn
+    from fmlearn._atomic import resolve_target
+
+    resolve_target(args.onnx)  # a bad output path fails before the model is read
+    model = fmlearn.load(args.model)
+    if not hasattr(model, "to_onnx"):
+        raise ValueError(
+            f"{args.model} holds a {type(model).__name__}, which has no ONNX export: an "
+            "exported graph reads the model's own feature columns, so export a model file "
+            "(fmlearn train --model-out, or estimator.save), not a pipeline with an encoder"
+        )
+    try:
+        model.to_onnx(args.onnx)
+    except ImportError as e:
+        raise SystemExit(f"fmlearn export: error: {e}") from None
+    print(f"wrote {args.onnx}", file=sys.stderr)
     return 0
 
 
