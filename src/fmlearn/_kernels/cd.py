@@ -35,8 +35,14 @@ the prior of the parameters being updated. ``sample`` switches MCMC (True) and A
 
 import math
 
+import numpy as np
+
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.prefetch import prefetch
 from fmlearn._kernels.rng import mean_above, normal, normal_above
+
+# Rows gathered ahead of use by :func:`sweep_columns`.
+PREFETCH = 8
 
 
 @jit(inline="always")
@@ -99,6 +105,111 @@ def update_factor(indptr, rows, vals, col0, f, e, q, sw, table, alpha, mu, lam, 
             x = vals[p]
             e[n] -= d * x * (q[n] - v * x)
             q[n] += d * x
+
+
+@jit
+def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, alpha, mu_w,
+                  lam_w, mu_V, lam_V, groups, sample, rng, S):
+    """Update ``w_i`` then ``v_i0 .. v_i,k-1`` of columns ``c0 <= c < c1``, feature by feature.
+
+    The feature-major scan of :meth:`~fmlearn.optim.coordinate._CoordinateSolver.run_epoch`.
+    ``R`` (n_rows, k + 2) float64, C order: each data row's factor sums ``q_n0 .. q_n,k-1``,
+    residual ``e_n`` (column ``k``) and weight ``s_n`` (column ``k + 1``) side by side, so a
+    row is one or two cache lines. ``mu_V``/``lam_V`` (k, n_groups). ``S`` (k + 3, m) float64
+    scratch, ``m`` at least the longest column.
+
+    A column's rows are gathered once, transposed, into ``S`` (rows ``0 .. k-1`` the factor
+    sums, ``k`` the residuals, ``k + 1`` the weights, ``k + 2`` the column's values), its
+    ``k + 1`` updates run there as contiguous loops over the rows (which LLVM vectorizes, in
+    L1), and ``R`` gets the result back: one random access per non-zero instead of one per
+    non-zero and factor (the factor-major scan), and no separate error-update pass over the
+    data. Columns with no row in common touch disjoint rows of ``R``, so threads may run this
+    on disjoint ranges of such columns at once (block Gibbs; see :func:`exclusive_runs`).
+    """
+    k = R.shape[1] - 2
+    W = k + 2
+    last = rows.shape[0] - 1
+    be = S[k]
+    bs = S[k + 1]
+    bx = S[k + 2]
+    for c in range(c0, c1):
+        i = col0 + c
+        g = groups[i]
+        p0 = indptr[c]
+        m = indptr[c + 1] - p0
+        for j in range(m):
+            # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
+            ahead = rows[min(p0 + j + PREFETCH, last)] * W
+            prefetch(R, ahead)
+            prefetch(R, ahead + W - 1)
+            n = rows[p0 + j]
+            bx[j] = vals[p0 + j]
+            be[j] = R[n, k]
+            bs[j] = R[n, k + 1]
+            for f in range(k):
+                S[f, j] = R[n, f]
+        if fit_linear:
+            s_hh = 0.0
+            s_he = 0.0
+            for j in range(m):
+                sx = bs[j] * bx[j]
+                s_hh += sx * bx[j]
+                s_he += sx * be[j]
+            old = table[i, wcol]
+            new = _draw(old, s_hh, s_he, alpha, mu_w[g], lam_w[g], sample, rng)
+            table[i, wcol] = new
+            d = new - old
+            for j in range(m):
+                be[j] -= d * bx[j]
+        for f in range(k):
+            v = table[i, f]
+            bq = S[f]
+            s_hh = 0.0
+            s_he = 0.0
+            for j in range(m):
+                x = bx[j]
+                h = x * (bq[j] - v * x)
+                sh = bs[j] * h
+                s_hh += sh * h
+                s_he += sh * be[j]
+            new = _draw(v, s_hh, s_he, alpha, mu_V[f, g], lam_V[f, g], sample, rng)
+            table[i, f] = new
+            d = new - v
+            # The residuals' update, fused with the factor sums' (h from the old v).
+            for j in range(m):
+                x = bx[j]
+                be[j] -= d * x * (bq[j] - v * x)
+                bq[j] += d * x
+        for j in range(m):
+            n = rows[p0 + j]
+            R[n, k] = be[j]
+            for f in range(k):
+                R[n, f] = S[f, j]
+
+
+@jit
+def exclusive_runs(indptr, rows, n_rows, starts):
+    """Split the columns into maximal runs of consecutive columns no two of which share a row.
+
+    Writes each run's first column to ``starts`` (n_cols + 1,) and the end after the last;
+    returns the number of runs. A one-hot field (all users, all items) is one run. Given the
+    other parameters, the parameters of a run's columns are conditionally independent.
+    """
+    mark = np.full(n_rows, -1, dtype=np.int64)
+    n_runs = 0
+    for c in range(indptr.shape[0] - 1):
+        clash = n_runs == 0
+        for p in range(indptr[c], indptr[c + 1]):
+            if mark[rows[p]] == n_runs - 1:
+                clash = True
+                break
+        if clash:
+            starts[n_runs] = c
+            n_runs += 1
+        for p in range(indptr[c], indptr[c + 1]):
+            mark[rows[p]] = n_runs - 1
+    starts[n_runs] = indptr.shape[0] - 1
+    return n_runs
 
 
 @jit

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn._kernels import cd
+from fmlearn._kernels import rng as krng
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
@@ -43,6 +44,9 @@ ALPHA_0 = BETA_0 = 1.0
 # Factor sums of all factors are computed in the sweep's first pass when they take less
 # memory than this; otherwise one pass per factor.
 SUMS_CACHE_BYTES = 256 * 2**20
+# A run of mutually exclusive columns is split over the threads when each gets at least this
+# many non-zeros: below, starting threads costs more than it saves.
+PARALLEL_RUN_NNZ = 8192
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
@@ -87,6 +91,7 @@ class _Data(NamedTuple):
     groups: np.ndarray  # int32 (n_features,)
     group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
     task_data: object = None
+    runs: np.ndarray = None  # int64 (n_runs + 1,): main columns no two of which share a row
 
 
 class _CoordinateSolver:
@@ -179,8 +184,11 @@ class _CoordinateSolver:
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
         groups = self._groups(X.n_features)
         sizes = np.bincount(groups, minlength=1).astype(np.float64)
-        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes,
-                     self.task.latent_data(y, sample_weight))
+        csc = _csc(main)
+        starts = np.empty(main.n_features + 1, dtype=np.int64)
+        n_runs = cd.exclusive_runs(csc.indptr, csc.rows, main.n_rows, starts)
+        return _Data(X, main, csc, blocks, y, sample_weight, groups, sizes,
+                     self.task.latent_data(y, sample_weight), starts[: n_runs + 1].copy())
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -206,14 +214,13 @@ class _CoordinateSolver:
                 np.full((k, 1), self.l2_reg_V * n))
 
     @staticmethod
-    def _predict_with_sums(params, X, n_threads):
-        """Predictions and every factor's row sums ``Q`` (k, n_rows) in one threaded pass."""
+    def _predict_with_sums(params, X, n_threads, Q):
+        """Predictions, and every factor's row sums into ``Q`` (k, n_rows), in one threaded
+        pass."""
         if not isinstance(X, BlockDesign):
             X = BlockDesign(X, [])
-        Q = np.empty((params.n_factors, X.n_rows))
-        pred = blocked_decision_function(params.w0, params.table, params.n_factors, X,
-                                         n_threads, sums=Q)
-        return pred, Q
+        return blocked_decision_function(params.w0, params.table, params.n_factors, X,
+                                          n_threads, sums=Q)
 
     def _factor_sums(self, data, table, f, q, n_threads):
         m = data.main
@@ -239,11 +246,13 @@ class _CoordinateSolver:
         sample, r = self.sample, state["rng"]
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
-        Q = None
-        if data.main.n_rows * k * 8 > SUMS_CACHE_BYTES:
+        R = None
+        if data.main.n_rows * (k + 2) * 8 > SUMS_CACHE_BYTES:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
-            pred, Q = self._predict_with_sums(params, data.X, n_threads)
+            # Each row's factor sums, then (below) residual and weight: see cd.sweep_columns.
+            R = np.empty((data.main.n_rows, k + 2))
+            pred = self._predict_with_sums(params, data.X, n_threads, R[:, :k].T)
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep)
         e = target - pred
@@ -257,34 +266,105 @@ class _CoordinateSolver:
             new = mean + (rng.standard_normal() / np.sqrt(alpha * s_h) if sample else 0.0)
             params.w0[0] = new
             e -= new - old
-        if self.fit_linear:
-            c = data.main_csc
-            cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w, lam_w,
-                             groups, sample, r)
-            for b in data.blocks:
-                A = b.scratch
-                cd.block_linear_stats(b.idx, sw, e, A)
-                cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, A, table,
-                                       wcol, alpha, mu_w, lam_w, groups, sample, r)
-                cd.block_apply_linear(b.idx, e, A)
-        q = np.zeros(data.main.n_rows)
-        for f in range(k):
-            if Q is None:
+        prior = (alpha, mu_w, lam_w, mu_V, lam_V)
+        if R is not None:
+            # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
+            # the blocks factor by factor.
+            R[:, k] = e
+            R[:, k + 1] = sw
+            self._sweep_main(data, state, table, R, prior, effective_n_jobs(n_jobs))
+            e = R[:, k]
+            if self.fit_linear:
+                self._sweep_blocks_linear(data, table, wcol, e, prior, r)
+            for f in range(k):
+                self._sweep_blocks_factor(data, table, f, e, R[:, f], prior, r)
+        else:
+            # Factor-major, one factor's sums at a time: data too large for all of Q.
+            if self.fit_linear:
+                c = data.main_csc
+                cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w,
+                                 lam_w, groups, sample, r)
+                self._sweep_blocks_linear(data, table, wcol, e, prior, r)
+            q = np.zeros(data.main.n_rows)
+            for f in range(k):
                 q[:] = 0.0
                 self._factor_sums(data, table, f, q, n_threads)
-            else:
-                q = Q[f]
-            c = data.main_csc
-            cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
-                             lam_V[f], groups, sample, r)
-            for b in data.blocks:
-                A = b.scratch
-                cd.block_factor_stats(b.idx, sw, e, q, A)
-                cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, A, table,
-                                       alpha, mu_V[f], lam_V[f], groups, sample, r)
-                cd.block_apply_factor(b.idx, e, q, A)
+                c = data.main_csc
+                cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
+                                 lam_V[f], groups, sample, r)
+                self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
         return self.task.latent_loss(params, data.y, sw, target, e)
+
+    def _sweep_blocks_linear(self, data, table, wcol, e, prior, r):
+        alpha, mu_w, lam_w, _, _ = prior
+        for b in data.blocks:
+            A = b.scratch
+            cd.block_linear_stats(b.idx, data.sw, e, A)
+            cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, A, table,
+                                   wcol, alpha, mu_w, lam_w, data.groups, self.sample, r)
+            cd.block_apply_linear(b.idx, e, A)
+
+    def _sweep_blocks_factor(self, data, table, f, e, q, prior, r):
+        alpha, _, _, mu_V, lam_V = prior
+        for b in data.blocks:
+            A = b.scratch
+            cd.block_factor_stats(b.idx, data.sw, e, q, A)
+            cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, A, table,
+                                   alpha, mu_V[f], lam_V[f], data.groups, self.sample, r)
+            cd.block_apply_factor(b.idx, e, q, A)
+
+    def _plan(self, data, n_threads):
+        """Per run of mutually exclusive main columns, the column cuts of its threads."""
+        key = (id(data.runs), n_threads)
+        if getattr(self, "_plan_key", None) != key:
+            ip, runs = data.main_csc.indptr, data.runs
+            plan = []
+            for a, b in zip(runs[:-1], runs[1:], strict=True):
+                nnz = int(ip[b] - ip[a])
+                t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
+                cuts = np.searchsorted(ip[a: b + 1], ip[a] + np.arange(t + 1) * nnz / t, "left")
+                cuts = a + np.minimum(cuts, b - a)
+                cuts[0], cuts[-1] = a, b
+                plan.append(cuts)
+            widest = int(np.diff(ip).max(initial=0))
+            self._plan_key, self._plan_cuts, self._widest, self._scratch = key, plan, widest, []
+        return self._plan_cuts
+
+    def _sweep_main(self, data, state, table, R, prior, n_threads):
+        """``w_i`` and ``v_i`` of every main column, feature by feature; runs of columns that
+        share no row are split over ``n_threads`` threads, each with its own random stream
+        (``state["rng_threads"]``, drawn from the chain's generator on the first sweep)."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
+        plan = self._plan(data, n_threads)
+        streams = state.get("rng_threads")
+        if n_threads > 1 and sample and (streams is None or streams.shape[0] != n_threads):
+            # Derived from the chain's own stream: the same (random_state, n_jobs), the same
+            # chain.
+            seeds = np.empty(n_threads, dtype=np.uint64)
+            for t in range(n_threads):
+                seeds[t] = krng.next_seed(state["rng"])
+            state["rng_threads"] = streams = seeds
+        if streams is None:
+            streams = np.zeros(1, dtype=np.uint64)
+
+        # One scratch per thread.
+        while len(self._scratch) < max((len(cuts) - 1 for cuts in plan), default=1):
+            self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
+
+        def columns(a, b, r, t=0):
+            cd.sweep_columns(c.indptr, c.rows, c.vals, a, b, 0, R, table, k, self.fit_linear,
+                             alpha, mu_w, lam_w, mu_V, lam_V, data.groups, sample, r,
+                             self._scratch[t])
+
+        for cuts in plan:
+            t = len(cuts) - 1
+            if t == 1:
+                columns(cuts[0], cuts[1], state["rng"])
+            else:
+                run_blocks(lambda u, _v, cuts=cuts: columns(cuts[u], cuts[u + 1],
+                                                            streams[u: u + 1], u), t, t)
 
     def _after_sweep(self, params, state, alpha):
         pass
