@@ -188,6 +188,35 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
 
 
 @jit
+def row_state(indptr, indices, data, w0, table, start, stop, R, pred):
+    """FM output ``pred[n]`` and factor sums ``R[n, :k]`` of CSR rows ``start <= n < stop``.
+
+    The sweep's starting point for a design without relation blocks (with blocks,
+    :func:`fmlearn.models.fm.blocked_decision_function` fills ``R[:, :k]``): the same FM
+    output, written in the sweep's row layout (``R`` as in :func:`sweep_columns`) so that the
+    factor loop is over contiguous lanes.
+    """
+    k = R.shape[1] - 2
+    for n in range(start, stop):
+        for f in range(k):
+            R[n, f] = 0.0
+        linear = 0.0
+        squares = 0.0
+        for p in range(indptr[n], indptr[n + 1]):
+            i = indices[p]
+            x = data[p]
+            linear += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                R[n, f] += vx
+                squares += vx * vx
+        pair = 0.0
+        for f in range(k):
+            pair += R[n, f] * R[n, f]
+        pred[n] = w0[0] + linear + 0.5 * (pair - squares)
+
+
+@jit
 def exclusive_runs(indptr, rows, n_rows, starts):
     """Split the columns into maximal runs of consecutive columns no two of which share a row.
 
@@ -210,6 +239,22 @@ def exclusive_runs(indptr, rows, n_rows, starts):
             mark[rows[p]] = n_runs - 1
     starts[n_runs] = indptr.shape[0] - 1
     return n_runs
+
+
+@jit
+def group_moments(table, groups, sums, squares):
+    """Per prior group ``g`` and column ``c`` of ``table`` (n_features, n_cols): ``sums[g, c]``
+    and ``squares[g, c]``, the sum and the sum of squares of ``table[i, c]`` over the features
+    ``i`` of the group; both (n_groups, n_cols). One pass for every hyper-parameter's sums.
+    """
+    sums[:, :] = 0.0
+    squares[:, :] = 0.0
+    for i in range(table.shape[0]):
+        g = groups[i]
+        for c in range(table.shape[1]):
+            t = table[i, c]
+            sums[g, c] += t
+            squares[g, c] += t * t
 
 
 @jit

@@ -214,13 +214,19 @@ class _CoordinateSolver:
                 np.full((k, 1), self.l2_reg_V * n))
 
     @staticmethod
-    def _predict_with_sums(params, X, n_threads, Q):
-        """Predictions, and every factor's row sums into ``Q`` (k, n_rows), in one threaded
-        pass."""
-        if not isinstance(X, BlockDesign):
-            X = BlockDesign(X, [])
-        return blocked_decision_function(params.w0, params.table, params.n_factors, X,
-                                          n_threads, sums=Q)
+    def _predict_with_sums(params, data, n_threads, R):
+        """Predictions, and every row's factor sums into ``R[:, :k]``, in one threaded pass."""
+        if data.blocks:
+            return blocked_decision_function(params.w0, params.table, params.n_factors, data.X,
+                                              n_threads, sums=R[:, : params.n_factors].T)
+        m = data.main
+        pred = np.empty(m.n_rows)
+
+        def rows(a, b):
+            cd.row_state(m.indptr, m.indices, m.data, params.w0, params.table, a, b, R, pred)
+
+        run_blocks(rows, m.n_rows, n_threads)
+        return pred
 
     def _factor_sums(self, data, table, f, q, n_threads):
         m = data.main
@@ -251,8 +257,11 @@ class _CoordinateSolver:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
             # Each row's factor sums, then (below) residual and weight: see cd.sweep_columns.
-            R = np.empty((data.main.n_rows, k + 2))
-            pred = self._predict_with_sums(params, data.X, n_threads, R[:, :k].T)
+            # Kept from sweep to sweep: fresh pages would cost a page fault per 4 KiB.
+            R = getattr(self, "_rows", None)
+            if R is None or R.shape != (data.main.n_rows, k + 2):
+                R = self._rows = np.empty((data.main.n_rows, k + 2))
+            pred = self._predict_with_sums(params, data, n_threads, R)
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep)
         e = target - pred
@@ -435,23 +444,22 @@ class MCMCSolver(_CoordinateSolver):
             state["lam_w"] = np.ones(n_groups)
             state["lam_V"] = np.ones((k, n_groups))
 
-        def per_group(values):
-            return np.bincount(groups, weights=values, minlength=n_groups)
-
-        def draw(theta, lam):
-            """(mu, lambda) per group for one parameter vector ``theta`` (n_features,)."""
-            mu = (per_group(theta) + GAMMA_0 * MU_0) / (n_g + GAMMA_0)
-            mu = mu + rng.standard_normal(n_groups) / np.sqrt((n_g + GAMMA_0) * lam)
-            dev = per_group((theta - mu[groups]) ** 2)
-            shape = 0.5 * (ALPHA_LAMBDA + n_g + 1.0)
-            rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
-            return mu, rng.gamma(shape, 1.0 / rate)
-
         table = params.table
-        mu_w, state["lam_w"] = draw(table[:, k], state["lam_w"])
-        mu_V = np.empty((k, n_groups))
-        for f in range(k):
-            mu_V[f], state["lam_V"][f] = draw(table[:, f], state["lam_V"][f])
+        sums = np.empty((n_groups, k + 1))
+        squares = np.empty((n_groups, k + 1))
+        cd.group_moments(table, groups, sums, squares)
+        lam = np.concatenate([state["lam_V"].T, state["lam_w"][:, None]], axis=1)
+        n_col = n_g[:, None]
+        mu = (sums + GAMMA_0 * MU_0) / (n_col + GAMMA_0)
+        mu = mu + rng.standard_normal(mu.shape) / np.sqrt((n_col + GAMMA_0) * lam)
+        dev = np.maximum(squares - 2.0 * mu * sums + n_col * mu * mu, 0.0)  # sum (theta - mu)^2
+        shape = np.broadcast_to(0.5 * (ALPHA_LAMBDA + n_col + 1.0), mu.shape)
+        rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
+        lam = rng.gamma(shape, 1.0 / rate)
+        state["lam_w"] = np.ascontiguousarray(lam[:, k])
+        state["lam_V"] = np.ascontiguousarray(lam[:, :k].T)
+        mu_w = np.ascontiguousarray(mu[:, k])
+        mu_V = np.ascontiguousarray(mu[:, :k].T)
         return alpha, mu_w, state["lam_w"], mu_V, state["lam_V"]
 
     def _after_sweep(self, params, state, alpha):
