@@ -41,9 +41,10 @@ from fmlearn.tasks import for_loss as task_for_loss
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
 ALPHA_0 = BETA_0 = 1.0
-# Factor sums of all factors are computed in the sweep's first pass when they take less
-# memory than this; otherwise one pass per factor.
-SUMS_CACHE_BYTES = 256 * 2**20
+# Every row's factor sums, residual and weight (n_rows x (k + 2) float64) are kept for the
+# feature-major sweep when they take less memory than this (1M rows at k = 32: 272 MiB);
+# otherwise the factor-major sweep computes one factor's sums at a time.
+SUMS_CACHE_BYTES = 512 * 2**20
 # A run of mutually exclusive columns is split over the threads when each gets at least this
 # many non-zeros: below, starting threads costs more than it saves.
 PARALLEL_RUN_NNZ = 8192
