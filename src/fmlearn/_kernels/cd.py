@@ -188,15 +188,18 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
 
 
 @jit
-def row_state(indptr, indices, data, w0, table, start, stop, R, pred):
-    """FM output ``pred[n]`` and factor sums ``R[n, :k]`` of CSR rows ``start <= n < stop``.
+def row_state(indptr, indices, data, w0, table, idx, row_offset, lin, Qb, sq, start, stop, R,
+              pred):
+    """FM output ``pred[n]`` and factor sums ``R[n, :k]`` of rows ``start <= n < stop``.
 
-    The sweep's starting point for a design without relation blocks (with blocks,
-    :func:`fmlearn.models.fm.blocked_decision_function` fills ``R[:, :k]``): the same FM
-    output, written in the sweep's row layout (``R`` as in :func:`sweep_columns`) so that the
-    factor loop is over contiguous lanes.
+    The sweep's starting point: :func:`fmlearn._kernels.fm.predict_blocked`'s output, with the
+    sums written in the sweep's row layout (``R`` as in :func:`sweep_columns`), so that the
+    factor loops run over contiguous lanes. ``idx`` (n_blocks, n_rows) int32 and the block
+    rows' ``lin``, ``Qb`` (n_block_rows, k), ``sq`` (from ``fm.block_sums``, stacked at
+    ``row_offset``) as there; ``idx`` of shape (0, n_rows) without blocks.
     """
     k = R.shape[1] - 2
+    n_blocks = idx.shape[0]
     for n in range(start, stop):
         for f in range(k):
             R[n, f] = 0.0
@@ -210,6 +213,12 @@ def row_state(indptr, indices, data, w0, table, start, stop, R, pred):
                 vx = table[i, f] * x
                 R[n, f] += vx
                 squares += vx * vx
+        for b in range(n_blocks):
+            r = row_offset[b] + idx[b, n]
+            linear += lin[r]
+            squares += sq[r]
+            for f in range(k):
+                R[n, f] += Qb[r, f]
         pair = 0.0
         for f in range(k):
             pair += R[n, f] * R[n, f]
@@ -387,6 +396,71 @@ def block_apply_factor(idx, e, q, A):
         r = idx[n]
         e[n] -= A[r, DQ] * q[n] + A[r, B]
         q[n] += A[r, DQ]
+
+
+# A block swept whole (the feature-major sweep): one pass over the data rows gathers, per block
+# row, every factor's aggregates and the cross moments M_gf = sum s_n q_ng q_nf (g < f), from
+# which each factor's EQ is brought up to date after the earlier factors' updates; one more
+# pass applies all the changes. Columns of ``P`` (n_block_rows, 2 + 3k + k(k-1)/2): C, E, then
+# per factor Q1, Q2, EQ, then the M_gf at ``_moment(g, f, k)``.
+@jit(inline="always")
+def _moment(g, f, k):
+    return 2 + 3 * k + f * (f - 1) // 2 + g
+
+
+@jit
+def block_stats_all(idx, R, P):
+    """``P``'s aggregates of every block row from the rows' sums, residuals and weights ``R``
+    (n_rows, k + 2) as in :func:`sweep_columns`."""
+    k = R.shape[1] - 2
+    P[:, :] = 0.0
+    for n in range(idx.shape[0]):
+        r = idx[n]
+        s = R[n, k + 1]
+        e = R[n, k]
+        P[r, 0] += s
+        P[r, 1] += s * e
+        for f in range(k):
+            sq = s * R[n, f]
+            P[r, 2 + 3 * f] += sq
+            P[r, 3 + 3 * f] += sq * R[n, f]
+            P[r, 4 + 3 * f] += sq * e
+            base = 2 + 3 * k + f * (f - 1) // 2
+            for g in range(f):
+                P[r, base + g] += sq * R[n, g]
+
+
+@jit
+def block_start_factor(P, A, f, DQs, Bs, Blin):
+    """Factor ``f``'s aggregates in ``A`` (C and E are kept current in ``A`` from the previous
+    updates): Q1 and Q2 as gathered (``q_f`` has not changed yet), EQ less the residual changes
+    of the linear update (``Blin``) and of factors ``g < f`` (``DQs``/``Bs`` (n_block_rows,
+    k))."""
+    k = DQs.shape[1]
+    for r in range(A.shape[0]):
+        q1 = P[r, 2 + 3 * f]
+        eq = P[r, 4 + 3 * f] - Blin[r] * q1
+        for g in range(f):
+            eq -= DQs[r, g] * P[r, _moment(g, f, k)] + Bs[r, g] * q1
+        A[r, Q1] = q1
+        A[r, Q2] = P[r, 3 + 3 * f]
+        A[r, EQ] = eq
+        A[r, DQ] = 0.0
+        A[r, B] = 0.0
+
+
+@jit
+def block_apply_all(idx, R, DQs, Bs, Blin):
+    """Every update of the block reaches the data rows: ``e_n -= Blin + sum_f (DQ_f q_nf +
+    B_f)`` (the factor sums before the changes), ``q_nf += DQ_f``."""
+    k = DQs.shape[1]
+    for n in range(idx.shape[0]):
+        r = idx[n]
+        de = Blin[r]
+        for f in range(k):
+            de += DQs[r, f] * R[n, f] + Bs[r, f]
+            R[n, f] += DQs[r, f]
+        R[n, k] -= de
 
 
 # ----------------------------------------------------------------------------- probit targets

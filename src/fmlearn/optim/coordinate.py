@@ -29,11 +29,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn._kernels import cd
+from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import rng as krng
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
-from fmlearn.models.fm import FMParams, blocked_decision_function
+from fmlearn.models.fm import FMParams
 from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import check_no_l1
 from fmlearn.tasks import for_loss as task_for_loss
@@ -217,14 +218,22 @@ class _CoordinateSolver:
     @staticmethod
     def _predict_with_sums(params, data, n_threads, R):
         """Predictions, and every row's factor sums into ``R[:, :k]``, in one threaded pass."""
-        if data.blocks:
-            return blocked_decision_function(params.w0, params.table, params.n_factors, data.X,
-                                              n_threads, sums=R[:, : params.n_factors].T)
-        m = data.main
+        X, k, table = data.X, params.n_factors, params.table
+        if not isinstance(X, BlockDesign):
+            X = BlockDesign(X, [])
+        n_br = max(X.n_block_rows, 1)
+        lin, Qb, sq = np.zeros(n_br), np.zeros((n_br, k)), np.zeros(n_br)
+        for b, off in zip(X.blocks, X.row_offset, strict=True):
+            c = b.csr
+            end = off + c.n_rows
+            fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k, lin[off:end],
+                                  Qb[off:end], sq[off:end])
+        m = X.main
         pred = np.empty(m.n_rows)
 
-        def rows(a, b):
-            cd.row_state(m.indptr, m.indices, m.data, params.w0, params.table, a, b, R, pred)
+        def rows(a, z):
+            cd.row_state(m.indptr, m.indices, m.data, params.w0, table, X.idx, X.row_offset, lin,
+                         Qb, sq, a, z, R, pred)
 
         run_blocks(rows, m.n_rows, n_threads)
         return pred
@@ -283,11 +292,9 @@ class _CoordinateSolver:
             R[:, k] = e
             R[:, k + 1] = sw
             self._sweep_main(data, state, table, R, prior, effective_n_jobs(n_jobs))
+            for b in data.blocks:
+                self._sweep_block_whole(b, data, table, wcol, R, prior, r)
             e = R[:, k]
-            if self.fit_linear:
-                self._sweep_blocks_linear(data, table, wcol, e, prior, r)
-            for f in range(k):
-                self._sweep_blocks_factor(data, table, f, e, R[:, f], prior, r)
         else:
             # Factor-major, one factor's sums at a time: data too large for all of Q.
             if self.fit_linear:
@@ -305,6 +312,32 @@ class _CoordinateSolver:
                 self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
         return self.task.latent_loss(params, data.y, sw, target, e)
+
+    def _sweep_block_whole(self, b, data, table, wcol, R, prior, r):
+        """A relation block's ``w_i``, then its ``v_if`` factor by factor, with two passes over
+        the data rows (``cd.block_stats_all``) instead of two per factor."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        k = R.shape[1] - 2
+        n_br = b.scratch.shape[0]
+        P = np.empty((n_br, 2 + 3 * k + k * (k - 1) // 2))
+        DQs, Bs = np.empty((n_br, k)), np.empty((n_br, k))
+        cd.block_stats_all(b.idx, R, P)
+        A = b.scratch
+        A[:, cd.C] = P[:, 0]
+        A[:, cd.E] = P[:, 1]
+        A[:, cd.B] = 0.0
+        csc = b.csc
+        if self.fit_linear:
+            cd.block_update_linear(csc.indptr, csc.rows, csc.vals, b.col0, A, table, wcol, alpha,
+                                   mu_w, lam_w, data.groups, self.sample, r)
+        Blin = A[:, cd.B].copy()
+        for f in range(k):
+            cd.block_start_factor(P, A, f, DQs, Bs, Blin)
+            cd.block_update_factor(csc.indptr, csc.rows, csc.vals, b.col0, f, A, table, alpha,
+                                   mu_V[f], lam_V[f], data.groups, self.sample, r)
+            DQs[:, f] = A[:, cd.DQ]
+            Bs[:, f] = A[:, cd.B]
+        cd.block_apply_all(b.idx, R, DQs, Bs, Blin)
 
     def _sweep_blocks_linear(self, data, table, wcol, e, prior, r):
         alpha, mu_w, lam_w, _, _ = prior
