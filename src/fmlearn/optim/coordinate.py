@@ -11,8 +11,9 @@ precisions are sampled, per prior group.
 
 A sweep:
 
-1. recomputes every row's prediction from scratch (no drift of the cached residuals) --
-   multi-threaded over rows with ``n_jobs``;
+1. takes every row's prediction from the residuals the last sweep kept current, and every
+   ``REFRESH_SWEEPS`` sweeps recomputes it from scratch (multi-threaded over rows), so
+   rounding in the cached residuals cannot drift;
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
    probit targets (ordinal: after a Metropolis step of the cutpoints);
 3. MCMC: draws the noise precision and every group's prior means and precisions;
@@ -46,6 +47,10 @@ ALPHA_0 = BETA_0 = 1.0
 # feature-major sweep when they take less memory than this (1M rows at k = 32: 272 MiB);
 # otherwise the factor-major sweep computes one factor's sums at a time.
 SUMS_CACHE_BYTES = 512 * 2**20
+# The feature-major sweep recomputes every row's output and sums from scratch every this many
+# sweeps (a full pass, 15-20% of a sweep), and carries them over between, so rounding cannot
+# drift far.
+REFRESH_SWEEPS = 8
 # A run of mutually exclusive columns is split over the threads when each gets at least this
 # many non-zeros: below, starting threads costs more than it saves.
 PARALLEL_RUN_NNZ = 8192
@@ -271,7 +276,16 @@ class _CoordinateSolver:
             R = getattr(self, "_rows", None)
             if R is None or R.shape != (data.main.n_rows, k + 2):
                 R = self._rows = np.empty((data.main.n_rows, k + 2))
-            pred = self._predict_with_sums(params, data, n_threads, R)
+                R[:, k + 1] = data.sw
+                self._until_refresh = 0
+            if self._until_refresh == 0:
+                pred = self._predict_with_sums(params, data, n_threads, R)
+                self._until_refresh = REFRESH_SWEEPS
+            else:
+                # The sweep kept every row's sums and residual current (exactly, up to
+                # rounding): the output is the last target less the residual.
+                pred = self._last_target - R[:, k]
+            self._until_refresh -= 1
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep)
         e = target - pred
@@ -290,7 +304,7 @@ class _CoordinateSolver:
             # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
             # the blocks factor by factor.
             R[:, k] = e
-            R[:, k + 1] = sw
+            self._last_target = target
             self._sweep_main(data, state, table, R, prior, effective_n_jobs(n_jobs))
             for b in data.blocks:
                 self._sweep_block_whole(b, data, table, wcol, R, prior, r)
