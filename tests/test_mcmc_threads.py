@@ -121,3 +121,12 @@ def test_threaded_sampler_has_the_serial_posterior():
     assert z.max() < 5.0, z.max()
     # Not vacuous: the intervals are far narrower than the spread of the predictions.
     assert np.sqrt(se1 ** 2 + se2 ** 2).max() < 0.1 * m1.std()
+
+
+def test_small_data_chain_is_the_one_thread_chain_whatever_n_jobs():
+    # No run is large enough to split: the threads' streams are never drawn.
+    X, y = _ratings(seed=5)
+    kw = dict(n_factors=2, solver="mcmc", max_iter=6, random_state=3)
+    a = FMRegressor(**kw, n_jobs=1).fit(X, y)
+    b = FMRegressor(**kw, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a.V_samples_, b.V_samples_)

@@ -17,9 +17,11 @@ A sweep:
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
    probit targets (ordinal: after a Metropolis step of the cutpoints);
 3. MCMC: draws the noise precision and every group's prior means and precisions;
-4. updates ``w0``, every ``w_i``, then factor by factor every ``v_if``: a coordinate loop
-   that is sequential by nature; its per-factor sums ``q_nf`` are computed multi-threaded
-   over rows. Relation blocks are swept at the cost of their unique rows.
+4. updates ``w0``; then, feature by feature, ``w_i`` and ``v_i1 .. v_ik`` of every column of
+   X (``cd.sweep_columns``), on ``n_jobs`` threads over runs of columns that share no row
+   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``);
+   then each relation block, its ``w_i`` and factor by factor its ``v_if``, at the cost of
+   its unique rows. Data too large to keep every row's sums go factor by factor instead.
 """
 
 from __future__ import annotations
@@ -396,7 +398,9 @@ class _CoordinateSolver:
         c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
         plan = self._plan(data, n_threads)
         streams = state.get("rng_threads")
-        if n_threads > 1 and sample and (streams is None or streams.shape[0] != n_threads):
+        split = max((len(cuts) - 1 for cuts in plan), default=1)
+        # Small data is never split: its chain stays the one-thread chain whatever n_jobs.
+        if split > 1 and sample and (streams is None or streams.shape[0] != n_threads):
             # Derived from the chain's own stream: the same (random_state, n_jobs), the same
             # chain.
             seeds = np.empty(n_threads, dtype=np.uint64)
@@ -406,8 +410,7 @@ class _CoordinateSolver:
         if streams is None:
             streams = np.zeros(1, dtype=np.uint64)
 
-        # One scratch per thread.
-        while len(self._scratch) < max((len(cuts) - 1 for cuts in plan), default=1):
+        while len(self._scratch) < split:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
 
         def columns(a, b, r, t=0):
@@ -437,7 +440,8 @@ class ALSSolver(_CoordinateSolver):
     mean loss, so the same values suit data of any size (libFM's ``-regular r``, on the total,
     is ``r / n_rows`` here). Classification fits the
     probit model by EM (latent targets at their conditional mean). Multi-threaded: the
-    per-sweep predictions and per-factor sums over rows.
+    per-sweep predictions, and the updates of columns that share no row (the same result as
+    one thread: their updates commute).
     """
 
     name = "als"
@@ -451,8 +455,9 @@ class MCMCSolver(_CoordinateSolver):
     of each factor of ``V`` (Normal-Gamma hyper-priors), ``w0``, every ``w_i`` and every
     ``v_if`` from their conditional posteriors. No learning rate and no regularization to tune.
     The last ``n_kept_samples`` sweeps are kept; predictions average over them. Classification
-    samples latent probit targets. Multi-threaded: the per-sweep predictions and per-factor
-    sums over rows; the Gibbs loop itself is sequential.
+    samples latent probit targets. Multi-threaded: the per-sweep predictions, and block Gibbs
+    over columns that share no row, each thread with its own random stream (the same
+    ``(random_state, n_jobs)``, the same chain).
     """
 
     name = "mcmc"
