@@ -75,13 +75,14 @@ from _report import machine_line, write_section  # noqa: E402
 from peers import myfm_bayes  # noqa: E402
 
 WORK = HERE / "_work" / "bayes"
-PARTS = ("grouped", "relational", "als", "calibration")
+PARTS = ("grouped", "relational", "als", "calibration", "speed")
 TITLES = {
     "grouped": "(a) MCMC on MovieLens 100K u1..u5, user + item one-hot, plain and grouped priors",
     "relational": "(b) MCMC with side information, implicit feedback and dates as relation "
                   "blocks (u1)",
     "als": "(c) ALS on MovieLens 100K u1",
     "calibration": "(d) Calibration of the MCMC posterior predictive intervals",
+    "speed": "(e) Time per Gibbs iteration: fmlearn on 1 and 2 threads, myFM, libFM",
 }
 SPLITS = ("u1", "u2", "u3", "u4", "u5")
 SEED = 0
@@ -697,6 +698,190 @@ def render_calibration(rows) -> dict:
     return {"target": target, "body": "\n".join(out)}
 
 
+# ------------------------------------------------------------------------------ (e) speed
+LIBFM_SRC = WORK.parent / "libfm-src"
+LIBFM_BIN = LIBFM_SRC / "bin" / "libFM"
+K_E, ITER_E = 8, 200  # u1, as (a)
+SYN_USERS, SYN_ITEMS, SYN_ROWS, K_SYN, ITER_SYN = 6040, 3706, 1_000_000, 32, 6
+
+
+def libfm_status() -> str:
+    """Empty if libFM is built in benchmarks/_work/libfm-src, else how to get it."""
+    if LIBFM_BIN.exists():
+        return ""
+    return ("not built (fetch github:srendle/libfm, `git archive HEAD | tar -x -C "
+            "benchmarks/_work/libfm-src`, `make` there)")
+
+
+def write_libfm(path: Path, X, y) -> None:
+    from sklearn.datasets import dump_svmlight_file
+
+    if not path.exists():
+        dump_svmlight_file(sp.csr_matrix(X), np.asarray(y, dtype=np.float64), str(path),
+                           zero_based=True)
+
+
+def run_libfm(train: Path, test: Path, y_test, *, rank: int, n_iter: int, seed=SEED) -> Run:
+    """libFM ``-method mcmc`` (its defaults: every sample kept, one hyper-prior group).
+    Per-iteration wall times from the arrival of its ``#Iter`` lines (it also scores the test
+    rows every iteration, a small part of a sweep here); RMSE from its ``-out``
+    predictions."""
+    out = train.parent / f"libfm-{train.stem}.pred"
+    cmd = [str(LIBFM_BIN), "-task", "r", "-train", str(train), "-test", str(test), "-dim",
+           f"1,1,{rank}", "-iter", str(n_iter), "-method", "mcmc", "-init_stdev", "0.1",
+           "-seed", str(seed), "-out", str(out)]
+    stamps = []
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            if line.startswith("#Iter"):
+                stamps.append(time.perf_counter())
+        rc = proc.wait()
+        if rc:
+            return Run("libfm", status=f"failed (exit {rc})")
+        pred = np.loadtxt(out)
+    except OSError as exc:
+        return Run("libfm", status=f"failed ({first_line(exc)})")
+    total = time.perf_counter() - t0
+    rmse, mae = metrics(pred, y_test)
+    it = np.diff(stamps)
+    return Run("libfm", rmse, mae, total, float("nan"), len(stamps),
+               float(np.median(it)) if it.size else float("nan"))
+
+
+def synthetic_ml1m(seed: int = 0):
+    """A MovieLens-1M-sized rating matrix: 6,040 users x 3,706 items, 1M ratings (Zipf-like
+    item popularity), users' age (7) and occupation (21) one-hot, items' genres (1-3 of 18,
+    1/sqrt(n)) and release-year decile one-hot; ratings from a rank-8 FM plus noise, clipped
+    to 1..5. Plain CSR rows: [user | item | age | occupation | genres | year]."""
+    rng = np.random.default_rng(seed)
+    n = SYN_ROWS
+    pop = 1.0 / np.arange(1, SYN_ITEMS + 1) ** 0.8
+    u = rng.integers(0, SYN_USERS, n)
+    i = rng.choice(SYN_ITEMS, n, p=pop / pop.sum())
+    age, occ = rng.integers(0, 7, SYN_USERS), rng.integers(0, 21, SYN_USERS)
+    year = rng.integers(0, 10, SYN_ITEMS)
+    n_gen = rng.integers(1, 4, SYN_ITEMS)
+    gen_rows = np.repeat(np.arange(SYN_ITEMS), n_gen)
+    gen_cols = np.concatenate([rng.choice(18, g, replace=False) for g in n_gen])
+    G = sp.csr_matrix((1.0 / np.sqrt(n_gen[gen_rows]), (gen_rows, gen_cols)),
+                      shape=(SYN_ITEMS, 18))
+    one = np.ones(n)
+    ar = np.arange(n)
+
+    def onehot(codes, width):
+        return sp.csr_matrix((one, (ar, codes)), shape=(n, width))
+
+    X = sp.hstack([onehot(u, SYN_USERS), onehot(i, SYN_ITEMS), onehot(age[u], 7),
+                   onehot(occ[u], 21), G[i], onehot(year[i], 10)], format="csr")
+    U, I_ = rng.normal(0, 0.5, (SYN_USERS, 8)), rng.normal(0, 0.5, (SYN_ITEMS, 8))
+    y = np.clip(3.6 + (U[u] * I_[i]).sum(1) + rng.normal(0, 0.9, n), 1, 5)
+    n_test = n // 10
+    return X[n_test:], y[n_test:], X[:n_test], y[:n_test]
+
+
+def part_speed(args) -> dict:
+    """u1 (k = 8, 200 iterations) and the ML-1M-sized synthetic (k = 32, a few iterations):
+    the tools alternate, round after round, and every round's ratios are taken within it."""
+    data = data_dir(args)
+    fm_status = fmlearn_status("mcmc") if "fmlearn" in args.tools else "not run (--tools)"
+    my_status = ""
+    if "myfm" in args.tools:
+        try:
+            myfm_bayes.version()
+        except Exception as exc:  # noqa: BLE001
+            my_status = f"not run ({first_line(exc)}; bash benchmarks/setup_peers.sh)"
+    else:
+        my_status = "not run (--tools)"
+    lf_status = libfm_status() if "libfm" in args.tools else "not run (--tools)"
+    WORK.mkdir(parents=True, exist_ok=True)
+    sets = {}
+    X, y, Xt, yt = load_split(data, "u1")
+    sets["u1"] = (X, y, Xt, yt, K_E, ITER_E, myfm_bayes.default_kept(ITER_E))
+    if not args.quick:
+        t0 = time.perf_counter()
+        sets["ml1m-synthetic"] = (*synthetic_ml1m(), K_SYN, ITER_SYN, ITER_SYN - 1)
+        log(f"synthetic ML-1M built in {time.perf_counter() - t0:.1f}s")
+    if not fm_status:
+        warm_up_mcmc(X[:2000], y[:2000])
+    results = {}  # (set, tool) -> [Run per round]
+    for name, (X, y, Xt, yt, rank, n_iter, kept) in sets.items():
+        if not lf_status:
+            tr, te = WORK / f"{name}.train.libfm", WORK / f"{name}.test.libfm"
+            write_libfm(tr, X, y)
+            write_libfm(te, Xt, yt)
+        rounds = args.repeats if name == "u1" else 1
+        for rnd in range(rounds):
+            for tool, status in (("fmlearn-1", fm_status), ("fmlearn-2", fm_status),
+                                 ("myfm", my_status), ("libfm", lf_status)):
+                if status:
+                    r = Run(tool, status=status)
+                elif tool.startswith("fmlearn"):
+                    r = run_fmlearn_mcmc(X, y, Xt, yt, rank=rank, n_iter=n_iter,
+                                         n_kept_samples=kept, n_jobs=int(tool[-1]))
+                elif tool == "myfm":
+                    r = run_myfm(X, y, Xt, yt, rank=rank, n_iter=n_iter, n_kept_samples=kept)
+                else:
+                    r = run_libfm(tr, te, yt, rank=rank, n_iter=n_iter)
+                results.setdefault((name, tool), []).append(r)
+                if not r.status:
+                    log(f"{name} round {rnd + 1} {tool}: RMSE {r.rmse:.4f}, "
+                        f"{r.iter_median * 1e3:.1f} ms/iter (median), fit {r.fit_s:.1f}s")
+    return render_speed(args, sets, results)
+
+
+def render_speed(args, sets, results) -> dict:
+    tools = ("fmlearn-1", "fmlearn-2", "myfm", "libfm")
+    label = {"fmlearn-1": "fmlearn, n_jobs=1", "fmlearn-2": "fmlearn, n_jobs=2",
+             "myfm": "myFM", "libfm": "libFM (built from source)"}
+    out = ["Seconds per iteration are the median of the per-iteration wall times within a fit "
+           "(fmlearn: `history_['time']`; myFM: its callback; libFM: the arrival of its "
+           "`#Iter` lines, which include scoring the test rows), then the median over the "
+           "rounds. Each round runs the four one after the other; a ratio is taken within a "
+           "round, then the median over rounds. fmlearn and myFM keep the last n - 5 samples "
+           "(u1), libFM all of them. k and iterations as in the table.", ""]
+    target_bits = []
+    for name, (X, *_, rank, n_iter, _kept) in sets.items():
+        out += [f"**{name}**: {X.shape[0]:,} training rows, {X.shape[1]:,} columns, "
+                f"{X.nnz:,} non-zeros, k = {rank}, {n_iter} iterations.", "",
+                "| tool | ms per iteration | RMSE (test) | fit (s) |",
+                "| --- | ---: | ---: | ---: |"]
+        med = {}
+        for t in tools:
+            runs = [r for r in results.get((name, t), []) if not r.status]
+            if not runs:
+                st = next((r.status for r in results.get((name, t), [])), "not run")
+                out.append(f"| {label[t]} | {st} | | |")
+                continue
+            med[t] = float(np.median([r.iter_median for r in runs]))
+            out.append(f"| {label[t]} | {med[t] * 1e3:.1f} | {runs[0].rmse:.4f} | "
+                       f"{np.median([r.fit_s for r in runs]):.1f} |")
+        ratios = {}
+        for a, b in (("fmlearn-1", "myfm"), ("fmlearn-1", "libfm"), ("fmlearn-2", "fmlearn-1")):
+            ra, rb = results.get((name, a), []), results.get((name, b), [])
+            rs = [x.iter_median / z.iter_median for x, z in zip(ra, rb, strict=False)
+                  if not x.status and not z.status]
+            if rs:
+                ratios[(a, b)] = float(np.median(rs))
+        if ratios:
+            out += ["", "Ratios (per round, median): " + "; ".join(
+                f"{label[a]} / {label[b]} = {v:.2f}" for (a, b), v in ratios.items()) + "."]
+        if name == "u1":
+            def met(key, ok, ratios=ratios):
+                v = ratios.get(key)
+                return "not measured" if v is None else ("met" if ok(v) else "not met")
+
+            target_bits.append(
+                f"u1 one thread ≤ 0.5x myFM's time per iteration: "
+                f"{met(('fmlearn-1', 'myfm'), lambda v: v <= 0.5)}; ≤ 0.5x libFM's: "
+                f"{met(('fmlearn-1', 'libfm'), lambda v: v <= 0.5)}; n_jobs=2 ≥ 1.7x one "
+                f"thread: {met(('fmlearn-2', 'fmlearn-1'), lambda v: v <= 1 / 1.7)}")
+        out.append("")
+    target = "(e) " + ("; ".join(target_bits) if target_bits else "not measured") + "."
+    return {"target": target, "body": "\n".join(out)}
+
+
 # ------------------------------------------------------------------------------ report
 def uncommitted_sources() -> list[str]:
     out = subprocess.run(["git", "status", "--porcelain", "--", "src/fmlearn"], cwd=ROOT,
@@ -751,13 +936,14 @@ def compose(saved: dict) -> str:
 
 
 PART_FUNCS = {"grouped": part_grouped, "relational": part_relational, "als": part_als,
-              "calibration": part_calibration}
+              "calibration": part_calibration, "speed": part_speed}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
-    p.add_argument("--tools", default="fmlearn,myfm", help="comma list of fmlearn, myfm")
+    p.add_argument("--tools", default="fmlearn,myfm,libfm",
+                   help="comma list of fmlearn, myfm, libfm (libfm: part (e) only)")
     p.add_argument("--splits", default=",".join(SPLITS), help="splits of part (a)")
     p.add_argument("--seeds", default=str(SEED), help="comma list of MCMC seeds, parts (a), (b)")
     p.add_argument("--repeats", type=int, default=3,
@@ -765,11 +951,12 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None,
                    help="data folder (default: ${FMLEARN_DATA:-/work/shared/data})")
     p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--quick", action="store_true", help="part (e): u1 only, no synthetic")
     args = p.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     for name, value, allowed in (("parts", parts, PARTS),
-                                 ("tools", args.tools.split(","), ("fmlearn", "myfm")),
+                                 ("tools", args.tools.split(","), ("fmlearn", "myfm", "libfm")),
                                  ("splits", args.splits.split(","), SPLITS)):
         bad = sorted(set(v.strip() for v in value) - set(allowed))
         if bad:

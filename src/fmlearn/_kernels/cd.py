@@ -35,8 +35,14 @@ the prior of the parameters being updated. ``sample`` switches MCMC (True) and A
 
 import math
 
+import numpy as np
+
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.prefetch import prefetch
 from fmlearn._kernels.rng import mean_above, normal, normal_above
+
+# Rows gathered ahead of use by :func:`sweep_columns`.
+PREFETCH = 8
 
 
 @jit(inline="always")
@@ -99,6 +105,165 @@ def update_factor(indptr, rows, vals, col0, f, e, q, sw, table, alpha, mu, lam, 
             x = vals[p]
             e[n] -= d * x * (q[n] - v * x)
             q[n] += d * x
+
+
+@jit
+def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, alpha, mu_w,
+                  lam_w, mu_V, lam_V, groups, sample, rng, S):
+    """Update ``w_i`` then ``v_i0 .. v_i,k-1`` of columns ``c0 <= c < c1``, feature by feature.
+
+    The feature-major scan of :meth:`~fmlearn.optim.coordinate._CoordinateSolver.run_epoch`.
+    ``R`` (n_rows, k + 2) float64, C order: each data row's factor sums ``q_n0 .. q_n,k-1``,
+    residual ``e_n`` (column ``k``) and weight ``s_n`` (column ``k + 1``) side by side, so a
+    row is one or two cache lines. ``mu_V``/``lam_V`` (k, n_groups). ``S`` (k + 3, m) float64
+    scratch, ``m`` at least the longest column.
+
+    A column's rows are gathered once, transposed, into ``S`` (rows ``0 .. k-1`` the factor
+    sums, ``k`` the residuals, ``k + 1`` the weights, ``k + 2`` the column's values), its
+    ``k + 1`` updates run there as contiguous loops over the rows (which LLVM vectorizes, in
+    L1), and ``R`` gets the result back: one random access per non-zero instead of one per
+    non-zero and factor (the factor-major scan), and no separate error-update pass over the
+    data. Columns with no row in common touch disjoint rows of ``R``, so threads may run this
+    on disjoint ranges of such columns at once (block Gibbs; see :func:`exclusive_runs`).
+    """
+    k = R.shape[1] - 2
+    W = k + 2
+    last = rows.shape[0] - 1
+    be = S[k]
+    bs = S[k + 1]
+    bx = S[k + 2]
+    for c in range(c0, c1):
+        i = col0 + c
+        g = groups[i]
+        p0 = indptr[c]
+        m = indptr[c + 1] - p0
+        for j in range(m):
+            # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
+            ahead = rows[min(p0 + j + PREFETCH, last)] * W
+            prefetch(R, ahead)
+            prefetch(R, ahead + W - 1)
+            n = rows[p0 + j]
+            bx[j] = vals[p0 + j]
+            be[j] = R[n, k]
+            bs[j] = R[n, k + 1]
+            for f in range(k):
+                S[f, j] = R[n, f]
+        if fit_linear:
+            s_hh = 0.0
+            s_he = 0.0
+            for j in range(m):
+                sx = bs[j] * bx[j]
+                s_hh += sx * bx[j]
+                s_he += sx * be[j]
+            old = table[i, wcol]
+            new = _draw(old, s_hh, s_he, alpha, mu_w[g], lam_w[g], sample, rng)
+            table[i, wcol] = new
+            d = new - old
+            for j in range(m):
+                be[j] -= d * bx[j]
+        for f in range(k):
+            v = table[i, f]
+            bq = S[f]
+            s_hh = 0.0
+            s_he = 0.0
+            for j in range(m):
+                x = bx[j]
+                h = x * (bq[j] - v * x)
+                sh = bs[j] * h
+                s_hh += sh * h
+                s_he += sh * be[j]
+            new = _draw(v, s_hh, s_he, alpha, mu_V[f, g], lam_V[f, g], sample, rng)
+            table[i, f] = new
+            d = new - v
+            # The residuals' update, fused with the factor sums' (h from the old v).
+            for j in range(m):
+                x = bx[j]
+                be[j] -= d * x * (bq[j] - v * x)
+                bq[j] += d * x
+        for j in range(m):
+            n = rows[p0 + j]
+            R[n, k] = be[j]
+            for f in range(k):
+                R[n, f] = S[f, j]
+
+
+@jit
+def row_state(indptr, indices, data, w0, table, idx, row_offset, lin, Qb, sq, start, stop, R,
+              pred):
+    """FM output ``pred[n]`` and factor sums ``R[n, :k]`` of rows ``start <= n < stop``.
+
+    The sweep's starting point: :func:`fmlearn._kernels.fm.predict_blocked`'s output, with the
+    sums written in the sweep's row layout (``R`` as in :func:`sweep_columns`), so that the
+    factor loops run over contiguous lanes. ``idx`` (n_blocks, n_rows) int32 and the block
+    rows' ``lin``, ``Qb`` (n_block_rows, k), ``sq`` (from ``fm.block_sums``, stacked at
+    ``row_offset``) as there; ``idx`` of shape (0, n_rows) without blocks.
+    """
+    k = R.shape[1] - 2
+    n_blocks = idx.shape[0]
+    for n in range(start, stop):
+        for f in range(k):
+            R[n, f] = 0.0
+        linear = 0.0
+        squares = 0.0
+        for p in range(indptr[n], indptr[n + 1]):
+            i = indices[p]
+            x = data[p]
+            linear += table[i, k] * x
+            for f in range(k):
+                vx = table[i, f] * x
+                R[n, f] += vx
+                squares += vx * vx
+        for b in range(n_blocks):
+            r = row_offset[b] + idx[b, n]
+            linear += lin[r]
+            squares += sq[r]
+            for f in range(k):
+                R[n, f] += Qb[r, f]
+        pair = 0.0
+        for f in range(k):
+            pair += R[n, f] * R[n, f]
+        pred[n] = w0[0] + linear + 0.5 * (pair - squares)
+
+
+@jit
+def exclusive_runs(indptr, rows, n_rows, starts):
+    """Split the columns into maximal runs of consecutive columns no two of which share a row.
+
+    Writes each run's first column to ``starts`` (n_cols + 1,) and the end after the last;
+    returns the number of runs. A one-hot field (all users, all items) is one run. Given the
+    other parameters, the parameters of a run's columns are conditionally independent.
+    """
+    mark = np.full(n_rows, -1, dtype=np.int64)
+    n_runs = 0
+    for c in range(indptr.shape[0] - 1):
+        clash = n_runs == 0
+        for p in range(indptr[c], indptr[c + 1]):
+            if mark[rows[p]] == n_runs - 1:
+                clash = True
+                break
+        if clash:
+            starts[n_runs] = c
+            n_runs += 1
+        for p in range(indptr[c], indptr[c + 1]):
+            mark[rows[p]] = n_runs - 1
+    starts[n_runs] = indptr.shape[0] - 1
+    return n_runs
+
+
+@jit
+def group_moments(table, groups, sums, squares):
+    """Per prior group ``g`` and column ``c`` of ``table`` (n_features, n_cols): ``sums[g, c]``
+    and ``squares[g, c]``, the sum and the sum of squares of ``table[i, c]`` over the features
+    ``i`` of the group; both (n_groups, n_cols). One pass for every hyper-parameter's sums.
+    """
+    sums[:, :] = 0.0
+    squares[:, :] = 0.0
+    for i in range(table.shape[0]):
+        g = groups[i]
+        for c in range(table.shape[1]):
+            t = table[i, c]
+            sums[g, c] += t
+            squares[g, c] += t * t
 
 
 @jit
@@ -231,6 +396,71 @@ def block_apply_factor(idx, e, q, A):
         r = idx[n]
         e[n] -= A[r, DQ] * q[n] + A[r, B]
         q[n] += A[r, DQ]
+
+
+# A block swept whole (the feature-major sweep): one pass over the data rows gathers, per block
+# row, every factor's aggregates and the cross moments M_gf = sum s_n q_ng q_nf (g < f), from
+# which each factor's EQ is brought up to date after the earlier factors' updates; one more
+# pass applies all the changes. Columns of ``P`` (n_block_rows, 2 + 3k + k(k-1)/2): C, E, then
+# per factor Q1, Q2, EQ, then the M_gf at ``_moment(g, f, k)``.
+@jit(inline="always")
+def _moment(g, f, k):
+    return 2 + 3 * k + f * (f - 1) // 2 + g
+
+
+@jit
+def block_stats_all(idx, R, P):
+    """``P``'s aggregates of every block row from the rows' sums, residuals and weights ``R``
+    (n_rows, k + 2) as in :func:`sweep_columns`."""
+    k = R.shape[1] - 2
+    P[:, :] = 0.0
+    for n in range(idx.shape[0]):
+        r = idx[n]
+        s = R[n, k + 1]
+        e = R[n, k]
+        P[r, 0] += s
+        P[r, 1] += s * e
+        for f in range(k):
+            sq = s * R[n, f]
+            P[r, 2 + 3 * f] += sq
+            P[r, 3 + 3 * f] += sq * R[n, f]
+            P[r, 4 + 3 * f] += sq * e
+            base = 2 + 3 * k + f * (f - 1) // 2
+            for g in range(f):
+                P[r, base + g] += sq * R[n, g]
+
+
+@jit
+def block_start_factor(P, A, f, DQs, Bs, Blin):
+    """Factor ``f``'s aggregates in ``A`` (C and E are kept current in ``A`` from the previous
+    updates): Q1 and Q2 as gathered (``q_f`` has not changed yet), EQ less the residual changes
+    of the linear update (``Blin``) and of factors ``g < f`` (``DQs``/``Bs`` (n_block_rows,
+    k))."""
+    k = DQs.shape[1]
+    for r in range(A.shape[0]):
+        q1 = P[r, 2 + 3 * f]
+        eq = P[r, 4 + 3 * f] - Blin[r] * q1
+        for g in range(f):
+            eq -= DQs[r, g] * P[r, _moment(g, f, k)] + Bs[r, g] * q1
+        A[r, Q1] = q1
+        A[r, Q2] = P[r, 3 + 3 * f]
+        A[r, EQ] = eq
+        A[r, DQ] = 0.0
+        A[r, B] = 0.0
+
+
+@jit
+def block_apply_all(idx, R, DQs, Bs, Blin):
+    """Every update of the block reaches the data rows: ``e_n -= Blin + sum_f (DQ_f q_nf +
+    B_f)`` (the factor sums before the changes), ``q_nf += DQ_f``."""
+    k = DQs.shape[1]
+    for n in range(idx.shape[0]):
+        r = idx[n]
+        de = Blin[r]
+        for f in range(k):
+            de += DQs[r, f] * R[n, f] + Bs[r, f]
+            R[n, f] += DQs[r, f]
+        R[n, k] -= de
 
 
 # ----------------------------------------------------------------------------- probit targets

@@ -29,6 +29,12 @@ def next_u64(state):
     return z ^ (z >> np.uint64(31))
 
 
+@jit
+def next_seed(state):
+    """64 random bits from ``state``, e.g. the seed of a thread's own stream."""
+    return next_u64(state)
+
+
 @jit(inline="always")
 def uniform(state):
     """Uniform float64 in (0, 1]: never 0, so ``log`` of it is finite."""

@@ -11,14 +11,17 @@ precisions are sampled, per prior group.
 
 A sweep:
 
-1. recomputes every row's prediction from scratch (no drift of the cached residuals) --
-   multi-threaded over rows with ``n_jobs``;
+1. takes every row's prediction from the residuals the last sweep kept current, and every
+   ``REFRESH_SWEEPS`` sweeps recomputes it from scratch (multi-threaded over rows), so
+   rounding in the cached residuals cannot drift;
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
    probit targets (ordinal: after a Metropolis step of the cutpoints);
 3. MCMC: draws the noise precision and every group's prior means and precisions;
-4. updates ``w0``, every ``w_i``, then factor by factor every ``v_if``: a coordinate loop
-   that is sequential by nature; its per-factor sums ``q_nf`` are computed multi-threaded
-   over rows. Relation blocks are swept at the cost of their unique rows.
+4. updates ``w0``; then, feature by feature, ``w_i`` and ``v_i1 .. v_ik`` of every column of
+   X (``cd.sweep_columns``), on ``n_jobs`` threads over runs of columns that share no row
+   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``);
+   then each relation block, its ``w_i`` and factor by factor its ``v_if``, at the cost of
+   its unique rows. Data too large to keep every row's sums go factor by factor instead.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmlearn._kernels import cd
+from fmlearn._kernels import fm as fm_kernels
+from fmlearn._kernels import rng as krng
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
-from fmlearn.models.fm import FMParams, blocked_decision_function
+from fmlearn.models.fm import FMParams
 from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import check_no_l1
 from fmlearn.tasks import for_loss as task_for_loss
@@ -40,9 +45,17 @@ from fmlearn.tasks import for_loss as task_for_loss
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
 # parameters a Normal-Gamma with mu_0 = 0, gamma_0 = 1, alpha_lambda = beta_lambda = 1.
 ALPHA_0 = BETA_0 = 1.0
-# Factor sums of all factors are computed in the sweep's first pass when they take less
-# memory than this; otherwise one pass per factor.
-SUMS_CACHE_BYTES = 256 * 2**20
+# Every row's factor sums, residual and weight (n_rows x (k + 2) float64) are kept for the
+# feature-major sweep when they take less memory than this (1M rows at k = 32: 272 MiB);
+# otherwise the factor-major sweep computes one factor's sums at a time.
+SUMS_CACHE_BYTES = 512 * 2**20
+# The feature-major sweep recomputes every row's output and sums from scratch every this many
+# sweeps (a full pass, 15-20% of a sweep), and carries them over between, so rounding cannot
+# drift far.
+REFRESH_SWEEPS = 8
+# A run of mutually exclusive columns is split over the threads when each gets at least this
+# many non-zeros: below, starting threads costs more than it saves.
+PARALLEL_RUN_NNZ = 8192
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
@@ -87,6 +100,7 @@ class _Data(NamedTuple):
     groups: np.ndarray  # int32 (n_features,)
     group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
     task_data: object = None
+    runs: np.ndarray = None  # int64 (n_runs + 1,): main columns no two of which share a row
 
 
 class _CoordinateSolver:
@@ -179,8 +193,11 @@ class _CoordinateSolver:
             blocks.append(_Block(b.idx, b.csr, _csc(b.csr), b.col0, scratch))
         groups = self._groups(X.n_features)
         sizes = np.bincount(groups, minlength=1).astype(np.float64)
-        return _Data(X, main, _csc(main), blocks, y, sample_weight, groups, sizes,
-                     self.task.latent_data(y, sample_weight))
+        csc = _csc(main)
+        starts = np.empty(main.n_features + 1, dtype=np.int64)
+        n_runs = cd.exclusive_runs(csc.indptr, csc.rows, main.n_rows, starts)
+        return _Data(X, main, csc, blocks, y, sample_weight, groups, sizes,
+                     self.task.latent_data(y, sample_weight), starts[: n_runs + 1].copy())
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -206,14 +223,27 @@ class _CoordinateSolver:
                 np.full((k, 1), self.l2_reg_V * n))
 
     @staticmethod
-    def _predict_with_sums(params, X, n_threads):
-        """Predictions and every factor's row sums ``Q`` (k, n_rows) in one threaded pass."""
+    def _predict_with_sums(params, data, n_threads, R):
+        """Predictions, and every row's factor sums into ``R[:, :k]``, in one threaded pass."""
+        X, k, table = data.X, params.n_factors, params.table
         if not isinstance(X, BlockDesign):
             X = BlockDesign(X, [])
-        Q = np.empty((params.n_factors, X.n_rows))
-        pred = blocked_decision_function(params.w0, params.table, params.n_factors, X,
-                                         n_threads, sums=Q)
-        return pred, Q
+        n_br = max(X.n_block_rows, 1)
+        lin, Qb, sq = np.zeros(n_br), np.zeros((n_br, k)), np.zeros(n_br)
+        for b, off in zip(X.blocks, X.row_offset, strict=True):
+            c = b.csr
+            end = off + c.n_rows
+            fm_kernels.block_sums(c.indptr, c.indices, c.data, b.col0, table, k, lin[off:end],
+                                  Qb[off:end], sq[off:end])
+        m = X.main
+        pred = np.empty(m.n_rows)
+
+        def rows(a, z):
+            cd.row_state(m.indptr, m.indices, m.data, params.w0, table, X.idx, X.row_offset, lin,
+                         Qb, sq, a, z, R, pred)
+
+        run_blocks(rows, m.n_rows, n_threads)
+        return pred
 
     def _factor_sums(self, data, table, f, q, n_threads):
         m = data.main
@@ -239,11 +269,25 @@ class _CoordinateSolver:
         sample, r = self.sample, state["rng"]
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
-        Q = None
-        if data.main.n_rows * k * 8 > SUMS_CACHE_BYTES:
+        R = None
+        if data.main.n_rows * (k + 2) * 8 > SUMS_CACHE_BYTES:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
-            pred, Q = self._predict_with_sums(params, data.X, n_threads)
+            # Each row's factor sums, then (below) residual and weight: see cd.sweep_columns.
+            # Kept from sweep to sweep: fresh pages would cost a page fault per 4 KiB.
+            R = getattr(self, "_rows", None)
+            if R is None or R.shape != (data.main.n_rows, k + 2):
+                R = self._rows = np.empty((data.main.n_rows, k + 2))
+                R[:, k + 1] = data.sw
+                self._until_refresh = 0
+            if self._until_refresh == 0:
+                pred = self._predict_with_sums(params, data, n_threads, R)
+                self._until_refresh = REFRESH_SWEEPS
+            else:
+                # The sweep kept every row's sums and residual current (exactly, up to
+                # rounding): the output is the last target less the residual.
+                pred = self._last_target - R[:, k]
+            self._until_refresh -= 1
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep)
         e = target - pred
@@ -257,34 +301,130 @@ class _CoordinateSolver:
             new = mean + (rng.standard_normal() / np.sqrt(alpha * s_h) if sample else 0.0)
             params.w0[0] = new
             e -= new - old
-        if self.fit_linear:
-            c = data.main_csc
-            cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w, lam_w,
-                             groups, sample, r)
+        prior = (alpha, mu_w, lam_w, mu_V, lam_V)
+        if R is not None:
+            # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
+            # the blocks factor by factor.
+            R[:, k] = e
+            self._last_target = target
+            self._sweep_main(data, state, table, R, prior, effective_n_jobs(n_jobs))
             for b in data.blocks:
-                A = b.scratch
-                cd.block_linear_stats(b.idx, sw, e, A)
-                cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, A, table,
-                                       wcol, alpha, mu_w, lam_w, groups, sample, r)
-                cd.block_apply_linear(b.idx, e, A)
-        q = np.zeros(data.main.n_rows)
-        for f in range(k):
-            if Q is None:
+                self._sweep_block_whole(b, data, table, wcol, R, prior, r)
+            e = R[:, k]
+        else:
+            # Factor-major, one factor's sums at a time: data too large for all of Q.
+            if self.fit_linear:
+                c = data.main_csc
+                cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w,
+                                 lam_w, groups, sample, r)
+                self._sweep_blocks_linear(data, table, wcol, e, prior, r)
+            q = np.zeros(data.main.n_rows)
+            for f in range(k):
                 q[:] = 0.0
                 self._factor_sums(data, table, f, q, n_threads)
-            else:
-                q = Q[f]
-            c = data.main_csc
-            cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
-                             lam_V[f], groups, sample, r)
-            for b in data.blocks:
-                A = b.scratch
-                cd.block_factor_stats(b.idx, sw, e, q, A)
-                cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, A, table,
-                                       alpha, mu_V[f], lam_V[f], groups, sample, r)
-                cd.block_apply_factor(b.idx, e, q, A)
+                c = data.main_csc
+                cd.update_factor(c.indptr, c.rows, c.vals, 0, f, e, q, sw, table, alpha, mu_V[f],
+                                 lam_V[f], groups, sample, r)
+                self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
         return self.task.latent_loss(params, data.y, sw, target, e)
+
+    def _sweep_block_whole(self, b, data, table, wcol, R, prior, r):
+        """A relation block's ``w_i``, then its ``v_if`` factor by factor, with two passes over
+        the data rows (``cd.block_stats_all``) instead of two per factor."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        k = R.shape[1] - 2
+        n_br = b.scratch.shape[0]
+        P = np.empty((n_br, 2 + 3 * k + k * (k - 1) // 2))
+        DQs, Bs = np.empty((n_br, k)), np.empty((n_br, k))
+        cd.block_stats_all(b.idx, R, P)
+        A = b.scratch
+        A[:, cd.C] = P[:, 0]
+        A[:, cd.E] = P[:, 1]
+        A[:, cd.B] = 0.0
+        csc = b.csc
+        if self.fit_linear:
+            cd.block_update_linear(csc.indptr, csc.rows, csc.vals, b.col0, A, table, wcol, alpha,
+                                   mu_w, lam_w, data.groups, self.sample, r)
+        Blin = A[:, cd.B].copy()
+        for f in range(k):
+            cd.block_start_factor(P, A, f, DQs, Bs, Blin)
+            cd.block_update_factor(csc.indptr, csc.rows, csc.vals, b.col0, f, A, table, alpha,
+                                   mu_V[f], lam_V[f], data.groups, self.sample, r)
+            DQs[:, f] = A[:, cd.DQ]
+            Bs[:, f] = A[:, cd.B]
+        cd.block_apply_all(b.idx, R, DQs, Bs, Blin)
+
+    def _sweep_blocks_linear(self, data, table, wcol, e, prior, r):
+        alpha, mu_w, lam_w, _, _ = prior
+        for b in data.blocks:
+            A = b.scratch
+            cd.block_linear_stats(b.idx, data.sw, e, A)
+            cd.block_update_linear(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, A, table,
+                                   wcol, alpha, mu_w, lam_w, data.groups, self.sample, r)
+            cd.block_apply_linear(b.idx, e, A)
+
+    def _sweep_blocks_factor(self, data, table, f, e, q, prior, r):
+        alpha, _, _, mu_V, lam_V = prior
+        for b in data.blocks:
+            A = b.scratch
+            cd.block_factor_stats(b.idx, data.sw, e, q, A)
+            cd.block_update_factor(b.csc.indptr, b.csc.rows, b.csc.vals, b.col0, f, A, table,
+                                   alpha, mu_V[f], lam_V[f], data.groups, self.sample, r)
+            cd.block_apply_factor(b.idx, e, q, A)
+
+    def _plan(self, data, n_threads):
+        """Per run of mutually exclusive main columns, the column cuts of its threads."""
+        key = (id(data.runs), n_threads)
+        if getattr(self, "_plan_key", None) != key:
+            ip, runs = data.main_csc.indptr, data.runs
+            plan = []
+            for a, b in zip(runs[:-1], runs[1:], strict=True):
+                nnz = int(ip[b] - ip[a])
+                t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
+                cuts = np.searchsorted(ip[a: b + 1], ip[a] + np.arange(t + 1) * nnz / t, "left")
+                cuts = a + np.minimum(cuts, b - a)
+                cuts[0], cuts[-1] = a, b
+                plan.append(cuts)
+            widest = int(np.diff(ip).max(initial=0))
+            self._plan_key, self._plan_cuts, self._widest, self._scratch = key, plan, widest, []
+        return self._plan_cuts
+
+    def _sweep_main(self, data, state, table, R, prior, n_threads):
+        """``w_i`` and ``v_i`` of every main column, feature by feature; runs of columns that
+        share no row are split over ``n_threads`` threads, each with its own random stream
+        (``state["rng_threads"]``, drawn from the chain's generator on the first sweep)."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
+        plan = self._plan(data, n_threads)
+        streams = state.get("rng_threads")
+        split = max((len(cuts) - 1 for cuts in plan), default=1)
+        # Small data is never split: its chain stays the one-thread chain whatever n_jobs.
+        if split > 1 and sample and (streams is None or streams.shape[0] != n_threads):
+            # Derived from the chain's own stream: the same (random_state, n_jobs), the same
+            # chain.
+            seeds = np.empty(n_threads, dtype=np.uint64)
+            for t in range(n_threads):
+                seeds[t] = krng.next_seed(state["rng"])
+            state["rng_threads"] = streams = seeds
+        if streams is None:
+            streams = np.zeros(1, dtype=np.uint64)
+
+        while len(self._scratch) < split:  # one scratch per thread
+            self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
+
+        def columns(a, b, r, t=0):
+            cd.sweep_columns(c.indptr, c.rows, c.vals, a, b, 0, R, table, k, self.fit_linear,
+                             alpha, mu_w, lam_w, mu_V, lam_V, data.groups, sample, r,
+                             self._scratch[t])
+
+        for cuts in plan:
+            t = len(cuts) - 1
+            if t == 1:
+                columns(cuts[0], cuts[1], state["rng"])
+            else:
+                run_blocks(lambda u, _v, cuts=cuts: columns(cuts[u], cuts[u + 1],
+                                                            streams[u: u + 1], u), t, t)
 
     def _after_sweep(self, params, state, alpha):
         pass
@@ -300,7 +440,8 @@ class ALSSolver(_CoordinateSolver):
     mean loss, so the same values suit data of any size (libFM's ``-regular r``, on the total,
     is ``r / n_rows`` here). Classification fits the
     probit model by EM (latent targets at their conditional mean). Multi-threaded: the
-    per-sweep predictions and per-factor sums over rows.
+    per-sweep predictions, and the updates of columns that share no row (the same result as
+    one thread: their updates commute).
     """
 
     name = "als"
@@ -314,8 +455,9 @@ class MCMCSolver(_CoordinateSolver):
     of each factor of ``V`` (Normal-Gamma hyper-priors), ``w0``, every ``w_i`` and every
     ``v_if`` from their conditional posteriors. No learning rate and no regularization to tune.
     The last ``n_kept_samples`` sweeps are kept; predictions average over them. Classification
-    samples latent probit targets. Multi-threaded: the per-sweep predictions and per-factor
-    sums over rows; the Gibbs loop itself is sequential.
+    samples latent probit targets. Multi-threaded: the per-sweep predictions, and block Gibbs
+    over columns that share no row, each thread with its own random stream (the same
+    ``(random_state, n_jobs)``, the same chain).
     """
 
     name = "mcmc"
@@ -355,23 +497,22 @@ class MCMCSolver(_CoordinateSolver):
             state["lam_w"] = np.ones(n_groups)
             state["lam_V"] = np.ones((k, n_groups))
 
-        def per_group(values):
-            return np.bincount(groups, weights=values, minlength=n_groups)
-
-        def draw(theta, lam):
-            """(mu, lambda) per group for one parameter vector ``theta`` (n_features,)."""
-            mu = (per_group(theta) + GAMMA_0 * MU_0) / (n_g + GAMMA_0)
-            mu = mu + rng.standard_normal(n_groups) / np.sqrt((n_g + GAMMA_0) * lam)
-            dev = per_group((theta - mu[groups]) ** 2)
-            shape = 0.5 * (ALPHA_LAMBDA + n_g + 1.0)
-            rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
-            return mu, rng.gamma(shape, 1.0 / rate)
-
         table = params.table
-        mu_w, state["lam_w"] = draw(table[:, k], state["lam_w"])
-        mu_V = np.empty((k, n_groups))
-        for f in range(k):
-            mu_V[f], state["lam_V"][f] = draw(table[:, f], state["lam_V"][f])
+        sums = np.empty((n_groups, k + 1))
+        squares = np.empty((n_groups, k + 1))
+        cd.group_moments(table, groups, sums, squares)
+        lam = np.concatenate([state["lam_V"].T, state["lam_w"][:, None]], axis=1)
+        n_col = n_g[:, None]
+        mu = (sums + GAMMA_0 * MU_0) / (n_col + GAMMA_0)
+        mu = mu + rng.standard_normal(mu.shape) / np.sqrt((n_col + GAMMA_0) * lam)
+        dev = np.maximum(squares - 2.0 * mu * sums + n_col * mu * mu, 0.0)  # sum (theta - mu)^2
+        shape = np.broadcast_to(0.5 * (ALPHA_LAMBDA + n_col + 1.0), mu.shape)
+        rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
+        lam = rng.gamma(shape, 1.0 / rate)
+        state["lam_w"] = np.ascontiguousarray(lam[:, k])
+        state["lam_V"] = np.ascontiguousarray(lam[:, :k].T)
+        mu_w = np.ascontiguousarray(mu[:, k])
+        mu_V = np.ascontiguousarray(mu[:, :k].T)
         return alpha, mu_w, state["lam_w"], mu_V, state["lam_V"]
 
     def _after_sweep(self, params, state, alpha):

@@ -1,0 +1,132 @@
+"""Block Gibbs on threads: runs of mutually exclusive columns, sampled (MCMC) or solved (ALS)
+on ``n_jobs`` threads, each with its own random stream."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fmlearn import FMClassifier, FMOrdinalRegressor, FMRegressor
+from fmlearn._kernels import cd
+from fmlearn.data.design import as_kernel_csr
+from fmlearn.optim.coordinate import _csc
+
+
+def _ratings(n_users=40, n_items=30, n=900, seed=0, side=True):
+    """User one-hot | item one-hot | (optionally) two dense side columns; noisy FM targets."""
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, n_users, n)
+    i = rng.integers(0, n_items, n)
+    cols = [sp.csr_matrix((np.ones(n), (np.arange(n), u)), shape=(n, n_users)),
+            sp.csr_matrix((np.ones(n), (np.arange(n), i)), shape=(n, n_items))]
+    if side:
+        cols.append(sp.csr_matrix(rng.uniform(0.5, 1.5, (n, 2))))
+    X = sp.hstack(cols).tocsr()
+    U, I_ = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
+    y = (U[u] * I_[i]).sum(1) + 0.3 * rng.normal(size=n)
+    return X, y
+
+
+@pytest.fixture
+def threads_on_small_data(monkeypatch):
+    # Split every run, however small, so that these small problems use the threads.
+    monkeypatch.setattr("fmlearn.optim.coordinate.PARALLEL_RUN_NNZ", 1)
+
+
+def _runs(X):
+    c = _csc(as_kernel_csr(sp.csr_matrix(X)))
+    starts = np.empty(X.shape[1] + 1, dtype=np.int64)
+    return starts[: cd.exclusive_runs(c.indptr, c.rows, X.shape[0], starts) + 1]
+
+
+def test_exclusive_runs_are_the_one_hot_fields_and_maximal():
+    X, _ = _ratings()
+    np.testing.assert_array_equal(_runs(X), [0, 40, 70, 71, 72])
+    # Random design: no two columns of a run share a row, and each run's first column shares
+    # a row with a column of the run before it (maximal).
+    R = sp.random(60, 25, density=0.05, random_state=3, format="csc")
+    runs = _runs(R.tocsr())
+    B = (R != 0).astype(int)
+    for a, b in zip(runs[:-1], runs[1:], strict=True):
+        assert (B[:, a:b].sum(axis=1) <= 1).all()
+        if a > 0:
+            prev = runs[np.searchsorted(runs, a) - 1]
+            assert (B[:, prev:a].sum(axis=1).A1 * B[:, a].toarray().ravel()).any()
+    assert runs[0] == 0 and runs[-1] == 25
+
+
+@pytest.mark.usefixtures("threads_on_small_data")
+def test_threaded_als_is_the_serial_als():
+    # Columns of a run share no row: their updates commute, so ALS on threads is exact.
+    X, y = _ratings(seed=1)
+    kw = dict(n_factors=3, solver="als", max_iter=8, l2_reg_w=1e-3, l2_reg_V=1e-3,
+              random_state=0, tol=None)
+    a = FMRegressor(**kw, n_jobs=1).fit(X, y)
+    b = FMRegressor(**kw, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a.V_, b.V_)
+    np.testing.assert_array_equal(a.w_, b.w_)
+    np.testing.assert_array_equal(a.history_["train_rmse"], b.history_["train_rmse"])
+
+
+@pytest.mark.usefixtures("threads_on_small_data")
+@pytest.mark.parametrize("cls", [FMRegressor, FMClassifier, FMOrdinalRegressor])
+def test_threaded_chain_is_reproducible(cls):
+    X, y = _ratings(seed=2)
+    if cls is FMClassifier:
+        y = y > 0
+    elif cls is FMOrdinalRegressor:
+        y = np.digitize(y, [-1.0, 0.0, 1.0])
+    kw = dict(n_factors=2, solver="mcmc", max_iter=12, random_state=7)
+    a = cls(**kw, n_jobs=2).fit(X, y)
+    b = cls(**kw, n_jobs=2).fit(X, y)
+    c = cls(**kw, n_jobs=1).fit(X, y)
+    np.testing.assert_array_equal(a.V_samples_, b.V_samples_)
+    np.testing.assert_array_equal(a.w0_samples_, b.w0_samples_)
+    # The threads draw from their own streams: another chain than the one-thread sampler's.
+    assert not np.allclose(a.V_samples_, c.V_samples_)
+
+
+def _sample_outputs(m, X):
+    """(n_samples, n_rows): the FM output of every kept sample."""
+    X = X.toarray()
+    lin = m.w_samples_ @ X.T + m.w0_samples_[:, None]
+    XV = np.einsum("ni,sif->snf", X, m.V_samples_)
+    X2V2 = np.einsum("ni,sif->snf", X * X, m.V_samples_ ** 2)
+    return lin + 0.5 * (XV ** 2 - X2V2).sum(-1)
+
+
+def _mean_and_se(values, n_batches=25):
+    """Mean over axis 0 and its Monte Carlo standard error by batch means."""
+    n = values.shape[0] // n_batches * n_batches
+    batches = values[:n].reshape(n_batches, -1, *values.shape[1:]).mean(1)
+    return values.mean(0), batches.std(0, ddof=1) / np.sqrt(n_batches)
+
+
+@pytest.mark.usefixtures("threads_on_small_data")
+def test_threaded_sampler_has_the_serial_posterior():
+    # Block Gibbs on threads has the same stationary distribution as the one-thread sweep:
+    # posterior predictive means and spreads of the FM output agree within their Monte Carlo
+    # errors (batch means over long chains; fixed seeds, so the outcome is deterministic, and
+    # 5 standard errors leave a margin no fixed seed comes near by chance).
+    X, y = _ratings(n_users=15, n_items=12, n=300, seed=4, side=False)
+    test = X[:40]
+    kw = dict(n_factors=2, solver="mcmc", max_iter=3000, n_kept_samples=2500,
+              init_stdev=0.1)
+    out = [_sample_outputs(FMRegressor(**kw, random_state=s, n_jobs=j).fit(X, y), test)
+           for s, j in ((11, 1), (12, 2))]
+    (m1, se1), (m2, se2) = (_mean_and_se(o) for o in out)
+    z = np.abs(m1 - m2) / np.sqrt(se1 ** 2 + se2 ** 2)
+    assert z.max() < 5.0, z.max()
+    (s1, sse1), (s2, sse2) = (_mean_and_se((o - o.mean(0)) ** 2) for o in out)
+    z = np.abs(s1 - s2) / np.sqrt(sse1 ** 2 + sse2 ** 2)
+    assert z.max() < 5.0, z.max()
+    # Not vacuous: the intervals are far narrower than the spread of the predictions.
+    assert np.sqrt(se1 ** 2 + se2 ** 2).max() < 0.1 * m1.std()
+
+
+def test_small_data_chain_is_the_one_thread_chain_whatever_n_jobs():
+    # No run is large enough to split: the threads' streams are never drawn.
+    X, y = _ratings(seed=5)
+    kw = dict(n_factors=2, solver="mcmc", max_iter=6, random_state=3)
+    a = FMRegressor(**kw, n_jobs=1).fit(X, y)
+    b = FMRegressor(**kw, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a.V_samples_, b.V_samples_)
