@@ -259,10 +259,11 @@ def make_model(family: str, params: dict, split: Split, seed: int):
     import fmlearn
 
     kw = dict(params, random_state=seed, n_jobs=1)
+    k_fm = kw.pop("n_factors", K_FM)
     if family.startswith("fm-"):
         return fmlearn.FMRegressor(n_factors=K_FM, solver=family[3:], **kw)
     if family == "fm":
-        return fmlearn.FMClassifier(n_factors=K_FM, **kw)
+        return fmlearn.FMClassifier(n_factors=k_fm, **kw)
     if family == "ffm":
         return fmlearn.FFMClassifier(n_factors=K_FFM, fields=split.fields, **kw)
     if family == "fwfm":
