@@ -172,9 +172,9 @@ class SGDSolver:
         w0_state = self._w0_state(params, state)
         n_threads = _threads(n_jobs, X.n_rows)
 
-        def rows(a, b):
+        def rows(a, b):  # the last argument: concurrent (other threads train at once)
             return params.sgd_epoch(X, y, sample_weight, order[a:b], w0_state, self,
-                                    concurrent=n_threads > 1)
+                                    n_threads > 1)
 
         step = max(1, X.n_rows if self.progress is None else PROGRESS_ROWS)
         loss = 0.0
