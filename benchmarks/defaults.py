@@ -5,7 +5,8 @@ For each data set and model family this fits
 - ``old``: the defaults before this study (v0.1: ``l2_reg_*=1e-4``, ``init_stdev=0.1``, no
   early stopping; FFM libffm's ``learning_rate=0.2, l2=2e-5``; the ranker ``lr=0.05, l2=1e-5``);
 - ``default``: the estimator as constructed with no hyper-parameter (today's defaults);
-- ``cand:<name>``: candidate defaults (``--candidates``), the same values on every data set;
+- ``cand:<name>``: candidate defaults (``--candidates``), the same values (or rule: ``S<c>``
+  adds ``c / n_rows`` to the per-row L2) on every data set;
 - ``tuned``: a small grid, chosen on a validation split of the training data (never on test):
   10% of the training rows (positives for the ranker, 20% as benchmarks/ranking.py) for the
   large sets, 25% of each training fold for the small ones; the grid's fits stop early on that
@@ -32,9 +33,11 @@ Data (``${FMLEARN_DATA:-/work/shared/data}``; see its README):
 
 Cross-validated sets report the mean over folds; on the fixed splits the default and old rows
 are the median over ``--seeds``, candidates and tuned use the first seed.
-Run (2 cores, one thread per fit; about 10-20 minutes)::
+Run (2 cores, one thread per fit; about 10-20 minutes, 30 with six candidates on a loaded
+machine)::
 
     python benchmarks/defaults.py                      # writes docs/benchmarks.md "defaults"
+    python benchmarks/defaults.py --candidates B D F es S10 S100   # the published run
     python benchmarks/defaults.py --no-write --sets movielens --families fm-als
 """
 
