@@ -5,7 +5,8 @@ For each data set and model family this fits
 - ``old``: the defaults before this study (v0.1: ``l2_reg_*=1e-4``, ``init_stdev=0.1``, no
   early stopping; FFM libffm's ``learning_rate=0.2, l2=2e-5``; the ranker ``lr=0.05, l2=1e-5``);
 - ``default``: the estimator as constructed with no hyper-parameter (today's defaults);
-- ``cand:<name>``: candidate defaults (``--candidates``), the same values on every data set;
+- ``cand:<name>``: candidate defaults (``--candidates``), the same values (or rule: ``S<c>``
+  adds ``c / n_rows`` to the per-row L2) on every data set;
 - ``tuned``: a small grid, chosen on a validation split of the training data (never on test):
   10% of the training rows (positives for the ranker, 20% as benchmarks/ranking.py) for the
   large sets, 25% of each training fold for the small ones; the grid's fits stop early on that
@@ -32,9 +33,11 @@ Data (``${FMLEARN_DATA:-/work/shared/data}``; see its README):
 
 Cross-validated sets report the mean over folds; on the fixed splits the default and old rows
 are the median over ``--seeds``, candidates and tuned use the first seed.
-Run (2 cores, one thread per fit; about 10-20 minutes)::
+Run (2 cores, one thread per fit; about 10-20 minutes, 30 with six candidates on a loaded
+machine)::
 
     python benchmarks/defaults.py                      # writes docs/benchmarks.md "defaults"
+    python benchmarks/defaults.py --candidates B D F es S10 S100   # the published run
     python benchmarks/defaults.py --no-write --sets movielens --families fm-als
 """
 
@@ -78,6 +81,13 @@ CANDIDATES = {
     "F": dict(init_stdev=0.01, l2_reg_w=1e-2, l2_reg_V=5e-2),
     "G": dict(init_stdev=0.01, l2_reg_w=5e-2, l2_reg_V=5e-2),
     "F+es": dict(init_stdev=0.01, l2_reg_w=1e-2, l2_reg_V=5e-2, early_stopping=True),
+    # Today's defaults with early stopping on at any size (scikit-learn's threshold off).
+    "es": dict(early_stopping=True),
+    # A prior on the total loss, as MCMC's and logistic regression's are: S<c> adds c / n_rows
+    # to the family's default per-row L2 (w and V) of the stochastic solvers (ALS, whose
+    # penalty is on the mean loss already, keeps its own). Small data gets more.
+    "S10": ("rows", 10.0),
+    "S100": ("rows", 100.0),
 }
 # The tuning grid, per solver kind: learning rates x L2 (w and V alike), init_stdev 0.01.
 GRID_L2 = (1e-4, 1e-3, 1e-2, 5e-2)
@@ -259,10 +269,11 @@ def make_model(family: str, params: dict, split: Split, seed: int):
     import fmlearn
 
     kw = dict(params, random_state=seed, n_jobs=1)
+    k_fm = kw.pop("n_factors", K_FM)
     if family.startswith("fm-"):
         return fmlearn.FMRegressor(n_factors=K_FM, solver=family[3:], **kw)
     if family == "fm":
-        return fmlearn.FMClassifier(n_factors=K_FM, **kw)
+        return fmlearn.FMClassifier(n_factors=k_fm, **kw)
     if family == "ffm":
         return fmlearn.FFMClassifier(n_factors=K_FFM, fields=split.fields, **kw)
     if family == "fwfm":
@@ -390,11 +401,22 @@ def linear(ds: DataSet, split: Split) -> float:
 
 
 # ---------------------------------------------------------------------------------- study
-def _as_of(family: str, name: str, params: dict, split: Split) -> dict:
-    """v0.1's ALS penalized the total loss: its 1e-4 is 1e-4 / n_rows on today's scale."""
+def _as_of(family: str, name: str, params, split: Split) -> dict:
+    """The setting ``params`` of ``name`` for ``family`` on ``split``: v0.1's ALS penalized
+    the total loss (its 1e-4 is 1e-4 / n_rows on today's scale); a rows-scaled candidate
+    (``("rows", c)``) adds ``c / n_rows`` to the family's default L2."""
+    n = split.X_tr.shape[0]
     if family == "fm-als" and name == "old":
-        n = split.y_tr.shape[0]
         return dict(params, l2_reg_w=params["l2_reg_w"] / n, l2_reg_V=params["l2_reg_V"] / n)
+    if isinstance(params, tuple) and params[0] == "rows":
+        if family in ("fm-als", "ranker"):
+            return {}
+        from fmlearn.optim import get_solver, hyper
+
+        est = make_model(family, {}, split, 0)
+        solver = get_solver(est.solver)
+        return {name: hyper(est, name, solver) + params[1] / n
+                for name in ("l2_reg_w", "l2_reg_V")}
     return params
 
 
@@ -436,8 +458,31 @@ def _num(x: float) -> str:
     return "diverged" if np.isnan(x) else f"{x:.4f}"
 
 
-def _setting(p: dict) -> str:
+def _setting(p) -> str:
+    if isinstance(p, tuple) and p[0] == "rows":
+        return (f"the default L2 + {p[1]:g} / n_rows on w and V (SGD-type solvers; ALS and the "
+                "ranker keep their defaults)")
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
+
+
+def targets(results: list) -> list[str]:
+    """Issue #11's "done when" lines, marked from the numbers of this run."""
+    out = ["Targets (#11), from this run:", ""]
+    for ds, res in results:
+        if ds.name == "MovieLens 100K u1":
+            got = {f: res[f]["default"][0] for f in ("fm-adagrad", "fm-sgd", "fm-als") if f in res}
+            ok = all(v <= 0.93 for v in got.values())
+            out.append("- MovieLens 100K u1, default RMSE <= 0.93: "
+                       + ", ".join(f"{LABEL[f]} {v:.4f}" for f, v in got.items())
+                       + f": **{'met' if ok else 'not met'}**")
+    clf = [(ds, res) for ds, res in results if ds.task == "clf"]
+    for ds, res in clf:
+        lin = res["linear"]
+        got = {f: res[f]["default"][0] for f in families_for("clf") if f in res}
+        short = [f"{LABEL[f]} {v - lin:+.4f}" for f, v in got.items() if v < lin]
+        out.append(f"- {ds.name}, default AUC >= logistic regression's ({lin:.4f}): "
+                   + ("**met**" if not short else f"**not met** ({', '.join(short)})"))
+    return out
 
 
 def render(results: list, args, elapsed: float) -> str:
@@ -474,6 +519,7 @@ def render(results: list, args, elapsed: float) -> str:
 
         lines.append(f"| {ds.name} | {METRIC[ds.task]} | {cell('default')} | {cell('old')} | "
                      f"{cell('tuned')} | {res['linear']:.4f} |")
+    lines += ["", *targets(results)]
     cands = sorted({k for _, r in results for f, v in r.items() if f != "linear" for k in v
                     if k.startswith("cand:")})
     if cands:

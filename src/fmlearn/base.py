@@ -525,11 +525,14 @@ class BaseFM(BaseEstimator):
                 output = self._output(Xv)
                 return task.score(yv, output, swv), output
 
-        return self._train(epoch, validate, max_iter, callbacks, stoppable=solver_cls.stoppable)
+        return self._train(epoch, validate, max_iter, callbacks, stoppable=solver_cls.stoppable,
+                           solver=solver)
 
-    def _train(self, epoch, validate, max_iter, callbacks, *, stoppable=True):
+    def _train(self, epoch, validate, max_iter, callbacks, *, stoppable=True, solver=None):
         """Run :func:`fmlearn.engine.train` with this estimator's stopping rule, progress bar
-        and ``history_``; keep the best epoch's parameters when early stopping restores them."""
+        and ``history_``; keep the best epoch's parameters when early stopping restores them.
+        A ``solver`` with a ``progress`` hook (the SGD-type ones) reports long epochs' rows to
+        the bar too."""
         task = self._task
         history = History(self.history_, task.metric, self._metric_name,
                           epochs_done=self._epochs_done, validating=validate is not None)
@@ -540,6 +543,8 @@ class BaseFM(BaseEstimator):
             stoppable=stoppable, mode="max" if task.higher_is_better else "min",
         )
         bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None
+        if bar is not None and hasattr(solver, "progress"):
+            solver.progress = bar.rows
         try:
             # A first fit with an empty numba cache compiles its epoch kernel: say so.
             with notice_on_compile(seconds=FIT_COMPILE_S):

@@ -8,6 +8,7 @@ True stops training after that epoch. Built-ins: :class:`EarlyStopping` (what th
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 __all__ = ["EarlyStopping", "EpochEnv", "ProgressBar"]
@@ -102,15 +103,23 @@ class EarlyStopping:
 class ProgressBar:
     """A tqdm bar over epochs showing the training and validation metric.
 
-    ``train_name`` labels the training metric when it differs from ``env.metric`` (e.g. the
-    ranker's loss beside its validation NDCG).
+    The one progress display of every estimator's ``verbose`` (and so of the command line,
+    which fits with ``verbose=1`` unless ``--quiet``). ``train_name`` labels the training
+    metric when it differs from ``env.metric`` (e.g. the ranker's loss beside its validation
+    NDCG). A long epoch also reports within itself: the SGD-type solvers call :meth:`rows`
+    between chunks of rows (see :class:`fmlearn.optim.sgd.SGDSolver`), shown as the share of
+    the current epoch done, at most every ``mininterval`` seconds of ``clock``.
     """
 
-    def __init__(self, total: int, desc: str = "fmlearn", train_name: str | None = None):
+    def __init__(self, total: int, desc: str = "fmlearn", train_name: str | None = None, *,
+                 mininterval: float = 0.5, clock=time.monotonic):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=True)
         self._train_name = train_name
+        self._mininterval = mininterval
+        self._clock = clock
+        self._shown = -math.inf
 
     def __call__(self, env: EpochEnv) -> None:
         post = {f"train_{self._train_name or env.metric}": f"{env.train:.5g}"}
@@ -118,6 +127,19 @@ class ProgressBar:
             post[f"valid_{env.metric}"] = f"{env.valid:.5g}"
         self._bar.set_postfix(post, refresh=False)
         self._bar.update(1)
+
+    def rows(self, done: int, total: int | None) -> None:
+        """Within an epoch: ``done`` of its ``total`` rows (None: unknown) visited so far."""
+        if total is not None and done >= total:
+            return  # the epoch's end is shown by __call__, with its metrics
+        now = self._clock()
+        if now - self._shown < self._mininterval:
+            return
+        self._shown = now
+        epoch = self._bar.n + 1
+        where = (f"epoch {epoch}: {100 * done / total:.0f}% of {total:,} rows" if total
+                 else f"epoch {epoch}: {done:,} rows")
+        self._bar.set_postfix_str(where, refresh=True)
 
     def close(self) -> None:
         self._bar.close()

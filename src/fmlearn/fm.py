@@ -89,7 +89,10 @@ _PARAMS_DOC = """
         Threads for training (lock-free Hogwild over rows) and prediction; None means 1,
         -1 all cores. Multi-threaded training is not bit-for-bit reproducible.
     verbose : int, default=0
-        1 shows a progress bar over epochs with the training and validation metrics.
+        1 shows a progress bar over epochs (sweeps for ALS and MCMC) with the training and
+        validation metrics, the bar ``fmlearn train`` draws. An SGD-type epoch over more than
+        262,144 rows also shows how far it has got within the epoch; the model is the same
+        as without ``verbose``.
 
     Attributes
     ----------

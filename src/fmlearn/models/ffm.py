@@ -48,19 +48,21 @@ class FFMParams(TableParams):
     def _like(self, w0, table):
         return FFMParams(w0, table, self.n_factors, self.fields)
 
-    def sgd_epoch(self, X, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.ffm`.
 
-        Several threads buffer the hot rows (see :meth:`_hot_rows`). Every row updates a
-        feature of each of its fields, so with small fields plain Hogwild threads passed those
-        rows' cache lines back and forth all the time (2 threads were 2x slower than one on
-        Frappe).
+        Several threads (``concurrent``) buffer the hot rows (see :meth:`_hot_rows`). Every
+        row updates a feature of each of its fields, so with small fields plain Hogwild threads
+        passed those rows' cache lines back and forth all the time (2 threads were 2x slower
+        than one on Frappe).
         """
         return ffm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, w0_state, self.table, self.n_factors, self.fields, self.wcol,
             solver.loss, solver.code, solver.kernel_args, solver.fit_intercept,
-            solver.fit_linear, hot=self._hot_rows(X, order),
+            solver.fit_linear, hot=self._hot_rows(X, order, concurrent),
         )
 
     def _predict_block(self, indptr, X, out):

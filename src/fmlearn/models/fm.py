@@ -59,18 +59,20 @@ class FMParams(TableParams):
             return blocked_decision_function(self.w0, self.table, self.n_factors, X, n_jobs)
         return super().decision_function(X, n_jobs)
 
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X: KernelCSR, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; see :mod:`fmlearn._kernels.sgd`.
 
         ``w0_state``: the bias's solver state. Thread-safe in the Hogwild sense: the solver
-        calls it from several threads on disjoint chunks of the order, which then buffer the
-        hot rows (see :meth:`_hot_rows`).
+        calls it from several threads on disjoint chunks of the order (``concurrent``), which
+        then buffer the hot rows (see :meth:`_hot_rows`).
         """
         return sgd_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, w0_state, self.table, self.n_factors, solver.loss, solver.code,
             solver.kernel_args, solver.fit_intercept, solver.fit_linear,
-            hot=self._hot_rows(X, order),
+            hot=self._hot_rows(X, order, concurrent),
         )
 
     def _hot_lookup(self, X, slot, rows):

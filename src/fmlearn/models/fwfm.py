@@ -92,7 +92,9 @@ class FwFMParams(TableParams):
         states = list(self.acc_r.reshape(-1, *self.r.shape)[:n_states])
         return [*groups, (self.r, states, 0.0, self.reg_r)]
 
-    def sgd_epoch(self, X, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.fwfm`."""
         return fwfm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,

@@ -74,7 +74,9 @@ class HOFMParams(TableParams):
     def _like(self, w0, table):
         return HOFMParams(w0, table, self.n_factors, self.degree)
 
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X: KernelCSR, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One (stochastic) pass; see :mod:`fmlearn._kernels.hofm`. Hogwild-safe."""
         return hofm_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order,

@@ -101,7 +101,9 @@ class MulticlassFMParams(TableParams):
         return self._like(self.w0.copy(), table)
 
     # -- kernels
-    def sgd_epoch(self, X: KernelCSR, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X: KernelCSR, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One (stochastic) pass of ``solver`` over ``order``; ``y`` float64 class indices.
 
         ``w0_state`` holds the biases' solver state, ``[state 0 of each class | state 1 of

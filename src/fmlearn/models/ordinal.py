@@ -84,7 +84,9 @@ class OrdinalFMParams(FMParams):
         return OrdinalPosteriorFM.start(self, capacity)
 
     # -- kernels
-    def sgd_epoch(self, X, y, sample_weight, order, w0_state, solver) -> float:
+    def sgd_epoch(
+        self, X, y, sample_weight, order, w0_state, solver, concurrent=None
+    ) -> float:
         """One pass of the proportional-odds model (see :mod:`fmlearn._kernels.ordinal`);
         ``y`` float64 class indices, ``w0_state`` the cutpoints' solver state."""
         return ordinal_kernels.sgd_epoch(

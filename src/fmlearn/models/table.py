@@ -144,17 +144,21 @@ class TableParams:
         return bool(np.isfinite(self.w0).all() and np.isfinite(self.table).all())
 
     # -- concurrent epochs
-    def _hot_rows(self, X, order):
+    def _hot_rows(self, X, order, concurrent=None):
         """``hot`` for an epoch kernel (see :mod:`fmlearn._kernels.hogwild`) run on ``order``.
 
-        Called on a part of the rows (``order`` shorter than ``X``), the solver's threads are
-        training this table at once: each then keeps its own copies of the hot features' rows
-        and of the bias, and merges its changes into the table every few hundred rows, instead
-        of passing their cache lines back and forth with the other threads at nearly every
-        row. Returns ``(lookup, rows, lock)`` (see :meth:`_hot_lookup`), computed once per
-        design and kept while its index array lives, or None on all the rows (one thread).
+        When ``concurrent`` (None: when ``order`` is a part of ``X``'s rows), the solver's
+        threads are training this table at once: each then keeps its own copies of the hot
+        features' rows and of the bias, and merges its changes into the table every few
+        hundred rows, instead of passing their cache lines back and forth with the other
+        threads at nearly every row. Returns ``(lookup, rows, lock)`` (see
+        :meth:`_hot_lookup`), computed once per design and kept while its index array lives,
+        or None for one thread (also one thread taking an epoch in chunks of rows, as it does
+        to report progress: its updates then go straight to the table, exactly as unchunked).
         """
-        if order.shape[0] >= X.n_rows:
+        if concurrent is None:
+            concurrent = order.shape[0] < X.n_rows
+        if not concurrent:
             return None
         key = (id(X.indices), X.indices.shape[0], X.n_rows)
         cached = self._hot

@@ -1,0 +1,55 @@
+"""Defaults that need no tuning (issue #11): the "done when" numbers that are met, guarded
+against regressions. The study itself is benchmarks/defaults.py (docs/benchmarks.md)."""
+
+import numpy as np
+import pytest
+
+from fmlearn import FFMClassifier, FMClassifier, FMRegressor, FwFMClassifier
+from fmlearn.data import load_movielens100k
+from fmlearn.metrics import auc
+from fmlearn.optim import get_solver, hyper
+
+
+@pytest.mark.parametrize("solver", ["adagrad", "sgd", "als"])
+def test_movielens_u1_defaults_reach_093(data_dir, solver):
+    """MovieLens 100K u1, user + item one-hot, k = 8, nothing else given: RMSE <= 0.93."""
+    X, y, Xt, yt = load_movielens100k(data_dir / "ml-100k", "u1")
+    model = FMRegressor(n_factors=8, solver=solver, random_state=0).fit(X, y)
+    rmse = float(np.sqrt(np.mean((model.predict(Xt) - yt) ** 2)))
+    assert rmse <= 0.93, rmse
+
+
+def test_each_solver_resolves_its_own_defaults():
+    """None means the solver's value (the family's first): AdaGrad, SGD, ALS and FFM differ."""
+    got = {}
+    for est in (FMRegressor(), FMRegressor(solver="sgd"), FMRegressor(solver="als"),
+                FFMClassifier()):
+        cls = get_solver(est.solver)
+        got[(type(est).__name__, est.solver)] = tuple(
+            hyper(est, k, cls) for k in ("learning_rate", "l2_reg_w", "l2_reg_V"))
+    assert got[("FMRegressor", "adagrad")] == (0.1, 1e-2, 5e-2)
+    assert got[("FMRegressor", "sgd")] == (0.01, 1e-2, 8e-2)
+    assert got[("FMRegressor", "als")][1:] == (1e-4, 1e-4)
+    assert got[("FFMClassifier", "adagrad")] == (0.2, 1e-2, 1e-2)
+    # A value given is kept.
+    assert hyper(FMRegressor(l2_reg_V=0.3), "l2_reg_V", get_solver("adagrad")) == 0.3
+
+
+@pytest.mark.parametrize("model", [FMClassifier, FFMClassifier, FwFMClassifier])
+def test_defaults_beat_logistic_regression_on_digits(model):
+    """scikit-learn's digits, label digit >= 5 (interactions matter): the defaults beat
+    logistic regression's AUC on a held-out quarter."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, digit = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, (digit >= 5).astype(int), test_size=0.25,
+                                          random_state=0, stratify=digit >= 5)
+    sc = StandardScaler().fit(Xtr)
+    Xtr, Xte = sc.transform(Xtr), sc.transform(Xte)
+    lr = auc(yte, LogisticRegression(max_iter=2000).fit(Xtr, ytr).predict_proba(Xte)[:, 1])
+    kw = {} if model is FMClassifier else {"fields": np.arange(X.shape[1], dtype=np.int32)}
+    fm = model(random_state=0, **kw).fit(Xtr, ytr)
+    assert auc(yte, fm.predict_proba(Xte)[:, 1]) > lr + 0.02
