@@ -39,8 +39,9 @@ class Spec:
     optimizer: str = "adam"
     max_epochs: int = 30
     patience: int = 2
+    tol: float = 1e-4  # absolute, on the validation log loss
     threads: int = 2
-    cin: tuple[int, ...] = (64, 64)  # xDeepFM's CIN feature maps per layer (no split-half)
+    cin: tuple[int, ...] = (64, 64)  # xDeepFM's CIN feature maps per layer (split-half)
     att_layers: int = 2  # AutoInt: self-attention layers
     att_heads: int = 2  # AutoInt / DIFM heads; attention width = n_factors
     afm_att: int = 16  # AFM attention network width
@@ -96,7 +97,7 @@ class DeepData:
                    z["X_test"], z["y_test"], z["cards"], [str(s) for s in z["field_names"]])
 
     def csr(self, part: str):
-        """``(csr_matrix, fields)``: the one-hot design matrix of ``part`` and each column's field."""
+        """``(csr_matrix, fields)``: the one-hot design matrix of ``part``, each column's field."""
         import scipy.sparse as sp
 
         X = getattr(self, f"X_{part}")
@@ -156,8 +157,6 @@ class Trainer:
         raise NotImplementedError
 
     def state(self):  # a copy of the parameters
-        import torch
-
         return {k: v.detach().clone() for k, v in self.module().state_dict().items()}
 
     def restore(self, state) -> None:
@@ -168,8 +167,9 @@ class Trainer:
 
 
 def train_with_early_stopping(tr: Trainer, data: DeepData, spec: Spec, note: str = "") -> dict:
-    """Epochs until the validation log loss has not improved for ``spec.patience`` epochs
-    (or ``spec.max_epochs``), the best epoch restored; then the test scores and throughput."""
+    """Epochs until the validation log loss has not improved by ``spec.tol`` for
+    ``spec.patience`` epochs (or ``spec.max_epochs``), the best epoch restored; then the test
+    scores and throughput."""
     best, best_epoch, best_state, waited = np.inf, 0, None, 0
     epoch_s, train_s = [], []
     n = 0
@@ -183,12 +183,13 @@ def train_with_early_stopping(tr: Trainer, data: DeepData, spec: Spec, note: str
         epoch_s.append(t2 - t0)
         if not np.isfinite(loss):
             break
-        if loss < best - 1e-6:  # fmlearn's engine counts an epoch as better by any decrease
-            best, best_epoch, best_state, waited = loss, n, tr.state(), 0
-        else:
-            waited += 1
-            if waited >= spec.patience:
-                break
+        # fmlearn's rule (callbacks.EarlyStopping, scikit-learn's): only a gain larger than
+        # tol resets the patience count; any new minimum is the epoch restored at the end.
+        waited = waited + 1 if loss > best - spec.tol else 0
+        if loss < best:
+            best, best_epoch, best_state = loss, n, tr.state()
+        if waited >= spec.patience:
+            break
     if best_state is not None:
         tr.restore(best_state)
     proba, predict_s = timed_predict(lambda: tr.predict("test"), spec.predict_repeats)

@@ -39,7 +39,8 @@ def describe(spec: Spec) -> str:
         f"({', '.join(f'`{v}`' for v in MODELS.values())}) with every `l2_reg_*` = 0, "
         "`compile(torch.optim.Adam(lr), 'binary_crossentropy')`, trained by its own `fit` "
         "(one epoch per call; its loss is the batch *sum*), scored by its own `predict`. "
-        "xDeepFM with `cin_split_half=False`; AutoInt's attention width is the embedding size "
+        "xDeepFM with `cin_split_half=True` (as fmlearn's CIN); AutoInt's attention width is "
+        "the embedding size "
         "(DeepCTR has no separate knob); FM = DeepFM without the DNN (DeepCTR has no FM class)."
     )
 
@@ -59,7 +60,7 @@ def _build(model: str, data: DeepData, spec: Spec, seed: int):
     if model == "deepfm":
         return m.DeepFM(cols, cols, **dnn, **lin, **common)
     if model == "xdeepfm":
-        return m.xDeepFM(cols, cols, cin_layer_size=tuple(spec.cin), cin_split_half=False,
+        return m.xDeepFM(cols, cols, cin_layer_size=tuple(spec.cin), cin_split_half=True,
                          l2_reg_cin=0.0, **dnn, **lin, **common)
     if model in ("autoint", "autoint+"):
         hid = h if model == "autoint+" else ()

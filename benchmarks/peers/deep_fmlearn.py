@@ -8,8 +8,8 @@ differences of ``history_["time"]`` (each epoch's training pass plus its validat
 the same work the peers' epochs are timed over).
 
 Architecture knobs beyond the shared contract (CIN sizes, attention heads, ...) are passed
-under every name in ``_ARCH`` the estimator's ``get_params()`` knows; a knob it does not
-know stays at fmlearn's default and the result's ``note`` lists it.
+under fmlearn's names (``_arch``); a knob the estimator's ``get_params()`` does not know stays
+at fmlearn's default and the result's ``note`` lists it.
 """
 
 from __future__ import annotations
@@ -39,21 +39,16 @@ MODELS = {
 _MLP = {"deepfm", "xdeepfm", "autoint+", "nfm", "ifm", "difm"}
 
 
-def _arch(spec: Spec) -> dict[str, list[tuple[str, object]]]:
-    """Per model: (candidate parameter name, value) pairs for the non-contract knobs."""
-    cin = tuple(spec.cin)
-    heads = [("n_heads", spec.att_heads), ("num_heads", spec.att_heads),
-             ("att_heads", spec.att_heads), ("attention_heads", spec.att_heads)]
+def _arch(spec: Spec) -> dict[str, dict[str, object]]:
+    """Per model: fmlearn's own names for the knobs beyond the shared contract. Self-attention
+    width is per head in fmlearn (``attention_size``), the total in the peers: k / heads."""
+    att = {"n_heads": spec.att_heads, "attention_size": spec.n_factors // spec.att_heads}
     return {
-        "xdeepfm": [("cin_layer_sizes", cin), ("cin_layer_size", cin), ("cin_sizes", cin),
-                    ("cin_hidden_units", cin), ("cin_split_half", False), ("split_half", False)],
-        "autoint": [("n_attention_layers", spec.att_layers), ("n_layers", spec.att_layers),
-                    ("att_layers", spec.att_layers), ("attention_layers", spec.att_layers),
-                    ("attention_size", spec.n_factors), ("attention_dim", spec.n_factors),
-                    *heads],
-        "difm": heads,
-        "afm": [("attention_size", spec.afm_att), ("attention_factor", spec.afm_att),
-                ("attention_dim", spec.afm_att), ("attention_units", spec.afm_att)],
+        "xdeepfm": {"cin_layer_sizes": tuple(spec.cin)},
+        "autoint": {"n_attention_layers": spec.att_layers, **att},
+        "autoint+": {"n_attention_layers": spec.att_layers, **att},
+        "difm": att,
+        "afm": {"attention_size": spec.afm_att},
     }
 
 
@@ -68,8 +63,10 @@ def describe(spec: Spec) -> str:
         f"fmlearn {v}: `fmlearn.deep` classifiers on the one-hot CSR with `fields=`, "
         f"`n_factors={spec.n_factors}`, `hidden_layer_sizes={tuple(spec.hidden)}` where the "
         f"model has an MLP, `optimizer='adam'`, `learning_rate={spec.learning_rate}`, "
-        f"`batch_size={spec.batch_size}`, `l2_reg_V=l2_reg_net=0`, `dropout={spec.dropout}`, "
-        f"`early_stopping=True` with `eval_set` and `n_iter_no_change={spec.patience}`, "
+        f"`batch_size={spec.batch_size}`, `l2_reg_w=l2_reg_V=l2_reg_net=0`, "
+        f"`dropout={spec.dropout}`, "
+        f"`early_stopping=True` with `eval_set`, `n_iter_no_change={spec.patience}`, "
+        f"`tol={spec.tol:g}`, "
         f"`n_jobs={spec.threads}`. The numba `FMClassifier` (reference row `fm-numba`) trains "
         "with its own default solver and learning rate (not Adam), same factors and stopping."
     )
@@ -77,13 +74,13 @@ def describe(spec: Spec) -> str:
 
 def _estimator(model: str, spec: Spec, fields: np.ndarray, seed: int):
     common = dict(n_factors=spec.n_factors, max_iter=spec.max_epochs, early_stopping=True,
-                  n_iter_no_change=spec.patience, random_state=seed, n_jobs=spec.threads,
-                  fields=fields)
+                  n_iter_no_change=spec.patience, tol=spec.tol, random_state=seed,
+                  n_jobs=spec.threads, fields=fields)
     if model == "fm-numba":
         from fmlearn import FMClassifier
 
         est = FMClassifier()
-        params = {k: v for k, v in {**common, "tol": None}.items() if k in est.get_params()}
+        params = {k: v for k, v in common.items() if k in est.get_params()}
         return est.set_params(**params), []
     import fmlearn.deep as deep
 
@@ -91,17 +88,18 @@ def _estimator(model: str, spec: Spec, fields: np.ndarray, seed: int):
     est = cls()
     known = est.get_params()
     params = dict(common, batch_size=spec.batch_size, optimizer=spec.optimizer,
-                  learning_rate=spec.learning_rate, dropout=spec.dropout, l2_reg_V=0.0,
-                  l2_reg_net=0.0)
-    if model in _MLP:
-        params["hidden_layer_sizes"] = tuple(spec.hidden)
+                  learning_rate=spec.learning_rate, l2_reg_w=0.0, l2_reg_V=0.0, l2_reg_net=0.0)
     missing = [k for k in params if k not in known]
     params = {k: v for k, v in params.items() if k in known}
-    arch = _arch(spec).get("autoint" if model == "autoint+" else model, [])
-    used = {name: value for name, value in arch if name in known}
-    params.update(used)
-    if arch and not used:
-        missing.append("architecture knobs (" + ", ".join(sorted({n for n, _ in arch})) + ")")
+    if model in _MLP:
+        params["hidden_layer_sizes"] = tuple(spec.hidden)
+    if "dropout" in known:  # the models without an MLP or attention have none
+        params["dropout"] = spec.dropout
+    for name, value in _arch(spec).get(model, {}).items():
+        if name in known:
+            params[name] = value
+        else:
+            missing.append(name)
     return est.set_params(**params), missing
 
 

@@ -53,7 +53,8 @@ def describe(spec: Spec) -> str:
         "`MLP_Block`, `ScaledDotProductAttention`) as the model zoo does; data through its "
         "`NpzDataLoader` (`num_workers=0`), steps through `BaseModel.train_step` (gradient "
         "clipping at norm 10 included), scores through `BaseModel.predict`. Embeddings start "
-        "N(0, 1e-4) and dense layers Xavier-normal (`BaseModel.reset_parameters`)."
+        "N(0, 1e-4) and dense layers Xavier-normal (`BaseModel.reset_parameters`). "
+        "Its CIN has no split-half option (all maps of a layer feed the next)."
     )
 
 
@@ -199,7 +200,6 @@ class _Trainer(Trainer):
 
         logging.getLogger().setLevel(logging.WARNING)
         torch.manual_seed(seed)
-        np.random.seed(seed)
         fmap = FeatureMap("bench", workdir)
         fmap.features = OrderedDict(
             (f"f{i}", {"source": "", "type": "categorical", "vocab_size": int(c)})

@@ -33,7 +33,9 @@ def describe(spec: Spec) -> str:
         " trained by a plain loop (shuffled index per epoch, `torch.optim.Adam`, `BCELoss`). "
         "Its MLP puts a BatchNorm1d after every hidden layer (not configurable); its AutoInt "
         "always has the MLP (AutoInt+ only) and projects the embeddings to the attention width "
-        "before `nn.MultiheadAttention`; xDeepFM with `split_half=False`. No FwFM, IFM, DIFM, "
+        "before `nn.MultiheadAttention`; xDeepFM with `split_half=True` (as fmlearn's CIN). "
+        "Its linear weights start N(0, 1) (`nn.Embedding`'s default), which takes many epochs "
+        "to wash out. No FwFM, IFM, DIFM, "
         "CFM, no plain AutoInt. torchfm 0.7.0 uses `np.long` (gone from NumPy 2): aliased to "
         "`np.int64`."
     )
@@ -53,7 +55,7 @@ def _build(model: str, field_dims, spec: Spec):
         return dfm.DeepFactorizationMachineModel(field_dims, k, h, d)
     if model == "xdeepfm":
         return xdfm.ExtremeDeepFactorizationMachineModel(field_dims, k, h, d, spec.cin,
-                                                         split_half=False)
+                                                         split_half=True)
     if model == "autoint+":
         return afi.AutomaticFeatureInteractionModel(field_dims, k, k, spec.att_heads,
                                                     spec.att_layers, h, (d, d))
