@@ -305,7 +305,9 @@ def fmlearn_source() -> str:
 def main_run(args) -> Path:
     spec = Spec(n_factors=args.factors, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, max_epochs=args.epochs,
-                patience=args.patience, threads=args.threads)
+                patience=args.patience, threads=args.threads,
+                hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+                cin=tuple(int(h) for h in args.cin.split(",") if h))
     WORK.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -367,19 +369,29 @@ class Cell:
         self.best = [r["best_epoch"] for r in ok]
         self.other = float(np.mean([r.get("other_cores", 0) for r in ok])) if ok else 0.0
         self.notes = sorted({r.get("note", "") for r in ok} - {""})
+        # test-set standard errors, the noise measure when there is a single seed
+        self.test_se = {"auc": float(np.mean([r.get("auc_se", np.nan) for r in ok])) if ok
+                        else np.nan,
+                        "ll": float(np.mean([r.get("logloss_se", np.nan) for r in ok])) if ok
+                        else np.nan}
 
     def _fmt(self, v: np.ndarray) -> str:
         if not self.n:
             return "failed" if self.errors else "-"
         return f"{v.mean():.4f}" if self.n == 1 else f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
 
-    def se(self, v: np.ndarray) -> float:
-        return float(v.std(ddof=1) / np.sqrt(self.n)) if self.n > 1 else float("nan")
+    def se(self, attr: str) -> float:
+        """Standard error of the mean over seeds; with one seed, the test-set one."""
+        v = getattr(self, attr)
+        return float(v.std(ddof=1) / np.sqrt(self.n)) if self.n > 1 else self.test_se[attr]
 
 
 def noise(a: Cell, b: Cell, attr: str) -> float:
-    """Two standard errors of the difference of two means over seeds (NaN if < 2 seeds)."""
-    return 2.0 * float(np.hypot(a.se(getattr(a, attr)), b.se(getattr(b, attr))))
+    """Two standard errors of the difference of two means, the cells taken as independent:
+    over seeds when there are several, else the test-set standard errors (Hanley-McNeil for
+    the AUC; the rows' spread for the log loss), which overstate the noise of a difference
+    measured on the same test rows."""
+    return 2.0 * float(np.hypot(a.se(attr), b.se(attr)))
 
 
 def _cells(res: dict):
@@ -465,6 +477,24 @@ def targets(res: dict, cells) -> list[str]:
     return lines
 
 
+def merge(results: list[dict]) -> dict:
+    """Several runs as one: the first's settings, every run's data sets, tools and runs."""
+    res = dict(results[0])
+    if len(results) > 1:
+        keys = ("spec", "seeds", "rows_cap")
+        for other in results[1:]:
+            if any(other.get(k) != res.get(k) for k in keys):
+                raise SystemExit("--render: the results differ in settings (spec, seeds or "
+                                 "--rows); render them one at a time")
+            res["data"] = {**res["data"], **other["data"]}
+            res["tools"] = {**other["tools"], **res["tools"]}
+            res["runs"] = res["runs"] + other["runs"]
+            res["failures"] = res.get("failures", []) + other.get("failures", [])
+        res["commands"] = [r["command"] for r in results]
+        res["elapsed_s"] = sum(r.get("elapsed_s", 0) for r in results)
+    return res
+
+
 def render(res: dict) -> str:
     cells = _cells(res)
     spec = Spec.from_dict(res["spec"])
@@ -472,8 +502,10 @@ def render(res: dict) -> str:
     out = [
         "## Deep models (fmlearn.deep) vs DeepCTR-Torch, FuxiCTR and pytorch-fm",
         "",
-        f"Command: `benchmarks/.venv/bin/python {res['command']}` (started {res['started']}, "
-        f"{res.get('elapsed_s', 0) / 60:.0f} min), fmlearn from "
+        "Command" + ("s" if len(res.get("commands", [])) > 1 else "") + ": "
+        + "; ".join(f"`PYTHONPATH=src benchmarks/.venv/bin/python {c}`"
+                    for c in res.get("commands", [res["command"]]))
+        + f" (started {res['started']}, {res.get('elapsed_s', 0) / 60:.0f} min), fmlearn from "
         f"{res.get('fmlearn_source', '?')} (on `PYTHONPATH`). Machine: {res['machine']}. "
         "The machine was "
         "shared with other engineers' builds and tests while this ran (column \"others\": "
@@ -512,7 +544,12 @@ def render(res: dict) -> str:
     out += ["Tools:", ""]
     for t, info in sorted(res["tools"].items(), key=lambda kv: TOOL_ORDER.get(kv[0], 9)):
         out.append(f"- {info.get('describe') or info.get('name', t)}")
-    out += ["", "### Targets", ""] + targets(res, cells) + [""]
+    out += ["", "### Targets", "",
+            "\"Noise\" is two standard errors of the difference: over seeds where a cell has "
+            "several, else from the test rows (Hanley-McNeil for the AUC, the rows' spread for "
+            "the log loss), which overstates the noise of two models scored on the same rows. "
+            "Speed ratios are peer s/epoch over fmlearn s/epoch (medians).", ""]
+    out += targets(res, cells) + [""]
     for d, summary in res["data"].items():
         out += [f"### {d}", ""]
         if "error" in summary:
@@ -565,16 +602,19 @@ def parse(argv=None):
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", default="400,400", help="MLP hidden layer sizes")
+    ap.add_argument("--cin", default="64,64", help="xDeepFM's CIN layer sizes")
     ap.add_argument("--rows", type=int, default=None,
                     help="use only the first N rows of each training and test set")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per tool x data set")
     ap.add_argument("--data-dir", default=os.environ.get("FMLEARN_DATA", "/work/shared/data"))
     ap.add_argument("--quick", action="store_true",
                     help="defaults for a check of the script in < 3 minutes: planted + frappe, "
-                    "FM and DeepFM, 1 seed, 2 epochs, 3,000 rows")
+                    "FM and DeepFM, 1 seed, 2 epochs, 2,000 rows")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
-    ap.add_argument("--render", nargs="?", const=str(WORK / "results-latest.json"),
-                    metavar="RESULTS", help="render the section from saved results only")
+    ap.add_argument("--render", nargs="*", metavar="RESULTS",
+                    help="render the section from saved results only (default: the latest); "
+                    "several files (same settings, other data sets) are shown together")
     # worker mode (internal)
     ap.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     ap.add_argument("--data-file", help=argparse.SUPPRESS)
@@ -584,7 +624,7 @@ def parse(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return args
-    quick = dict(data="planted,frappe", models="fm,deepfm", seeds=1, epochs=2, rows=3000)
+    quick = dict(data="planted,frappe", models="fm,deepfm", seeds=1, epochs=2, rows=2000)
     full = dict(data=",".join(DATASETS), models=",".join(MODEL_KEYS), seeds=5, epochs=30,
                 rows=None)
     for key, value in (quick if args.quick else full).items():
@@ -606,12 +646,11 @@ def main(argv=None) -> None:
     if args.worker:
         run_worker(args)
         return
-    if args.render:
-        path = Path(args.render)
+    if args.render is not None:
+        paths = [Path(p) for p in args.render] or [WORK / "results-latest.json"]
     else:
-        path = main_run(args)
-    res = json.loads(path.read_text())
-    text = render(res)
+        paths = [main_run(args)]
+    text = render(merge([json.loads(p.read_text()) for p in paths]))
     print(text)
     if not args.no_write:
         write_section("deep", text)

@@ -125,6 +125,25 @@ def auc(y01, p) -> float:
     return float(roc_auc_score(y01, np.asarray(p, dtype=np.float64).ravel()))
 
 
+def auc_se(a: float, y01) -> float:
+    """Standard error of an AUC ``a`` on labels ``y01`` (Hanley and McNeil 1982)."""
+    y01 = np.asarray(y01).ravel()
+    n1, n0 = int(np.sum(y01 == 1)), int(np.sum(y01 == 0))
+    if not (n1 and n0) or not np.isfinite(a):
+        return float("nan")
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return float(np.sqrt(max(0.0, a * (1 - a) + (n1 - 1) * (q1 - a * a)
+                             + (n0 - 1) * (q2 - a * a)) / (n1 * n0)))
+
+
+def logloss_se(y01, p) -> float:
+    """Standard error of the mean log loss over the rows."""
+    p = np.clip(np.asarray(p, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    y01 = np.asarray(y01, dtype=np.float64).ravel()
+    rows = -(y01 * np.log(p) + (1 - y01) * np.log1p(-p))
+    return float(rows.std(ddof=1) / np.sqrt(rows.size)) if rows.size > 1 else float("nan")
+
+
 def result(*, epoch_s: list[float], train_s: list[float] | None, best_epoch: int, n_epochs: int,
            proba: np.ndarray, y_test: np.ndarray, predict_s: list[float], note: str = "") -> dict:
     """The dict ``run`` returns (JSON-ready)."""
@@ -135,6 +154,8 @@ def result(*, epoch_s: list[float], train_s: list[float] | None, best_epoch: int
         "n_epochs": int(n_epochs),
         "auc": auc(y_test, proba),
         "logloss": logloss(y_test, proba),
+        "auc_se": auc_se(auc(y_test, proba), y_test),
+        "logloss_se": logloss_se(y_test, proba),
         "predict_rows_per_s": float(len(y_test) / np.median(predict_s)),
         "note": note,
     }
