@@ -61,6 +61,7 @@ SPEED_TARGET = 3.0
 SPEED_MODELS = ("deepfm", "xdeepfm", "autoint", "autoint+")
 BEAT_FM_MODELS = ("deepfm", "xdeepfm", "autoint+")
 BEAT_FM_DATA = ("planted", "frappe")
+TINY = ("criteo", "avazu")
 
 # Frappe's 10 one-hot fields in index order (frappe/README.txt), as benchmarks/fields.py has them.
 FRAPPE_FIELDS = (("user", 957), ("item", 4082), ("daytime", 7), ("weekday", 7),
@@ -408,7 +409,8 @@ def _mark(ok: bool | None) -> str:
 def targets(res: dict, cells) -> list[str]:
     lines = ["| target | data | model | fmlearn | reference | verdict |",
              "|---|---|---|---|---|---|"]
-    datas = [d for d in res["data"] if "error" not in res["data"][d]]
+    # the Criteo and Avazu samples (200 and 100 rows) cannot rank anything: no target rows
+    datas = [d for d in res["data"] if "error" not in res["data"][d] and d not in TINY]
     # accuracy vs the best peer of the same model, beyond noise
     for d in datas:
         for m in MODEL_KEYS:
@@ -495,6 +497,43 @@ def merge(results: list[dict]) -> dict:
     return res
 
 
+def not_measured(res: dict, cells) -> list[str]:
+    """What this run left out of the full protocol, said plainly."""
+    spec = Spec.from_dict(res["spec"])
+    full = Spec()
+    gaps = []
+    if len(res["seeds"]) < 5:
+        gaps.append(f"{len(res['seeds'])} seed(s) per cell, not 5")
+    if res.get("rows_cap"):
+        gaps.append(f"only the first {res['rows_cap']:,} rows of each training and test set")
+    if spec.threads != 2:
+        gaps.append(f"timed on {spec.threads} thread(s), not 2")
+    if spec.max_epochs < full.max_epochs:
+        gaps.append(f"at most {spec.max_epochs} epochs (the full run allows "
+                    f"{full.max_epochs}); models still improving at the cap are marked by "
+                    "an epoch kept equal to it")
+    for name, got, want in (("MLP", spec.hidden, full.hidden), ("CIN", spec.cin, full.cin),
+                            ("learning rate", spec.learning_rate, full.learning_rate)):
+        if got != want:
+            gaps.append(f"{name} {got} (the full run's default: {want})")
+    data = [d for d in DATASETS if d not in res["data"] or "error" in res["data"][d]]
+    if data:
+        gaps.append("data sets not run: " + ", ".join(data))
+    models = [MODEL_NAMES[m] for m in MODEL_KEYS
+              if not any(mm == m for (_, mm, _) in cells)]
+    if models:
+        gaps.append("models not run: " + ", ".join(models))
+    tools = [t for t in TOOLS if t not in res["tools"]]
+    if tools:
+        gaps.append("tools not run: " + ", ".join(tools))
+    if not gaps:
+        return []
+    return ["### Not measured in this run", "",
+            *[f"- {g}." for g in gaps], "",
+            "The full protocol is `PYTHONPATH=src benchmarks/.venv/bin/python "
+            "benchmarks/deep.py` (hours on this shared machine; not run).", ""]
+
+
 def render(res: dict) -> str:
     cells = _cells(res)
     spec = Spec.from_dict(res["spec"])
@@ -516,7 +555,7 @@ def render(res: dict) -> str:
     if spec.threads != 2:
         out += [
             f"**Timed on {spec.threads} torch thread(s), not the issue's 2.** With the machine's "
-            "load average at 8-10 on 2 cores (other engineers' test suites and benchmarks), "
+            "load average at 8-14 on 2 cores (other engineers' test suites and benchmarks), "
             "two torch threads spend most of their time waiting for each other: fmlearn's "
             "DeepFM on 2,700 planted rows took 0.17 s per epoch on 1 thread and 0.9 s on 2 "
             "(same process, minutes apart, 08:15 UTC). Every tool runs with the same thread "
@@ -546,8 +585,10 @@ def render(res: dict) -> str:
         out.append(f"- {info.get('describe') or info.get('name', t)}")
     out += ["", "### Targets", "",
             "\"Noise\" is two standard errors of the difference: over seeds where a cell has "
-            "several, else from the test rows (Hanley-McNeil for the AUC, the rows' spread for "
-            "the log loss), which overstates the noise of two models scored on the same rows. "
+            "several, else from the test rows alone (Hanley-McNeil for the AUC, the rows' spread "
+            "for the log loss). That single-seed measure leaves out the seed-to-seed spread of "
+            "training, which for the deep models is often larger, so single-seed verdicts are "
+            "weak either way. "
             "Speed ratios are peer s/epoch over fmlearn s/epoch (medians).", ""]
     out += targets(res, cells) + [""]
     for d, summary in res["data"].items():
@@ -556,9 +597,9 @@ def render(res: dict) -> str:
             out += [f"Not run: {summary['error']}", ""]
             continue
         note = ""
-        if d in ("criteo", "avazu"):
+        if d in TINY:
             note = (" **Too small to rank models:** a test AUC on this many rows has a "
-                    "standard error of about 0.1.")
+                    "standard error of about 0.1 (no target rows for it).")
         out += [f"{summary['train']:,} training + {summary['valid']:,} validation rows, "
                 f"{summary['test']:,} test rows, {summary['fields']} fields, "
                 f"{summary['features']:,} categories, {summary['positive_rate']:.1%} positive."
@@ -580,6 +621,7 @@ def render(res: dict) -> str:
             out.append(f"| {MODEL_NAMES[m]} | {name}{extra} | {c._fmt(c.auc)} | {c._fmt(c.ll)} "
                        f"| {best} | {c.epoch_s:.3f} | {c.rate:,.0f} | {c.other:.1f} |")
         out.append("")
+    out += not_measured(res, cells)
     if res.get("failures"):
         out += ["Worker failures: " + "; ".join(f"{f['tool']} on {f['data']}: {f['error']}"
                                                 for f in res["failures"]), ""]
