@@ -119,8 +119,9 @@ def test_eval_set_file_early_stopping_and_classes(tmp_path):
 
 
 def test_coordinate_solvers_refuse_streams_clearly(libfm_file, tmp_path):
-    with pytest.raises(TypeError, match="use solver='sgd', 'adagrad' or 'ftrl'"):
+    with pytest.raises(ValueError, match="use solver='sgd', 'adagrad' or 'ftrl'"):
         FMRegressor(solver="als", max_iter=1).fit(_files(libfm_file, tmp_path))
+    assert not (tmp_path / "cache").exists()  # refused before the first pass
 
 
 def test_a_changed_source_rebuilds_the_cache(libfm_file, tmp_path):
@@ -263,3 +264,44 @@ def test_manifest_is_plain_json(libfm_file, tmp_path):
     m = json.loads((cache.folder / "manifest.json").read_text())
     assert m["n_rows"] == 1500 and m["sources"][0]["size"] == os.path.getsize(libfm_file)
     assert m["labels"] is None or len(m["labels"]["values"]) <= 1024
+
+
+def test_cli_train_on_disk(tmp_path, capsys):
+    from fmlearn.cli import main
+
+    X, y, fields = _data(n=2000, binary=True)
+    write_ffm(tmp_path / "tr.ffm", X[:1600], y[:1600], fields)
+    write_ffm(tmp_path / "va.ffm", X[1600:], y[1600:], fields)
+    model = tmp_path / "m.fmz"
+    rc = main(["train", "--train", str(tmp_path / "tr.ffm"), "--valid", str(tmp_path / "va.ffm"),
+               "--format", "ffm", "--model", "ffm", "--task", "classification", "--on-disk",
+               "--cache-dir", str(tmp_path / "C"), "--block-mb", "0.02", "--max-iter", "2",
+               "--model-out", str(model)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "caching tr.ffm: 1,600 rows" in out.err and "MB (done)" in out.err
+    assert "caching va.ffm: 400 rows" in out.err
+    assert "cached and trained 1,600 rows" in out.out and "valid: logloss=" in out.out
+    assert fmlearn.load(model).n_fields_ == 4
+    rc = main(["train", "--train", str(tmp_path / "tr.ffm"), "--format", "ffm", "--on-disk",
+               "--solver", "als", "--cache-dir", str(tmp_path / "C2"), "--quiet"])
+    assert rc == 2 and "use solver='sgd', 'adagrad' or 'ftrl'" in capsys.readouterr().err
+    assert not (tmp_path / "C2").exists()
+
+
+def test_hash_bits_on_disk_matches_hashing_in_memory(tmp_path):
+    from sklearn.utils import murmurhash3_32
+
+    from fmlearn.data.hashing import hash_columns
+
+    X, y, _ = _data(n=800)
+    write_libfm(tmp_path / "a.libfm", X, y)
+    cache = open_cache(_files(tmp_path / "a.libfm", tmp_path, hash_bits=6))
+    H, _ = hash_columns(X, 6)
+    assert cache.n_features <= 64
+    batch = next(CachedSource(cache).batches(None))
+    np.testing.assert_array_equal(batch.X.indices, H.indices)
+    # Column j goes to murmur3(int32 j) mod 64, as scikit-learn's murmurhash3_32 of an int.
+    j = int(X.indices[0])
+    want = murmurhash3_32(j, 0, positive=True) % 64
+    assert want in H[0].indices.tolist()

@@ -131,6 +131,23 @@ def _available_memory() -> int | None:
     return available_memory()
 
 
+class _StreamProbe(InMemorySource):
+    """Stands for a file stream in a solver's ``prepare``, to learn before reading any data
+    whether the solver can train from one (it fails on ``in_memory()``)."""
+
+    def __init__(self):
+        pass
+
+    weight_sum = 1.0
+
+    def in_memory(self):
+        raise TypeError(
+            "solver='als' and 'mcmc' sweep by column and need every row in memory at once; "
+            "use solver='sgd', 'adagrad' or 'ftrl', or read the file with "
+            "fmlearn.data.textio.read_libfm / read_ffm and fit the matrix."
+        )
+
+
 class BaseFM(BaseEstimator):
     """Shared hyper-parameters, validation and training loop of the FM estimators.
 
@@ -579,8 +596,14 @@ class BaseFM(BaseEstimator):
                 "(the text formats carry no weights)."
             )
         solver_cls = self._solver_class()
-        progress = getattr(self, "_file_progress", None)
-        cache = open_cache(files, on_progress=progress)
+        # A solver that needs every row in memory (ALS, MCMC) fails before the first pass.
+        probe = solver_cls.from_estimator(self, self._task.loss)
+        try:
+            probe.prepare(_StreamProbe(), None if eval_set is None else _StreamProbe())
+        except TypeError as e:
+            raise ValueError(f"fit(path) streams the rows from disk: {e}") from None
+        cache = open_cache(files)
+        self._fit_rows = cache.n_rows
         n_features = cache.n_features
         if reset:
             self.n_features_in_ = n_features

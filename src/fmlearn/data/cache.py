@@ -143,6 +143,11 @@ class TextFiles:
     full_hash : bool, default=False
         Hash the whole source to detect changes, not just its ends (see :func:`source_key`).
     dtype : {np.float32, np.float64}, default=np.float32
+    hash_bits : int, optional
+        Hash the feature indices into ``2**hash_bits`` columns (per field for FFM files; see
+        :func:`fmlearn.data.hashing.hash_columns`) as the cache is written.
+    progress : callable, optional
+        ``progress(n_bytes, n_rows)`` after each chunk of text is read (not part of the key).
     """
 
     paths: object
@@ -152,6 +157,8 @@ class TextFiles:
     max_cache_mb: float | None = None
     full_hash: bool = False
     dtype: object = np.float32
+    hash_bits: int | None = None
+    progress: object = field(default=None, repr=False, compare=False)
     _list: list = field(init=False, repr=False, default=None)
 
     def __post_init__(self):
@@ -167,6 +174,8 @@ class TextFiles:
             raise ValueError(f"format must be 'auto', 'libfm' or 'ffm', got {self.format!r}.")
         if not self.block_mb > 0:
             raise ValueError(f"block_mb must be > 0, got {self.block_mb!r}.")
+        if self.hash_bits is not None and not 1 <= int(self.hash_bits) <= 28:
+            raise ValueError(f"hash_bits must be in 1..28, got {self.hash_bits!r}.")
 
     @property
     def path_list(self) -> list[str]:
@@ -181,7 +190,7 @@ class TextFiles:
     def options(self) -> dict:
         """The reading options a cache entry is keyed by."""
         return {"format": "ffm" if self.ffm else "libfm", "block_mb": float(self.block_mb),
-                "dtype": np.dtype(self.dtype).name}
+                "dtype": np.dtype(self.dtype).name, "hash_bits": self.hash_bits}
 
     def entry_dir(self) -> Path:
         """This input's folder in ``cache_dir``: named by its paths and options."""
@@ -195,7 +204,7 @@ def replace_files(files: TextFiles, like: TextFiles) -> TextFiles:
     a validation file cached beside its training files."""
     return TextFiles(files.path_list, format=files.format, cache_dir=like.cache_dir,
                      block_mb=like.block_mb, max_cache_mb=like.max_cache_mb,
-                     full_hash=like.full_hash, dtype=files.dtype)
+                     full_hash=like.full_hash, dtype=files.dtype, hash_bits=like.hash_bits)
 
 
 def as_text_files(X) -> TextFiles | None:
@@ -256,10 +265,15 @@ def _read_text_chunks(files: TextFiles, on_progress=None):
             except DataFormatError as e:
                 at = None if e.line is None else e.line + line - 1
                 raise DataFormatError(e.path, at, e.column, e.reason) from None
+            n_rows = 0 if got is None else got[0].shape[0]
             if on_progress is not None:
-                on_progress(nbytes)
+                on_progress(nbytes, n_rows)
             if got is not None:
                 X, y, fields = got
+                if files.hash_bits is not None:
+                    from fmlearn.data.hashing import hash_columns
+
+                    X, fields = hash_columns(X, files.hash_bits, fields)
                 yield X, y, None, fields
 
 
@@ -461,8 +475,8 @@ def open_cache(files: TextFiles, *, on_progress=None, rebuilt=None, verify=True)
 
     ``verify``: check the CRC-32 of every block of a reused entry (one read of the cache, which
     also warms the page cache for the first epoch); a damaged entry is rebuilt.
-    ``on_progress(n_bytes)`` is called as text is read; ``rebuilt`` (a list) receives the
-    reason when the entry had to be (re)built.
+    ``on_progress(n_bytes, n_rows)`` is called as text is read (default: ``files.progress``);
+    ``rebuilt`` (a list) receives the reason when the entry had to be (re)built.
     """
     folder = files.entry_dir()
     sources = [source_key(p, full_hash=files.full_hash) for p in files.path_list]
@@ -483,6 +497,7 @@ def open_cache(files: TextFiles, *, on_progress=None, rebuilt=None, verify=True)
     if rebuilt is not None:
         rebuilt.append(reason)
     max_bytes = None if files.max_cache_mb is None else int(files.max_cache_mb * (1 << 20))
+    on_progress = on_progress or files.progress
     cache = build_cache(_read_text_chunks(files, on_progress), folder, sources=sources,
                         options=options, max_bytes=max_bytes)
     if max_bytes is not None:

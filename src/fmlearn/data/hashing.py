@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["hash_strings", "hash_tokens", "expected_collision_rate"]
+__all__ = ["expected_collision_rate", "hash_columns", "hash_ints", "hash_strings",
+           "hash_tokens"]
 
 
 def _utf8(strings) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +68,48 @@ def expected_collision_rate(n_values: int, bits: int) -> float:
     columns) that share their column with another value: ``1 - (1 - 1/m)**(n - 1)``."""
     m = float(1 << bits)
     return float(1.0 - (1.0 - 1.0 / m) ** max(n_values - 1, 0))
+
+
+def hash_ints(values, seed: int = 0) -> np.ndarray:
+    """MurmurHash3 x86 32-bit of each value's 4 little-endian bytes (as int32), uint32 of
+    shape (n,): the hash of a feature index (scikit-learn's ``murmurhash3_32`` of an int)."""
+    from fmlearn._kernels.murmur import murmur3_32
+
+    values = np.ascontiguousarray(values, dtype="<i4")
+    n = values.shape[0]
+    out = np.empty(n, dtype=np.uint32)
+    buf = values.view(np.uint8) if n else np.zeros(1, dtype=np.uint8)
+    murmur3_32(buf, np.arange(0, 4 * n + 1, 4, dtype=np.int64), np.uint32(seed), out)
+    return out
+
+
+def hash_columns(X, bits: int, fields=None):
+    """``X`` (CSR) with each column ``j`` moved to ``hash(j) mod 2**bits``, plus, with
+    ``fields`` (the field of each column, FFM input), ``f * 2**bits`` for its field ``f`` so
+    that fields stay apart. Values of columns that collide within a row are summed.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix, shape (n_rows, 2**bits or n_fields * 2**bits)
+    fields : ndarray of int32 of the new columns, or None
+    """
+    import scipy.sparse as sp
+
+    m = 1 << bits
+    uniq, inverse = np.unique(X.indices, return_inverse=True)
+    cols = (hash_ints(uniq) & np.uint32(m - 1)).astype(np.int64)
+    new_fields = None
+    width = m
+    if fields is not None:
+        fields = np.asarray(fields)
+        f = np.maximum(fields[uniq], 0).astype(np.int64)
+        cols += f * m
+        n_fields = int(fields.max()) + 1 if fields.size else 1
+        width = n_fields * m
+        new_fields = np.repeat(np.arange(n_fields, dtype=np.int32), m)
+    out = sp.csr_matrix((X.data, cols[inverse].astype(np.int32), X.indptr),
+                        shape=(X.shape[0], width))
+    out.sum_duplicates()  # also sorts each row's columns
+    out.indptr = out.indptr.astype(np.int64, copy=False)
+    out.indices = out.indices.astype(np.int32, copy=False)
+    return out, new_fields
