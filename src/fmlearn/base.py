@@ -131,6 +131,12 @@ def _available_memory() -> int | None:
     return available_memory()
 
 
+def _name_of(files) -> str:
+    """The first file of ``TextFiles``, or a cache's folder, for messages."""
+    paths = getattr(files, "path_list", None)
+    return paths[0] if paths else str(getattr(files, "folder", files))
+
+
 class _StreamProbe(InMemorySource):
     """Stands for a file stream in a solver's ``prepare``, to learn before reading any data
     whether the solver can train from one (it fails on ``in_memory()``)."""
@@ -611,7 +617,7 @@ class BaseFM(BaseEstimator):
             self._relation_widths = ()
         elif n_features > self.n_features_in_:
             raise ValueError(
-                f"{files.path_list[0]} has feature index {n_features - 1}; the model was "
+                f"{_name_of(files)} has feature index {n_features - 1}; the model was "
                 f"fitted with {self.n_features_in_} features. Refit (warm_start=False), or "
                 "give the first fit all the columns."
             )
@@ -645,11 +651,12 @@ class BaseFM(BaseEstimator):
             vfiles = as_text_files(eval_set)
             if vfiles is None:
                 raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
-            vfiles = vfiles if vfiles.cache_dir is not None else replace_files(vfiles, files)
+            if getattr(vfiles, "cache_dir", True) is None:
+                vfiles = replace_files(vfiles, files)
             vcache = open_cache(vfiles)
             if vcache.n_features > n_features:
                 raise ValueError(
-                    f"the validation file {vfiles.path_list[0]} has feature index "
+                    f"the validation data {_name_of(vfiles)} has feature index "
                     f"{vcache.n_features - 1}, beyond the {n_features} features of the "
                     "training data."
                 )

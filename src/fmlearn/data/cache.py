@@ -199,17 +199,21 @@ class TextFiles:
         return Path(self.cache_dir or default_cache_dir()) / name
 
 
-def replace_files(files: TextFiles, like: TextFiles) -> TextFiles:
+def replace_files(files, like):
     """``files`` with the cache settings (folder, block size, bound, hashing) of ``like``:
-    a validation file cached beside its training files."""
+    a validation file cached beside its training files (caches are kept as they are)."""
+    if not isinstance(files, TextFiles) or not isinstance(like, TextFiles):
+        return files
     return TextFiles(files.path_list, format=files.format, cache_dir=like.cache_dir,
                      block_mb=like.block_mb, max_cache_mb=like.max_cache_mb,
                      full_hash=like.full_hash, dtype=files.dtype, hash_bits=like.hash_bits)
 
 
-def as_text_files(X) -> TextFiles | None:
-    """``X`` as :class:`TextFiles` when it names files (a path, a list of paths, TextFiles)."""
-    if isinstance(X, TextFiles):
+def as_text_files(X) -> TextFiles | DiskCache | None:
+    """``X`` as :class:`TextFiles` when it names files (a path, a list of paths, TextFiles),
+    ``X`` itself when it is an opened :class:`DiskCache` (e.g. of :func:`cache_chunks`), else
+    None (data in memory)."""
+    if isinstance(X, (TextFiles, DiskCache)):
         return X
     if isinstance(X, (str, os.PathLike)):
         return TextFiles(X)
@@ -469,15 +473,18 @@ def _evict(root: Path, keep: Path, max_bytes: int) -> None:
         total -= size
 
 
-def open_cache(files: TextFiles, *, on_progress=None, rebuilt=None, verify=True) -> DiskCache:
+def open_cache(files, *, on_progress=None, rebuilt=None, verify=True) -> DiskCache:
     """The cache entry of ``files``: reused when its sources are unchanged and it is intact,
     otherwise (missing, stale, truncated or damaged) built by a pass over the text.
 
     ``verify``: check the CRC-32 of every block of a reused entry (one read of the cache, which
     also warms the page cache for the first epoch); a damaged entry is rebuilt.
     ``on_progress(n_bytes, n_rows)`` is called as text is read (default: ``files.progress``);
-    ``rebuilt`` (a list) receives the reason when the entry had to be (re)built.
+    ``rebuilt`` (a list) receives the reason when the entry had to be (re)built. An opened
+    :class:`DiskCache` is returned as it is.
     """
+    if isinstance(files, DiskCache):
+        return files
     folder = files.entry_dir()
     sources = [source_key(p, full_hash=files.full_hash) for p in files.path_list]
     options = files.options()
