@@ -305,3 +305,34 @@ def test_hash_bits_on_disk_matches_hashing_in_memory(tmp_path):
     j = int(X.indices[0])
     want = murmurhash3_32(j, 0, positive=True) % 64
     assert want in H[0].indices.tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_csv_and_parquet_through_a_hashing_encoder(tmp_path, suffix):
+    import pandas as pd
+
+    from fmlearn.data.cache import TableFiles
+    from fmlearn.data.encoder import FMEncoder
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"user": rng.integers(0, 300, 3000), "ad": rng.choice(list("abcdefg"), 3000),
+                       "price": rng.random(3000)})
+    df["click"] = ((df.user % 3 == 0) ^ (df.ad < "d")).astype(int)
+    path = tmp_path / f"t{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
+    enc = FMEncoder(categorical=["user", "ad"], numeric=["price"], hash_bits=8)
+    kw = dict(n_factors=4, max_iter=3, random_state=0, tol=None, early_stopping=False)
+    whole = TableFiles(path, target="click", encoder=enc, chunk_rows=5000,
+                       cache_dir=tmp_path / "c")
+    disk = FFMClassifier(**kw).fit(whole)
+    X = enc.fit_transform(df.drop(columns=["click"]))
+    mem = FFMClassifier(**kw).fit(X, df.click)
+    np.testing.assert_array_equal(disk.V_, mem.V_)
+    assert disk.n_fields_ == 3
+    chunked = TableFiles(path, target="click", encoder=enc, chunk_rows=700,
+                         cache_dir=tmp_path / "c")
+    cache = open_cache(chunked)
+    assert cache.n_blocks == 5 and cache.n_rows == 3000
+    assert FFMClassifier(**kw).fit(chunked).score(X, df.click) > 0.6
+    with pytest.raises(ValueError, match="hash_bits"):
+        TableFiles(path, target="click", encoder=FMEncoder())

@@ -56,6 +56,7 @@ __all__ = [
     "CacheError",
     "CachedSource",
     "DiskCache",
+    "TableFiles",
     "TextFiles",
     "as_text_files",
     "build_cache",
@@ -199,6 +200,105 @@ class TextFiles:
         return Path(self.cache_dir or default_cache_dir()) / name
 
 
+@dataclass
+class TableFiles:
+    """Training rows in CSV or Parquet files, read in chunks and encoded by ``encoder``.
+
+    ``fit(TableFiles(...))`` caches the encoded chunks as :class:`TextFiles` caches text.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        ``*.csv`` (optionally ``.gz``) or ``*.parquet`` files.
+    target : str
+        The label column.
+    encoder : FMEncoder
+        A hashing encoder (``FMEncoder(hash_bits=...)``: stateless, every chunk encodes alike),
+        or an already fitted one (its ``transform`` is used).
+    chunk_rows : int, default=200_000
+        Rows per chunk (one cache block each).
+    cache_dir, max_cache_mb, full_hash, progress
+        As for :class:`TextFiles`.
+    """
+
+    paths: object
+    target: str
+    encoder: object
+    chunk_rows: int = 200_000
+    cache_dir: object = None
+    max_cache_mb: float | None = None
+    full_hash: bool = False
+    progress: object = field(default=None, repr=False, compare=False)
+    _list: list = field(init=False, repr=False, default=None)
+
+    def __post_init__(self):
+        raw = self.paths
+        items = [raw] if isinstance(raw, (str, os.PathLike)) else list(raw)
+        self._list = [os.fspath(p) for p in items]
+        for p in self._list:
+            if not os.path.isfile(p):
+                raise FileNotFoundError(f"training file {p!r} does not exist (or is not a file).")
+            if not p.removesuffix(".gz").endswith((".csv", ".parquet", ".pq")):
+                raise ValueError(f"{p}: TableFiles reads *.csv and *.parquet files.")
+        hashing = getattr(self.encoder, "hash_bits", None) is not None
+        fitted = hasattr(self.encoder, "fields_")
+        if not (hashing or fitted):
+            raise ValueError(
+                "TableFiles needs an encoder that encodes every chunk alike: "
+                "FMEncoder(hash_bits=...) (no vocabulary to learn), or an FMEncoder already "
+                "fitted on a sample."
+            )
+
+    @property
+    def path_list(self) -> list[str]:
+        return list(self._list)
+
+    def options(self) -> dict:
+        params = {k: repr(v) for k, v in sorted(self.encoder.get_params().items())}
+        state = None
+        if getattr(self.encoder, "hash_bits", None) is None:
+            # A fitted vocabulary: its size and fields (another fit gives another key).
+            state = [int(self.encoder.n_features_out_),
+                     hashlib.blake2b(np.asarray(self.encoder.fields_).tobytes(),
+                                     digest_size=8).hexdigest()]
+        return {"format": "table", "target": self.target, "chunk_rows": int(self.chunk_rows),
+                "encoder": params, "vocabulary": state}
+
+    entry_dir = TextFiles.entry_dir
+    hash_bits = None
+
+    def chunks(self):
+        """``(X, y, None, fields)`` per chunk, X encoded."""
+        from fmlearn.data.fielded import carried_fields
+
+        hashing = getattr(self.encoder, "hash_bits", None) is not None
+        for path in self._list:
+            for df in _table_chunks(path, self.chunk_rows):
+                if self.target not in df.columns:
+                    raise ValueError(f"{path}: no target column {self.target!r}; it has "
+                                     f"{list(df.columns)}.")
+                y = df[self.target].to_numpy(dtype=np.float64)
+                table = df.drop(columns=[self.target])
+                X = (self.encoder.fit_transform(table) if hashing
+                     else self.encoder.transform(table))
+                if self.progress is not None:
+                    self.progress(int(df.memory_usage(deep=False).sum()), len(df))
+                yield X, y, None, carried_fields(X)
+
+
+def _table_chunks(path, rows):
+    """DataFrames of about ``rows`` rows of a CSV or Parquet file."""
+    if path.removesuffix(".gz").endswith(".csv"):
+        import pandas as pd
+
+        yield from pd.read_csv(path, chunksize=rows)
+        return
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        yield batch.to_pandas()
+
+
 def replace_files(files, like):
     """``files`` with the cache settings (folder, block size, bound, hashing) of ``like``:
     a validation file cached beside its training files (caches are kept as they are)."""
@@ -213,7 +313,7 @@ def as_text_files(X) -> TextFiles | DiskCache | None:
     """``X`` as :class:`TextFiles` when it names files (a path, a list of paths, TextFiles),
     ``X`` itself when it is an opened :class:`DiskCache` (e.g. of :func:`cache_chunks`), else
     None (data in memory)."""
-    if isinstance(X, (TextFiles, DiskCache)):
+    if isinstance(X, (TextFiles, TableFiles, DiskCache)):
         return X
     if isinstance(X, (str, os.PathLike)):
         return TextFiles(X)
@@ -505,7 +605,9 @@ def open_cache(files, *, on_progress=None, rebuilt=None, verify=True) -> DiskCac
         rebuilt.append(reason)
     max_bytes = None if files.max_cache_mb is None else int(files.max_cache_mb * (1 << 20))
     on_progress = on_progress or files.progress
-    cache = build_cache(_read_text_chunks(files, on_progress), folder, sources=sources,
+    chunks = (files.chunks() if isinstance(files, TableFiles)
+              else _read_text_chunks(files, on_progress))
+    cache = build_cache(chunks, folder, sources=sources,
                         options=options, max_bytes=max_bytes)
     if max_bytes is not None:
         _evict(folder.parent, folder, max_bytes)
