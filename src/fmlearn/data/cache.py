@@ -327,32 +327,69 @@ def as_text_files(X) -> TextFiles | DiskCache | None:
 
 
 def _text_chunks(path, chunk_bytes: int) -> Iterator[tuple[np.ndarray, int, int]]:
-    """``(buf, first_line, n_source_bytes)`` of whole lines of ``path``, about
-    ``chunk_bytes`` each (gzip files decompressed as a stream). ``first_line`` is 1-based."""
+    """``(buf, offset, n_bytes)``: whole lines of ``path`` (about ``chunk_bytes`` each, gzip
+    files decompressed as a stream) read into one reused buffer, and their byte offset in
+    the (decompressed) text. ``buf`` is valid until the next chunk is asked for."""
     import gzip
 
     with open(path, "rb") as raw:
         gz = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gz else open
-    line = 1
-    tail = b""
+    buf = np.empty(chunk_bytes + 1, dtype=np.uint8)
+    have = 0  # bytes of a partial line carried over from the last read
+    offset = 0
     with opener(path, "rb") as f:
         while True:
-            piece = f.read(chunk_bytes)
-            eof = not piece
-            data = tail + piece
-            if not data:
+            if have == buf.shape[0]:  # a line longer than the buffer: grow it
+                grown = np.empty(2 * buf.shape[0], dtype=np.uint8)
+                grown[:have] = buf[:have]
+                buf = grown
+            got = f.readinto(memoryview(buf)[have:])
+            n = have + got
+            if n == 0:
                 return
-            cut = len(data) if eof else data.rfind(b"\n") + 1
-            if cut == 0:  # no line end yet: read on
-                tail = data
-                continue
-            body, tail = data[:cut], data[cut:]
-            buf = np.frombuffer(bytearray(body), dtype=np.uint8)
-            yield buf, line, len(body)
-            line += body.count(b"\n")
-            if eof:
+            if got == 0:  # the end: the last line may lack its newline
+                cut = n
+            else:
+                cut = _after_last_newline(buf, n)
+                if cut == 0:
+                    have = n
+                    continue
+            yield buf[:cut], offset, cut
+            offset += cut
+            have = n - cut
+            buf[:have] = buf[cut:n].copy()
+            if got == 0:
                 return
+
+
+def _after_last_newline(buf, n) -> int:
+    """1 + the position of the last b"\\n" in ``buf[:n]``, 0 if there is none."""
+    end = n
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        hits = np.flatnonzero(buf[start:end] == 10)
+        if hits.size:
+            return start + int(hits[-1]) + 1
+        end = start
+    return 0
+
+
+def _lines_before(path, offset) -> int:
+    """Newlines in the first ``offset`` bytes of the (decompressed) text: error path only."""
+    import gzip
+
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    count, left = 0, offset
+    with (gzip.open if gz else open)(path, "rb") as f:
+        while left > 0:
+            piece = f.read(min(left, 1 << 24))
+            if not piece:
+                break
+            count += piece.count(b"\n")
+            left -= len(piece)
+    return count
 
 
 def _read_text_chunks(files: TextFiles, on_progress=None):
@@ -362,12 +399,12 @@ def _read_text_chunks(files: TextFiles, on_progress=None):
 
     chunk_bytes = int(files.block_mb * (1 << 20))
     for path in files.path_list:
-        for buf, line, nbytes in _text_chunks(path, chunk_bytes):
+        for buf, offset, nbytes in _text_chunks(path, chunk_bytes):
             try:
                 got = parse_buffer(path, buf, ffm=files.ffm, n_features=-1, n_fields=-1,
                                    dtype=files.dtype, strict_fields=True, empty_ok=True)
             except DataFormatError as e:
-                at = None if e.line is None else e.line + line - 1
+                at = None if e.line is None else e.line + _lines_before(path, offset)
                 raise DataFormatError(e.path, at, e.column, e.reason) from None
             n_rows = 0 if got is None else got[0].shape[0]
             if on_progress is not None:
