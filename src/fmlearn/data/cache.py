@@ -779,6 +779,7 @@ class CachedSource(BatchSource):
         self.shuffle = shuffle
         self.prefetch = prefetch
         self._unverified = set(range(cache.n_blocks)) if verify else set()
+        self._kept = None
 
     @property
     def n_rows(self) -> int:
@@ -821,7 +822,14 @@ class CachedSource(BatchSource):
     def batches(self, rng, order=None):
         """The epoch's batches: blocks in ``order`` (default :meth:`block_order`)."""
         order = self.block_order(rng) if order is None else order
-        if not self.prefetch or len(order) == 1:
+        if self.n_blocks == 1:
+            # One block: read once and kept (memory is one block either way), so that an
+            # epoch costs what it costs in memory.
+            if self._kept is None:
+                self._kept = self._load(0)
+            yield self._kept
+            return
+        if not self.prefetch:
             for i in order:
                 yield self._load(int(i))
             return
