@@ -336,3 +336,16 @@ def test_csv_and_parquet_through_a_hashing_encoder(tmp_path, suffix):
     assert FFMClassifier(**kw).fit(chunked).score(X, df.click) > 0.6
     with pytest.raises(ValueError, match="hash_bits"):
         TableFiles(path, target="click", encoder=FMEncoder())
+
+
+@pytest.mark.parametrize("cls_name", ["FMClassifier", "FMOrdinalRegressor"])
+def test_multiclass_and_ordinal_from_a_file_match_memory(tmp_path, cls_name):
+    X, _, _ = _data(n=1200)
+    y = np.random.default_rng(0).integers(0, 3, 1200).astype(float)
+    write_libfm(tmp_path / "mc.libfm", X, y)
+    cls = getattr(fmlearn, cls_name)
+    kw = dict(n_factors=4, max_iter=2, random_state=0, tol=None, early_stopping=False)
+    disk = cls(**kw).fit(_files(tmp_path / "mc.libfm", tmp_path))
+    mem = cls(**kw).fit(*read_libfm(tmp_path / "mc.libfm"))
+    np.testing.assert_array_equal(disk.V_, mem.V_)
+    np.testing.assert_array_equal(disk.classes_, [0.0, 1.0, 2.0])
