@@ -261,9 +261,10 @@ def libffm_run(libffm_dir, rows, n_features, epochs):
     # the first, untimed run writes it, the timed ones reuse it.
     for e in (0, 1, epochs):
         t0 = time.perf_counter()
+        # cwd: libffm writes its cache as <basename>.bin in the working folder.
         subprocess.run([str(binary), "-k", "4", "-t", str(max(e, 1)), "-s", "1", "--quiet",
                         str(train_ffm), str(WORK / "ffm.model")], check=True,
-                       capture_output=True)
+                       capture_output=True, cwd=WORK)
         times[e] = time.perf_counter() - t0
     subprocess.run([str(Path(libffm_dir) / "ffm-predict"), str(test_ffm),
                     str(WORK / "ffm.model"), str(WORK / "ffm.pred")], check=True,
@@ -285,6 +286,8 @@ def main(argv=None):
     ap.add_argument("--libffm", default=str(HERE / "_work" / "libffm"),
                     help="folder of a built libffm (ffm-train, ffm-predict)")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--section", default="out_of_core",
+                    help="section of docs/benchmarks.md to write (a second scale run its own)")
     args = ap.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = sorted(args.rows)
@@ -390,13 +393,15 @@ def main(argv=None):
                          f"{r[1]:.4f} |")
         else:
             lines.append(f"| {name} | not run: {r} | | |")
-    body = "## Out-of-core training\n\n" + "\n".join(lines)
+    title = "Out-of-core training" + ("" if args.section == "out_of_core"
+                                      else f" ({args.section.replace('_', ' ')})")
+    body = f"## {title}\n\n" + "\n".join(lines)
     print(body)
     if not args.no_report:
         sys.path.insert(0, str(HERE))
         from _report import write_section
 
-        write_section("out_of_core", body)
+        write_section(args.section, body)
 
 
 if __name__ == "__main__":

@@ -494,6 +494,7 @@ class BaseFM(BaseEstimator):
         self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
         self.history_ = {}
         self._epochs_done = 0
+        self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
 
     def _continue(self, solver_cls, solver) -> None:
         """Continue training the fitted parameters (warm start, ``partial_fit``) with

@@ -170,7 +170,9 @@ class TextFiles:
         self._list = [os.fspath(p) for p in items]
         for p in self._list:
             if not os.path.isfile(p):
-                raise FileNotFoundError(f"training file {p!r} does not exist (or is not a file).")
+                raise FileNotFoundError(
+                    f"training file {p!r} does not exist (or is not a file); a path, or a list "
+                    "of paths, given as X names training files (libFM/libsvm or FFM).")
         if self.format not in ("auto", "libfm", "ffm"):
             raise ValueError(f"format must be 'auto', 'libfm' or 'ffm', got {self.format!r}.")
         if not self.block_mb > 0:
