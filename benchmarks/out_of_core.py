@@ -378,21 +378,22 @@ def main(argv=None):
                  f"{'met' if ratio <= 1.3 else 'NOT met'}).")
     lines.append(f"- First pass text -> cache: {fp_cache:.0f} MB/s; `read_libfm` of the same "
                  f"file: {fp_read:.0f} MB/s.")
-    lines.append("")
-    lines.append(f"Peers on the {small:,}-row file, each from its own binary cache, "
-                 f"{args.epochs} epochs, one thread; epoch = (t(E) - t(1)) / (E - 1).")
-    lines.append("")
-    lines.append("| peer (on-disk mode) | epoch s | ratio to fmlearn | test log loss |")
-    lines.append("| --- | --- | --- | --- |")
-    ours = epoch(d_small)
-    lines.append(f"| fmlearn (cache) | {ours:.2f} | 1.00 | {d_small['logloss']:.4f} |")
-    for name, r in peers.items():
-        if isinstance(r, tuple):
-            note = f" ({r[2]})" if len(r) > 2 else ""
-            lines.append(f"| {name}{note} | {r[0]:.2f} | {r[0] / ours:.2f}x slower | "
-                         f"{r[1]:.4f} |")
-        else:
-            lines.append(f"| {name} | not run: {r} | | |")
+    if peers:
+        lines.append("")
+        lines.append(f"Peers on the {small:,}-row file, each from its own binary cache, "
+                     f"{args.epochs} epochs, one thread; epoch = (t(E) - t(1)) / (E - 1).")
+        lines.append("")
+        lines.append("| peer (on-disk mode) | epoch s | ratio to fmlearn | test log loss |")
+        lines.append("| --- | --- | --- | --- |")
+        ours = epoch(d_small)
+        lines.append(f"| fmlearn (cache) | {ours:.2f} | 1.00 | {d_small['logloss']:.4f} |")
+        for name, r in peers.items():
+            if isinstance(r, tuple):
+                note = f" ({r[2]})" if len(r) > 2 else ""
+                lines.append(f"| {name}{note} | {r[0]:.2f} | {r[0] / ours:.2f}x slower | "
+                             f"{r[1]:.4f} |")
+            else:
+                lines.append(f"| {name} | not run: {r} | | |")
     title = "Out-of-core training" + ("" if args.section == "out_of_core"
                                       else f" ({args.section.replace('_', ' ')})")
     body = f"## {title}\n\n" + "\n".join(lines)
