@@ -349,3 +349,8 @@ def test_multiclass_and_ordinal_from_a_file_match_memory(tmp_path, cls_name):
     mem = cls(**kw).fit(*read_libfm(tmp_path / "mc.libfm"))
     np.testing.assert_array_equal(disk.V_, mem.V_)
     np.testing.assert_array_equal(disk.classes_, [0.0, 1.0, 2.0])
+    # Streaming chunks of one epoch (end_epoch=False) for both classes too.
+    est = cls(**kw)
+    est.partial_fit(X[:600], y[:600], classes=[0.0, 1.0, 2.0], end_epoch=False)
+    est.partial_fit(X[600:], y[600:])
+    assert est.history_["epoch"] == [1] and est._open_epoch is None
