@@ -22,10 +22,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fmlearn._compile_notice import notice_on_compile
 from fmlearn._memory import available_memory, fmt_bytes
 from fmlearn.callbacks import ProgressBar
+from fmlearn.data.cache import as_text_files, replace_files
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.relation import BlockDesign, RelationBlock
-from fmlearn.data.sources import InMemorySource
+from fmlearn.data.sources import Batch, InMemorySource
 from fmlearn.engine import History, stopping_rule, train
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
@@ -128,6 +129,29 @@ def _finite_output(out: np.ndarray) -> np.ndarray:
 def _available_memory() -> int | None:
     """Bytes the process may still allocate: free RAM, RLIMIT_AS and the memory cgroup."""
     return available_memory()
+
+
+def _name_of(files) -> str:
+    """The first file of ``TextFiles``, or a cache's folder, for messages."""
+    paths = getattr(files, "path_list", None)
+    return paths[0] if paths else str(getattr(files, "folder", files))
+
+
+class _StreamProbe(InMemorySource):
+    """Stands for a file stream in a solver's ``prepare``, to learn before reading any data
+    whether the solver can train from one (it fails on ``in_memory()``)."""
+
+    def __init__(self):
+        pass
+
+    weight_sum = 1.0
+
+    def in_memory(self):
+        raise TypeError(
+            "solver='als' and 'mcmc' sweep by column and need every row in memory at once; "
+            "use solver='sgd', 'adagrad' or 'ftrl', or read the file with "
+            "fmlearn.data.textio.read_libfm / read_ffm and fit the matrix."
+        )
 
 
 class BaseFM(BaseEstimator):
@@ -470,6 +494,7 @@ class BaseFM(BaseEstimator):
         self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
         self.history_ = {}
         self._epochs_done = 0
+        self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
 
     def _continue(self, solver_cls, solver) -> None:
         """Continue training the fitted parameters (warm start, ``partial_fit``) with
@@ -483,7 +508,12 @@ class BaseFM(BaseEstimator):
             self._solver_state, self._solver_name = solver.init_state(self._params), self.solver
 
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
-             X_rel=None, eval_X_rel=None):
+             X_rel=None, eval_X_rel=None, end_epoch=True):
+        files = as_text_files(X)
+        if files is not None:
+            return self._fit_files(files, y, sample_weight, eval_set, callbacks, reset=reset,
+                                   max_iter=max_iter, classes=classes, X_rel=X_rel,
+                                   end_epoch=end_epoch)
         # Fields carried by FMEncoder output (a Pipeline's fold), and a raw-table eval_set
         # encoded by the same encoder: see fmlearn.data.fielded.
         self._input_fields = carried_fields(X)
@@ -507,26 +537,151 @@ class BaseFM(BaseEstimator):
         else:
             self._continue(solver_cls, solver)
         self._link = solver_cls.classification_link
-        source = InMemorySource(Xk, y, sw)
-        data = solver.prepare(source, None if valid is None else InMemorySource(*valid))
+        return self._fit_source(
+            solver, solver_cls, InMemorySource(Xk, y, sw),
+            None if valid is None else InMemorySource(*valid), max_iter, callbacks,
+            end_epoch=end_epoch,
+        )
+
+    def _fit_source(self, solver, solver_cls, source, valid, max_iter, callbacks, *,
+                    end_epoch=True):
+        """Train on a :class:`~fmlearn.data.sources.BatchSource` (in memory or a stream),
+        scoring ``valid`` (a source, or None) after each epoch.
+
+        ``end_epoch=False`` (``partial_fit`` of a chunk that is part of an epoch): one pass
+        over the chunk, its loss added to the open epoch's, no epoch recorded; the next call
+        with ``end_epoch=True`` closes the epoch with the training metric of all its chunks.
+        """
+        task = self._task
+        data = solver.prepare(source, valid)
         weight_sum = source.weight_sum
+        if not end_epoch:
+            loss_sum = solver.run_epoch(self._params, self._solver_state, data, self._rng,
+                                        self.n_jobs)
+            if not (np.isfinite(loss_sum) and self._params.all_finite()):
+                raise self._diverged(self._epochs_done + 1)
+            opened = getattr(self, "_open_epoch", None) or [0.0, 0.0]
+            self._open_epoch = [opened[0] + float(loss_sum), opened[1] + float(weight_sum)]
+            return self
+        opened = getattr(self, "_open_epoch", None) or [0.0, 0.0]
+        self._open_epoch = None
 
         def epoch():
+            nonlocal opened
             loss_sum = solver.run_epoch(
                 self._params, self._solver_state, data, self._rng, self.n_jobs
-            )
-            return task.metric_from_loss_sum(loss_sum, weight_sum)
+            ) + opened[0]
+            total, opened = weight_sum + opened[1], [0.0, 0.0]
+            return task.metric_from_loss_sum(loss_sum, total)
 
         validate = None
         if valid is not None:
-            Xv, yv, swv = valid
 
             def validate():
-                output = self._output(Xv)
-                return task.score(yv, output, swv), output
+                y, output, sw = [], [], []
+                for Xv, yv, swv in valid.batches(None):
+                    y.append(yv)
+                    output.append(self._output(Xv))
+                    sw.append(swv)
+                if len(y) == 1:  # in memory: as it is
+                    y, output, sw = y[0], output[0], sw[0]
+                else:
+                    y, output, sw = map(np.concatenate, (y, output, sw))
+                return task.score(y, output, sw), output
 
         return self._train(epoch, validate, max_iter, callbacks, stoppable=solver_cls.stoppable,
                            solver=solver)
+
+    def _fit_files(self, files, y, sample_weight, eval_set, callbacks, *, reset, max_iter,
+                   classes, X_rel, end_epoch):
+        """``fit(path)``: train from text files through their block cache
+        (:mod:`fmlearn.data.cache`); ``eval_set`` may be a file too."""
+        from fmlearn.data.cache import CachedSource, open_cache
+
+        if y is not None or sample_weight is not None or X_rel:
+            raise ValueError(
+                "fit(path) reads the labels from the file: pass no y, sample_weight or X_rel "
+                "(the text formats carry no weights)."
+            )
+        solver_cls = self._solver_class()
+        # A solver that needs every row in memory (ALS, MCMC) fails before the first pass.
+        probe = solver_cls.from_estimator(self, self._task.loss)
+        try:
+            probe.prepare(_StreamProbe(), None if eval_set is None else _StreamProbe())
+        except TypeError as e:
+            raise ValueError(f"fit(path) streams the rows from disk: {e}") from None
+        cache = open_cache(files)
+        self._fit_rows = cache.n_rows
+        n_features = cache.n_features
+        if reset:
+            self.n_features_in_ = n_features
+            self.__dict__.pop("feature_names_in_", None)
+            self._relation_widths = ()
+        elif n_features > self.n_features_in_:
+            raise ValueError(
+                f"{_name_of(files)} has feature index {n_features - 1}; the model was "
+                f"fitted with {self.n_features_in_} features. Refit (warm_start=False), or "
+                "give the first fit all the columns."
+            )
+        n_features = self.n_features_in_
+        self._input_fields = cache.fields()
+        labels = cache.labels()
+        task_y = labels[0] if labels is not None else None
+        if task_y is not None or reset:
+            if task_y is None:
+                task_y = np.array([cache.manifest["label_sum"] / cache.n_rows])
+            self._encode_y(task_y, reset=reset, classes=classes)
+        task = self._task
+        solver = solver_cls.from_estimator(self, task.loss)
+        if reset:
+            self._rng = _rng_from(self.random_state)
+        self._resolve_early_stopping(cache.n_rows, max_iter, solver_cls)
+        if eval_set is None and self._stopping_early:
+            if self.early_stopping != "auto":
+                raise ValueError(
+                    "early_stopping=True with fit(path) needs a validation file: pass "
+                    "eval_set=path (the rows of a file are not split)."
+                )
+            self._stopping_early = False
+
+        def transform(X, yb, wb):
+            return Batch(self._design(X), self._encode_y(yb, reset=False), wb)
+
+        source = CachedSource(cache, transform, n_features=n_features)
+        valid = None
+        if eval_set is not None:
+            vfiles = as_text_files(eval_set)
+            if vfiles is None:
+                raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
+            if getattr(vfiles, "cache_dir", True) is None:
+                vfiles = replace_files(vfiles, files)
+            vcache = open_cache(vfiles)
+            if vcache.n_features > n_features:
+                raise ValueError(
+                    f"the validation data {_name_of(vfiles)} has feature index "
+                    f"{vcache.n_features - 1}, beyond the {n_features} features of the "
+                    "training data."
+                )
+            valid = CachedSource(vcache, transform, n_features=n_features, shuffle=False)
+        if reset:
+            fit_bias = self.fit_intercept or task.task_intercepts
+            w0 = 0.0
+            if fit_bias:
+                if cache.n_blocks == 1:  # exactly as the same rows in memory
+                    _, _, _, yb, wb = cache.read_block(0)
+                    wb = np.ones(yb.shape[0]) if wb is None else wb
+                    w0 = task.initial_bias(self._encode_y(yb, reset=False), wb)
+                elif labels is not None:
+                    w0 = task.initial_bias(self._encode_y(labels[0], reset=False),
+                                           labels[1].astype(np.float64))
+                else:
+                    w0 = task.initial_bias(task_y, np.ones(1))
+            self._start(n_features, solver_cls, solver, w0)
+        else:
+            self._continue(solver_cls, solver)
+        self._link = solver_cls.classification_link
+        return self._fit_source(solver, solver_cls, source, valid, max_iter, callbacks,
+                                end_epoch=end_epoch)
 
     def _train(self, epoch, validate, max_iter, callbacks, *, stoppable=True, solver=None):
         """Run :func:`fmlearn.engine.train` with this estimator's stopping rule, progress bar
@@ -584,16 +739,22 @@ class BaseFM(BaseEstimator):
             f"infinite with {setting}. Use {', '.join(advice)}."
         )
 
-    def fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None, eval_X_rel=None,
+    def fit(self, X, y=None, sample_weight=None, *, X_rel=None, eval_set=None, eval_X_rel=None,
             callbacks=None):
         """Train the model on ``X`` and ``y``.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), path, list of paths \
+or fmlearn.data.cache.TextFiles
             Any scipy sparse format (converted once to CSR, never densified); float32 and
-            float64 data are used as given.
+            float64 data are used as given. A path (or a list of them, or ``TextFiles`` for
+            the options) trains out of core from libFM/libsvm or FFM text files: the first
+            pass writes a binary block cache, epochs read it block by block (solvers "sgd",
+            "adagrad" and "ftrl"; see ``docs/out-of-core.md``). The labels then come from the
+            file and ``eval_set`` may be a file too.
         y : array-like of shape (n_samples,)
+            Required unless ``X`` names files.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights scaling each row's loss.
         X_rel : list of RelationBlock, default=None

@@ -219,13 +219,18 @@ class _Regressor(RegressorMixin, BaseFM):
 
     @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, sample_weight=None, *, X_rel=None, eval_set=None,
-                    eval_X_rel=None, callbacks=None):
-        """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
+                    eval_X_rel=None, callbacks=None, end_epoch=True):
+        """One epoch over ``X`` and ``y``, continuing from the current model if fitted.
+
+        With ``end_epoch=False`` the rows are one chunk of an epoch (streaming): they are
+        trained on, but no epoch is recorded until a call with ``end_epoch=True`` (the
+        default) closes it, its training metric then covering every chunk since the last
+        epoch (see ``docs/out-of-core.md``)."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
-                         X_rel=X_rel, eval_X_rel=eval_X_rel)
+                         X_rel=X_rel, eval_X_rel=eval_X_rel, end_epoch=end_epoch)
 
     def predict(self, X, X_rel=None):
         """Predicted targets, shape (n_samples,).
@@ -415,17 +420,18 @@ class _Classifier(ClassifierMixin, BaseFM):
     @available_if(BaseFM._check_partial_fit)
     def partial_fit(
         self, X, y, classes=None, sample_weight=None, *, X_rel=None, eval_set=None,
-        eval_X_rel=None, callbacks=None,
+        eval_X_rel=None, callbacks=None, end_epoch=True,
     ):
         """One epoch over ``X`` and ``y``; ``classes`` (every label) is needed on the first call
         when ``y`` may not show them all. Its number of labels chooses the binary or the
-        multinomial model for good."""
+        multinomial model for good. ``end_epoch=False``: one chunk of an epoch, as for the
+        regressors' ``partial_fit``."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
         return self._fit(
             X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1, classes=classes,
-            X_rel=X_rel, eval_X_rel=eval_X_rel,
+            X_rel=X_rel, eval_X_rel=eval_X_rel, end_epoch=end_epoch,
         )
 
     def decision_function(self, X, X_rel=None) -> np.ndarray:

@@ -57,6 +57,7 @@ _SCALAR_ATTRS = (
     "_link",
     "_relation_widths",
     "n_query_features_",
+    "_open_epoch",
 )
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 # Parameters that model files of earlier versions store for estimators that no longer have them
@@ -358,6 +359,12 @@ _ATTRIBUTE_TYPES = {
         "a list of integers >= 0",
     ),
     "n_query_features_": (lambda v: v is None or _is_int(v), "an integer >= 0 or null"),
+    # partial_fit(..., end_epoch=False): the open epoch's (loss sum, weight sum).
+    "_open_epoch": (
+        lambda v: v is None or (isinstance(v, list) and len(v) == 2
+                                and all(isinstance(x, (int, float)) for x in v)),
+        "null or a list of two numbers",
+    ),
 }
 
 

@@ -134,13 +134,15 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
 
     @available_if(BaseFM._check_partial_fit)
     def partial_fit(self, X, y, classes=None, sample_weight=None, *, X_rel=None,
-                    eval_set=None, eval_X_rel=None, callbacks=None):
-        """One epoch; ``classes`` (all labels) is needed on the first call."""
+                    eval_set=None, eval_X_rel=None, callbacks=None, end_epoch=True):
+        """One epoch; ``classes`` (all labels) is needed on the first call.
+        ``end_epoch=False``: one chunk of an epoch, as for ``FMRegressor.partial_fit``."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
-                         classes=classes, X_rel=X_rel, eval_X_rel=eval_X_rel)
+                         classes=classes, X_rel=X_rel, eval_X_rel=eval_X_rel,
+                         end_epoch=end_epoch)
 
     def predict_proba(self, X, X_rel=None) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""

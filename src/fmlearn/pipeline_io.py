@@ -105,6 +105,12 @@ def _encoder_state(enc, prefix, arrays) -> dict:
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(enc)
+    if getattr(enc, "hash_bits", None) is not None:
+        raise ValueError(
+            "a hashing FMEncoder (hash_bits set) cannot be saved in a pipeline file yet; it has "
+            "no learned state: save the model alone and re-create the encoder with the same "
+            "parameters."
+        )
     dtype = np.dtype(enc.dtype).name
     params = {p: getattr(enc, p) for p in _ENCODER_PARAMS}
     for kind in _KINDS:

@@ -233,6 +233,20 @@ def _add_command_flags(p: argparse.ArgumentParser, required: bool = True) -> Non
     g.add_argument("--valid", metavar="FILE", help="validation file, scored every epoch")
     g.add_argument("--format", choices=("libfm", "ffm"), default="libfm",
                    help="input format (libfm covers libsvm). Default: libfm.")
+    g.add_argument("--on-disk", action="store_true",
+                   help="train out of core: the first pass writes a binary block cache of "
+                   "--train (and --valid), epochs read it block by block, so the data never "
+                   "needs to fit in memory (solvers sgd, adagrad, ftrl; see "
+                   "docs/out-of-core.md)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="where --on-disk keeps its cache. Default: $FMLEARN_CACHE_DIR, else "
+                   "~/.cache/fmlearn.")
+    g.add_argument("--block-mb", type=float, default=64.0, metavar="X",
+                   help="--on-disk: megabytes of text per cache block (at most two blocks are "
+                   "in memory). Default: 64.")
+    g.add_argument("--hash-bits", type=int, metavar="N",
+                   help="hash the feature indices into 2**N columns (per field for FFM "
+                   "files): bounds the model's size for unbounded ids")
     g.add_argument("--model-out", metavar="PATH", help="where to save the trained model")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar, no notes and no first-run compile notice (what was "
@@ -358,11 +372,23 @@ def run(argv) -> int:
     if not args.model_out:
         note("fmlearn train: note: no --model-out given, so the trained model is not saved")
 
+    if args.hash_bits is not None and not 1 <= args.hash_bits <= 28:
+        raise ValueError(f"--hash-bits must be in 1..28, got {args.hash_bits}")
+    if args.on_disk:
+        return _run_on_disk(args, cls, params, note)
+    if args.cache_dir:
+        raise ValueError("--cache-dir applies to --on-disk training only.")
     t = time.perf_counter()
     X, y, fields = read_data(args.train, args.format)
+    if args.hash_bits is not None:
+        from fmlearn.data.hashing import hash_columns
+
+        X, fields = hash_columns(X, args.hash_bits, fields)
     valid = None
     if args.valid:
         Xv, yv, fields_v = read_data(args.valid, args.format)
+        if args.hash_bits is not None:
+            Xv, fields_v = hash_columns(Xv, args.hash_bits, fields_v)
         n = max(X.shape[1], Xv.shape[1])
         X, Xv = conform(X, n, args.train), conform(Xv, n, args.valid)
         valid = (Xv, yv)
@@ -393,3 +419,61 @@ def run(argv) -> int:
         model.save(args.model_out)
         print(f"saved model to {args.model_out}")
     return 0
+
+
+def _run_on_disk(args, cls, params, note) -> int:
+    """``fmlearn train --on-disk``: fit from the files' block cache, with progress in rows and
+    MB while the first pass reads the text."""
+    from fmlearn.cli.commands import format_report, metrics_report, read_data
+    from fmlearn.data.cache import TextFiles
+
+    start = time.perf_counter()
+    counters = []
+
+    def files(path):
+        seen = {"path": os.path.basename(path), "bytes": 0, "rows": 0, "shown": 0.0}
+        counters.append(seen)
+
+        def progress(n_bytes, n_rows):
+            seen["bytes"] += n_bytes
+            seen["rows"] += n_rows
+            now = time.perf_counter()
+            if now - seen["shown"] >= 1.0:
+                seen["shown"] = now
+                _show_progress(seen, now - start, args.quiet)
+
+        return TextFiles(path, format=args.format, cache_dir=args.cache_dir,
+                         block_mb=args.block_mb, hash_bits=args.hash_bits, progress=progress)
+
+    model = cls(**params)
+    train = files(args.train)
+    model.fit(train, eval_set=files(args.valid) if args.valid else None)
+    for seen in counters:  # the first passes' totals (none when the caches were reused)
+        if seen["bytes"]:
+            _show_progress(seen, time.perf_counter() - start, args.quiet, done=True)
+    elapsed = time.perf_counter() - start
+    n_rows = model._fit_rows
+    print(f"cached and trained {n_rows:,} rows x {model.n_features_in_} features, "
+          f"{model.n_iter_} epochs in {elapsed:.2f}s (cache in {train.entry_dir()})")
+    if args.valid and args.hash_bits is None:
+        Xv, yv, _ = read_data(args.valid, args.format)
+        from fmlearn.cli.commands import conform
+
+        Xv = conform(Xv, model.n_features_in_, args.valid)
+        print(f"valid: {format_report(metrics_report(model, Xv, yv))}")
+    elif args.valid:
+        note("fmlearn train: note: the validation metric per epoch is in the model's history "
+             "(--hash-bits files are not re-read for the report)")
+    if args.model_out:
+        model.save(args.model_out)
+        print(f"saved model to {args.model_out}")
+    return 0
+
+
+def _show_progress(seen, elapsed, quiet, done=False) -> None:
+    if quiet:
+        return
+    mb = seen["bytes"] / 2**20
+    print(f"caching {seen['path']}: {seen['rows']:,} rows, {mb:,.1f} MB"
+          + (" (done)" if done else f" ({mb / max(elapsed, 1e-9):,.1f} MB/s)"),
+          file=sys.stderr, flush=True)

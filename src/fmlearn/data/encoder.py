@@ -318,6 +318,25 @@ def _bag_block(bags: _Bags, categories, bucket, bag_norm) -> sp.csr_matrix:
     return per_cell[bags.cell_of_row]
 
 
+def _hashed_block(bags: _Bags, name, bits, signed, bag_norm) -> sp.csr_matrix:
+    """Encoded field by feature hashing, shape (n_rows, 2**bits): each distinct token hashed
+    once (:func:`fmlearn.data.hashing.hash_tokens`); colliding tokens of a cell add up."""
+    from fmlearn.data.hashing import hash_tokens
+
+    cols, sign = hash_tokens(name, bags.uniques.tolist(), bits, signed=signed)
+    known = bags.token_code >= 0  # a missing categorical value gives no feature
+    code = bags.token_code[known]
+    values = np.ones(code.shape[0]) if sign is None else sign[code]
+    per_cell = sp.coo_matrix(
+        (values, (bags.token_cell()[known], cols[code])),
+        shape=(len(bags.lengths), 1 << bits),
+    ).tocsr()
+    per_cell.eliminate_zeros()  # signed collisions that cancelled
+    if bag_norm != "none":
+        per_cell = normalize(per_cell, norm=bag_norm, copy=False)
+    return per_cell[bags.cell_of_row]
+
+
 # ------------------------------------------------------------------------ numeric columns
 
 
@@ -430,6 +449,17 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         Categories and tokens seen fewer times at fit time are unknown.
     dtype : {np.float32, np.float64}, default=np.float32
         Dtype of the output values.
+    hash_bits : int or None, default=None
+        Hash each categorical and multi-hot ``column=value`` into ``2**hash_bits`` columns of
+        its field (MurmurHash3, stable across runs and platforms; see
+        :mod:`fmlearn.data.hashing` and ``docs/out-of-core.md``) instead of learning the
+        categories: no vocabulary, so that chunks of an unbounded stream encode alike without
+        a fit on all of them. Each field keeps its own columns, so FFM and FwFM still know
+        fields. Missing values give no feature; ``min_frequency`` and ``handle_unknown`` do
+        not apply. Numeric columns stay one column each.
+    hash_signed : bool, default=False
+        With ``hash_bits``: multiply each hashed value by a sign drawn from a second hash, so
+        that colliding values cancel on average rather than add up.
     field_weights : dict or None, default=None
         Column -> a positive factor multiplying every value of that column's field (after
         ``bag_norm`` and ``scale_numeric``), e.g. ``{"genres": 0.1, "age": 0.1}`` to give side
@@ -491,6 +521,8 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "dtype": "no_validation",  # checked in fit: numpy spells it in several ways
         "field_weights": [dict, None],
+        "hash_bits": [Interval(Integral, 1, 24, closed="both"), None],
+        "hash_signed": ["boolean"],
     }
 
     def __init__(
@@ -507,6 +539,8 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         min_frequency=1,
         dtype=np.float32,
         field_weights=None,
+        hash_bits=None,
+        hash_signed=False,
     ):
         self.categorical = categorical
         self.numeric = numeric
@@ -519,6 +553,8 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         self.min_frequency = min_frequency
         self.dtype = dtype
         self.field_weights = field_weights
+        self.hash_bits = hash_bits
+        self.hash_signed = hash_signed
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -594,6 +630,8 @@ class FMEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
+        if self.feature_names_out_ is None:  # hashed: made on request
+            return np.asarray(list(chain.from_iterable(self._labels())), dtype=object)
         return self.feature_names_out_.copy()
 
     def __sklearn_tags__(self):
@@ -638,19 +676,34 @@ class FMEncoder(TransformerMixin, BaseEstimator):
 
         X_out = self._encode(columns, index, fit=True, encode=encode)
 
+        if self.hash_bits is not None:
+            # 2**hash_bits columns per hashed field: names are made on request only
+            # (get_feature_names_out), not kept.
+            sizes = [1 if kind == "numeric" else 1 << self.hash_bits
+                     for kind in self.field_kinds_]
+            self.feature_names_out_ = None
+            self.n_features_out_ = int(sum(sizes))
+            self.fields_ = np.repeat(np.arange(self.n_fields_, dtype=np.int32), sizes)
+            return X_out
+        self.feature_names_out_ = np.asarray(list(chain.from_iterable(self._labels())),
+                                             dtype=object)
+        self.n_features_out_ = len(self.feature_names_out_)
+        self.fields_ = np.repeat(
+            np.arange(self.n_fields_, dtype=np.int32), [len(f) for f in self._labels()]
+        )
+        return X_out
+
+    def _labels(self):
+        """Output column names, field by field (hashed fields: ``column#bucket``)."""
         bucket = [UNKNOWN] if self.handle_unknown == "bucket" else []
-        labels = [
+        return [
             [str(name)]
             if kind == "numeric"
+            else [f"{name}#{j}" for j in range(1 << self.hash_bits)]
+            if self.hash_bits is not None
             else [f"{name}={c}" for c in self.categories_[name].tolist() + bucket]
             for name, kind in zip(self.field_names_, self.field_kinds_, strict=True)
         ]
-        self.feature_names_out_ = np.asarray(list(chain.from_iterable(labels)), dtype=object)
-        self.n_features_out_ = len(self.feature_names_out_)
-        self.fields_ = np.repeat(
-            np.arange(self.n_fields_, dtype=np.int32), [len(f) for f in labels]
-        )
-        return X_out
 
     def _resolve_fields(self, names, columns, named):
         """Encoded columns in input order and the kind of each."""
@@ -710,6 +763,13 @@ class FMEncoder(TransformerMixin, BaseEstimator):
                     ))
             else:
                 bags = _bags(name, kind, col, self.multi_hot_sep)
+                if self.hash_bits is not None:
+                    if fit:
+                        self.categories_[name] = np.empty(0, dtype=object)
+                    if encode:
+                        blocks.append(_hashed_block(bags, name, self.hash_bits,
+                                                    self.hash_signed, self.bag_norm))
+                    continue
                 if fit:
                     self.categories_[name] = _fit_categories(bags, self.min_frequency)
                 if encode:

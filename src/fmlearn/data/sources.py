@@ -7,6 +7,25 @@ as before there were sources. A file stream, an on-disk cache or a Dask partitio
 the same two methods, and everything above it (solvers, the engine, callbacks, ``history_``)
 stays as it is. Solvers that need every row at once (ALS and MCMC sweep by column) ask for
 :meth:`BatchSource.in_memory`, which only sources that fit in memory provide.
+
+Implementations: :class:`InMemorySource` (rows in memory: one batch) and
+:class:`fmlearn.data.cache.CachedSource` (a binary block cache of text files, CSV/Parquet or
+an iterator of chunks: one batch per block, blocks reshuffled every epoch, the next block read
+on a thread; see ``docs/out-of-core.md``).
+
+The interface, for any consumer (the SGD-type solvers, deep models, a Dask worker):
+
+- ``batches(rng)``: the batches of one epoch, each a :class:`Batch` ``(X, y,
+  sample_weight)`` with ``X`` a :class:`~fmlearn.data.design.KernelCSR` (CSR arrays:
+  int64 ``indptr``, int32 ``indices``, float32/float64 ``data``, ``n_features``) and ``y``,
+  ``sample_weight`` float64 of ``X.n_rows``. A source may shuffle the order of its batches
+  with ``rng``; rows within a batch come in stored order (the consumer shuffles them). A
+  batch may be released after the next one is asked for: keep arrays only by copying.
+- ``weight_sum``: the sum of all sample weights (loss sums -> metrics).
+- ``in_memory()``: all rows as one batch, or ``TypeError`` for a stream.
+- Metadata (optional; both sources have it): ``n_rows``, ``n_features`` (the width of every
+  batch's ``X``) and, for a cache, ``nnz``, ``n_blocks`` and ``fields`` (the field of each
+  feature, int32, or None).
 """
 
 from __future__ import annotations
@@ -76,6 +95,10 @@ class InMemorySource(BatchSource):
     @property
     def n_rows(self) -> int:
         return self.batch.X.n_rows
+
+    @property
+    def n_features(self) -> int:
+        return int(self.batch.X.n_features)  # KernelCSR and BlockDesign both have it
 
     @property
     def weight_sum(self) -> float:

@@ -229,13 +229,25 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields, want_fields=
     n_features = _check_bound("n_features", n_features)
     n_fields = _check_bound("n_fields", n_fields)
     path = os.fspath(path)
-    buf = _load_bytes(path)
+    return parse_buffer(path, _load_bytes(path), ffm=ffm, n_features=n_features,
+                        n_fields=n_fields, dtype=dtype, strict_fields=strict_fields,
+                        want_fields=want_fields)
 
+
+def parse_buffer(path, buf, *, ffm, n_features, n_fields, dtype, strict_fields,
+                 want_fields=True, empty_ok=False):
+    """Parse ``buf`` (writable uint8 text of whole lines) as :func:`read_libfm` or
+    :func:`read_ffm` parse a file: ``(X, y, fields)``, line numbers of errors relative to
+    ``buf``. ``n_features``/``n_fields`` are -1 for no bound. With ``empty_ok`` a buffer without
+    rows gives None instead of an error (a chunk of comments, for the chunked readers of
+    :mod:`fmlearn.data.cache`)."""
     start = 3 if buf[:3].tobytes() == _UTF8_BOM else 0
     kernels = (scan.count_rows_tokens, scan.row_parser(ffm))
     compile_notice(*kernels, *([scan.first_field_conflict] if ffm else []), seconds=_READ_COMPILE_S)
     n_rows, capacity = scan.count_rows_tokens(buf, start)  # upper bounds
     if capacity == 0:
+        if empty_ok:
+            return None
         _raise_no_rows(path, buf)
     # Sized from upper bounds (every line a row, every token a feature): checked first.
     check_allocation(
@@ -286,6 +298,8 @@ def _read(path, *, ffm, n_features, n_fields, dtype, strict_fields, want_fields=
         _raise_parse_error(path, buf, info, ffm, n_features, n_fields)
     n_rows = int(info[scan.INFO_ROWS])
     if n_rows == 0:
+        if empty_ok:
+            return None
         _raise_no_rows(path, buf)
     # The arrays were sized from upper bounds (labels and blank lines count there): shrink
     # them in place (realloc, no copy; nothing else references them).
