@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,6 +55,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
+from fmlearn._kernels import cd
 from fmlearn.base import _rng_from
 from fmlearn.data.fielded import carried_fields
 from fmlearn.data.sources import InMemorySource
@@ -225,6 +227,114 @@ def _validation_output(shard, local_params, local):
 
 def _predict_block(X, model, method):
     return getattr(model, method)(X)
+
+
+# ======================================================================== ALS on workers
+# Exact distributed coordinate descent. A sweep of the local ALS (ALSSolver.run_epoch) sets
+# w0, then every w_i, then factor by factor every v_if, one at a time: each update needs
+# sum_n s_n h_n^2 and sum_n s_n h_n e_n over the rows of its feature, and changes the
+# residuals e_n (and factor sums q_n) of those rows. Features that share no row do not see
+# each other's updates, so a contiguous block of such features is updated at once: the
+# workers send the block's sums, the driver adds them up, computes the new values (ALS's own
+# rule, cd.block_values) and sends them back with the request for the next block's sums.
+# One worker then repeats the local sweep exactly. Round trips per sweep: one per block for
+# the weights and per block and factor, plus two (see docs/distributed.md).
+
+def _als_prepare(shard, solver):
+    """The worker's column copies (the solver's own ``prepare``) and, for each feature, the
+    smallest later feature sharing one of the worker's rows (n_features where none)."""
+    data = solver.prepare(InMemorySource(shard.X, shard.y, shard.sw))
+    shard.als = {"data": data}
+    X = data.main
+    n = shard.n_features
+    m = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.n_rows, n))
+    m.sort_indices()
+    nxt = np.full(n, n, dtype=np.int64)
+    if m.nnz > 1:
+        same_row = np.ones(m.nnz - 1, dtype=bool)
+        ends = m.indptr[1:-1] - 1  # last entry of each row but the last
+        same_row[ends[(ends >= 0) & (ends < m.nnz - 1)]] = False
+        np.minimum.at(nxt, m.indices[:-1][same_row], m.indices[1:][same_row].astype(np.int64))
+    return nxt
+
+
+def _als_start(shard, params, solver):
+    """A sweep's fresh predictions, (latent) targets and residuals, as ALSSolver.run_epoch;
+    returns the bias's sums ``(sum s e, sum s)``."""
+    from fmlearn.models.fm import FMParams
+    from fmlearn.optim.coordinate import SUMS_CACHE_BYTES
+
+    st = shard.als
+    data = st["data"]
+    params = params.copy()
+    if data.main.n_rows * params.n_factors * 8 > SUMS_CACHE_BYTES:
+        pred, Q = FMParams.decision_function(params, data.X, 1), None
+    else:
+        pred, Q = solver._predict_with_sums(params, data.X, 1)
+    rng = np.zeros(1, dtype=np.uint64)  # ALS draws nothing
+    target = solver.task.latent_targets(params, data.task_data, data.y, data.sw, pred,
+                                        {"rng": rng}, rng, sample=False, sweep=solver.sweep)
+    st.update(params=params, Q=Q, target=target, e=target - pred, q=None, f=None,
+              solver=solver)
+    return float(np.multiply(data.sw, st["e"]).sum())
+
+
+def _als_step(shard, apply, request):
+    """Apply the driver's new values ``apply`` = (kind, f, start, stop, values) or None,
+    then answer ``request``: ("sums", kind, f, start, stop) -> (stop - start, 2) sums,
+    ("loss",) -> the sweep's loss sum, or None. ``kind``: "w0", "w" or "v"."""
+    st = shard.als
+    data, params, e = st["data"], st["params"], st["e"]
+    table, c = params.table, data.main_csc
+    if apply is not None:
+        kind, f, a, b, values = apply
+        if kind == "w0":
+            params.w0[0] = values[0]
+            e -= values[1]  # new - old, computed once by the driver
+        elif kind == "w":
+            cd.apply_linear_block(c.indptr, c.rows, c.vals, a, b, e, table, params.n_factors,
+                                  values)
+        else:
+            cd.apply_factor_block(c.indptr, c.rows, c.vals, a, b, f, e, st["q"], table, values)
+    if request is None:
+        return None
+    if request[0] == "loss":
+        return st["solver"].task.latent_loss(params, data.y, data.sw, st["target"], e)
+    _, kind, f, a, b = request
+    out = np.empty((b - a, 2))
+    if kind == "w":
+        cd.linear_block_sums(c.indptr, c.rows, c.vals, a, b, e, data.sw, out)
+        return out
+    if st["f"] != f:  # a new factor: its row sums q_nf, as the local sweep takes them
+        if st["Q"] is not None:
+            st["q"] = st["Q"][f]
+        else:
+            q = np.zeros(data.main.n_rows)
+            st["solver"]._factor_sums(data, table, f, q, 1)
+            st["q"] = q
+        st["f"] = f
+    cd.factor_block_sums(c.indptr, c.rows, c.vals, a, b, f, e, st["q"], data.sw, table, out)
+    return out
+
+
+def _conflict_free_blocks(nxt, n_features):
+    """Cut points of the fewest contiguous blocks of features in which no two share a row.
+
+    ``nxt[a]``: the smallest feature ``b > a`` sharing a row with ``a``; features ``a`` and
+    ``b`` then need a cut in ``(a, b]``. Stabbing these intervals greedily by their right end
+    gives the fewest cuts. Returns the block bounds ``[0, ..., n_features]``.
+    """
+    a = np.flatnonzero(nxt < n_features)
+    b = nxt[a]
+    order = np.argsort(b, kind="stable")
+    cuts = []
+    last = -1
+    for left, right in zip(a[order].tolist(), b[order].tolist(), strict=True):
+        if last > left:
+            continue  # already cut inside (left, right]
+        cuts.append(right)
+        last = right
+    return [0, *sorted(set(cuts)), n_features]
 
 
 # ======================================================================== inputs
@@ -714,17 +824,18 @@ class _Run:
         local._start(local._n_columns(), solver_cls, solver, w0)
         local._link = solver_cls.classification_link
         self.weight_sum = sum(s[1] for s in summaries)
-        if solver_cls is ALSSolver or issubclass(solver_cls, ALSSolver):
-            from fmlearn._dask_als import ALSDriver
-
-            epoch = ALSDriver(self, solver).epoch
+        self.solver = solver
+        if issubclass(solver_cls, ALSSolver):
+            nxt = self._gather(self._on(_als_prepare, shards, solver), "loading")
+            n = local._n_columns()
+            self.blocks = _conflict_free_blocks(np.minimum.reduce(nxt), n)
+            epoch = self._als_sweep
         else:
             seed = int(np.random.default_rng(local.random_state if isinstance(
                 local.random_state, (int, np.integer)) else None).integers(2**31))
             rounds = self._gather(self._on(_split_rounds, shards, est.rounds_per_epoch, seed),
                                   "loading")
-            self.round_weights = rounds  # per shard: per round (counts, touched)
-            self.solver = solver
+            self.round_weights = rounds  # per shard: per round (counts, touched, rows)
             epoch = self._sgd_epoch
         validate = self._validate if valid_rows else None
         local._train(epoch, validate, local.max_iter, callbacks,
@@ -785,6 +896,45 @@ class _Run:
             loss += sum(res[4] for res in results)
             payload.release()
         return local._task.metric_from_loss_sum(loss, self.weight_sum)
+
+    def _als_sweep(self):
+        """One exact ALS sweep over the workers (see :func:`_als_step`)."""
+        local, client, solver = self.local, self.client, self.solver
+        params = local._params
+        table, k = params.table, params.n_factors
+        what = f"sweep {local._epochs_done + 1}"
+        broadcast = client.scatter([params], broadcast=True, hash=False)[0]
+        e_sums = self._gather(self._on(_als_start, self.shards, broadcast, solver), what)
+        broadcast.release()
+        # ALS's penalties are on the mean loss: on the total they scale with the weight.
+        n = self.weight_sum
+        lam_w, lam_V = solver.l2_reg_w * n, solver.l2_reg_V * n
+        rng = np.zeros(1, dtype=np.uint64)
+        pending = None
+        if solver.fit_intercept:
+            old = float(params.w0[0])
+            new = old + math.fsum(e_sums) / n if len(e_sums) > 1 else old + e_sums[0] / n
+            params.w0[0] = new
+            pending = ("w0", 0, 0, 1, np.array([new, new - old]))
+        steps = []
+        if solver.fit_linear:
+            steps += [("w", 0, a, b) for a, b in zip(self.blocks[:-1], self.blocks[1:],
+                                                     strict=True)]
+        for f in range(k):
+            steps += [("v", f, a, b) for a, b in zip(self.blocks[:-1], self.blocks[1:],
+                                                     strict=True)]
+        for kind, f, a, b in steps:
+            sums = self._gather(self._on(_als_step, self.shards, pending,
+                                         ("sums", kind, f, a, b)), what)
+            total = sums[0] if len(sums) == 1 else np.sum(sums, axis=0)
+            col = k if kind == "w" else f
+            values = np.empty(b - a)
+            cd.block_values(np.ascontiguousarray(table[a:b, col]), total, 1.0, 0.0,
+                            lam_w if kind == "w" else lam_V, False, rng, values)
+            table[a:b, col] = values
+            pending = (kind, f, a, b, values)
+        losses = self._gather(self._on(_als_step, self.shards, pending, ("loss",)), what)
+        return local._task.metric_from_loss_sum(sum(losses), self.weight_sum)
 
     def _validate(self):
         local = self.local
