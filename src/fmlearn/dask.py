@@ -445,7 +445,7 @@ def _partitions(client, X, y, sample_weight, *, encoder, file_format, label):
         for (a, b), w in zip(bounds, workers, strict=True):
             if b > a:
                 piece = (X[a:b], y[a:b], None if sw is None else sw[a:b])
-                futures.append(client.scatter([piece], workers=[w])[0])
+                futures.append(client.scatter([piece], workers=[w], hash=False)[0])
         return futures
     else:
         raise TypeError(
@@ -714,6 +714,7 @@ class _Run:
     def __init__(self, client, est, local):
         self.client, self.est, self.local = client, est, local
         self.futures = []
+        self.epochs = 0  # epochs run (for messages)
 
     def release(self):
         for f in self.futures:
@@ -728,15 +729,16 @@ class _Run:
     def _gather(self, futures, what):
         """Results of ``futures``, or :class:`DaskWorkerLostError` when a worker holding a
         shard leaves (a task pinned to it would otherwise wait for ever)."""
-        while True:
-            try:
-                wait(futures, timeout=_ALIVE_CHECK_S)
-            except (TimeoutError, distributed.TimeoutError):
-                self._check_alive(what)
-                continue
-            break
         try:
-            return self.client.gather(futures)
+            while True:
+                try:
+                    wait(futures, timeout=_ALIVE_CHECK_S)
+                except (TimeoutError, distributed.TimeoutError):
+                    self._check_alive(what)
+                    continue
+                return self.client.gather(futures)
+        except DaskWorkerLostError:
+            raise
         except Exception as e:  # a worker died while computing, or a task failed
             lost = self._lost_workers()
             if lost:
@@ -887,7 +889,7 @@ class _Run:
             futures = [client.submit(_train_round, s, payload, g, r, local.n_jobs, workers=[w],
                                      allow_other_workers=False, pure=False)
                        for s, w, g in zip(self.shards, self.shard_workers, rngs, strict=True)]
-            results = self._gather(futures, f"epoch {local._epochs_done + 1}")
+            results = self._gather(futures, f"epoch {self.epochs + 1}")
             if n_shards == 1:
                 local._rng = results[0][5]
             weights = [rw[r] for rw in self.round_weights]
@@ -895,6 +897,7 @@ class _Run:
                 local._params, local._solver_state, results, weights)
             loss += sum(res[4] for res in results)
             payload.release()
+        self.epochs += 1
         return local._task.metric_from_loss_sum(loss, self.weight_sum)
 
     def _als_sweep(self):
@@ -902,7 +905,8 @@ class _Run:
         local, client, solver = self.local, self.client, self.solver
         params = local._params
         table, k = params.table, params.n_factors
-        what = f"sweep {local._epochs_done + 1}"
+        self.epochs += 1
+        what = f"sweep {self.epochs}"
         broadcast = client.scatter([params], broadcast=True, hash=False)[0]
         e_sums = self._gather(self._on(_als_start, self.shards, broadcast, solver), what)
         broadcast.release()
