@@ -838,6 +838,7 @@ class _Run:
             rounds = self._gather(self._on(_split_rounds, shards, est.rounds_per_epoch, seed),
                                   "loading")
             self.round_weights = rounds  # per shard: per round (counts, touched, rows)
+            self.plans = [_plan([rw[r] for rw in rounds]) for r in range(len(rounds[0]))]
             epoch = self._sgd_epoch
         validate = self._validate if valid_rows else None
         local._train(epoch, validate, local.max_iter, callbacks,
@@ -894,7 +895,7 @@ class _Run:
                 local._rng = results[0][5]
             weights = [rw[r] for rw in self.round_weights]
             local._params, local._solver_state = _combine(
-                local._params, local._solver_state, results, weights)
+                local._params, local._solver_state, results, weights, self.plans[r])
             loss += sum(res[4] for res in results)
             payload.release()
         self.epochs += 1
@@ -952,14 +953,33 @@ class _Run:
         return local._task.score(yv, out, swv), out
 
 
-def _combine(params, state, results, weights):
+def _plan(weights):
+    """How :func:`_combine` weighs the workers' rows of one round, computed once per fit.
+
+    ``weights``: per worker, ``(counts, touched, n_rows)``: the non-zeros it trains in each
+    feature it touches, and its rows. Returns the features touched by any worker, each
+    worker's positions among them with its share ``count / total count`` (float32; exactly 1
+    for a feature only that worker touches), and each worker's share of the rows.
+    """
+    union = np.unique(np.concatenate([t for _, t, _ in weights]))
+    pos = [np.searchsorted(union, t) for _, t, _ in weights]
+    total = np.zeros(union.shape[0])
+    for (c, _, _), p in zip(weights, pos, strict=True):
+        total[p] += c
+    shares = [(p, (c / total[p]).astype(np.float32)[:, None])
+              for (c, _, _), p in zip(weights, pos, strict=True)]
+    n_rows = np.array([float(w[2]) for w in weights])
+    return union, shares, n_rows / n_rows.sum()
+
+
+def _combine(params, state, results, weights, plan=None):
     """The combined parameters of the workers' ``results`` (see the module docstring).
 
-    ``weights``: per worker, ``(counts, touched, n_rows)``: the non-zeros it trained in each
-    feature it touched, and its rows. Table rows (parameters and solver state) are averaged
-    by these counts, a feature touched by one worker takes its row as is, untouched features
-    keep theirs; the
-    bias, its state and other arrays (FwFM's ``r``) are averaged by rows trained.
+    Table rows (parameters and solver state) are averaged by the workers' counts of
+    non-zeros in each feature (``weights``, see :func:`_plan`); a feature touched by one
+    worker takes its row as is, untouched features keep theirs. The bias, its solver state
+    and other arrays (FwFM's ``r``) are averaged by rows trained: they were updated once per
+    row.
     """
     new = params.copy()
     table = new.table
@@ -970,27 +990,15 @@ def _combine(params, state, results, weights):
         for name, value in extra.items():
             getattr(new, name)[...] = value
         return new, st
-    n_features = table.shape[0]
-    num = np.zeros(table.shape, dtype=np.float64)
-    den = np.zeros(n_features)
-    n_touch = np.zeros(n_features, dtype=np.int64)
-    single = table.copy()
-    for (_, rows, _, _, _, _), (counts, touched, _) in zip(results, weights, strict=True):
-        num[touched] += counts[:, None] * rows
-        den[touched] += counts
-        n_touch[touched] += 1
-        single[touched] = rows
-    many = n_touch > 1
-    table[many] = (num[many] / den[many, None]).astype(table.dtype)
-    one = n_touch == 1
-    table[one] = single[one]
-    # The bias (and FwFM's r) was updated once per row: weighted by the rows trained.
-    n_rows = np.array([float(w[2]) for w in weights])
-    share = n_rows / n_rows.sum()
+    union, shares, row_share = plan if plan is not None else _plan(weights)
+    acc = np.zeros((union.shape[0], table.shape[1]), dtype=table.dtype)
+    for res, (pos, share) in zip(results, shares, strict=True):
+        acc[pos] += share * res[1]
+    table[union] = acc
 
     def mean(values):
-        return sum(s * np.asarray(v, dtype=np.float64) for s, v in zip(share, values,
-                                                                       strict=True))
+        return sum(s * np.asarray(v, dtype=np.float64)
+                   for s, v in zip(row_share, values, strict=True))
 
     new.w0[...] = mean([res[0] for res in results])
     for name in results[0][2]:
