@@ -18,6 +18,7 @@ from fmlearn.dask import (  # noqa: E402
     DaskFwFMClassifier,
     DaskWorkerLostError,
     _combine,
+    _plan,
     _Shard,
     _train_round,
 )
@@ -126,7 +127,7 @@ def test_combination_of_disjoint_workers_is_one_sequential_pass():
     results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
                for i, s in enumerate(shards)]
     weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, _ = _combine(params, state, results, weights)
+    combined, _ = _combine(params, state, results, _plan(weights, 40))
 
     sequential = params.copy()
     seq_state = {k: v.copy() for k, v in state.items()}
@@ -149,14 +150,10 @@ def test_combination_weights_shared_features_by_counts():
     results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
                for i, s in enumerate(shards)]
     weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, st = _combine(params, state, results, weights)
+    combined, st = _combine(params, state, results, _plan(weights, 10))
     counts = [np.bincount(sp.csr_matrix(X[a:b]).indices, minlength=10)
               for a, b in ((0, 100), (100, 400))]
-    tables = []
-    for res, (_, touched, _) in zip(results, weights, strict=True):
-        t = params.table.astype(np.float64).copy()
-        t[touched] = res[1]
-        tables.append(t)
+    tables = [res[1].astype(np.float64) for res in results]
     expect = (counts[0][:, None] * tables[0] + counts[1][:, None] * tables[1]) / (
         counts[0] + counts[1])[:, None]
     np.testing.assert_allclose(combined.table, expect, rtol=1e-6)

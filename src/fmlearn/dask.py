@@ -104,6 +104,7 @@ class _Shard:
         self.valid = None
         self.rounds = None
         self.als = None  # the ALS sweep's data and residuals (see _als_* below)
+        self.shares = None  # per round, this worker's weight of each feature (see _plan)
 
     @property
     def n_rows(self) -> int:
@@ -204,10 +205,19 @@ def _train_round(shard, payload, rng, round_index, n_jobs):
     params, state, solver = payload
     params = params.copy()  # the broadcast object may be shared by in-process workers
     state = None if state is None else {k: v.copy() for k, v in state.items()}
-    source, _, touched = shard.rounds[round_index]
+    source = shard.rounds[round_index][0]
     loss = solver.run_epoch(params, state, source, rng, n_jobs)
     extra = {name: getattr(params, name).copy() for name in _extra_arrays(params)}
-    return params.w0, params.table[touched], extra, state, loss, rng
+    table = params.table
+    if shard.shares is not None:
+        # This worker's part of the combined table (see _combine), weighted here, in
+        # parallel with the other workers, rather than on the driver.
+        table *= shard.shares[round_index][:, None]
+    return params.w0, table, extra, state, loss, rng
+
+
+def _set_shares(shard, shares):
+    shard.shares = shares
 
 
 def _extra_arrays(params):
@@ -595,7 +605,8 @@ class _DaskFM(BaseEstimator):
 
     @property
     def w0_(self):
-        return self.to_local().w0_
+        check_is_fitted(self)
+        return self._local.w0_
 
     @property
     def w_(self):
@@ -645,10 +656,8 @@ class _DaskFM(BaseEstimator):
             return X.map_blocks(_predict_block, model, method=method, dtype=np.float64,
                                 drop_axis=1)
         if type(X).__name__ == "DataFrame" and _is_dask(X):
-            raise TypeError("predict on a Dask DataFrame: encode it first, e.g. "
-                            "ddf.map_partitions(encoder.transform) is not a Dask array; use "
-                            "da.map_blocks over ddf.to_dask_array() of encoded rows, or "
-                            "pass encoder= to predict.")
+            raise TypeError("a Dask DataFrame needs encoder= (the FMEncoder the model was "
+                            "trained with) to be encoded partition by partition.")
         return getattr(model, method)(X)
 
     def predict(self, X, encoder=None):
@@ -838,7 +847,13 @@ class _Run:
             rounds = self._gather(self._on(_split_rounds, shards, est.rounds_per_epoch, seed),
                                   "loading")
             self.round_weights = rounds  # per shard: per round (counts, touched, rows)
-            self.plans = [_plan([rw[r] for rw in rounds]) for r in range(len(rounds[0]))]
+            n = local._n_columns()
+            self.plans = [_plan([rw[r] for rw in rounds], n) for r in range(len(rounds[0]))]
+            if len(shards) > 1:
+                self._gather([self.client.submit(_set_shares, s, [p[0][i] for p in self.plans],
+                                                 workers=[w], pure=False)
+                              for i, (s, w) in enumerate(zip(shards, workers, strict=True))],
+                             "loading")
             epoch = self._sgd_epoch
         validate = self._validate if valid_rows else None
         local._train(epoch, validate, local.max_iter, callbacks,
@@ -853,20 +868,15 @@ class _Run:
             vshards, vworkers = self._shards(Xv, yv, rest[0] if rest else None, encoder,
                                              file_format, label,
                                              n_features=local.n_features_in_)
-            by = dict(zip(vworkers, vshards, strict=True))
-            missing = [w for w in self.shard_workers if w not in by]
-            # Workers without validation rows of their own score none; a validation shard on a
-            # worker without training rows is scored where training rows are.
             total = 0
-            for w, vs in by.items():
-                host = w if w in self.shard_workers else self.shard_workers[0]
-                if host != w:
-                    raise ValueError("eval_set landed on a worker without training rows; "
-                                     "partition it like X.")
-                s = self.shards[self.shard_workers.index(host)]
-                total += self.client.submit(_set_valid, s, vs, workers=[host],
-                                            pure=False).result()
-            del missing
+            for w, vs in zip(vworkers, vshards, strict=True):
+                if w not in self.shard_workers:
+                    raise ValueError(
+                        f"eval_set has rows on worker {w}, which holds no training rows; "
+                        "partition eval_set like X (or pass it as one in-memory matrix).")
+                s = self.shards[self.shard_workers.index(w)]
+                total += self._gather([self.client.submit(_set_valid, s, vs, workers=[w],
+                                                          pure=False)], "loading")[0]
             return total
         if not (local._stopping_early or solver_cls.needs_validation):
             return 0
@@ -893,9 +903,8 @@ class _Run:
             results = self._gather(futures, f"epoch {self.epochs + 1}")
             if n_shards == 1:
                 local._rng = results[0][5]
-            weights = [rw[r] for rw in self.round_weights]
             local._params, local._solver_state = _combine(
-                local._params, local._solver_state, results, weights, self.plans[r])
+                local._params, local._solver_state, results, self.plans[r], weighted=True)
             loss += sum(res[4] for res in results)
             payload.release()
         self.epochs += 1
@@ -953,48 +962,51 @@ class _Run:
         return local._task.score(yv, out, swv), out
 
 
-def _plan(weights):
-    """How :func:`_combine` weighs the workers' rows of one round, computed once per fit.
+def _plan(weights, n_features):
+    """How :func:`_combine` weighs the workers' tables in one round, computed once per fit.
 
     ``weights``: per worker, ``(counts, touched, n_rows)``: the non-zeros it trains in each
-    feature it touches, and its rows. Returns the features touched by any worker, each
-    worker's positions among them with its share ``count / total count`` (float32; exactly 1
-    for a feature only that worker touches), and each worker's share of the rows.
+    feature it touches, and its rows. Returns per worker its share of each feature,
+    ``count / total count`` (float32, (n_features,): exactly 1 where only that worker
+    touches the feature, 0 where it does not touch it), ``keep`` (1 for the features no
+    worker touches, else 0) and each worker's share of the rows.
     """
-    union = np.unique(np.concatenate([t for _, t, _ in weights]))
-    pos = [np.searchsorted(union, t) for _, t, _ in weights]
-    total = np.zeros(union.shape[0])
-    for (c, _, _), p in zip(weights, pos, strict=True):
-        total[p] += c
-    shares = [(p, (c / total[p]).astype(np.float32)[:, None])
-              for (c, _, _), p in zip(weights, pos, strict=True)]
+    total = np.zeros(n_features)
+    for c, t, _ in weights:
+        total[t] += c
+    shares = []
+    for c, t, _ in weights:
+        share = np.zeros(n_features, dtype=np.float32)
+        share[t] = c / total[t]
+        shares.append(share)
+    keep = (total == 0).astype(np.float32)
     n_rows = np.array([float(w[2]) for w in weights])
-    return union, shares, n_rows / n_rows.sum()
+    return shares, keep, n_rows / n_rows.sum()
 
 
-def _combine(params, state, results, weights, plan=None):
+def _combine(params, state, results, plan, *, weighted=False):
     """The combined parameters of the workers' ``results`` (see the module docstring).
 
     Table rows (parameters and solver state) are averaged by the workers' counts of
-    non-zeros in each feature (``weights``, see :func:`_plan`); a feature touched by one
-    worker takes its row as is, untouched features keep theirs. The bias, its solver state
-    and other arrays (FwFM's ``r``) are averaged by rows trained: they were updated once per
-    row.
+    non-zeros in each feature (``plan``, see :func:`_plan`): ``sum_i share_i * table_i +
+    keep * table``, so that a feature one worker touched takes that worker's row exactly and
+    untouched features keep theirs. ``weighted``: the workers multiplied their tables by their
+    shares already. The bias, its solver state and other arrays (FwFM's ``r``) are averaged by
+    rows trained: they were updated once per row.
     """
     new = params.copy()
     table = new.table
     if len(results) == 1:
         w0, rows, extra, st, _, _ = results[0]
-        table[weights[0][1]] = rows
+        table[...] = rows
         new.w0[...] = w0
         for name, value in extra.items():
             getattr(new, name)[...] = value
         return new, st
-    union, shares, row_share = plan if plan is not None else _plan(weights)
-    acc = np.zeros((union.shape[0], table.shape[1]), dtype=table.dtype)
-    for res, (pos, share) in zip(results, shares, strict=True):
-        acc[pos] += share * res[1]
-    table[union] = acc
+    shares, keep, row_share = plan
+    table *= keep[:, None]
+    for res, share in zip(results, shares, strict=True):
+        table += res[1] if weighted else share[:, None] * res[1]
 
     def mean(values):
         return sum(s * np.asarray(v, dtype=np.float64)
