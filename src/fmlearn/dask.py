@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -755,8 +756,18 @@ class _Run:
             raise
 
     def _lost_workers(self):
-        alive = set(self.client.scheduler_info()["workers"])
-        return sorted({w for w in self.shard_workers if w not in alive})
+        """Shard workers the scheduler no longer has, by two looks ``_ALIVE_CHECK_S`` apart
+        (one look at a busy scheduler once came back without its workers)."""
+        lost = None
+        for attempt in range(2):
+            if attempt:
+                time.sleep(_ALIVE_CHECK_S)
+            alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            gone = {w for w in self.shard_workers if w not in alive}
+            lost = gone if lost is None else lost & gone
+            if not lost:
+                return []
+        return sorted(lost)
 
     def _check_alive(self, what):
         lost = self._lost_workers()
