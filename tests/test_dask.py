@@ -236,6 +236,17 @@ def test_dataframe_and_files(two, tmp_path):
     np.testing.assert_allclose(pred, est.to_local().predict(encoder.transform(table)),
                                rtol=1e-6)
 
+    pytest.importorskip("pyarrow")
+    for i in range(2):
+        table.iloc[i * 1000:(i + 1) * 1000].assign(target=y[i * 1000:(i + 1) * 1000]).to_parquet(
+            tmp_path / f"t{i}.parquet")
+    est = DaskFMRegressor(**PARAMS).fit([tmp_path / "t0.parquet", tmp_path / "t1.parquet"],
+                                        file_format="parquet", encoder=encoder, label="target")
+    # Read and encoded on the workers: the encoder's columns, the rows of both files.
+    assert est.n_features_in_ == encoder.n_features_out_
+    rmse = est.history_["train_rmse"]
+    assert len(rmse) == 4 and rmse[-1] < rmse[0]
+
     X, yy = make_fm_regression(1000, 30, random_state=7)
     paths = []
     for i in range(3):
