@@ -479,3 +479,79 @@ def probit_targets(y, pred, sample, rng, out):
         else:
             t = normal_above(rng, m) if sample else mean_above(m)
             out[n] = m - t
+
+
+# -- Distributed ALS (fmlearn.dask): a coordinate update split into its sums, its new value and
+# its application, so that the sums of a block of columns sharing no row can be added up over
+# workers before the values are set. The loops are update_linear's and update_factor's, term
+# for term, so that one worker holding every row reproduces them exactly.
+
+@jit
+def linear_block_sums(indptr, rows, vals, start, stop, e, sw, out):
+    """``out[c - start] = (sum s h^2, sum s h e)`` of the linear weight of CSC columns
+    ``start <= c < stop`` (``h = x``); ``out`` float64 (stop - start, 2)."""
+    for c in range(start, stop):
+        s_hh = 0.0
+        s_he = 0.0
+        for p in range(indptr[c], indptr[c + 1]):
+            n = rows[p]
+            h = vals[p]
+            sh = sw[n] * h
+            s_hh += sh * h
+            s_he += sh * e[n]
+        out[c - start, 0] = s_hh
+        out[c - start, 1] = s_he
+
+
+@jit
+def factor_block_sums(indptr, rows, vals, start, stop, f, e, q, sw, table, out):
+    """As :func:`linear_block_sums` for factor ``f`` (``h = x (q - v x)``)."""
+    for c in range(start, stop):
+        v = table[c, f]
+        s_hh = 0.0
+        s_he = 0.0
+        for p in range(indptr[c], indptr[c + 1]):
+            n = rows[p]
+            x = vals[p]
+            h = x * (q[n] - v * x)
+            sh = sw[n] * h
+            s_hh += sh * h
+            s_he += sh * e[n]
+        out[c - start, 0] = s_hh
+        out[c - start, 1] = s_he
+
+
+@jit
+def block_values(theta, sums, alpha, mu, lam, sample, rng, out):
+    """New values of parameters ``theta`` from their summed ``sums`` (n, 2), by :func:`_draw`
+    (ALS: ``alpha`` 1, ``mu`` 0, ``lam`` the L2 strength, ``sample`` False; ``rng`` a
+    :mod:`fmlearn._kernels.rng` state)."""
+    for c in range(theta.shape[0]):
+        out[c] = _draw(theta[c], sums[c, 0], sums[c, 1], alpha, mu, lam, sample, rng)
+
+
+@jit
+def apply_linear_block(indptr, rows, vals, start, stop, e, table, wcol, new):
+    """Set the linear weights of columns ``start:stop`` to ``new`` and update ``e``."""
+    for c in range(start, stop):
+        old = table[c, wcol]
+        value = new[c - start]
+        table[c, wcol] = value
+        d = value - old
+        for p in range(indptr[c], indptr[c + 1]):
+            e[rows[p]] -= d * vals[p]
+
+
+@jit
+def apply_factor_block(indptr, rows, vals, start, stop, f, e, q, table, new):
+    """Set factor ``f`` of columns ``start:stop`` to ``new``; update ``e`` and ``q``."""
+    for c in range(start, stop):
+        v = table[c, f]
+        value = new[c - start]
+        table[c, f] = value
+        d = value - v
+        for p in range(indptr[c], indptr[c + 1]):
+            n = rows[p]
+            x = vals[p]
+            e[n] -= d * x * (q[n] - v * x)
+            q[n] += d * x
