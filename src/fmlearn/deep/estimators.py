@@ -188,6 +188,8 @@ class _DeepEstimator(BaseEstimator):
     """Shared plumbing of the deep estimators (see the concrete classes for parameters)."""
 
     _model_class: type
+    # Model-file containers io.load may build for this class (fmlearn.models.KINDS is numpy only).
+    _file_kinds = {DeepParams.kind: DeepParams}
     _parameter_constraints: dict = {
         "n_factors": _POSITIVE,
         "batch_size": _POSITIVE,
@@ -258,6 +260,9 @@ class _DeepEstimator(BaseEstimator):
         if params.model != self._model_class.name:
             raise ValueError(f"the file holds a {params.model!r} model, not "
                              f"{self._model_class.name!r}")
+        for name in self._model_class.params:
+            if name.endswith("_sizes"):  # saved as arrays: give back the tuple
+                setattr(self, name, tuple(int(v) for v in np.atleast_1d(getattr(self, name))))
         module = self._model_class(params.n_features, params.n_fields, params.n_outputs,
                                    self._config())
         try:
