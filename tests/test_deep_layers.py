@@ -87,7 +87,7 @@ def test_fwfm_interaction_equals_all_pairs(E):
     layer = layers.FwFMInteraction(F).double()
     with torch.no_grad():
         layer.r.uniform_(-1, 1)
-    r = dict(zip(_pairs(F), layer.r))
+    r = dict(zip(_pairs(F), layer.r, strict=True))
     ref = sum(r[(f, h)] * E[:, f] * E[:, h] for f, h in _pairs(F))
     torch.testing.assert_close(layer(E), ref)
 
@@ -101,7 +101,7 @@ def test_attention_pooling_equals_explicit_softmax_over_pairs(E):
         prods = [E[n, f] * E[n, g] for f, g in _pairs(F)]
         scores = torch.stack([h @ torch.relu(W @ p + b) for p in prods])
         a = torch.exp(scores) / torch.exp(scores).sum()
-        out[n] = sum(a_p * p for a_p, p in zip(a, prods))
+        out[n] = sum(a_p * p for a_p, p in zip(a, prods, strict=True))
     torch.testing.assert_close(layer(E), out)
 
 

@@ -92,7 +92,9 @@ class Rows:
 def as_rows(X, fields: np.ndarray) -> Rows:
     """Validated ``X`` (dense or sparse, ``n_columns == fields.shape[0]``) as :class:`Rows`."""
     X = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
-    X = X.copy() if X.has_canonical_format is False else X
+    # Own int64 arrays (FieldedCSR may mix index dtypes; the caller's arrays stay untouched).
+    X = sp.csr_matrix((X.data.copy(), X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                      shape=X.shape)
     X.sum_duplicates()
     X.eliminate_zeros()
     data = X.data.astype(np.float32)

@@ -175,6 +175,19 @@ def _torch_threads(n_jobs):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Torch's generators (CPU, and ``device``'s if CUDA) seeded with ``seed``, the caller's
+    state restored after: the estimator's draws never touch the user's torch RNG.
+    (Not ``torch.manual_seed``: it seeds every accelerator backend, at a cost per call.)"""
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        yield
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -363,8 +376,7 @@ class _DeepEstimator(BaseEstimator):
 
     def _start(self, X_rows, y, sw, fields, n_outputs):
         self._fields = fields
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self._rng.integers(2**62)))
+        with _seeded(int(self._rng.integers(2**62)), torch.device("cpu")):
             module = self._new_module(X_rows.n_columns, n_outputs, fields)
         if self.init_from is not None:
             self._init_from_fm(module)
@@ -444,8 +456,7 @@ class _DeepEstimator(BaseEstimator):
             seed = int(self._rng.integers(2**62))
             module.train()
             loss_sum = 0.0
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with _seeded(seed, device):
                 for batch in source.batches(self._rng):
                     loss_sum += self._batch_epoch(batch, opt, device)
             self._epochs_done_now += 1
