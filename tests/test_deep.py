@@ -280,3 +280,34 @@ def test_cuda_fit_predict_matches_cpu_closely():
     assert next(gpu.module_.parameters()).is_cuda
     cpu = tiny(deep.XDeepFMRegressor, fields=fields, device="cpu").fit(X, score)
     np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), atol=1e-3)
+
+
+def test_cli_train_evaluate_predict_deep_models(tmp_path, capsys):
+    from fmlearn.cli import main
+    from fmlearn.data.textio import write_ffm, write_libfm
+
+    X, fields, score = _fielded(200)
+    y = (score > 0.3).astype(int)
+    write_ffm(tmp_path / "t.ffm", X, y, fields)
+    model = tmp_path / "m.fm"
+    rc = main(["train", "--model", "xdeepfm", "--task", "classification", "--format", "ffm",
+               "--train", str(tmp_path / "t.ffm"), "--max-iter", "2", "--n-factors", "4",
+               "--hidden-layer-sizes", "8,8", "--cin-layer-sizes", "4,4", "--quiet",
+               "--model-out", str(model)])
+    assert rc == 0
+    loaded = fmlearn.load(model)
+    assert type(loaded) is deep.XDeepFMClassifier
+    assert loaded.hidden_layer_sizes == (8, 8) and loaded.n_fields_ == 4
+    assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "t.ffm"),
+                 "--format", "ffm"]) == 0
+    assert "auc=" in capsys.readouterr().out
+    # A libFM file of one-hot fields: the fields are each column's position in its rows.
+    onehot = X[:, :9]
+    write_libfm(tmp_path / "o.libfm", onehot, score)
+    rc = main(["train", "--model", "torchfm", "--train", str(tmp_path / "o.libfm"),
+               "--max-iter", "1", "--quiet"])
+    assert rc == 0
+    from fmlearn.deep.data import fields_by_position
+
+    np.testing.assert_array_equal(fields_by_position(onehot), fields[:9])
+    assert fields_by_position(X) is None  # the multi-hot field moves the last column around

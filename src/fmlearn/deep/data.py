@@ -40,6 +40,24 @@ def resolve_fields(fields, carried, n_columns: int, owner: str) -> np.ndarray:
     return np.arange(n_columns, dtype=np.int32)
 
 
+def fields_by_position(X) -> np.ndarray | None:
+    """Fields of a libFM-style ``X`` (CSR) whose rows list one feature per field in field order:
+    the field of a column is its position in its rows, when every column keeps one position
+    (as in Frappe's or MovieLens' libFM files); None otherwise."""
+    X = X.tocsr()
+    X.sort_indices()
+    counts = np.diff(X.indptr)
+    pos = np.arange(X.indices.shape[0]) - np.repeat(X.indptr[:-1], counts)
+    lo = np.full(X.shape[1], np.iinfo(np.int64).max)
+    hi = np.full(X.shape[1], -1)
+    np.minimum.at(lo, X.indices, pos)
+    np.maximum.at(hi, X.indices, pos)
+    seen = hi >= 0
+    if not (lo[seen] == hi[seen]).all():
+        return None
+    return np.where(seen, hi, 0).astype(np.int32)
+
+
 class Rows:
     """CSR rows with int64 ids, each row's entries in field order, and their fields.
 
