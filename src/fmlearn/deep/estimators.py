@@ -391,7 +391,13 @@ class _DeepEstimator(BaseEstimator):
 
     def _make_optimizer(self):
         cls = _OPTIMIZERS[self.optimizer]
-        return cls(self.module_.parameters(), lr=self.learning_rate)
+        params = list(self.module_.parameters())
+        device = params[0].device.type
+        # The fused kernels update each tensor in one pass over its memory instead of one per
+        # elementwise op (Adam: about eight): the optimizer was a third of a DeepFM epoch.
+        # Adagrad has a fused kernel on the CPU only.
+        fused = device == "cpu" or (device == "cuda" and self.optimizer != "adagrad")
+        return cls(params, lr=self.learning_rate, fused=fused)
 
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None):
         self._input_fields = carried_fields(X)
