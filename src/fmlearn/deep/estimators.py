@@ -44,7 +44,9 @@ _COMMON_DOC = """
     batch_size : int, default=1024
         Rows per gradient step.
     optimizer : {{"adam", "adagrad", "sgd"}}, default="adam"
+        The torch optimizer of every parameter (fused kernels where torch has them).
     learning_rate : float, default=1e-3
+        Step size of the optimizer.
     lr_decay : float, default=0.0
         The learning rate of epoch ``t`` (counted across ``partial_fit`` calls) is
         ``learning_rate / (1 + lr_decay * t)``.
@@ -61,6 +63,7 @@ _COMMON_DOC = """
         Monitor a validation set (``eval_set``, else ``validation_fraction`` of the rows) and
         restore the best epoch's parameters; "auto" is on above 10,000 training rows.
     validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping when there is no ``eval_set``.
     n_iter_no_change : int, default=2
         Patience of the stopping rule, in epochs.
     tol : float or None, default=1e-4
@@ -110,7 +113,8 @@ _MODEL_PARAM_DOCS = {
     "cin_layer_sizes": "cin_layer_sizes : tuple of int, default={default}\n"
                        "        Feature maps of the CIN's layers (half of each but the last "
                        "feed the next layer).",
-    "n_attention_layers": "n_attention_layers : int, default={default}",
+    "n_attention_layers": "n_attention_layers : int, default={default}\n"
+                          "        Stacked self-attention (interacting) layers.",
     "n_heads": "n_heads : int, default={default}\n        Attention heads.",
     "attention_size": "attention_size : int, default={default}\n"
                       "        Width of the attention (per head for self-attention).",
