@@ -450,8 +450,9 @@ class _DeepEstimator(BaseEstimator):
         elif self.module_.n_outputs != self._n_outputs():
             raise ValueError("the number of classes changed since the model was fitted")
         self.module_.to(device)
-        if self._optimizer is None:
-            self._optimizer = self._make_optimizer()
+        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
+            # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
+            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
         source = InMemorySource(rows, y, sw)
         with _torch_threads(self.n_jobs):
             return self._train(source, valid, max_iter, callbacks, stopping, device)
