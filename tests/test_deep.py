@@ -302,3 +302,16 @@ def test_cli_train_evaluate_predict_deep_models(tmp_path, capsys):
 
     np.testing.assert_array_equal(fields_by_position(onehot), fields[:9])
     assert fields_by_position(X) is None  # the multi-hot field moves the last column around
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_other_optimizers_pooling_and_decay_train(optimizer):
+    X, fields, score = _fielded()
+    reg = tiny(deep.DeepFMRegressor, fields=fields, optimizer=optimizer, learning_rate=0.05,
+               lr_decay=0.5, pooling="mean", max_iter=4).fit(X, score)
+    rmse = reg.history_["train_rmse"]
+    assert rmse[-1] < rmse[0]
+    assert reg._optimizer.param_groups[0]["lr"] == pytest.approx(0.05 / (1 + 0.5 * 3))
+    # warm_start with another optimizer continues the model with that optimizer's own state
+    reg.set_params(warm_start=True, optimizer="adam", max_iter=1).fit(X, score)
+    assert type(reg._optimizer).__name__ == "Adam" and reg.history_["epoch"][-1] == 5
