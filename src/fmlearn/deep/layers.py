@@ -248,7 +248,7 @@ class CIN(nn.Module):
         B, _, k = E.shape
         for n, conv in enumerate(self.convs):
             # The layer's 1x1 convolution as one GEMM over (row, embedding position) pairs,
-            # [B k, H m] @ [H m, H_out] (measured on Frappe: about 10% faster than Conv1d).
+            # [B k, H m] @ [H m, H_out] (one Frappe run each: 56 s vs 61 s an epoch for Conv1d).
             z = torch.einsum("bhk,bmk->bkhm", x, x0).reshape(B * k, -1)
             x = torch.addmm(conv.bias, z, conv.weight[:, :, 0].t())
             x = torch.relu(x.view(B, k, -1).transpose(1, 2))
