@@ -354,7 +354,8 @@ def test_generated_flags_cover_every_estimator_parameter():
     from fmlearn.cli.train import CLI_SET, MODELS, build_parser, estimator_flags, model_class
 
     python_only = {"prior_groups"}  # array-likes: no command-line spelling
-    sample = {int: "3", float: "0.25"}
+    # tuple: layer sizes of the deep models; str: their --init-from path
+    sample = {int: "3", float: "0.25", tuple: "3,4", str: "x.fmz"}
     for model, task in MODELS:
         cls = model_class(model, task)
         params = cls().get_params()
@@ -373,7 +374,7 @@ def test_generated_flags_cover_every_estimator_parameter():
                 argv, expected = [flag.option, flag.choices[-1]], flag.choices[-1]
             else:
                 argv = [flag.option, sample[flag.kind]]
-                expected = flag.kind(sample[flag.kind])
+                expected = (3, 4) if flag.kind is tuple else flag.kind(sample[flag.kind])
             args = parser.parse_args(["--train", "x", *argv])
             assert getattr(args, flag.param) == expected, (cls, flag.param)
 

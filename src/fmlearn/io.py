@@ -80,6 +80,11 @@ _ESTIMATORS = {
     "HOFMRegressor": "hofm", "HOFMClassifier": "hofm",
     "FMOrdinalRegressor": "ordinal", "FMRanker": "ranking",
 }
+# The deep models (fmlearn[torch]): torch is imported only when a file names one.
+_DEEP_STEMS = ("TorchFM", "TorchFFM", "TorchFwFM", "DeepFM", "NFM", "AFM", "XDeepFM", "AutoInt",
+               "AutoIntPlus", "IFM", "DIFM", "CFM")
+_ESTIMATORS.update({stem + task: "deep" for stem in _DEEP_STEMS
+                    for task in ("Regressor", "Classifier")})
 
 
 def _estimator_class(name) -> type | None:
@@ -208,7 +213,10 @@ def save(estimator, path) -> None:
     if rng is not None:
         meta["rng"] = rng
     arrays = {f"params/{k}": v for k, v in params.arrays().items()}
-    for k, v in estimator.get_params(deep=False).items():
+    # A deep estimator leaves out what its file does not need (init_from: the weights are in).
+    file_params = getattr(estimator, "_model_file_params", None)
+    hyper = file_params() if file_params is not None else estimator.get_params(deep=False)
+    for k, v in hyper.items():
         meta["params"][k] = _json_param(k, v, arrays)
     with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
         if params.state.shape[1]:
@@ -505,6 +513,8 @@ def load(path):
         cls = _estimator_class(meta.get("class"))
         kind_name = meta.get("model_kind")
         kind = _PARAMS_KINDS.get(kind_name)
+        if kind is None and cls is not None:  # a deep model's container lives beside torch
+            kind = getattr(cls, "_file_kinds", {}).get(kind_name)
         if cls is None or kind is None:
             raise _fail(
                 path,

@@ -40,7 +40,15 @@ MODELS = {
     ("hofm", "regression"): ("fmlearn.hofm", "HOFMRegressor"),
     ("hofm", "classification"): ("fmlearn.hofm", "HOFMClassifier"),
 }
-MODEL_NAMES = ("fm", "ffm", "fwfm", "hofm")
+# The deep models (fmlearn.deep, torch imported only when one is chosen).
+DEEP_MODELS = {"torchfm": "TorchFM", "torchffm": "TorchFFM", "torchfwfm": "TorchFwFM",
+               "deepfm": "DeepFM", "nfm": "NFM", "afm": "AFM", "xdeepfm": "XDeepFM",
+               "autoint": "AutoInt", "autointplus": "AutoIntPlus", "ifm": "IFM", "difm": "DIFM",
+               "cfm": "CFM"}
+MODELS.update({(name, task): ("fmlearn.deep", stem + suffix)
+               for name, stem in DEEP_MODELS.items()
+               for task, suffix in (("regression", "Regressor"), ("classification", "Classifier"))})
+MODEL_NAMES = ("fm", "ffm", "fwfm", "hofm", *DEEP_MODELS)
 TASKS = ("regression", "classification")
 FIELD_MODELS = ("ffm", "fwfm")
 
@@ -87,6 +95,8 @@ def _kind(constraints, default):
     """(kind, choices, none) of a parameter from its scikit-learn constraints, or None when no
     constraint is a scalar a command line can give (arrays, random states, callables)."""
     kinds, choices, none = set(), None, False
+    if isinstance(default, tuple) and default and all(isinstance(v, int) for v in default):
+        return tuple, None, False  # layer sizes: --hidden-layer-sizes 400,400
     for c in constraints:
         if c is None:
             none = True
@@ -195,9 +205,12 @@ def _converter(flag: Flag):
             return None
         if flag.kind is bool:  # a switch with named values too: on/off or a choice
             return _SWITCH.get(text.lower(), text)
+        if flag.kind is tuple:
+            return tuple(int(v) for v in text.split(",") if v.strip())
         return flag.kind(text)
 
-    convert.__name__ = flag.kind.__name__ + (" or none" if flag.none else "")  # argparse errors
+    name = "comma-separated ints" if flag.kind is tuple else flag.kind.__name__
+    convert.__name__ = name + (" or none" if flag.none else "")  # argparse errors
     return convert
 
 
@@ -218,7 +231,8 @@ def _add_flag(group, flag: Flag) -> None:
         group.add_argument(flag.option, choices=choices, type=_converter(flag), metavar=metavar,
                            **kw)
     else:
-        metavar = {int: "N", float: "X", str: "S"}[flag.kind] + ("|none" if flag.none else "")
+        metavar = {int: "N", float: "X", str: "S", tuple: "N,N,..."}[flag.kind] + (
+            "|none" if flag.none else "")
         group.add_argument(flag.option, type=_converter(flag), metavar=metavar, **kw)
 
 
@@ -255,7 +269,11 @@ def _add_command_flags(p: argparse.ArgumentParser, required: bool = True) -> Non
     g.add_argument("--model", choices=MODEL_NAMES, default="fm",
                    help="fm: factorization machine; ffm: field-aware FM; fwfm: field-weighted "
                    "FM (ffm and fwfm need --format ffm: fields from the file); hofm: "
-                   "higher-order FM. The model's flags below depend on it. Default: fm.")
+                   "higher-order FM; torchfm, torchffm, torchfwfm, deepfm, nfm, afm, xdeepfm, "
+                   "autoint, autointplus, ifm, difm, cfm: the deep models of fmlearn.deep "
+                   "(needs torch; fields from an FFM file, or inferred from a libFM file whose "
+                   "columns each keep one position in their rows). The model's flags below "
+                   "depend on it. Default: fm.")
     g.add_argument("--task", choices=TASKS, default=None,
                    help="regression (squared loss) or classification (the file's label values: "
                    "two give a binary model, more a multinomial FM). Default: regression "
@@ -406,6 +424,20 @@ def run(argv) -> int:
              "(log loss, probabilities), pass --task classification.")
     if args.model in FIELD_MODELS:
         params["fields"] = fields
+    elif args.model in DEEP_MODELS:
+        from fmlearn.deep.data import MAX_AUTO_FIELDS, fields_by_position
+
+        if fields is None and X.shape[1] > MAX_AUTO_FIELDS:
+            fields = fields_by_position(X)
+            if fields is None:
+                raise ValueError(
+                    f"--model {args.model} needs the field of each of the {X.shape[1]} "
+                    "features: the libFM file does not give them (its columns do not each "
+                    "keep one position in their rows). Give an FFM file with --format ffm "
+                    "(fmlearn convert makes one).")
+            note(f"fmlearn train: note: {int(fields.max()) + 1} fields inferred from the "
+                 "position of each feature in its rows")
+        params["fields"] = None if fields is None else np.maximum(fields, 0)
     model = cls(**params)
     t = time.perf_counter()
     model.fit(X, y, eval_set=valid)

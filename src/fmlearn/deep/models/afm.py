@@ -1,0 +1,22 @@
+"""AFM (Xiao et al. 2017): attention over the pairwise interactions."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fmlearn.deep.layers import AttentionPooling
+from fmlearn.deep.models.base import DeepModel
+
+
+class AFM(DeepModel):
+    name = "afm"
+    params = {"attention_size": 16, "dropout": 0.0}
+
+    def build(self, config):
+        self.attention = AttentionPooling(self.n_fields, self.k, config["attention_size"],
+                                          config["dropout"])
+        self.p = nn.Linear(self.k, self.n_outputs, bias=False)
+        nn.init.ones_(self.p.weight)  # an FM's sum at the start
+
+    def head(self, E, L):
+        return self.linear(L) + self.p(self.attention(E))
