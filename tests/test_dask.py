@@ -89,6 +89,30 @@ def test_one_worker_is_the_local_fit(one, solver):
     assert np.array_equal(model.predict(X), local.predict(X))
 
 
+@pytest.mark.parametrize("order", ["feature-major", "factor-major"])
+def test_als_one_worker_is_the_local_sweep_across_refreshes(one, monkeypatch, order):
+    # 10 sweeps: the local feature-major sweep carries every row's sums and residual from
+    # sweep to sweep and recomputes them at sweeps 0 and 8 (REFRESH_SWEEPS); the workers
+    # must follow the same schedule to agree bit for bit. With too many rows to keep those
+    # sums, both go factor by factor.
+    import fmlearn.dask
+    import fmlearn.optim.coordinate as coordinate
+
+    assert coordinate.REFRESH_SWEEPS < 10
+    if order == "factor-major":
+        monkeypatch.setattr(coordinate, "SUMS_CACHE_BYTES", 1)
+        monkeypatch.setattr(fmlearn.dask, "SUMS_CACHE_BYTES", 1)
+    X, y = _onehot(2000)
+    params = {**PARAMS, "solver": "als", "max_iter": 10}
+    local = FMRegressor(**params).fit(X, y)
+    est = DaskFMRegressor(**params).fit(*_dask(X, y, 700))
+    assert est._local.n_iter_ == 10
+    assert np.array_equal(est.V_, local.V_)
+    assert np.array_equal(est.w_, local.w_)
+    assert est.w0_ == local.w0_
+    assert est.history_["train_rmse"] == local.history_["train_rmse"]
+
+
 def test_one_worker_is_the_local_fit_with_early_stopping(one):
     # The held-out rows are the local estimator's (same seed, same split).
     X, y = make_fm_regression(2000, 60, random_state=1)
@@ -183,7 +207,8 @@ def test_two_workers_close_to_one_process(two, solver, epochs):
 
 def test_als_two_workers_is_the_local_sweep(two):
     X, y = _onehot()
-    params = {**PARAMS, "solver": "als"}
+    # 10 sweeps: across the local sweep's refresh of the rows' sums at sweep 8.
+    params = {**PARAMS, "solver": "als", "max_iter": 10}
     local = FMRegressor(**params).fit(X, y)
     est = DaskFMRegressor(**params).fit(X, y)
     # Exact up to the order of the sums over two workers.

@@ -63,7 +63,7 @@ from fmlearn.data.sources import InMemorySource
 from fmlearn.ffm import FFMClassifier, FFMRegressor
 from fmlearn.fm import FMClassifier, FMRegressor
 from fmlearn.fwfm import FwFMClassifier, FwFMRegressor
-from fmlearn.optim.coordinate import ALSSolver
+from fmlearn.optim.coordinate import REFRESH_SWEEPS, SUMS_CACHE_BYTES, ALSSolver
 
 __all__ = [
     "DaskFFMClassifier",
@@ -241,21 +241,25 @@ def _predict_block(X, model, method):
 
 
 # ======================================================================== ALS on workers
-# Exact distributed coordinate descent. A sweep of the local ALS (ALSSolver.run_epoch) sets
-# w0, then every w_i, then factor by factor every v_if, one at a time: each update needs
-# sum_n s_n h_n^2 and sum_n s_n h_n e_n over the rows of its feature, and changes the
+# Exact distributed coordinate descent. Each update of the local ALS (ALSSolver.run_epoch)
+# needs sum_n s_n h_n^2 and sum_n s_n h_n e_n over the rows of its feature, and changes the
 # residuals e_n (and factor sums q_n) of those rows. Features that share no row do not see
 # each other's updates, so a contiguous block of such features is updated at once: the
 # workers send the block's sums, the driver adds them up, computes the new values (ALS's own
-# rule, cd.block_values) and sends them back with the request for the next block's sums.
-# One worker then repeats the local sweep exactly. Round trips per sweep: one per block for
-# the weights and per block and factor, plus two (see docs/distributed.md).
+# rule, cd.block_values) and sends them back with the request for the next sums. The order is
+# the local sweep's: feature-major (w_i, v_i1 .. v_ik of each feature; per block: the w of all
+# its features, then factor 1 of all, ..., which is the same since their rows are disjoint),
+# with every row's sums and residual carried from sweep to sweep and recomputed every
+# REFRESH_SWEEPS sweeps, or factor-major for rows too many to keep their sums. One worker then
+# repeats the local sweep bit for bit (the same kernels' arithmetic: cd.columns_sums,
+# cd.columns_apply). Round trips per sweep: one per block and parameter of a feature (k + 1),
+# plus two (see docs/distributed.md).
 
 def _als_prepare(shard, solver):
     """The worker's column copies (the solver's own ``prepare``) and, for each feature, the
     smallest later feature sharing one of the worker's rows (n_features where none)."""
     data = solver.prepare(InMemorySource(shard.X, shard.y, shard.sw))
-    shard.als = {"data": data}
+    shard.als = {"data": data, "R": None}
     X = data.main
     n = shard.n_features
     m = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.n_rows, n))
@@ -269,25 +273,42 @@ def _als_prepare(shard, solver):
     return nxt
 
 
-def _als_start(shard, params, solver):
-    """A sweep's fresh predictions, (latent) targets and residuals, as ALSSolver.run_epoch;
-    returns the bias's sums ``(sum s e, sum s)``."""
+def _als_start(shard, params, solver, feature_major, refresh):
+    """A sweep's predictions, (latent) targets and residuals, as ALSSolver.run_epoch: with
+    ``feature_major``, from the rows' sums and residuals carried from the last sweep unless
+    ``refresh``; returns the bias's sum ``sum s e``."""
     from fmlearn.models.fm import FMParams
-    from fmlearn.optim.coordinate import SUMS_CACHE_BYTES
 
     st = shard.als
     data = st["data"]
     params = params.copy()
-    if data.main.n_rows * params.n_factors * 8 > SUMS_CACHE_BYTES:
-        pred, Q = FMParams.decision_function(params, data.X, 1), None
+    k = params.n_factors
+    R = None
+    if not feature_major:
+        pred = FMParams.decision_function(params, data.X, 1)
     else:
-        pred, Q = solver._predict_with_sums(params, data.X, 1)
+        R = st["R"]
+        if R is None or R.shape != (data.main.n_rows, k + 2):
+            R = st["R"] = np.empty((data.main.n_rows, k + 2))
+            R[:, k + 1] = data.sw
+            refresh = True
+        if refresh:
+            pred = solver._predict_with_sums(params, data, 1, R)
+        else:
+            pred = st["target"] - R[:, k]
+        width = int(np.diff(data.main_csc.indptr).max(initial=0))
+        if st.get("S") is None or st["S"].shape != (k + 3, max(width, 1)):
+            st["S"] = np.empty((k + 3, max(width, 1)))
     rng = np.zeros(1, dtype=np.uint64)  # ALS draws nothing
     target = solver.task.latent_targets(params, data.task_data, data.y, data.sw, pred,
                                         {"rng": rng}, rng, sample=False, sweep=solver.sweep)
-    st.update(params=params, Q=Q, target=target, e=target - pred, q=None, f=None,
-              solver=solver)
-    return float(np.multiply(data.sw, st["e"]).sum())
+    e = target - pred
+    if R is not None:
+        R[:, k] = e
+        e = R[:, k]
+    st.update(params=params, target=target, e=e, q=None, f=None, solver=solver,
+              feature_major=feature_major)
+    return float(np.multiply(data.sw, e).sum())
 
 
 def _als_step(shard, apply, request):
@@ -295,16 +316,19 @@ def _als_step(shard, apply, request):
     then answer ``request``: ("sums", kind, f, start, stop) -> (stop - start, 2) sums,
     ("loss",) -> the sweep's loss sum, or None. ``kind``: "w0", "w" or "v"."""
     st = shard.als
-    data, params, e = st["data"], st["params"], st["e"]
-    table, c = params.table, data.main_csc
+    data, params, e, R = st["data"], st["params"], st["e"], st["R"]
+    table, c, k = params.table, data.main_csc, params.n_factors
+    feature_major = st["feature_major"]
     if apply is not None:
         kind, f, a, b, values = apply
         if kind == "w0":
             params.w0[0] = values[0]
             e -= values[1]  # new - old, computed once by the driver
+        elif feature_major:
+            cd.columns_apply(c.indptr, c.rows, c.vals, a, b, R, table, k if kind == "w" else f,
+                             values, st["S"])
         elif kind == "w":
-            cd.apply_linear_block(c.indptr, c.rows, c.vals, a, b, e, table, params.n_factors,
-                                  values)
+            cd.apply_linear_block(c.indptr, c.rows, c.vals, a, b, e, table, k, values)
         else:
             cd.apply_factor_block(c.indptr, c.rows, c.vals, a, b, f, e, st["q"], table, values)
     if request is None:
@@ -313,18 +337,18 @@ def _als_step(shard, apply, request):
         return st["solver"].task.latent_loss(params, data.y, data.sw, st["target"], e)
     _, kind, f, a, b = request
     out = np.empty((b - a, 2))
-    if kind == "w":
+    if feature_major:
+        cd.columns_sums(c.indptr, c.rows, c.vals, a, b, R, table, k if kind == "w" else f,
+                        st["S"], out)
+    elif kind == "w":
         cd.linear_block_sums(c.indptr, c.rows, c.vals, a, b, e, data.sw, out)
-        return out
-    if st["f"] != f:  # a new factor: its row sums q_nf, as the local sweep takes them
-        if st["Q"] is not None:
-            st["q"] = st["Q"][f]
-        else:
+    else:
+        if st["f"] != f:  # a new factor: its row sums q_nf, as the local sweep takes them
             q = np.zeros(data.main.n_rows)
             st["solver"]._factor_sums(data, table, f, q, 1)
-            st["q"] = q
-        st["f"] = f
-    cd.factor_block_sums(c.indptr, c.rows, c.vals, a, b, f, e, st["q"], data.sw, table, out)
+            st["q"], st["f"] = q, f
+        cd.factor_block_sums(c.indptr, c.rows, c.vals, a, b, f, e, st["q"], data.sw, table,
+                             out)
     return out
 
 
@@ -851,6 +875,9 @@ class _Run:
             nxt = self._gather(self._on(_als_prepare, shards, solver), "loading")
             n = local._n_columns()
             self.blocks = _conflict_free_blocks(np.minimum.reduce(nxt), n)
+            # The local sweep's order for the rows each worker holds (ALSSolver.run_epoch).
+            k = local._params.n_factors
+            self.feature_major = max(s[0] for s in summaries) * (k + 2) * 8 <= SUMS_CACHE_BYTES
             epoch = self._als_sweep
         else:
             seed = int(np.random.default_rng(local.random_state if isinstance(
@@ -926,10 +953,14 @@ class _Run:
         local, client, solver = self.local, self.client, self.solver
         params = local._params
         table, k = params.table, params.n_factors
+        # The local sweep recomputes the rows' sums every REFRESH_SWEEPS sweeps from its
+        # first on, and carries them between.
+        refresh = self.epochs % REFRESH_SWEEPS == 0
         self.epochs += 1
         what = f"sweep {self.epochs}"
         broadcast = client.scatter([params], broadcast=True, hash=False)[0]
-        e_sums = self._gather(self._on(_als_start, self.shards, broadcast, solver), what)
+        e_sums = self._gather(self._on(_als_start, self.shards, broadcast, solver,
+                                       self.feature_major, refresh), what)
         broadcast.release()
         # ALS's penalties are on the mean loss: on the total they scale with the weight.
         n = self.weight_sum
@@ -941,13 +972,15 @@ class _Run:
             new = old + math.fsum(e_sums) / n if len(e_sums) > 1 else old + e_sums[0] / n
             params.w0[0] = new
             pending = ("w0", 0, 0, 1, np.array([new, new - old]))
-        steps = []
-        if solver.fit_linear:
-            steps += [("w", 0, a, b) for a, b in zip(self.blocks[:-1], self.blocks[1:],
-                                                     strict=True)]
-        for f in range(k):
-            steps += [("v", f, a, b) for a, b in zip(self.blocks[:-1], self.blocks[1:],
-                                                     strict=True)]
+        blocks = list(zip(self.blocks[:-1], self.blocks[1:], strict=True))
+        linear = [("w", 0)] if solver.fit_linear else []
+        factors = [("v", f) for f in range(k)]
+        if self.feature_major:
+            # Per block, w of its features, then factor by factor: the local feature-major
+            # order, as the block's features share no row.
+            steps = [(kind, f, a, b) for a, b in blocks for kind, f in linear + factors]
+        else:
+            steps = [(kind, f, a, b) for kind, f in linear + factors for a, b in blocks]
         for kind, f, a, b in steps:
             sums = self._gather(self._on(_als_step, self.shards, pending,
                                          ("sums", kind, f, a, b)), what)

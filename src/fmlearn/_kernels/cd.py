@@ -57,6 +57,51 @@ def _draw(theta, s_hh, s_he, alpha, mu, lam, sample, rng):
     return mean
 
 
+# One column's update in the factor-major scan, split into its sums and its application so
+# that the distributed ALS (fmlearn.dask: linear_block_sums, apply_linear_block, ...) runs the
+# same arithmetic as update_linear / update_factor.
+@jit(inline="always")
+def _linear_col_sums(indptr, rows, vals, c, e, sw):
+    s_hh = 0.0
+    s_he = 0.0
+    for p in range(indptr[c], indptr[c + 1]):
+        n = rows[p]
+        h = vals[p]
+        sh = sw[n] * h
+        s_hh += sh * h
+        s_he += sh * e[n]
+    return s_hh, s_he
+
+
+@jit(inline="always")
+def _linear_col_apply(indptr, rows, vals, c, e, d):
+    for p in range(indptr[c], indptr[c + 1]):
+        e[rows[p]] -= d * vals[p]
+
+
+@jit(inline="always")
+def _factor_col_sums(indptr, rows, vals, c, v, e, q, sw):
+    s_hh = 0.0
+    s_he = 0.0
+    for p in range(indptr[c], indptr[c + 1]):
+        n = rows[p]
+        x = vals[p]
+        h = x * (q[n] - v * x)
+        sh = sw[n] * h
+        s_hh += sh * h
+        s_he += sh * e[n]
+    return s_hh, s_he
+
+
+@jit(inline="always")
+def _factor_col_apply(indptr, rows, vals, c, v, d, e, q):
+    for p in range(indptr[c], indptr[c + 1]):
+        n = rows[p]
+        x = vals[p]
+        e[n] -= d * x * (q[n] - v * x)
+        q[n] += d * x
+
+
 @jit
 def update_linear(indptr, rows, vals, col0, e, sw, table, wcol, alpha, mu, lam, groups, sample,
                   rng):
@@ -64,20 +109,11 @@ def update_linear(indptr, rows, vals, col0, e, sw, table, wcol, alpha, mu, lam, 
     for c in range(indptr.shape[0] - 1):
         i = col0 + c
         g = groups[i]
-        s_hh = 0.0
-        s_he = 0.0
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            h = vals[p]
-            sh = sw[n] * h
-            s_hh += sh * h
-            s_he += sh * e[n]
+        s_hh, s_he = _linear_col_sums(indptr, rows, vals, c, e, sw)
         old = table[i, wcol]
         new = _draw(old, s_hh, s_he, alpha, mu[g], lam[g], sample, rng)
         table[i, wcol] = new
-        d = new - old
-        for p in range(indptr[c], indptr[c + 1]):
-            e[rows[p]] -= d * vals[p]
+        _linear_col_apply(indptr, rows, vals, c, e, new - old)
 
 
 @jit
@@ -88,23 +124,101 @@ def update_factor(indptr, rows, vals, col0, f, e, q, sw, table, alpha, mu, lam, 
         i = col0 + c
         g = groups[i]
         v = table[i, f]
-        s_hh = 0.0
-        s_he = 0.0
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            x = vals[p]
-            h = x * (q[n] - v * x)
-            sh = sw[n] * h
-            s_hh += sh * h
-            s_he += sh * e[n]
+        s_hh, s_he = _factor_col_sums(indptr, rows, vals, c, v, e, q, sw)
         new = _draw(v, s_hh, s_he, alpha, mu[g], lam[g], sample, rng)
         table[i, f] = new
-        d = new - v
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            x = vals[p]
-            e[n] -= d * x * (q[n] - v * x)
-            q[n] += d * x
+        _factor_col_apply(indptr, rows, vals, c, v, new - v, e, q)
+
+
+# One column's updates, on its rows gathered into the scratch ``S`` (k + 3, m) of
+# :func:`sweep_columns`: rows ``0 .. k-1`` the factor sums, ``k`` the residuals, ``k + 1`` the
+# weights, ``k + 2`` the column's values. The sums, the draw (:func:`_draw`) and the
+# application are apart so that :func:`columns_sums` / :func:`columns_apply` (distributed ALS,
+# fmlearn.dask) run the same arithmetic, term for term, as the local sweep.
+@jit(inline="always")
+def _gather(rows, vals, p0, m, R, S):
+    """Column rows ``rows[p0 : p0 + m]`` of ``R`` into ``S``, transposed."""
+    k = R.shape[1] - 2
+    W = k + 2
+    last = rows.shape[0] - 1
+    for j in range(m):
+        # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
+        ahead = rows[min(p0 + j + PREFETCH, last)] * W
+        prefetch(R, ahead)
+        prefetch(R, ahead + W - 1)
+        n = rows[p0 + j]
+        S[k + 2, j] = vals[p0 + j]
+        S[k, j] = R[n, k]
+        S[k + 1, j] = R[n, k + 1]
+        for f in range(k):
+            S[f, j] = R[n, f]
+
+
+@jit(inline="always")
+def _scatter(rows, p0, m, R, S):
+    """The gathered residuals and factor sums back to ``R``."""
+    k = R.shape[1] - 2
+    be = S[k]
+    for j in range(m):
+        n = rows[p0 + j]
+        R[n, k] = be[j]
+        for f in range(k):
+            R[n, f] = S[f, j]
+
+
+@jit(inline="always")
+def _linear_sums(S, m, k):
+    """``(sum s h^2, sum s h e)`` of a column's linear weight (``h = x``)."""
+    be = S[k]
+    bs = S[k + 1]
+    bx = S[k + 2]
+    s_hh = 0.0
+    s_he = 0.0
+    for j in range(m):
+        sx = bs[j] * bx[j]
+        s_hh += sx * bx[j]
+        s_he += sx * be[j]
+    return s_hh, s_he
+
+
+@jit(inline="always")
+def _linear_apply(S, m, k, d):
+    """The residuals after the linear weight changed by ``d``."""
+    be = S[k]
+    bx = S[k + 2]
+    for j in range(m):
+        be[j] -= d * bx[j]
+
+
+@jit(inline="always")
+def _factor_sums(S, m, k, f, v):
+    """``(sum s h^2, sum s h e)`` of factor ``f`` (value ``v``): ``h = x (q_f - v x)``."""
+    be = S[k]
+    bs = S[k + 1]
+    bx = S[k + 2]
+    bq = S[f]
+    s_hh = 0.0
+    s_he = 0.0
+    for j in range(m):
+        x = bx[j]
+        h = x * (bq[j] - v * x)
+        sh = bs[j] * h
+        s_hh += sh * h
+        s_he += sh * be[j]
+    return s_hh, s_he
+
+
+@jit(inline="always")
+def _factor_apply(S, m, k, f, v, d):
+    """Residuals and factor sums after factor ``f`` changed from ``v`` by ``d``."""
+    be = S[k]
+    bx = S[k + 2]
+    bq = S[f]
+    # The residuals' update, fused with the factor sums' (h from the old v).
+    for j in range(m):
+        x = bx[j]
+        be[j] -= d * x * (bq[j] - v * x)
+        bq[j] += d * x
 
 
 @jit
@@ -127,64 +241,25 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
     on disjoint ranges of such columns at once (block Gibbs; see :func:`exclusive_runs`).
     """
     k = R.shape[1] - 2
-    W = k + 2
-    last = rows.shape[0] - 1
-    be = S[k]
-    bs = S[k + 1]
-    bx = S[k + 2]
     for c in range(c0, c1):
         i = col0 + c
         g = groups[i]
         p0 = indptr[c]
         m = indptr[c + 1] - p0
-        for j in range(m):
-            # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
-            ahead = rows[min(p0 + j + PREFETCH, last)] * W
-            prefetch(R, ahead)
-            prefetch(R, ahead + W - 1)
-            n = rows[p0 + j]
-            bx[j] = vals[p0 + j]
-            be[j] = R[n, k]
-            bs[j] = R[n, k + 1]
-            for f in range(k):
-                S[f, j] = R[n, f]
+        _gather(rows, vals, p0, m, R, S)
         if fit_linear:
-            s_hh = 0.0
-            s_he = 0.0
-            for j in range(m):
-                sx = bs[j] * bx[j]
-                s_hh += sx * bx[j]
-                s_he += sx * be[j]
+            s_hh, s_he = _linear_sums(S, m, k)
             old = table[i, wcol]
             new = _draw(old, s_hh, s_he, alpha, mu_w[g], lam_w[g], sample, rng)
             table[i, wcol] = new
-            d = new - old
-            for j in range(m):
-                be[j] -= d * bx[j]
+            _linear_apply(S, m, k, new - old)
         for f in range(k):
             v = table[i, f]
-            bq = S[f]
-            s_hh = 0.0
-            s_he = 0.0
-            for j in range(m):
-                x = bx[j]
-                h = x * (bq[j] - v * x)
-                sh = bs[j] * h
-                s_hh += sh * h
-                s_he += sh * be[j]
+            s_hh, s_he = _factor_sums(S, m, k, f, v)
             new = _draw(v, s_hh, s_he, alpha, mu_V[f, g], lam_V[f, g], sample, rng)
             table[i, f] = new
-            d = new - v
-            # The residuals' update, fused with the factor sums' (h from the old v).
-            for j in range(m):
-                x = bx[j]
-                be[j] -= d * x * (bq[j] - v * x)
-                bq[j] += d * x
-        for j in range(m):
-            n = rows[p0 + j]
-            R[n, k] = be[j]
-            for f in range(k):
-                R[n, f] = S[f, j]
+            _factor_apply(S, m, k, f, v, new - v)
+        _scatter(rows, p0, m, R, S)
 
 
 @jit
@@ -483,40 +558,62 @@ def probit_targets(y, pred, sample, rng, out):
 
 # -- Distributed ALS (fmlearn.dask): a coordinate update split into its sums, its new value and
 # its application, so that the sums of a block of columns sharing no row can be added up over
-# workers before the values are set. The loops are update_linear's and update_factor's, term
-# for term, so that one worker holding every row reproduces them exactly.
+# workers before the values are set. They run the local sweep's own helpers (feature-major:
+# _gather, _linear_sums, ...; factor-major: _linear_col_sums, ...), so that one worker holding
+# every row reproduces the local sweep bit for bit. Columns are the model's (col0 = 0).
+
+@jit
+def columns_sums(indptr, rows, vals, c0, c1, R, table, f, S, out):
+    """``out[c - c0] = (sum s h^2, sum s h e)`` of parameter ``table[c, f]`` of columns
+    ``c0 <= c < c1``, from the rows' sums and residuals ``R`` (n_rows, k + 2) as in
+    :func:`sweep_columns` (``S`` its scratch); ``f == k`` is the linear weight. ``out``
+    float64 (c1 - c0, 2)."""
+    k = R.shape[1] - 2
+    for c in range(c0, c1):
+        p0 = indptr[c]
+        m = indptr[c + 1] - p0
+        _gather(rows, vals, p0, m, R, S)
+        if f == k:
+            s_hh, s_he = _linear_sums(S, m, k)
+        else:
+            s_hh, s_he = _factor_sums(S, m, k, f, table[c, f])
+        out[c - c0, 0] = s_hh
+        out[c - c0, 1] = s_he
+
+
+@jit
+def columns_apply(indptr, rows, vals, c0, c1, R, table, f, new, S):
+    """Set ``table[c, f]`` to ``new[c - c0]`` for ``c0 <= c < c1`` and bring ``R``'s residuals
+    (and factor sums) up to date, as :func:`sweep_columns`; ``f == k`` is the linear weight."""
+    k = R.shape[1] - 2
+    for c in range(c0, c1):
+        p0 = indptr[c]
+        m = indptr[c + 1] - p0
+        _gather(rows, vals, p0, m, R, S)
+        old = table[c, f]
+        table[c, f] = new[c - c0]
+        if f == k:
+            _linear_apply(S, m, k, new[c - c0] - old)
+        else:
+            _factor_apply(S, m, k, f, old, new[c - c0] - old)
+        _scatter(rows, p0, m, R, S)
+
 
 @jit
 def linear_block_sums(indptr, rows, vals, start, stop, e, sw, out):
-    """``out[c - start] = (sum s h^2, sum s h e)`` of the linear weight of CSC columns
-    ``start <= c < stop`` (``h = x``); ``out`` float64 (stop - start, 2)."""
+    """Factor-major (:func:`update_linear`): ``out[c - start] = (sum s h^2, sum s h e)`` of the
+    linear weight of columns ``start <= c < stop``; ``out`` float64 (stop - start, 2)."""
     for c in range(start, stop):
-        s_hh = 0.0
-        s_he = 0.0
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            h = vals[p]
-            sh = sw[n] * h
-            s_hh += sh * h
-            s_he += sh * e[n]
+        s_hh, s_he = _linear_col_sums(indptr, rows, vals, c, e, sw)
         out[c - start, 0] = s_hh
         out[c - start, 1] = s_he
 
 
 @jit
 def factor_block_sums(indptr, rows, vals, start, stop, f, e, q, sw, table, out):
-    """As :func:`linear_block_sums` for factor ``f`` (``h = x (q - v x)``)."""
+    """As :func:`linear_block_sums` for factor ``f`` (:func:`update_factor`)."""
     for c in range(start, stop):
-        v = table[c, f]
-        s_hh = 0.0
-        s_he = 0.0
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            x = vals[p]
-            h = x * (q[n] - v * x)
-            sh = sw[n] * h
-            s_hh += sh * h
-            s_he += sh * e[n]
+        s_hh, s_he = _factor_col_sums(indptr, rows, vals, c, table[c, f], e, q, sw)
         out[c - start, 0] = s_hh
         out[c - start, 1] = s_he
 
@@ -532,26 +629,19 @@ def block_values(theta, sums, alpha, mu, lam, sample, rng, out):
 
 @jit
 def apply_linear_block(indptr, rows, vals, start, stop, e, table, wcol, new):
-    """Set the linear weights of columns ``start:stop`` to ``new`` and update ``e``."""
+    """Factor-major: set the linear weights of columns ``start:stop`` to ``new``; update
+    ``e``."""
     for c in range(start, stop):
         old = table[c, wcol]
-        value = new[c - start]
-        table[c, wcol] = value
-        d = value - old
-        for p in range(indptr[c], indptr[c + 1]):
-            e[rows[p]] -= d * vals[p]
+        table[c, wcol] = new[c - start]
+        _linear_col_apply(indptr, rows, vals, c, e, new[c - start] - old)
 
 
 @jit
 def apply_factor_block(indptr, rows, vals, start, stop, f, e, q, table, new):
-    """Set factor ``f`` of columns ``start:stop`` to ``new``; update ``e`` and ``q``."""
+    """Factor-major: set factor ``f`` of columns ``start:stop`` to ``new``; update ``e`` and
+    ``q``."""
     for c in range(start, stop):
         v = table[c, f]
-        value = new[c - start]
-        table[c, f] = value
-        d = value - v
-        for p in range(indptr[c], indptr[c + 1]):
-            n = rows[p]
-            x = vals[p]
-            e[n] -= d * x * (q[n] - v * x)
-            q[n] += d * x
+        table[c, f] = new[c - start]
+        _factor_col_apply(indptr, rows, vals, c, v, new[c - start] - v, e, q)
