@@ -5,7 +5,8 @@ The data is generated here (never committed): ``--rows`` rows of ``FIELDS`` cate
 fields, each field's values Zipf-distributed over its own vocabulary (``--features`` in all),
 labels drawn from a planted binary FM (k = 4), written as libFM text (and as FFM text / VW
 text for the peers) under ``benchmarks/_work/ooc``. The test set is another ``rows / 10``
-rows of the same distribution.
+rows of the same distribution, at most ``TEST_ROWS``: the child scores it in memory, and a test
+set growing with the training file would show up in the training run's peak RSS.
 
 Measured:
 
@@ -49,6 +50,7 @@ FIELDS = 20
 K_TRUE = 4
 ZIPF_A = 1.2
 CHUNK = 200_000
+TEST_ROWS = 200_000
 PY = sys.executable
 
 
@@ -292,11 +294,16 @@ def main(argv=None):
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = sorted(args.rows)
     lines, results = [], {}
+    def test_file(rows):
+        n = min(rows // 10, TEST_ROWS)
+        path = WORK / f"test-n{n}.libfm"
+        _write_text(path, n, args.features, 2, "libfm")
+        return path
+
     for rows in sizes:
-        train, test = WORK / f"train-{rows}.libfm", WORK / f"test-{rows}.libfm"
+        train, test = WORK / f"train-{rows}.libfm", test_file(rows)
         t0 = time.perf_counter()
         _write_text(train, rows, args.features, 1, "libfm")
-        _write_text(test, rows // 10, args.features, 2, "libfm")
         print(f"data {rows} rows: {train.stat().st_size / 2**20:.0f} MB "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         cache_dir = WORK / "cache"
@@ -311,7 +318,7 @@ def main(argv=None):
     _, rss_base = fmlearn_run("disk", tiny, tiny_test, args.epochs, WORK / "cache-tiny")
     print("baseline RSS", rss_base, flush=True)
     small = sizes[0]
-    train, test = WORK / f"train-{small}.libfm", WORK / f"test-{small}.libfm"
+    train, test = WORK / f"train-{small}.libfm", test_file(small)
     mem, rss_mem = fmlearn_run("memory", train, test, args.epochs, WORK / "cache")
     print(small, "memory", rss_mem, mem, flush=True)
     fp_cache, fp_read = first_pass_speed(train, WORK / "cache-fp")
