@@ -156,6 +156,24 @@ def test_interaction_cube_is_the_literal_outer_products(E):
                                        np.outer(E[b, f].numpy(), E[b, g].numpy()))
     # 6 pairs and k=3 pad to 8 x 4 x 4; stride-2 convolutions halve them to one cell.
     assert len(layer.convs) == 3 and layer(E).shape == (B, 5)
+    # The block matrix products are the literal zero-padded cube through literal Conv3d + ReLU.
+    x = torch.zeros(B, 1, 8, 4, 4, dtype=torch.float64)
+    x[:, 0, :6, :3, :3] = cube
+    for conv in layer.convs:
+        x = torch.relu(torch.nn.functional.conv3d(x, conv.weight, conv.bias,
+                                                  stride=conv.kernel_size))
+    torch.testing.assert_close(layer(E), x.flatten(1))
+
+
+def test_interaction_cube_uneven_axes_match_conv3d():
+    # 10 pairs (depth 16) and k=5 (side 8): the depth axis outlives the side axes.
+    E5 = torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    layer = layers.InteractionCube(5, 5, channels=4).double()
+    x = torch.nn.functional.pad(layer.cube(E5), (0, 3, 0, 3, 0, 6)).unsqueeze(1)
+    for conv in layer.convs:
+        x = torch.relu(conv(x))
+    assert [c.kernel_size for c in layer.convs] == [(2, 2, 2)] * 3 + [(2, 1, 1)]
+    torch.testing.assert_close(layer(E5), x.flatten(1))
 
 
 def test_input_aware_weights_average_one(E):

@@ -350,6 +350,17 @@ class InteractionCube(nn.Module):
     ``[B, 1, P, k, k]`` cube (zero-padded to powers of two), then 3-D convolutions of kernel and
     stride 2 along every axis longer than 1 halve it until it is one cell:
     ``[B, F, k] -> [B, channels]``.
+
+    Kernel = stride means the blocks do not overlap, so each convolution is a reshape into
+    blocks and one matrix product with the kernel flattened (``nn.Conv3d`` holds the
+    parameters, so model files are unchanged; :meth:`forward` never calls it). Activations stay
+    channels-last, ``[B, D, S, S, C]``.
+
+    The padding is never materialized: a block made only of padding cells gives the same
+    channel vector in every row (``relu(W pad + b)``, zero padding on the cube), so each layer
+    computes just the blocks that touch the real cells (``ceil(P / 2^l)`` by ``ceil(k / 2^l)``
+    at layer ``l``, padded with that constant vector) and carries the constant on. Exactly the
+    zero-padded cube through the Conv3d stack, on about ``P k^2 / (D S^2)`` of its cells.
     """
 
     def __init__(self, n_fields, n_factors, channels=32):
@@ -373,8 +384,32 @@ class InteractionCube(nn.Module):
             return E.new_zeros(E.shape[0], 1, E.shape[2], E.shape[2])
         return E[:, self.i].unsqueeze(-1) * E[:, self.j].unsqueeze(-2)
 
+    @staticmethod
+    def _fill(x, pad, dim, size):
+        """``x`` extended along ``dim`` to ``size`` with the channel vector ``pad``."""
+        if x.shape[dim] == size:
+            return x
+        shape = list(x.shape)
+        shape[dim] = size - shape[dim]
+        return torch.cat([x, pad.expand(shape)], dim=dim)
+
+    def _block_conv(self, x, pad, conv):
+        """``conv`` (kernel = stride) on the real cells ``x`` ``[B, D, S, S, C]`` of a grid
+        whose other cells hold ``pad`` ``[C]``; returns the same pair one layer down."""
+        kd, ks, _ = conv.kernel_size
+        b, d, s, _, c = x.shape
+        d2, s2 = -(-d // kd), -(-s // ks)
+        for dim, size in ((1, d2 * kd), (2, s2 * ks), (3, s2 * ks)):
+            x = self._fill(x, pad, dim, size)
+        x = x.reshape(b, d2, kd, s2, ks, s2, ks, c)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, d2, s2, s2, -1)
+        # Conv3d's weight is [out, C, kd, ks, ks]; the blocks above are (kd, ks, ks, C).
+        w = conv.weight.permute(0, 2, 3, 4, 1).reshape(conv.out_channels, -1)
+        pad = torch.relu(functional.linear(pad.repeat(kd * ks * ks), w, conv.bias))
+        return torch.relu(functional.linear(x, w, conv.bias)), pad
+
     def forward(self, E):
-        x = functional.pad(self.cube(E), self.pad).unsqueeze(1)
+        x, pad = self.cube(E).unsqueeze(-1), E.new_zeros(1)
         for conv in self.convs:
-            x = torch.relu(conv(x))
+            x, pad = self._block_conv(x, pad, conv)
         return x.flatten(1)
