@@ -220,3 +220,34 @@ def test_gradcheck_ffm_and_embedding_bags():
     assert torch.autograd.gradcheck(
         lambda t: torch.nn.functional.embedding_bag(bags.ids, t, bags.offsets, mode="sum",
                                                     per_sample_weights=values), (V,))
+
+
+@pytest.mark.parametrize("model", ["fm", "deepfm", "xdeepfm", "cfm"])
+def test_one_value_fields_path_matches_the_bags(model):
+    from fmlearn.deep.models import MODELS
+
+    rng = np.random.default_rng(4)
+    n, cards = 30, np.array([3, 4, 2, 5])
+    codes = rng.integers(0, cards, size=(n, 4))
+    cols = (codes + np.concatenate([[0], np.cumsum(cards)[:-1]])).ravel()
+    values = rng.uniform(0.5, 2.0, n * 4)  # single-valued fields, not only ones
+    X = sp.csr_matrix((values, cols, np.arange(0, 4 * n + 1, 4)), shape=(n, cards.sum()))
+    fields = np.repeat(np.arange(4), cards)
+    rows = as_rows(X, fields)
+    cls = MODELS[model]
+    config = {"n_factors": K, "dropout": 0.0, "pooling": "mean", **cls.params}
+    torch.manual_seed(0)
+    module = cls(X.shape[1], 4, 1, config).double().eval()
+    with torch.no_grad():
+        module.embedding.w.normal_()
+    sel = rng.permutation(n)[:11]
+    fast = rows.batch(sel, 4)
+    assert isinstance(fast, layers.OneValueFields) and fast.ids.shape == (11, 4)
+    torch.testing.assert_close(module(fast), module(rows.bags(sel, 4)), atol=1e-6, rtol=1e-6)
+    # A second entry in one (row, field) (multi-hot) or an empty one: the bags again.
+    X2 = X.tolil()
+    X2[0, 1 if codes[0, 0] != 1 else 0] = 1.0
+    assert isinstance(as_rows(X2.tocsr(), fields).batch(sel, 4), layers.Bags)
+    X3 = X.tolil()
+    X3[5, cols[20]] = 0.0
+    assert isinstance(as_rows(X3.tocsr(), fields).batch(sel, 4), layers.Bags)

@@ -34,6 +34,7 @@ __all__ = [
     "InputAwareFEN",
     "InteractionCube",
     "MultiHeadSelfAttention",
+    "OneValueFields",
     "PaddedFields",
     "bi_interaction",
     "fm_interaction",
@@ -68,6 +69,26 @@ class Bags(NamedTuple):
                     self.counts.to(device), self.n_rows)
 
 
+class OneValueFields(NamedTuple):
+    """A sparse batch whose every (row, field) holds exactly one entry (one-hot or
+    single-valued fields): the bags as ``[B, F]`` matrices, pooled by a plain lookup.
+
+    Attributes
+    ----------
+    ids : LongTensor of shape (B, F)
+        The feature id of each (row, field).
+    values : Tensor of shape (B, F)
+    n_rows : int
+    """
+
+    ids: torch.Tensor
+    values: torch.Tensor
+    n_rows: int
+
+    def to(self, device) -> OneValueFields:
+        return OneValueFields(self.ids.to(device), self.values.to(device), self.n_rows)
+
+
 class FieldEmbedding(nn.Module):
     """Field embeddings and per-field linear sums of a sparse batch.
 
@@ -97,8 +118,15 @@ class FieldEmbedding(nn.Module):
             out = out / bags.counts.clamp(min=1).unsqueeze(-1)
         return out
 
-    def forward(self, bags: Bags) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, bags: Bags | OneValueFields) -> tuple[torch.Tensor, torch.Tensor]:
         """``(E, L)``: field embeddings ``[B, F, k]`` and linear sums ``[B, F, n_outputs]``."""
+        if isinstance(bags, OneValueFields):
+            # One entry per bag: its sum and its mean are the entry itself; a lookup and a
+            # product do what EmbeddingBag's per-sample weights do, with less bookkeeping.
+            values = bags.values.to(self.V.dtype).unsqueeze(-1)
+            flat, shape = bags.ids.flatten(), (*bags.ids.shape, -1)
+            return (self.V.index_select(0, flat).view(shape) * values,
+                    self.w.index_select(0, flat).view(shape) * values)
         return self._pool(self.V, bags), self._pool(self.w, bags)
 
 
