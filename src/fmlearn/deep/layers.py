@@ -413,31 +413,29 @@ class InteractionCube(nn.Module):
         return E[:, self.i].unsqueeze(-1) * E[:, self.j].unsqueeze(-2)
 
     @staticmethod
-    def _fill(x, pad, dim, size):
-        """``x`` extended along ``dim`` to ``size`` with the channel vector ``pad``."""
-        if x.shape[dim] == size:
-            return x
-        shape = list(x.shape)
-        shape[dim] = size - shape[dim]
-        return torch.cat([x, pad.expand(shape)], dim=dim)
-
-    def _block_conv(self, x, pad, conv):
+    def _block_conv(x, pad, conv):
         """``conv`` (kernel = stride) on the real cells ``x`` ``[B, D, S, S, C]`` of a grid
-        whose other cells hold ``pad`` ``[C]``; returns the same pair one layer down."""
+        whose other cells hold ``pad`` ``[C]`` (None: zeros); returns the same pair one layer
+        down."""
         kd, ks, _ = conv.kernel_size
-        b, d, s, _, c = x.shape
-        d2, s2 = -(-d // kd), -(-s // ks)
-        for dim, size in ((1, d2 * kd), (2, s2 * ks), (3, s2 * ks)):
-            x = self._fill(x, pad, dim, size)
-        x = x.reshape(b, d2, kd, s2, ks, s2, ks, c)
-        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, d2, s2, s2, -1)
-        # Conv3d's weight is [out, C, kd, ks, ks]; the blocks above are (kd, ks, ks, C).
+        # Plain ints: the grid is fixed by the architecture (an ONNX trace keeps them constant).
+        d, s, c = int(x.shape[1]), int(x.shape[2]), int(x.shape[4])
+        d2, s2 = (d + kd - 1) // kd, (s + ks - 1) // ks
+        # Conv3d's weight is [out, C, kd, ks, ks]; the blocks below are (kd, ks, ks, C).
         w = conv.weight.permute(0, 2, 3, 4, 1).reshape(conv.out_channels, -1)
-        pad = torch.relu(functional.linear(pad.repeat(kd * ks * ks), w, conv.bias))
-        return torch.relu(functional.linear(x, w, conv.bias)), pad
+        bias = conv.bias
+        if pad is not None:
+            # Linearity: blocks padded with ``pad`` = blocks of ``x - pad`` padded with zeros,
+            # plus ``pad`` everywhere, whose product is folded into the bias.
+            x = x - pad
+            bias = functional.linear(pad.repeat(kd * ks * ks), w, bias)
+        x = functional.pad(x, (0, 0, 0, s2 * ks - s, 0, s2 * ks - s, 0, d2 * kd - d))
+        x = x.reshape(-1, d2, kd, s2, ks, s2, ks, c)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, d2, s2, s2, kd * ks * ks * c)
+        return torch.relu(functional.linear(x, w, bias)), torch.relu(bias)
 
     def forward(self, E):
-        x, pad = self.cube(E).unsqueeze(-1), E.new_zeros(1)
+        x, pad = self.cube(E).unsqueeze(-1), None
         for conv in self.convs:
             x, pad = self._block_conv(x, pad, conv)
         return x.flatten(1)
