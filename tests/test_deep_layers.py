@@ -156,6 +156,24 @@ def test_interaction_cube_is_the_literal_outer_products(E):
                                        np.outer(E[b, f].numpy(), E[b, g].numpy()))
     # 6 pairs and k=3 pad to 8 x 4 x 4; stride-2 convolutions halve them to one cell.
     assert len(layer.convs) == 3 and layer(E).shape == (B, 5)
+    # The block matrix products are the literal zero-padded cube through literal Conv3d + ReLU.
+    x = torch.zeros(B, 1, 8, 4, 4, dtype=torch.float64)
+    x[:, 0, :6, :3, :3] = cube
+    for conv in layer.convs:
+        x = torch.relu(torch.nn.functional.conv3d(x, conv.weight, conv.bias,
+                                                  stride=conv.kernel_size))
+    torch.testing.assert_close(layer(E), x.flatten(1))
+
+
+def test_interaction_cube_uneven_axes_match_conv3d():
+    # 10 pairs (depth 16) and k=5 (side 8): the depth axis outlives the side axes.
+    E5 = torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    layer = layers.InteractionCube(5, 5, channels=4).double()
+    x = torch.nn.functional.pad(layer.cube(E5), (0, 3, 0, 3, 0, 6)).unsqueeze(1)
+    for conv in layer.convs:
+        x = torch.relu(conv(x))
+    assert [c.kernel_size for c in layer.convs] == [(2, 2, 2)] * 3 + [(2, 1, 1)]
+    torch.testing.assert_close(layer(E5), x.flatten(1))
 
 
 def test_input_aware_weights_average_one(E):
@@ -202,3 +220,34 @@ def test_gradcheck_ffm_and_embedding_bags():
     assert torch.autograd.gradcheck(
         lambda t: torch.nn.functional.embedding_bag(bags.ids, t, bags.offsets, mode="sum",
                                                     per_sample_weights=values), (V,))
+
+
+@pytest.mark.parametrize("model", ["fm", "deepfm", "xdeepfm", "cfm"])
+def test_one_value_fields_path_matches_the_bags(model):
+    from fmlearn.deep.models import MODELS
+
+    rng = np.random.default_rng(4)
+    n, cards = 30, np.array([3, 4, 2, 5])
+    codes = rng.integers(0, cards, size=(n, 4))
+    cols = (codes + np.concatenate([[0], np.cumsum(cards)[:-1]])).ravel()
+    values = rng.uniform(0.5, 2.0, n * 4)  # single-valued fields, not only ones
+    X = sp.csr_matrix((values, cols, np.arange(0, 4 * n + 1, 4)), shape=(n, cards.sum()))
+    fields = np.repeat(np.arange(4), cards)
+    rows = as_rows(X, fields)
+    cls = MODELS[model]
+    config = {"n_factors": K, "dropout": 0.0, "pooling": "mean", **cls.params}
+    torch.manual_seed(0)
+    module = cls(X.shape[1], 4, 1, config).double().eval()
+    with torch.no_grad():
+        module.embedding.w.normal_()
+    sel = rng.permutation(n)[:11]
+    fast = rows.batch(sel, 4)
+    assert isinstance(fast, layers.OneValueFields) and fast.ids.shape == (11, 4)
+    torch.testing.assert_close(module(fast), module(rows.bags(sel, 4)), atol=1e-6, rtol=1e-6)
+    # A second entry in one (row, field) (multi-hot) or an empty one: the bags again.
+    X2 = X.tolil()
+    X2[0, 1 if codes[0, 0] != 1 else 0] = 1.0
+    assert isinstance(as_rows(X2.tocsr(), fields).batch(sel, 4), layers.Bags)
+    X3 = X.tolil()
+    X3[5, cols[20]] = 0.0
+    assert isinstance(as_rows(X3.tocsr(), fields).batch(sel, 4), layers.Bags)

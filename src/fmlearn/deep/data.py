@@ -6,6 +6,9 @@ columns are already in field order, as ``FMEncoder`` and ``read_ffm`` columns us
 :meth:`Rows.bags` then makes a mini-batch's :class:`~fmlearn.deep.layers.Bags` in O(its
 non-zeros): a gather of the selected rows' entries and a ``bincount`` of their (row, field)
 bag numbers. Nothing is densified; an empty (row, field) bag is an empty bag.
+:meth:`Rows.batch` takes a faster path when every (row, field) holds exactly one entry (all
+fields one-hot or single-valued, checked once per :class:`Rows`): the ``(n, F)`` id and value
+matrices are made once and a mini-batch is two row gathers (:class:`OneValueFields`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from fmlearn.data.validation import check_fields
-from fmlearn.deep.layers import Bags
+from fmlearn.deep.layers import Bags, OneValueFields
 
 # Without fields, each column is its own field up to this many columns: the [B, F, k] tensor
 # of wider data would be as wide as the data.
@@ -73,6 +76,30 @@ class Rows:
     def __init__(self, data, indices, indptr, entry_fields, n_columns):
         self.data, self.indices, self.indptr = data, indices, indptr
         self.entry_fields, self.n_columns = entry_fields, int(n_columns)
+        self._one_value: dict[int, tuple | None] = {}
+
+    def one_value_matrices(self, n_fields: int):
+        """``(ids, values)`` of shape ``(n_rows, n_fields)`` when every row holds exactly one
+        entry per field (entries are in field order), else None; computed once."""
+        if n_fields not in self._one_value:
+            n, found = self.n_rows, None
+            if (self.indices.shape[0] == n * n_fields
+                    and (np.diff(self.indptr) == n_fields).all()
+                    and (self.entry_fields.reshape(n, n_fields)
+                         == np.arange(n_fields)).all()):
+                found = (self.indices.reshape(n, n_fields), self.data.reshape(n, n_fields))
+            self._one_value[n_fields] = found
+        return self._one_value[n_fields]
+
+    def batch(self, rows: np.ndarray, n_fields: int) -> Bags | OneValueFields:
+        """The model input of ``rows``: :class:`OneValueFields` when every (row, field) holds
+        one entry, else :meth:`bags` (the same model outputs either way)."""
+        dense = self.one_value_matrices(n_fields)
+        if dense is None:
+            return self.bags(rows, n_fields)
+        rows = np.asarray(rows, dtype=np.int64)
+        return OneValueFields(torch.from_numpy(dense[0][rows]), torch.from_numpy(dense[1][rows]),
+                              int(rows.shape[0]))
 
     @property
     def n_rows(self) -> int:

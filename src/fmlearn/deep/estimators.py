@@ -513,14 +513,16 @@ class _DeepEstimator(BaseEstimator):
         order = self._rng.permutation(rows.n_rows)
         module, total = self.module_, 0.0
         emb = module.embedding
+        weighted_rows = not (sw_all == 1).all()  # unit weights: skip the multiply (exact)
         for start in range(0, order.shape[0], self.batch_size):
             sel = order[start:start + self.batch_size]
-            bags = rows.bags(sel, module.n_fields).to(device)
+            bags = rows.batch(sel, module.n_fields).to(device)
             y = torch.as_tensor(y_all[sel], device=device)
-            sw = torch.as_tensor(sw_all[sel], device=device)
             out = module(bags)
             losses = self._row_losses(out, y)
-            weighted = (losses * sw).sum()
+            if weighted_rows:
+                losses = losses * torch.as_tensor(sw_all[sel], device=device)
+            weighted = losses.sum()
             objective = weighted / sel.shape[0]
             if self.l2_reg_V or self.l2_reg_w:
                 ids = bags.ids
@@ -554,7 +556,7 @@ class _DeepEstimator(BaseEstimator):
         with torch.no_grad(), _torch_threads(self.n_jobs):
             for start in range(0, rows.n_rows, PREDICT_BATCH):
                 sel = np.arange(start, min(start + PREDICT_BATCH, rows.n_rows))
-                out.append(module(rows.bags(sel, module.n_fields).to(device)).cpu().numpy())
+                out.append(module(rows.batch(sel, module.n_fields).to(device)).cpu().numpy())
         scores = (np.concatenate(out) if out
                   else np.zeros((0, module.n_outputs), dtype=np.float32)).astype(np.float64)
         if not np.isfinite(scores).all():

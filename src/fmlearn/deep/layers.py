@@ -34,6 +34,7 @@ __all__ = [
     "InputAwareFEN",
     "InteractionCube",
     "MultiHeadSelfAttention",
+    "OneValueFields",
     "PaddedFields",
     "bi_interaction",
     "fm_interaction",
@@ -68,6 +69,26 @@ class Bags(NamedTuple):
                     self.counts.to(device), self.n_rows)
 
 
+class OneValueFields(NamedTuple):
+    """A sparse batch whose every (row, field) holds exactly one entry (one-hot or
+    single-valued fields): the bags as ``[B, F]`` matrices, pooled by a plain lookup.
+
+    Attributes
+    ----------
+    ids : LongTensor of shape (B, F)
+        The feature id of each (row, field).
+    values : Tensor of shape (B, F)
+    n_rows : int
+    """
+
+    ids: torch.Tensor
+    values: torch.Tensor
+    n_rows: int
+
+    def to(self, device) -> OneValueFields:
+        return OneValueFields(self.ids.to(device), self.values.to(device), self.n_rows)
+
+
 class FieldEmbedding(nn.Module):
     """Field embeddings and per-field linear sums of a sparse batch.
 
@@ -97,8 +118,15 @@ class FieldEmbedding(nn.Module):
             out = out / bags.counts.clamp(min=1).unsqueeze(-1)
         return out
 
-    def forward(self, bags: Bags) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, bags: Bags | OneValueFields) -> tuple[torch.Tensor, torch.Tensor]:
         """``(E, L)``: field embeddings ``[B, F, k]`` and linear sums ``[B, F, n_outputs]``."""
+        if isinstance(bags, OneValueFields):
+            # One entry per bag: its sum and its mean are the entry itself; a lookup and a
+            # product do what EmbeddingBag's per-sample weights do, with less bookkeeping.
+            values = bags.values.to(self.V.dtype).unsqueeze(-1)
+            flat, shape = bags.ids.flatten(), (*bags.ids.shape, -1)
+            return (self.V.index_select(0, flat).view(shape) * values,
+                    self.w.index_select(0, flat).view(shape) * values)
         return self._pool(self.V, bags), self._pool(self.w, bags)
 
 
@@ -350,6 +378,17 @@ class InteractionCube(nn.Module):
     ``[B, 1, P, k, k]`` cube (zero-padded to powers of two), then 3-D convolutions of kernel and
     stride 2 along every axis longer than 1 halve it until it is one cell:
     ``[B, F, k] -> [B, channels]``.
+
+    Kernel = stride means the blocks do not overlap, so each convolution is a reshape into
+    blocks and one matrix product with the kernel flattened (``nn.Conv3d`` holds the
+    parameters, so model files are unchanged; :meth:`forward` never calls it). Activations stay
+    channels-last, ``[B, D, S, S, C]``.
+
+    The padding is never materialized: a block made only of padding cells gives the same
+    channel vector in every row (``relu(W pad + b)``, zero padding on the cube), so each layer
+    computes just the blocks that touch the real cells (``ceil(P / 2^l)`` by ``ceil(k / 2^l)``
+    at layer ``l``, padded with that constant vector) and carries the constant on. Exactly the
+    zero-padded cube through the Conv3d stack, on about ``P k^2 / (D S^2)`` of its cells.
     """
 
     def __init__(self, n_fields, n_factors, channels=32):
@@ -373,8 +412,30 @@ class InteractionCube(nn.Module):
             return E.new_zeros(E.shape[0], 1, E.shape[2], E.shape[2])
         return E[:, self.i].unsqueeze(-1) * E[:, self.j].unsqueeze(-2)
 
+    @staticmethod
+    def _block_conv(x, pad, conv):
+        """``conv`` (kernel = stride) on the real cells ``x`` ``[B, D, S, S, C]`` of a grid
+        whose other cells hold ``pad`` ``[C]`` (None: zeros); returns the same pair one layer
+        down."""
+        kd, ks, _ = conv.kernel_size
+        # Plain ints: the grid is fixed by the architecture (an ONNX trace keeps them constant).
+        d, s, c = int(x.shape[1]), int(x.shape[2]), int(x.shape[4])
+        d2, s2 = (d + kd - 1) // kd, (s + ks - 1) // ks
+        # Conv3d's weight is [out, C, kd, ks, ks]; the blocks below are (kd, ks, ks, C).
+        w = conv.weight.permute(0, 2, 3, 4, 1).reshape(conv.out_channels, -1)
+        bias = conv.bias
+        if pad is not None:
+            # Linearity: blocks padded with ``pad`` = blocks of ``x - pad`` padded with zeros,
+            # plus ``pad`` everywhere, whose product is folded into the bias.
+            x = x - pad
+            bias = functional.linear(pad.repeat(kd * ks * ks), w, bias)
+        x = functional.pad(x, (0, 0, 0, s2 * ks - s, 0, s2 * ks - s, 0, d2 * kd - d))
+        x = x.reshape(-1, d2, kd, s2, ks, s2, ks, c)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, d2, s2, s2, kd * ks * ks * c)
+        return torch.relu(functional.linear(x, w, bias)), torch.relu(bias)
+
     def forward(self, E):
-        x = functional.pad(self.cube(E), self.pad).unsqueeze(1)
+        x, pad = self.cube(E).unsqueeze(-1), None
         for conv in self.convs:
-            x = torch.relu(conv(x))
+            x, pad = self._block_conv(x, pad, conv)
         return x.flatten(1)
