@@ -273,7 +273,9 @@ def libffm_run(libffm_dir, rows, n_features, epochs):
                    capture_output=True)
     p = np.loadtxt(WORK / "ffm.pred")
     per_epoch = (times[epochs] - times[1]) / (epochs - 1) if epochs > 1 else times[1]
-    return per_epoch, _logloss(_test_labels(WORK / f"test-{rows}.libfm"), p)
+    labels = WORK / f"test-{rows}.libfm"  # the same generated rows as test_ffm
+    _write_text(labels, rows // 10, n_features, 2, "libfm")
+    return per_epoch, _logloss(_test_labels(labels), p)
 
 
 # ----------------------------------------------------------------------------- main
