@@ -76,7 +76,12 @@ def family_init(extra: dict, drop=(), tail=None, **defaults):
     kw_only = inspect.Parameter.KEYWORD_ONLY
     own = [inspect.Parameter(k, kw_only, default=v) for k, v in extra.items()]
     last = [inspect.Parameter(k, kw_only, default=v) for k, v in (tail or {}).items()]
-    signature = base.replace(parameters=params[:2] + own + params[2:] + last)
+    return init_from_signature(base.replace(parameters=params[:2] + own + params[2:] + last))
+
+
+def init_from_signature(signature: inspect.Signature):
+    """A scikit-learn ``__init__`` that stores each argument of ``signature`` as an attribute,
+    exposed through ``__signature__`` so that ``get_params`` finds the parameters."""
 
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)

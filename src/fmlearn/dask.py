@@ -57,7 +57,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from fmlearn._kernels import cd
-from fmlearn.base import _rng_from
+from fmlearn.base import _rng_from, init_from_signature
 from fmlearn.data.fielded import carried_fields
 from fmlearn.data.sources import InMemorySource
 from fmlearn.ffm import FFMClassifier, FFMRegressor
@@ -500,16 +500,7 @@ def _generated_init(local_class, extra):
     kw_only = inspect.Parameter.KEYWORD_ONLY
     params += [inspect.Parameter(k, kw_only, default=v) for k, v in extra.items()]
     signature = base.replace(parameters=params)
-
-    def __init__(self, *args, **kwargs):
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        for name, value in bound.arguments.items():
-            if name != "self":
-                setattr(self, name, value)
-
-    __init__.__signature__ = signature
-    return __init__
+    return init_from_signature(signature)
 
 
 class _DaskFM(BaseEstimator):

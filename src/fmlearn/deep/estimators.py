@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fmlearn.base import EARLY_STOPPING_AUTO_ROWS, _rng_from
+from fmlearn.base import EARLY_STOPPING_AUTO_ROWS, _rng_from, init_from_signature
 from fmlearn.callbacks import ProgressBar
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.sources import InMemorySource
@@ -155,16 +155,7 @@ def _make_init(model_params: dict):
                                     default=defaults["n_factors"]))
     params += [inspect.Parameter(n, kw, default=defaults[n]) for n in ordered[1:]]
     signature = inspect.Signature(params)
-
-    def __init__(self, *args, **kwargs):
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        for name, value in bound.arguments.items():
-            if name != "self":
-                setattr(self, name, value)
-
-    __init__.__signature__ = signature
-    return __init__
+    return init_from_signature(signature)
 
 
 @contextlib.contextmanager
