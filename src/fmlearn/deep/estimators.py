@@ -288,6 +288,53 @@ class _DeepEstimator(BaseEstimator):
         self.module_ = module
         self._fields = params.fields
         self._optimizer = None
+        self._saved_optimizer_state = None
+
+    @property
+    def _solver_state(self) -> dict | None:
+        """The torch optimizer's state (Adam's moments and step counts, Adagrad's sums) as
+        arrays named ``<optimizer>_<parameter number>_<name>``: what model files keep so that
+        ``partial_fit`` after ``load`` continues exactly."""
+        opt = getattr(self, "_optimizer", None)
+        if opt is None:
+            return getattr(self, "_saved_optimizer_state", None)
+        out = {}
+        for i, entries in opt.state_dict()["state"].items():
+            for name, value in entries.items():
+                arr = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value)
+                                 else value)
+                out[f"{self._optimizer_name}_{i}_{name}"] = arr
+        return out or None
+
+    @_solver_state.setter
+    def _solver_state(self, state) -> None:
+        # io.load: kept until the optimizer is made (_fit_source), which takes it back when
+        # it is the same optimizer.
+        self._saved_optimizer_state = state or None
+
+    def _restore_optimizer_state(self, opt) -> None:
+        """Load the saved optimizer state into ``opt`` (a fresh optimizer of the same kind);
+        a file of another optimizer, or without state, leaves ``opt`` fresh."""
+        saved = getattr(self, "_saved_optimizer_state", None)
+        self._saved_optimizer_state = None
+        if not saved:
+            return
+        params = list(self.module_.parameters())
+        state: dict[int, dict] = {}
+        for key, arr in saved.items():
+            name_opt, _, rest = key.partition("_")
+            index, _, name = rest.partition("_")
+            if name_opt != self.optimizer:
+                return
+            if not index.isdigit() or int(index) >= len(params) or not name:
+                raise ValueError(f"optimizer state {key!r} names no parameter of the model")
+            i = int(index)
+            tensor = torch.as_tensor(np.asarray(arr))
+            if tensor.ndim and tensor.shape != params[i].shape:
+                raise ValueError(f"optimizer state {key!r} has shape {tuple(tensor.shape)}, "
+                                 f"its parameter {tuple(params[i].shape)}")
+            state.setdefault(i, {})[name] = tensor  # load_state_dict places it
+        opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
 
     def _n_columns(self) -> int:
         return self.n_features_in_
@@ -391,6 +438,7 @@ class _DeepEstimator(BaseEstimator):
                     np.atleast_1d(initial_bias()), dtype=torch.float32))
         self.module_ = module
         self._optimizer = None
+        self._saved_optimizer_state = None
         self.history_ = {}
         self._epochs_done = 0
         self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
@@ -545,6 +593,7 @@ class _DeepEstimator(BaseEstimator):
         if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
             # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
             self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
+            self._restore_optimizer_state(self._optimizer)
         with _torch_threads(self.n_jobs):
             return self._train(source, valid, max_iter, callbacks, stopping, device,
                                end_epoch=end_epoch)
