@@ -750,6 +750,14 @@ class DiskCache:
             return None
         return np.asarray(lab["values"], dtype=np.float64), np.asarray(lab["counts"], np.int64)
 
+    def csr_blocks(self):
+        """Each block as a ``scipy.sparse.csr_matrix`` of ``n_features`` columns, in stored
+        order, one at a time (a pass over the cache in bounded memory)."""
+        for i in range(self.n_blocks):
+            indptr, indices, data, y, _ = self.read_block(i)
+            yield sp.csr_matrix((data, indices, indptr), shape=(y.shape[0], self.n_features),
+                                copy=False)
+
     def read_block(self, i: int, *, verify: bool = False, mmap: bool = False):
         """Block ``i`` as ``(indptr, indices, data, y, w or None)``."""
         b = self.manifest["blocks"][i]
