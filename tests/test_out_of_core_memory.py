@@ -89,6 +89,49 @@ print("RESULT " + json.dumps(out))
 """
 
 
+# The deep models: the same limit, after the same warm-up of torch and of both paths.
+_CHILD_DEEP = r"""
+import json, resource, sys
+import numpy as np
+import torch
+from fmlearn.data.cache import TextFiles
+from fmlearn.data.textio import read_ffm
+from fmlearn.deep import DeepFMClassifier
+
+mode, work, margin_mb, tiny = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+kw = dict(n_factors=4, hidden_layer_sizes=(8,), max_iter=1, early_stopping=False, batch_size=8192,
+          random_state=0)
+
+def vm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+X, y, f = read_ffm(tiny[1])
+DeepFMClassifier(fields=f, **kw).fit(X, y).predict_proba(X)
+DeepFMClassifier(**kw).fit(TextFiles(tiny[1], cache_dir=work + "/warm", block_mb=0.01))
+base = vm()
+resource.setrlimit(resource.RLIMIT_AS, (base + margin_mb * 2**20, resource.RLIM_INFINITY))
+out = {"base_mb": base / 2**20}
+# One child for both (torch's start-up is most of its time): out of core first, then the
+# same rows in memory under the same limit.
+for mode in ("disk", "memory"):
+    try:
+        if mode == "memory":
+            X, y, f = read_ffm(work + "/big.ffm")
+            DeepFMClassifier(fields=f, **kw).fit(X, y)
+        else:
+            m = DeepFMClassifier(**kw).fit(TextFiles(work + "/big.ffm", cache_dir=work + "/c",
+                                                     block_mb=1))
+            out["iter"], out["n_fields"] = m.n_iter_, m.n_fields_
+        out[mode] = "ok"
+    except (MemoryError, ValueError, RuntimeError) as e:  # torch: RuntimeError on allocation
+        out[mode] = f"{type(e).__name__}: {e}"[:300]
+    out[mode + "_peak_vm_mb"] = vm() / 2**20
+print("RESULT " + json.dumps(out))
+"""
+
+
 def _rows(n, seed):
     rng = np.random.default_rng(seed)
     cols = np.sort(rng.choice(N_FEATURES // NNZ, (n, NNZ)), axis=1)
@@ -112,10 +155,10 @@ def work(tmp_path_factory):
     return d
 
 
-def _child(mode, work: Path) -> dict:
-    env = dict(os.environ, MALLOC_ARENA_MAX="2")
+def _child(mode, work: Path, script=_CHILD) -> dict:
+    env = dict(os.environ, MALLOC_ARENA_MAX="2", OMP_NUM_THREADS="1")
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(work), str(MARGIN_MB),
+        [sys.executable, "-c", script, mode, str(work), str(MARGIN_MB),
          str(work / "tiny.libfm"), str(work / "tiny.ffm")],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
@@ -133,3 +176,11 @@ def test_in_memory_training_exceeds_the_limit_that_out_of_core_trains_under(work
     assert disk["ok"], disk
     assert disk["fm_iter"] == 2 and disk["ffm_iter"] == 2 and disk["chunks_iter"] == 2
     assert disk["chunk_rows"] == 200_000
+
+
+def test_deep_models_train_out_of_core_under_the_limit_in_memory_training_exceeds(work):
+    pytest.importorskip("torch")
+    out = _child("both", work, _CHILD_DEEP)
+    assert out["disk"] == "ok", out
+    assert out["iter"] == 1 and out["n_fields"] == NNZ
+    assert out["memory"] != "ok", out
