@@ -91,7 +91,8 @@ def read_pairs(path, name: str = "positives"):
     candidate feature matrices (or ids, when those are one-hot ids) and an optional
     non-negative weight, separated by whitespace, tabs or commas; ``#`` starts a comment.
     Read in chunks into compact arrays: the ranker keeps its positives in memory as index
-    pairs (no feature row per positive), about 24 bytes a positive with its weight.
+    pairs (no feature row per positive), about 32 bytes a positive with its weight and the
+    queries' positive sets.
 
     Returns
     -------
