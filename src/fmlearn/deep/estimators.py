@@ -513,7 +513,7 @@ class _DeepEstimator(BaseEstimator):
         their block cache (:mod:`fmlearn.data.cache`), one block at a time through
         :func:`fmlearn.deep.data.as_rows`; ``eval_set`` may be a file too. The fields come
         from ``fields=``, else from the cache (FFM files, FMEncoder chunks)."""
-        from fmlearn.data.cache import CachedSource, open_cache
+        from fmlearn.data.cache import CachedSource, open_cache, set_malloc_thresholds
 
         if y is not None or sample_weight is not None:
             raise ValueError("fit(path) reads the labels from the file: pass no y or "
@@ -522,6 +522,10 @@ class _DeepEstimator(BaseEstimator):
             raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
         device = _device(self.device)
         cache = open_cache(files)
+        # glibc's upper dynamic mmap threshold (32 MiB, trim at twice that) rather than the
+        # cache's 1 MiB: torch's per-step buffers (the embedding table's dense gradients) come
+        # from the heap again, while the large arrays of a block are still mapped and freed.
+        set_malloc_thresholds(32 << 20, 64 << 20)
         self._fit_rows = cache.n_rows
         n_columns = cache.n_features
         carried = cache.fields()
