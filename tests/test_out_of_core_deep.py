@@ -8,7 +8,12 @@ import scipy.sparse as sp
 torch = pytest.importorskip("torch")
 
 import fmlearn  # noqa: E402
-from fmlearn.data.cache import TextFiles, cache_chunks, open_cache  # noqa: E402
+from fmlearn.data.cache import (  # noqa: E402
+    CachedSource,
+    TextFiles,
+    cache_chunks,
+    open_cache,
+)
 from fmlearn.data.textio import read_ffm, read_libfm, write_ffm, write_libfm  # noqa: E402
 from fmlearn.deep import (  # noqa: E402
     DeepFMClassifier,
@@ -105,6 +110,10 @@ def test_chunks_and_a_hashing_table_train_deep_models(tmp_path):
     model = TorchFMRegressor(max_iter=5, fields=fields, learning_rate=0.05, batch_size=64,
                              **TINY).fit(cache)
     assert model.n_iter_ == 5 and model.score(X, y) > 0.5
+    # A CachedSource trains through its cache, as the DiskCache itself.
+    again = TorchFMRegressor(max_iter=5, fields=fields, learning_rate=0.05, batch_size=64,
+                             **TINY).fit(CachedSource(cache))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
     # CSV through a hashing encoder: fields from the encoder's chunks.
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"user": rng.integers(0, 50, 2000), "ad": rng.choice(list("abcdef"), 2000)})

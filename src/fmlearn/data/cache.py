@@ -357,10 +357,13 @@ def replace_files(files, like):
 
 def as_text_files(X) -> TextFiles | DiskCache | None:
     """``X`` as :class:`TextFiles` when it names files (a path, a list of paths, TextFiles),
-    ``X`` itself when it is an opened :class:`DiskCache` (e.g. of :func:`cache_chunks`), else
-    None (data in memory)."""
+    ``X`` itself when it is an opened :class:`DiskCache` (e.g. of :func:`cache_chunks`), the
+    cache of a :class:`CachedSource` (the estimator makes its own source over it), else None
+    (data in memory)."""
     if isinstance(X, (TextFiles, TableFiles, DiskCache)):
         return X
+    if isinstance(X, CachedSource):
+        return X.cache
     if isinstance(X, (str, os.PathLike)):
         return TextFiles(X)
     if isinstance(X, (list, tuple)) and X and all(isinstance(p, (str, os.PathLike)) for p in X):
