@@ -101,7 +101,9 @@ def main(argv=None):
             print(rows, "memory", mem[-1], flush=True)
     for _ in range(args.repeats - 1):  # more interleaved pairs on the smallest size
         disk[small].append(run("disk", files[small], test, args.epochs, cache_dir))
+        print(small, "disk", disk[small][-1], flush=True)
         mem.append(run("memory", files[small], test, args.epochs, cache_dir))
+        print(small, "memory", mem[-1], flush=True)
 
     def epoch(res):  # median of the epochs after the first (the first pass is in the first)
         t = res["epoch_times"]
@@ -143,7 +145,11 @@ def main(argv=None):
         f"{rss_mem:.0f} MB at the smallest size.",
         f"- Epoch from the cache / in memory, same rows ({small:,}), median of "
         f"{len(mem)} interleaved pair(s): {e_disk / e_mem:.2f}x (no target for the deep "
-        "models; the numba models' target is <= 1.3x).",
+        "models; the numba models' target is <= 1.3x). Each pair's epochs (s), cache vs "
+        "memory: " + "; ".join(
+            f"{', '.join(f'{t:.2f}' for t in d['epoch_times'])} vs "
+            f"{', '.join(f'{t:.2f}' for t in m['epoch_times'])}"
+            for (d, _), (m, _) in zip(disk[small], mem, strict=True)) + ".",
     ]
     body = "## Out-of-core training of a deep model (DeepFM)\n\n" + "\n".join(lines)
     print(body)
