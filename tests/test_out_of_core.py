@@ -424,3 +424,35 @@ def test_ranker_reads_pairs_files_and_refuses_rows_clearly(tmp_path):
         FMRanker(**kw).fit(None, None, str(tmp_path / "bad.txt"))
     with pytest.raises(ValueError, match=r"no fit\(path\).*FMClassifier"):
         FMRanker(**kw).fit(str(tmp_path / "q.libfm"))
+
+
+def test_streaming_pattern_of_the_docs_with_ftrl():
+    """docs/out-of-core.md's loop as written there: FTRL, a hashing encoder, progressive
+    validation over an iterator of DataFrames, partial_fit chunks closing an epoch every 5."""
+    import collections
+
+    import pandas as pd
+
+    from fmlearn.data.encoder import FMEncoder
+    from fmlearn.metrics import logloss
+
+    rng = np.random.default_rng(0)
+
+    def stream_of_dataframes(n_chunks=24, rows=400):
+        for _ in range(n_chunks):
+            df = pd.DataFrame({"user": rng.integers(0, 30, rows),
+                               "ad": rng.choice(list("abcdef"), rows)})
+            df["click"] = ((df.user % 3 == 0) ^ (df.ad < "c")).astype(int)
+            yield df
+
+    enc = FMEncoder(categorical=["user", "ad"], hash_bits=8)
+    model = FMClassifier(solver="ftrl", random_state=0)
+    window, rolling = collections.deque(maxlen=4), []
+    for i, chunk in enumerate(stream_of_dataframes()):
+        X, y = enc.fit_transform(chunk.drop(columns="click")), chunk["click"].to_numpy()
+        if i:
+            window.append(logloss(y, model.predict_proba(X)[:, 1]))
+            rolling.append(np.mean(window))
+        model.partial_fit(X, y, classes=[0, 1], end_epoch=(i + 1) % 5 == 0)
+    assert model.history_["epoch"] == [1, 2, 3, 4] and model._open_epoch is not None
+    assert rolling[-1] < 0.8 * rolling[0]
