@@ -43,22 +43,56 @@ def test_table_to_ffm_with_fields_and_a_reusable_encoder(table, tmp_path, capsys
 
 
 def test_hashed_categories(table, tmp_path):
+    from fmlearn.data.encoder import FMEncoder
+
     df, path = table
     out = tmp_path / "h.ffm"
     assert main(["convert", "--data", str(path), "--target", "click", "--to", "ffm",
                  "--out", str(out), "--categorical", "user,item", "--numeric", "age",
                  "--hash-bits", "8"]) == 0
     X, _, fields = read_ffm(out)
-    assert X.shape[1] == 2**8 + 1  # the hashed space, then age
-    assert (np.asarray(X[:, :256].sum(axis=1)).ravel() == 2).all()  # one user, one item
-    np.testing.assert_allclose(X[:, 256].toarray().ravel(), df["age"], rtol=1e-6)
-    assert fields[256] == 2
-    # Two hashed columns: most features collide; a shared one keeps the first column's field.
-    out1 = tmp_path / "h1.ffm"
+    assert X.shape[1] == 2 * 2**8 + 1  # 256 hashed columns per field, then age
+    assert (np.asarray(X[:, :256].sum(axis=1)).ravel() == 1).all()  # one user per row
+    assert (np.asarray(X[:, 256:512].sum(axis=1)).ravel() == 1).all()  # one item per row
+    np.testing.assert_allclose(X[:, 512].toarray().ravel(), df["age"], rtol=1e-6)
+    used = fields >= 0  # an FFM file gives the fields of the features it has
+    assert (fields[used] == (np.arange(513)[used] // 256)).all() and fields[512] == 2
+    # One hash for one concept: the column ids of FMEncoder(hash_bits=8) (MurmurHash3).
+    enc = FMEncoder(categorical=["user", "item"], numeric=["age"], hash_bits=8)
+    H = enc.fit_transform(df.drop(columns="click"))
+    np.testing.assert_array_equal(X.indices, H.indices)
+    np.testing.assert_array_equal(X.indptr, H.indptr)
+    np.testing.assert_array_equal(fields[used], enc.fields_[used])
+    # A hashing encoder saved with --encoder-out converts another file alike.
+    out1, out2, saved = tmp_path / "h1.ffm", tmp_path / "h2.ffm", tmp_path / "enc.fmz"
     assert main(["convert", "--data", str(path), "--target", "click", "--to", "ffm",
-                 "--out", str(out1), "--categorical", "user,item", "--hash-bits", "1"]) == 0
+                 "--out", str(out1), "--categorical", "user,item", "--hash-bits", "1",
+                 "--encoder-out", str(saved)]) == 0
     X1, _, fields1 = read_ffm(out1)
-    assert X1.shape[1] == 2 and fields1.tolist() == [0, 0]
+    assert X1.shape[1] == 4 and fields1.tolist() == [0, 0, 1, 1]  # all used
+    assert main(["convert", "--data", str(path), "--target", "click", "--to", "ffm",
+                 "--out", str(out2), "--encoder", str(saved)]) == 0
+    assert out2.read_bytes() == out1.read_bytes()
+    assert main(["convert", "--data", str(path), "--target", "click", "--out", str(out1),
+                 "--hash-bits", "25"]) == 2
+
+
+def test_hashed_libfm_file_as_train_hashes_it(tmp_path):
+    from fmlearn.data.hashing import hash_columns
+
+    src = tmp_path / "a.libsvm"
+    X = np.array([[1.0, 0, 2, 0], [0, 3, 0, 4]])
+    write_libfm(src, X, np.array([1.0, 0.0]))
+    fmap = tmp_path / "fields.txt"
+    fmap.write_text("0-1 0\n2-3 1\n")
+    out = tmp_path / "a.ffm"
+    assert main(["convert", "--data", str(src), "--to", "ffm", "--out", str(out),
+                 "--field-map", str(fmap), "--hash-bits", "3"]) == 0
+    Xf, _, fields = read_ffm(out)
+    H, hf = hash_columns(read_libfm(src)[0], 3, np.array([0, 0, 1, 1]))
+    np.testing.assert_array_equal(Xf.indices, H.indices)
+    used = fields >= 0
+    assert used.sum() >= 2 and (fields[used] == hf[: fields.shape[0]][used]).all()
 
 
 def test_libsvm_to_ffm_needs_fields_and_takes_a_field_map(tmp_path, capsys):

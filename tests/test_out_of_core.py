@@ -354,3 +354,105 @@ def test_multiclass_and_ordinal_from_a_file_match_memory(tmp_path, cls_name):
     est.partial_fit(X[:600], y[:600], classes=[0.0, 1.0, 2.0], end_epoch=False)
     est.partial_fit(X[600:], y[600:])
     assert est.history_["epoch"] == [1] and est._open_epoch is None
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adagrad", "ftrl"])
+def test_hofm_from_a_file_matches_memory(libfm_file, tmp_path, solver):
+    from fmlearn import HOFMRegressor
+
+    X, y = read_libfm(libfm_file)
+    kw = dict(n_factors=3, degree=3, max_iter=2, solver=solver, random_state=0, n_jobs=1,
+              tol=None, early_stopping=False)
+    mem = HOFMRegressor(**kw).fit(X, y)
+    disk = HOFMRegressor(**kw).fit(_files(libfm_file, tmp_path))
+    np.testing.assert_array_equal(disk.P_, mem.P_)
+    assert disk.history_["train_rmse"] == mem.history_["train_rmse"]
+
+
+def test_hofm_classifier_many_blocks_and_cli(tmp_path, capsys):
+    from fmlearn import HOFMClassifier
+    from fmlearn.cli import main
+
+    X, y, _ = _data(n=3000, binary=True)
+    write_libfm(tmp_path / "tr.libfm", X[:2500], y[:2500])
+    write_libfm(tmp_path / "va.libfm", X[2500:], y[2500:])
+    kw = dict(n_factors=3, degree=3, max_iter=6, random_state=0, tol=None, early_stopping=False)
+    disk = HOFMClassifier(**kw).fit(_files(tmp_path / "tr.libfm", tmp_path, block_mb=0.02),
+                                    eval_set=str(tmp_path / "va.libfm"))
+    assert open_cache(_files(tmp_path / "tr.libfm", tmp_path, block_mb=0.02)).n_blocks > 2
+    assert len(disk.history_["valid_logloss"]) == 6
+    Xv, yv = read_libfm(tmp_path / "va.libfm", n_features=X.shape[1])
+    mem = HOFMClassifier(**kw).fit(X[:2500], y[:2500])
+    assert disk.score(Xv, yv) >= mem.score(Xv, yv) - 0.05
+    rc = main(["train", "--train", str(tmp_path / "tr.libfm"), "--model", "hofm", "--task",
+               "classification", "--on-disk", "--cache-dir", str(tmp_path / "C"),
+               "--max-iter", "2", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert "cached and trained 2,500 rows" in capsys.readouterr().out
+
+
+def test_ranker_reads_pairs_files_and_refuses_rows_clearly(tmp_path):
+    from fmlearn import FMRanker
+    from fmlearn.ranking import read_pairs
+
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, 40, 1500)
+    c = (q * 7 + rng.integers(0, 4, 1500)) % 50
+    w = rng.random(1500)
+    np.savetxt(tmp_path / "p.txt", np.column_stack([q, c]), fmt="%d")
+    np.savetxt(tmp_path / "v.txt", np.column_stack([q, (q * 7 + 4) % 50]), fmt="%d")
+    with open(tmp_path / "pw.csv", "w") as f:
+        f.write("# user,item,weight\n")
+        f.writelines(f"{a},{b},{float(x)!r}\n" for a, b, x in zip(q, c, w, strict=True))
+    pairs, weights = read_pairs(tmp_path / "pw.csv")
+    np.testing.assert_array_equal(pairs, np.column_stack([q, c]))
+    np.testing.assert_array_equal(weights, w)
+    kw = dict(n_factors=4, max_iter=2, random_state=0, early_stopping=False, tol=None)
+    ids = sp.eye(40, format="csr"), sp.eye(50, format="csr")
+    for path, sw in (("p.txt", None), ("pw.csv", w)):
+        mem = FMRanker(**kw).fit(*ids, np.column_stack([q, c]), sample_weight=sw)
+        disk = FMRanker(**kw).fit(None, None, str(tmp_path / path),
+                                  eval_set=str(tmp_path / "v.txt"))
+        np.testing.assert_array_equal(disk.V_, mem.V_)
+        assert len(disk.history_["valid_ndcg@10"]) == 2
+    # Query and candidate features as libFM files.
+    write_libfm(tmp_path / "q.libfm", ids[0], np.zeros(40))
+    disk = FMRanker(**kw).fit(str(tmp_path / "q.libfm"), None, str(tmp_path / "p.txt"))
+    assert disk.n_query_features_ == 40
+    (tmp_path / "bad.txt").write_text("0 1\n1 -2\n")
+    with pytest.raises(ValueError, match="data line 2"):
+        FMRanker(**kw).fit(None, None, str(tmp_path / "bad.txt"))
+    with pytest.raises(ValueError, match=r"no fit\(path\).*FMClassifier"):
+        FMRanker(**kw).fit(str(tmp_path / "q.libfm"))
+
+
+def test_streaming_pattern_of_the_docs_with_ftrl():
+    """docs/out-of-core.md's loop as written there: FTRL, a hashing encoder, progressive
+    validation over an iterator of DataFrames, partial_fit chunks closing an epoch every 5."""
+    import collections
+
+    import pandas as pd
+
+    from fmlearn.data.encoder import FMEncoder
+    from fmlearn.metrics import logloss
+
+    rng = np.random.default_rng(0)
+
+    def stream_of_dataframes(n_chunks=24, rows=400):
+        for _ in range(n_chunks):
+            df = pd.DataFrame({"user": rng.integers(0, 30, rows),
+                               "ad": rng.choice(list("abcdef"), rows)})
+            df["click"] = ((df.user % 3 == 0) ^ (df.ad < "c")).astype(int)
+            yield df
+
+    enc = FMEncoder(categorical=["user", "ad"], hash_bits=8)
+    model = FMClassifier(solver="ftrl", random_state=0)
+    window, rolling = collections.deque(maxlen=4), []
+    for i, chunk in enumerate(stream_of_dataframes()):
+        X, y = enc.fit_transform(chunk.drop(columns="click")), chunk["click"].to_numpy()
+        if i:
+            window.append(logloss(y, model.predict_proba(X)[:, 1]))
+            rolling.append(np.mean(window))
+        model.partial_fit(X, y, classes=[0, 1], end_epoch=(i + 1) % 5 == 0)
+    assert model.history_["epoch"] == [1, 2, 3, 4] and model._open_epoch is not None
+    assert rolling[-1] < 0.8 * rolling[0]

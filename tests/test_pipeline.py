@@ -287,3 +287,59 @@ def test_cli_tables_say_what_is_wrong(saved, tmp_path, capsys):
         assert main(["predict", "--model", model, "--data", str(tmp_path / "t.parquet"),
                      "--labels"]) == 0
         assert len(capsys.readouterr().out.split()) == len(df)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_hashing_encoder_in_pipeline_files(tmp_path, capsys, signed):
+    import fmlearn
+    from fmlearn.cli import main
+
+    df, y, _ = table()
+    enc = FMEncoder(categorical=["user", "item"], multi_hot=["genres"], numeric=["age"],
+                    scale_numeric="standard", hash_bits=6, hash_signed=signed)
+    # Alone: the same columns after load (no vocabulary; its fields and numeric scaling).
+    X = enc.fit_transform(df)
+    fmlearn.save(enc, tmp_path / "enc.fmz")
+    again = fmlearn.load(tmp_path / "enc.fmz")
+    assert again.get_params() == enc.get_params()
+    assert_array_equal(again.fields_, enc.fields_)
+    assert again.numeric_scaling_ == enc.numeric_scaling_
+    unseen = df.assign(user=df["user"] + 1000)  # ids never seen: hashed, not dropped
+    for rows in (df, unseen):
+        assert (again.transform(rows) != enc.transform(rows)).nnz == 0
+    assert (again.transform(df) != X).nnz == 0
+    assert again.get_feature_names_out()[:2].tolist() == ["user#0", "user#1"]
+    # In a Pipeline with a field-aware model, then `fmlearn predict` on a CSV.
+    pipe = Pipeline([("enc", enc), ("ffm", FFMClassifier(n_factors=4, max_iter=3,
+                                                          random_state=0))])
+    pipe.fit(df, y)
+    fmlearn.save(pipe, tmp_path / "pipe.fmz")
+    loaded = fmlearn.load(tmp_path / "pipe.fmz")
+    assert_array_equal(loaded.predict_proba(unseen), pipe.predict_proba(unseen))
+    unseen.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["predict", "--model", str(tmp_path / "pipe.fmz"), "--data",
+                 str(tmp_path / "t.csv"), "--out", str(tmp_path / "p.txt")]) == 0, \
+        capsys.readouterr().err
+    assert_allclose(np.loadtxt(tmp_path / "p.txt"), pipe.predict_proba(unseen)[:, 1],
+                    rtol=1e-5, atol=1e-6)
+
+
+def test_damaged_hashing_encoder_state_fails_cleanly(tmp_path):
+    import json
+    import zipfile
+
+    import fmlearn
+    from fmlearn.exceptions import ModelFileError
+
+    df, _, _ = table()
+    fmlearn.save(FMEncoder(categorical=["user", "item"], hash_bits=4).fit(df), tmp_path / "e.fmz")
+    with zipfile.ZipFile(tmp_path / "e.fmz") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    meta = json.loads(members["metadata.json"])
+    meta["steps"][0]["encoder"]["params"]["hash_bits"] = 5  # fields_ holds 2 x 16 columns
+    members["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(tmp_path / "bad.fmz", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(ModelFileError, match="field 'user' has 16 columns"):
+        fmlearn.load(tmp_path / "bad.fmz")

@@ -142,6 +142,34 @@ def _name_of(files) -> str:
     return paths[0] if paths else str(getattr(files, "folder", files))
 
 
+def cache_labels(cache, encode_y, *, reset: bool, classes=None):
+    """Encode a cache's labels as ``fit`` encodes ``y`` (classes, targets checked), from the
+    manifest's label summary, without a pass over the rows; returns the summary or None.
+
+    Past the summary's distinct labels (a regression target), only their mean is seen."""
+    labels = cache.labels()
+    task_y = labels[0] if labels is not None else None
+    if task_y is not None or reset:
+        if task_y is None:
+            task_y = np.array([cache.manifest["label_sum"] / cache.n_rows])
+        encode_y(task_y, reset=reset, classes=classes)
+    return labels
+
+
+def cache_initial_bias(cache, task, encode_y):
+    """The task's initial bias of a cache's rows: of the rows themselves for a one-block
+    cache (exactly as the same rows in memory), else of the manifest's label summary (its
+    distinct labels and counts; past those, their mean)."""
+    if cache.n_blocks == 1:
+        _, _, _, yb, wb = cache.read_block(0)
+        wb = np.ones(yb.shape[0]) if wb is None else wb
+        return task.initial_bias(encode_y(yb, reset=False), wb)
+    labels = cache.labels()
+    if labels is not None:
+        return task.initial_bias(encode_y(labels[0], reset=False), labels[1].astype(np.float64))
+    return task.initial_bias(np.array([cache.manifest["label_sum"] / cache.n_rows]), np.ones(1))
+
+
 class _StreamProbe(InMemorySource):
     """Stands for a file stream in a solver's ``prepare``, to learn before reading any data
     whether the solver can train from one (it fails on ``in_memory()``)."""
@@ -630,12 +658,7 @@ class BaseFM(BaseEstimator):
             )
         n_features = self.n_features_in_
         self._input_fields = cache.fields()
-        labels = cache.labels()
-        task_y = labels[0] if labels is not None else None
-        if task_y is not None or reset:
-            if task_y is None:
-                task_y = np.array([cache.manifest["label_sum"] / cache.n_rows])
-            self._encode_y(task_y, reset=reset, classes=classes)
+        cache_labels(cache, self._encode_y, reset=reset, classes=classes)
         task = self._task
         solver = solver_cls.from_estimator(self, task.loss)
         if reset:
@@ -670,17 +693,7 @@ class BaseFM(BaseEstimator):
             valid = CachedSource(vcache, transform, n_features=n_features, shuffle=False)
         if reset:
             fit_bias = self.fit_intercept or task.task_intercepts
-            w0 = 0.0
-            if fit_bias:
-                if cache.n_blocks == 1:  # exactly as the same rows in memory
-                    _, _, _, yb, wb = cache.read_block(0)
-                    wb = np.ones(yb.shape[0]) if wb is None else wb
-                    w0 = task.initial_bias(self._encode_y(yb, reset=False), wb)
-                elif labels is not None:
-                    w0 = task.initial_bias(self._encode_y(labels[0], reset=False),
-                                           labels[1].astype(np.float64))
-                else:
-                    w0 = task.initial_bias(task_y, np.ones(1))
+            w0 = cache_initial_bias(cache, task, self._encode_y) if fit_bias else 0.0
             self._start(n_features, solver_cls, solver, w0)
         else:
             self._continue(solver_cls, solver)

@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 METADATA = "metadata.json"
 _ENCODER_PARAMS = ("categorical", "numeric", "multi_hot", "multi_hot_sep", "bag_norm",
                    "scale_numeric", "handle_missing", "handle_unknown", "min_frequency",
-                   "field_weights")
+                   "field_weights", "hash_bits", "hash_signed")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _KINDS = ("categorical", "numeric", "multi_hot")
 
@@ -105,12 +105,6 @@ def _encoder_state(enc, prefix, arrays) -> dict:
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(enc)
-    if getattr(enc, "hash_bits", None) is not None:
-        raise ValueError(
-            "a hashing FMEncoder (hash_bits set) cannot be saved in a pipeline file yet; it has "
-            "no learned state: save the model alone and re-create the encoder with the same "
-            "parameters."
-        )
     dtype = np.dtype(enc.dtype).name
     params = {p: getattr(enc, p) for p in _ENCODER_PARAMS}
     for kind in _KINDS:
@@ -143,7 +137,9 @@ def _encoder_state(enc, prefix, arrays) -> dict:
         "feature_names_in_": _names(getattr(enc, "feature_names_in_", None)),
         "field_names_": _names(enc.field_names_),
         "field_kinds_": list(enc.field_kinds_),
-        "feature_names_out_": [str(n) for n in enc.feature_names_out_],
+        # A hashing encoder makes its names on request (2**hash_bits per field): none kept.
+        "feature_names_out_": (None if enc.feature_names_out_ is None
+                               else [str(n) for n in enc.feature_names_out_]),
         "categories": categories,
     }
     return state
@@ -295,7 +291,10 @@ def _load_encoder(state, arrays, prefix):
     if fields is None or fields.dtype != np.int32 or fields.ndim != 1:
         raise ValueError("the encoder's fields_ are missing")
     out_names = state["feature_names_out_"]
-    if not isinstance(out_names, list) or len(out_names) != fields.shape[0]:
+    hashing = params.get("hash_bits") is not None
+    if hashing and out_names is not None:
+        raise ValueError("a hashing encoder keeps no feature names")
+    if not hashing and (not isinstance(out_names, list) or len(out_names) != fields.shape[0]):
         raise ValueError("the encoder's feature names and fields_ disagree")
     sizes = np.bincount(fields, minlength=len(names)) if fields.size else np.zeros(len(names))
     if fields.size and (fields.min() < 0 or fields.max() >= len(names)):
@@ -317,7 +316,9 @@ def _load_encoder(state, arrays, prefix):
             if cats.ndim != 1:
                 raise ValueError(f"the categories of field {name!r} are not 1-D")
             categories[name] = cats
-            expected = len(cats) + bucket
+            if hashing and cats.size:
+                raise ValueError(f"the hashed field {name!r} lists categories")
+            expected = 1 << int(params["hash_bits"]) if hashing else len(cats) + bucket
         if sizes[f] != expected:
             raise ValueError(
                 f"field {name!r} has {sizes[f]} columns in fields_, its state {expected}")
@@ -328,8 +329,8 @@ def _load_encoder(state, arrays, prefix):
     enc._check_field_weights()
     enc.categories_, enc.numeric_scaling_ = categories, scaling
     enc.fields_ = fields
-    enc.feature_names_out_ = np.asarray(out_names, dtype=object)
-    enc.n_features_out_ = len(out_names)
+    enc.feature_names_out_ = None if hashing else np.asarray(out_names, dtype=object)
+    enc.n_features_out_ = int(fields.shape[0])
     return enc
 
 

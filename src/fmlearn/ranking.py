@@ -84,6 +84,89 @@ def _pairs(positives, n_queries: int | None, n_candidates: int | None, name: str
     return arr[:, 0].copy(), arr[:, 1].copy(), (n_queries, n_candidates)
 
 
+def read_pairs(path, name: str = "positives"):
+    """The interactions of a text file: ``(pairs, weights)``.
+
+    One ``query candidate [weight]`` per line: the 0-based row numbers of the query and
+    candidate feature matrices (or ids, when those are one-hot ids) and an optional
+    non-negative weight, separated by whitespace, tabs or commas; ``#`` starts a comment.
+    Read in chunks into compact arrays: the ranker keeps its positives in memory as index
+    pairs (no feature row per positive), about 32 bytes a positive with its weight and the
+    queries' positive sets.
+
+    Returns
+    -------
+    pairs : ndarray of int64, shape (n, 2)
+    weights : ndarray of float64, shape (n,), or None when the file has two columns
+    """
+    import os
+
+    import pandas as pd
+
+    path = os.fspath(path)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip() and not line.lstrip().startswith("#")),
+                     "")
+    sep = "," if "," in first else r"\s+"
+    n_cols = len(first.replace(",", " ").split())
+    if n_cols not in (2, 3):
+        raise ValueError(
+            f"{path}: {name} files hold 'query candidate [weight]' per line (2 or 3 numbers), "
+            f"the first line has {n_cols} fields: {first.strip()[:80]!r}.")
+    pairs, weights, seen = [], [], 0
+    try:
+        chunks = pd.read_csv(path, sep=sep, header=None, comment="#", chunksize=1 << 20,
+                             dtype=np.float64, skip_blank_lines=True)
+        for chunk in chunks:
+            a = chunk.to_numpy()
+            if a.shape[1] != n_cols:
+                raise ValueError(f"expected {n_cols} fields per line, got {a.shape[1]}")
+            ids = a[:, :2]
+            bad = ~(np.isfinite(ids).all(axis=1) & (ids >= 0).all(axis=1)
+                    & (ids == np.floor(ids)).all(axis=1))
+            if n_cols == 3:
+                bad |= ~(np.isfinite(a[:, 2]) & (a[:, 2] >= 0))
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"data line {seen + r + 1} holds {a[r].tolist()}: ids must be "
+                                 "integers >= 0 (and a weight a number >= 0)")
+            pairs.append(ids.astype(np.int64))
+            if n_cols == 3:
+                weights.append(a[:, 2].copy())
+            seen += a.shape[0]
+    except (ValueError, pd.errors.ParserError) as e:
+        raise ValueError(f"{path}: not a {name} file ({e}); expected 'query candidate "
+                         "[weight]' per line.") from None
+    if not pairs:
+        raise ValueError(f"{path}: {name} file holds no pair.")
+    return np.concatenate(pairs), (np.concatenate(weights) if weights else None)
+
+
+def _is_path(x) -> bool:
+    import os
+
+    return isinstance(x, (str, os.PathLike))
+
+
+def _read_features(x, name):
+    """A path of query or candidate features (libFM/libsvm, or FFM for ``*.ffm``) read as a
+    matrix, its labels ignored; anything else as it is."""
+    if not _is_path(x):
+        return x
+    from fmlearn.data.textio import read_ffm, read_libfm
+
+    return (read_ffm(x)[0] if str(x).removesuffix(".gz").endswith(".ffm")
+            else read_libfm(x)[0])
+
+
+_NOT_ROWS = (
+    "FMRanker learns from (query, candidate) positive pairs, not from labelled rows, so it has "
+    "no fit(path) over a libFM/FFM file of rows: pass positives= a pairs file ('query "
+    "candidate [weight]' per line, see fmlearn.ranking.read_pairs), with queries= and "
+    "candidates= feature matrices or libFM files (None: one-hot ids). To train on labelled "
+    "rows out of core (click / no click), use FMClassifier(...).fit(path).")
+
+
 def _pair_matrix(q, c, shape) -> sp.csr_matrix:
     """Binary CSR (n_queries, n_candidates) with sorted, unique candidates per query."""
     M = sp.csr_matrix((np.ones(q.size, dtype=np.float32), (q, c)), shape=shape)
@@ -296,9 +379,10 @@ class FMRanker(BaseFM):
         return self.eval_metric
 
     # ----------------------------------------------------------------- validation
-    def _rank_data(self, queries, candidates, positives, sample_weight, name="positives"):
-        n_q = None if queries is None else _num_rows(queries)
-        n_c = None if candidates is None else _num_rows(candidates)
+    def _rank_data(self, queries, candidates, positives, sample_weight, name="positives",
+                   n_ids=None):
+        n_q = (None if n_ids is None else n_ids[0]) if queries is None else _num_rows(queries)
+        n_c = (None if n_ids is None else n_ids[1]) if candidates is None else _num_rows(candidates)
         pos_q, pos_c, shape = _pairs(positives, n_q, n_c, name)
         Q = _feature_csr(queries, "queries", shape[0])
         C = _feature_csr(candidates, "candidates", shape[1])
@@ -362,25 +446,32 @@ class FMRanker(BaseFM):
         return RANKING_METRICS[name](v.relevant, top_k=top, k=top.shape[1])
 
     # ----------------------------------------------------------------- training
-    def fit(self, queries, candidates, positives, sample_weight=None, *, eval_set=None,
+    def fit(self, queries, candidates=None, positives=None, sample_weight=None, *, eval_set=None,
             callbacks=None):
         """Learn the ranking of ``candidates`` for ``queries`` from positive pairs.
 
         Parameters
         ----------
-        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features) or None
-            Query features, one row per query (user one-hot, user side features, context).
-            None means one-hot query ids (the identity matrix).
-        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features) or None
-            Candidate features, one row per candidate (item one-hot, genres...). None means
-            one-hot candidate ids.
-        positives : sparse matrix of shape (n_queries, n_candidates) or int array (n, 2)
+        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features), path or None
+            Query features, one row per query (user one-hot, user side features, context),
+            or a libFM/FFM file of them (labels ignored). None means one-hot query ids (the
+            identity matrix).
+        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features), \
+path or None
+            Candidate features, one row per candidate (item one-hot, genres...), or a file of
+            them. None means one-hot candidate ids.
+        positives : sparse matrix of shape (n_queries, n_candidates), int array (n, 2) or path
             The observed positives: entries > 0 of an interaction matrix (their values are not
-            used; see ``sample_weight``), or (query row, candidate row) index pairs.
+            used; see ``sample_weight``), (query row, candidate row) index pairs, or a text
+            file of pairs, ``query candidate [weight]`` per line (:func:`read_pairs`; with
+            one-hot ids there are as many as the largest id + 1). The positives are held in
+            memory as index pairs: there is no ``fit(path)`` over a file of labelled rows
+            (see ``docs/out-of-core.md``).
         sample_weight : array-like of shape (n_positives,), default=None
             Non-negative weight of each positive (pairs order, or row-major order of the
             matrix's nonzeros), scaling its gradient.
-        eval_set : sparse matrix (n_queries, n_candidates) or int array (n, 2), default=None
+        eval_set : sparse matrix (n_queries, n_candidates), int array (n, 2) or path, \
+default=None
             Held-out positives of the same queries and candidates, ranked after every epoch
             by ``eval_metric`` (training positives excluded) into ``history_``; with
             ``early_stopping=True`` they are monitored instead of a held-out
@@ -397,7 +488,24 @@ class FMRanker(BaseFM):
         self._validate_params()
         _parse_metric(self.eval_metric)
         reset = not (self.warm_start and self.__sklearn_is_fitted__())
-        data = self._rank_data(queries, candidates, positives, sample_weight)
+        if positives is None:
+            raise ValueError(_NOT_ROWS if _is_path(queries) else
+                             "FMRanker.fit needs positives: (query, candidate) pairs.")
+        queries = _read_features(queries, "queries")
+        candidates = _read_features(candidates, "candidates")
+        n_ids = None
+        if _is_path(positives):
+            positives, file_weight = read_pairs(positives)
+            if file_weight is not None:
+                if sample_weight is not None:
+                    raise ValueError("the positives file has weights (a third column): pass "
+                                     "no sample_weight.")
+                sample_weight = file_weight
+            # One-hot ids (queries/candidates None): as many as the largest id + 1.
+            n_ids = tuple(int(positives[:, j].max()) + 1 for j in (0, 1))
+        if _is_path(eval_set):
+            eval_set = read_pairs(eval_set, "eval_set")[0]
+        data = self._rank_data(queries, candidates, positives, sample_weight, n_ids=n_ids)
         solver_cls = self._solver_class()
         solver = solver_cls.from_estimator(self, self._task.loss)
         if reset:

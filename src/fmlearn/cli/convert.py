@@ -1,8 +1,9 @@
 """``fmlearn convert``: CSV/Parquet tables and libsvm/libFM/FFM files into libFM or FFM text.
 
 Tables are encoded by :class:`fmlearn.FMEncoder` (one-hot categories, numeric values, multi-hot
-bags; each column one field), or with ``--hash-bits`` by hashing each ``column=value`` into a
-fixed space, for vocabularies too large to one-hot. ``--encoder-out`` saves the fitted
+bags; each column one field), with ``--hash-bits`` by ``FMEncoder(hash_bits=...)``: each
+``column=value`` hashed (MurmurHash3, :mod:`fmlearn.data.hashing`) into ``2**N`` columns of its
+field, for vocabularies too large to one-hot. ``--encoder-out`` saves the fitted
 encoder, and ``--encoder`` converts a further file (a test split) with it, so that its
 columns are the training file's. A libsvm/libFM file becomes FFM with a field map (``feature
 field`` per line, or ``first-last field`` for a range), or one field per feature.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zlib
 
 TEXT_FORMATS = ("libfm", "libsvm", "ffm")
 FORMATS = (*TEXT_FORMATS, "csv", "parquet")
@@ -50,8 +50,9 @@ def add_parser(sub) -> None:
                    help="separator inside a bag. Default: |")
     g.add_argument("--sep", metavar="CHAR", help="CSV separator. Default: tab for .tsv, else ,")
     g.add_argument("--hash-bits", type=int, metavar="N",
-                   help="hash each categorical column=value into 2**N features instead of "
-                   "one-hot (fields are still the columns); numeric columns follow them")
+                   help="hash each categorical and multi-hot column=value into 2**N features "
+                   "of its field instead of one-hot (MurmurHash3, as FMEncoder(hash_bits=N): "
+                   "the same column ids), N in 1..24; numeric columns stay one feature each")
     g.add_argument("--encoder-out", metavar="PATH",
                    help="save the fitted FMEncoder (a safe model file) to convert more files "
                    "with the same columns")
@@ -158,16 +159,15 @@ def _from_table(args, fmt):
                        and features[c].dtype.kind not in "iuf"]
         numeric = [c for c in features.columns if c not in taken
                    and features[c].dtype.kind in "iuf"]
-    if args.hash_bits is not None:
-        if args.encoder_out:
-            raise ValueError("--hash-bits needs no encoder: convert every file with the same "
-                             "--hash-bits instead of --encoder-out")
-        return _hashed_result(features, categorical or [], numeric or [], args.hash_bits,
-                              args.data, y)
+    if args.hash_bits is not None and not 1 <= args.hash_bits <= 24:
+        raise ValueError(f"--hash-bits must be in 1..24, got {args.hash_bits}")
     from fmlearn.data.encoder import FMEncoder
 
+    # One hash for one concept: FMEncoder's per-field MurmurHash3, so that a converted file
+    # and FMEncoder(hash_bits=N) give a (column, value) the same column id.
     enc = FMEncoder(categorical=categorical or None, numeric=numeric or None,
-                    multi_hot=multi_hot, multi_hot_sep=args.multi_hot_sep)
+                    multi_hot=multi_hot, multi_hot_sep=args.multi_hot_sep,
+                    hash_bits=args.hash_bits)
     X = enc.fit_transform(features)
     if args.encoder_out:
         import fmlearn
@@ -190,45 +190,6 @@ def _with_encoder(args, features, y):
     return enc.transform(features), y, np.asarray(enc.fields_, dtype=np.int32)
 
 
-def _hashed_result(features, categorical, numeric, bits, path, y):
-    """Categorical ``column=value`` hashed (CRC-32) into ``2**bits`` columns, then one column
-    per numeric column; the fields are the columns, categorical first."""
-    import numpy as np
-    import scipy.sparse as sp
-
-    if not 1 <= bits <= 30:
-        raise ValueError(f"--hash-bits must be in 1..30, got {bits}")
-    size = 1 << bits
-    n = features.shape[0]
-    blocks = []
-    for name in categorical:
-        values = features[name].astype(str).to_numpy()
-        uniq, inverse = np.unique(values, return_inverse=True)
-        codes = np.array([zlib.crc32(f"{name}={v}".encode()) % size for v in uniq], np.int64)
-        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), codes[inverse])),
-                                    shape=(n, size)))
-    hashed = sum(blocks) if blocks else sp.csr_matrix((n, size))
-    cols = [hashed.tocsr()]
-    for name in numeric:
-        values = features[name].to_numpy(dtype=np.float64)
-        if not np.isfinite(values).all():
-            row = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise ValueError(f"{path}: column {name!r} is missing or not finite in data row "
-                             f"{row + 1}")
-        cols.append(sp.csr_matrix(values.reshape(-1, 1)))
-    X = sp.hstack(cols, format="csr", dtype=np.float32)
-    X.eliminate_zeros()
-    # A hashed feature takes the field of its column; one hashed by two columns keeps the
-    # first column's field (the FFM file has one field per feature); unused ones field 0.
-    col_field = np.full(X.shape[1], -1, dtype=np.int32)
-    for f, block in enumerate(blocks):
-        used = np.unique(block.indices)
-        col_field[used[col_field[used] < 0]] = f
-    col_field[size:] = len(categorical) + np.arange(len(numeric))
-    col_field[col_field < 0] = 0
-    return X, y, col_field
-
-
 # --------------------------------------------------------------------------- text files
 def _from_text(args, fmt):
     import numpy as np
@@ -245,6 +206,14 @@ def _from_text(args, fmt):
             raise ValueError("--to ffm from a libsvm/libFM file needs fields: give --field-map "
                              "FILE ('feature field' or 'first-last field' per line) or "
                              "--field-per-feature")
+    if args.hash_bits is not None:
+        # As fmlearn train --hash-bits and TextFiles(hash_bits=): MurmurHash3 of each feature
+        # index, into 2**N columns per field when there are fields (after the field map).
+        from fmlearn.data.hashing import hash_columns
+
+        if not 1 <= args.hash_bits <= 24:
+            raise ValueError(f"--hash-bits must be in 1..24, got {args.hash_bits}")
+        X, fields = hash_columns(X, args.hash_bits, fields)
     return X, y, fields
 
 

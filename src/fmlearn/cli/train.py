@@ -477,9 +477,26 @@ def _run_on_disk(args, cls, params, note) -> int:
         return TextFiles(path, format=args.format, cache_dir=args.cache_dir,
                          block_mb=args.block_mb, hash_bits=args.hash_bits, progress=progress)
 
-    model = cls(**params)
     train = files(args.train)
-    model.fit(train, eval_set=files(args.valid) if args.valid else None)
+    data = train
+    if args.model in DEEP_MODELS and params.get("fields") is None:
+        from fmlearn.data.cache import open_cache
+        from fmlearn.deep.data import MAX_AUTO_FIELDS, fields_by_position
+
+        data = open_cache(train)  # the first pass, then its fields
+        if data.fields() is None and data.n_features > MAX_AUTO_FIELDS:
+            fields = fields_by_position(data.csr_blocks())  # one block at a time
+            if fields is None:
+                raise ValueError(
+                    f"--model {args.model} needs the field of each of the {data.n_features} "
+                    "features: the libFM file does not give them (its columns do not each "
+                    "keep one position in their rows). Give an FFM file with --format ffm "
+                    "(fmlearn convert makes one).")
+            note(f"fmlearn train: note: {int(fields.max()) + 1} fields inferred from the "
+                 "position of each feature in its rows")
+            params["fields"] = fields
+    model = cls(**params)
+    model.fit(data, eval_set=files(args.valid) if args.valid else None)
     for seen in counters:  # the first passes' totals (none when the caches were reused)
         if seen["bytes"]:
             _show_progress(seen, time.perf_counter() - start, args.quiet, done=True)

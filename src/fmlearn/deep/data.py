@@ -44,21 +44,29 @@ def resolve_fields(fields, carried, n_columns: int, owner: str) -> np.ndarray:
 
 
 def fields_by_position(X) -> np.ndarray | None:
-    """Fields of a libFM-style ``X`` (CSR) whose rows list one feature per field in field order:
+    """Fields of a libFM-style ``X`` whose rows list one feature per field in field order:
     the field of a column is its position in its rows, when every column keeps one position
-    (as in Frappe's or MovieLens' libFM files); None otherwise."""
-    X = X.tocsr()
-    X.sort_indices()
-    counts = np.diff(X.indptr)
-    pos = np.arange(X.indices.shape[0]) - np.repeat(X.indptr[:-1], counts)
-    lo = np.full(X.shape[1], np.iinfo(np.int64).max)
-    hi = np.full(X.shape[1], -1)
-    np.minimum.at(lo, X.indices, pos)
-    np.maximum.at(hi, X.indices, pos)
-    seen = hi >= 0
-    if not (lo[seen] == hi[seen]).all():
+    (as in Frappe's or MovieLens' libFM files); None otherwise.
+
+    ``X`` is a CSR matrix, or an iterable of CSR blocks of the same columns (a cache's
+    blocks, :meth:`fmlearn.data.cache.DiskCache.csr_blocks`, read one at a time)."""
+    lo = hi = None
+    for B in [X] if sp.issparse(X) else X:
+        B = B.tocsr()
+        B.sort_indices()
+        if lo is None:
+            lo = np.full(B.shape[1], np.iinfo(np.int64).max)
+            hi = np.full(B.shape[1], -1)
+        counts = np.diff(B.indptr)
+        pos = np.arange(B.indices.shape[0]) - np.repeat(B.indptr[:-1], counts)
+        np.minimum.at(lo, B.indices, pos)
+        np.maximum.at(hi, B.indices, pos)
+        seen = hi >= 0
+        if not (lo[seen] == hi[seen]).all():
+            return None
+    if lo is None:
         return None
-    return np.where(seen, hi, 0).astype(np.int32)
+    return np.where(hi >= 0, hi, 0).astype(np.int32)
 
 
 class Rows:

@@ -22,10 +22,18 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fmlearn.base import EARLY_STOPPING_AUTO_ROWS, _rng_from, init_from_signature
+from fmlearn.base import (
+    EARLY_STOPPING_AUTO_ROWS,
+    _name_of,
+    _rng_from,
+    cache_initial_bias,
+    cache_labels,
+    init_from_signature,
+)
 from fmlearn.callbacks import ProgressBar
+from fmlearn.data.cache import as_text_files, replace_files
 from fmlearn.data.fielded import carried_fields, encode_eval_set
-from fmlearn.data.sources import InMemorySource
+from fmlearn.data.sources import Batch, BatchSource, InMemorySource
 from fmlearn.deep import data as deep_data
 from fmlearn.deep.models import MODELS
 from fmlearn.deep.params import DeepParams
@@ -280,6 +288,53 @@ class _DeepEstimator(BaseEstimator):
         self.module_ = module
         self._fields = params.fields
         self._optimizer = None
+        self._saved_optimizer_state = None
+
+    @property
+    def _solver_state(self) -> dict | None:
+        """The torch optimizer's state (Adam's moments and step counts, Adagrad's sums) as
+        arrays named ``<optimizer>_<parameter number>_<name>``: what model files keep so that
+        ``partial_fit`` after ``load`` continues exactly."""
+        opt = getattr(self, "_optimizer", None)
+        if opt is None:
+            return getattr(self, "_saved_optimizer_state", None)
+        out = {}
+        for i, entries in opt.state_dict()["state"].items():
+            for name, value in entries.items():
+                arr = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value)
+                                 else value)
+                out[f"{self._optimizer_name}_{i}_{name}"] = arr
+        return out or None
+
+    @_solver_state.setter
+    def _solver_state(self, state) -> None:
+        # io.load: kept until the optimizer is made (_fit_source), which takes it back when
+        # it is the same optimizer.
+        self._saved_optimizer_state = state or None
+
+    def _restore_optimizer_state(self, opt) -> None:
+        """Load the saved optimizer state into ``opt`` (a fresh optimizer of the same kind);
+        a file of another optimizer, or without state, leaves ``opt`` fresh."""
+        saved = getattr(self, "_saved_optimizer_state", None)
+        self._saved_optimizer_state = None
+        if not saved:
+            return
+        params = list(self.module_.parameters())
+        state: dict[int, dict] = {}
+        for key, arr in saved.items():
+            name_opt, _, rest = key.partition("_")
+            index, _, name = rest.partition("_")
+            if name_opt != self.optimizer:
+                return
+            if not index.isdigit() or int(index) >= len(params) or not name:
+                raise ValueError(f"optimizer state {key!r} names no parameter of the model")
+            i = int(index)
+            tensor = torch.as_tensor(np.asarray(arr))
+            if tensor.ndim and tensor.shape != params[i].shape:
+                raise ValueError(f"optimizer state {key!r} has shape {tuple(tensor.shape)}, "
+                                 f"its parameter {tuple(params[i].shape)}")
+            state.setdefault(i, {})[name] = tensor  # load_state_dict places it
+        opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
 
     def _n_columns(self) -> int:
         return self.n_features_in_
@@ -369,20 +424,24 @@ class _DeepEstimator(BaseEstimator):
                 emb.w[:, 0].copy_(torch.as_tensor(np.asarray(w, dtype=np.float32)))
                 module.bias.fill_(float(source.w0_))
 
-    def _start(self, X_rows, y, sw, fields, n_outputs):
+    def _start(self, n_columns, fields, n_outputs, initial_bias):
+        """A fresh module (``initial_bias()``: the task's bias of the training targets, asked
+        only when ``init_from`` does not give one), optimizer and history."""
         self._fields = fields
         with _seeded(int(self._rng.integers(2**62)), torch.device("cpu")):
-            module = self._new_module(X_rows.n_columns, n_outputs, fields)
+            module = self._new_module(n_columns, n_outputs, fields)
         if self.init_from is not None:
             self._init_from_fm(module)
         else:
             with torch.no_grad():
                 module.bias.copy_(torch.as_tensor(
-                    np.atleast_1d(self._task.initial_bias(y, sw)), dtype=torch.float32))
+                    np.atleast_1d(initial_bias()), dtype=torch.float32))
         self.module_ = module
         self._optimizer = None
+        self._saved_optimizer_state = None
         self.history_ = {}
         self._epochs_done = 0
+        self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
 
     def _make_optimizer(self):
         cls = _OPTIMIZERS[self.optimizer]
@@ -394,7 +453,12 @@ class _DeepEstimator(BaseEstimator):
         fused = device == "cpu" or (device == "cuda" and self.optimizer != "adagrad")
         return cls(params, lr=self.learning_rate, fused=fused)
 
-    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None):
+    def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
+             end_epoch=True):
+        files = as_text_files(X)
+        if files is not None:
+            return self._fit_files(files, y, sample_weight, eval_set, callbacks, reset=reset,
+                                   max_iter=max_iter, classes=classes, end_epoch=end_epoch)
         self._input_fields = carried_fields(X)
         eval_set = encode_eval_set(X, eval_set)
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc", "coo"],
@@ -437,21 +501,117 @@ class _DeepEstimator(BaseEstimator):
             valid = (rows.take(va), y[va], sw[va])
             rows, y, sw = rows.take(tr), y[tr], sw[tr]
         if reset:
-            self._start(rows, y, sw, fields, self._n_outputs())
-        elif self.module_.n_outputs != self._n_outputs():
+            self._start(rows.n_columns, fields, self._n_outputs(),
+                        lambda: self._task.initial_bias(y, sw))
+        source = InMemorySource(rows, y, sw)
+        return self._fit_source(source, valid, max_iter, callbacks, stopping, device,
+                                end_epoch=end_epoch)
+
+    def _fit_files(self, files, y, sample_weight, eval_set, callbacks, *, reset, max_iter,
+                   classes, end_epoch):
+        """``fit(path)``: train from text files (or ``TableFiles``, a ``DiskCache``) through
+        their block cache (:mod:`fmlearn.data.cache`), one block at a time through
+        :func:`fmlearn.deep.data.as_rows`; ``eval_set`` may be a file too. The fields come
+        from ``fields=``, else from the cache (FFM files, FMEncoder chunks)."""
+        from fmlearn.data.cache import CachedSource, open_cache, set_malloc_thresholds
+
+        if y is not None or sample_weight is not None:
+            raise ValueError("fit(path) reads the labels from the file: pass no y or "
+                             "sample_weight (the text formats carry no weights).")
+        if eval_set is not None and as_text_files(eval_set) is None:
+            raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
+        device = _device(self.device)
+        cache = open_cache(files)
+        # glibc's upper dynamic mmap threshold (32 MiB, trim at twice that) rather than the
+        # cache's 1 MiB: torch's per-step buffers (the embedding table's dense gradients) come
+        # from the heap again, while the large arrays of a block are still mapped and freed.
+        set_malloc_thresholds(32 << 20, 64 << 20)
+        self._fit_rows = cache.n_rows
+        n_columns = cache.n_features
+        carried = cache.fields()
+        # A feature that never occurs in an FFM file has field -1: any field will do.
+        self._input_fields = None if carried is None else np.maximum(carried, 0)
+        if reset:
+            self.n_features_in_ = n_columns
+            self.__dict__.pop("feature_names_in_", None)
+            self._rng = _rng_from(self.random_state)
+            fields = self._resolved_fields(n_columns)
+        else:
+            check_is_fitted(self)
+            if n_columns > self.n_features_in_:
+                raise ValueError(
+                    f"{_name_of(files)} has feature index {n_columns - 1}; the model was "
+                    f"fitted with {self.n_features_in_} features. Refit (warm_start=False), or "
+                    "give the first fit all the columns.")
+            fields = self._fields
+            if self.fields is not None:
+                changed = not np.array_equal(self._resolved_fields(self.n_features_in_), fields)
+            elif carried is not None:  # the fields of the features this file has
+                seen = carried >= 0
+                changed = not np.array_equal(carried[seen], fields[:n_columns][seen])
+            else:
+                changed = False
+            if changed:
+                raise ValueError("fields changed since the model was fitted; set "
+                                 "warm_start=False to refit.")
+        n_columns = self.n_features_in_
+        cache_labels(cache, self._encode_y, reset=reset, classes=classes)
+        stopping = (self.early_stopping if self.early_stopping != "auto"
+                    else max_iter > 1 and cache.n_rows > EARLY_STOPPING_AUTO_ROWS)
+        if stopping and eval_set is None:
+            if self.early_stopping != "auto":
+                raise ValueError("early_stopping=True with fit(path) needs a validation file: "
+                                 "pass eval_set=path (the rows of a file are not split).")
+            stopping = False
+
+        def transform(X, yb, wb):
+            return Batch(deep_data.as_rows(X, fields), self._encode_y(yb, reset=False), wb)
+
+        source = CachedSource(cache, transform, n_features=n_columns)
+        valid = None
+        if eval_set is not None:
+            vfiles = as_text_files(eval_set)
+            if getattr(vfiles, "cache_dir", True) is None:
+                vfiles = replace_files(vfiles, files)
+            vcache = open_cache(vfiles)
+            if vcache.n_features > n_columns:
+                raise ValueError(
+                    f"the validation data {_name_of(vfiles)} has feature index "
+                    f"{vcache.n_features - 1}, beyond the {n_columns} features of the "
+                    "training data.")
+            valid = CachedSource(vcache, transform, n_features=n_columns, shuffle=False)
+        if reset:
+            self._start(n_columns, fields, self._n_outputs(),
+                        lambda: cache_initial_bias(cache, self._task, self._encode_y))
+        return self._fit_source(source, valid, max_iter, callbacks, stopping, device,
+                                end_epoch=end_epoch)
+
+    def _fit_source(self, source, valid, max_iter, callbacks, stopping, device, *,
+                    end_epoch=True):
+        """Train the module on a :class:`~fmlearn.data.sources.BatchSource` (rows in memory
+        or a file's block cache), scoring ``valid`` (``(rows, y, sample_weight)`` or a
+        source) after each epoch."""
+        if self.module_.n_outputs != self._n_outputs():
             raise ValueError("the number of classes changed since the model was fitted")
         self.module_.to(device)
         if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
             # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
             self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
-        source = InMemorySource(rows, y, sw)
+            self._restore_optimizer_state(self._optimizer)
         with _torch_threads(self.n_jobs):
-            return self._train(source, valid, max_iter, callbacks, stopping, device)
+            return self._train(source, valid, max_iter, callbacks, stopping, device,
+                               end_epoch=end_epoch)
 
-    def _train(self, source, valid, max_iter, callbacks, stopping, device):
+    def _train(self, source, valid, max_iter, callbacks, stopping, device, *, end_epoch=True):
+        """Epochs over ``source`` by :func:`fmlearn.engine.train`.
+
+        ``end_epoch=False`` (``partial_fit`` of a chunk that is part of an epoch): one pass
+        over the chunk, its loss added to the open epoch's, no epoch recorded; the next call
+        with ``end_epoch=True`` closes the epoch with the training metric of all its chunks
+        (as :meth:`fmlearn.base.BaseFM._fit_source`)."""
         task, module, opt = self._task, self.module_, self._optimizer
 
-        def epoch():
+        def one_pass() -> float:
             lr = self.learning_rate / (1.0 + self.lr_decay * self._epochs_done_now)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -461,18 +621,46 @@ class _DeepEstimator(BaseEstimator):
             with _seeded(seed, device):
                 for batch in source.batches(self._rng):
                     loss_sum += self._batch_epoch(batch, opt, device)
+            return loss_sum
+
+        self._epochs_done_now = self._epochs_done
+        opened = getattr(self, "_open_epoch", None) or [0.0, 0.0]
+        if not end_epoch:
+            loss_sum = one_pass()
+            finite = all(bool(torch.isfinite(p).all()) for p in module.parameters())
+            if not (np.isfinite(loss_sum) and finite):
+                raise self._diverged(self._epochs_done + 1)
+            self._open_epoch = [opened[0] + float(loss_sum),
+                                opened[1] + float(source.weight_sum)]
+            return self
+        self._open_epoch = None
+
+        def epoch():
+            nonlocal opened
+            loss_sum = one_pass() + opened[0]
+            total, opened = source.weight_sum + opened[1], [0.0, 0.0]
             self._epochs_done_now += 1
-            return task.metric_from_loss_sum(loss_sum, source.weight_sum)
+            return task.metric_from_loss_sum(loss_sum, total)
 
         validate = None
-        if valid is not None:
+        if isinstance(valid, BatchSource):
+
+            def validate():
+                y, output, sw = [], [], []
+                for rows_v, yv, swv in valid.batches(None):  # one block at a time
+                    y.append(yv)
+                    output.append(self._output(rows_v))
+                    sw.append(swv)
+                y, output, sw = map(np.concatenate, (y, output, sw))
+                return task.score(y, output, sw), output
+
+        elif valid is not None:
             Xv, yv, swv = valid
 
             def validate():
                 output = self._output(Xv)
                 return task.score(yv, output, swv), output
 
-        self._epochs_done_now = self._epochs_done
         history = History(self.history_, task.metric, task.metric,
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(max_iter, early_stopping=stopping, tol=self.tol,
@@ -562,17 +750,25 @@ class _DeepEstimator(BaseEstimator):
         X = self._validate_X(X, reset=False)
         return deep_data.as_rows(X, self._fields)
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, callbacks=None):
+    def fit(self, X, y=None, sample_weight=None, eval_set=None, callbacks=None):
         """Train the model on ``X`` and ``y``.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, FieldedCSR} of shape (n_samples, n_features)
-            Never densified; an ``FMEncoder``'s output brings its fields.
+        X : {array-like, sparse matrix, FieldedCSR} of shape (n_samples, n_features), path, \
+list of paths, TextFiles, TableFiles or DiskCache
+            Never densified; an ``FMEncoder``'s output brings its fields. A path (or a list of
+            them, ``fmlearn.data.cache.TextFiles``/``TableFiles`` for the options, or a
+            ``DiskCache`` of ``cache_chunks``) trains out of core from libFM/libsvm or FFM
+            text, CSV or Parquet: the first pass writes a binary block cache, and every epoch
+            reads it one block at a time, blocks reshuffled (see ``docs/out-of-core.md``).
+            The fields then come from ``fields=``, else from the FFM file or the encoder.
         y : array-like of shape (n_samples,)
+            Required unless ``X`` names files (their labels are used).
         sample_weight : array-like of shape (n_samples,), default=None
-        eval_set : tuple (X_valid, y_valid[, sample_weight_valid]), default=None
-            Scored after every epoch (``history_``); what early stopping monitors.
+        eval_set : tuple (X_valid, y_valid[, sample_weight_valid]) or path, default=None
+            Scored after every epoch (``history_``); what early stopping monitors. A path
+            (or ``TextFiles``) when ``X`` names files.
         callbacks : list of callable, default=None
             Called after every epoch with a :class:`fmlearn.callbacks.EpochEnv`; returning
             True stops training.
@@ -603,12 +799,19 @@ class _Regressor(RegressorMixin, _DeepEstimator):
     def _output(self, rows):
         return self._scores(rows)[:, 0]
 
-    def partial_fit(self, X, y, sample_weight=None, eval_set=None, callbacks=None):
-        """One epoch over ``X`` and ``y``, continuing from the current model if fitted."""
+    def partial_fit(self, X, y, sample_weight=None, eval_set=None, callbacks=None, *,
+                    end_epoch=True):
+        """One epoch over ``X`` and ``y``, continuing from the current model if fitted.
+
+        ``X`` may name files (``y=None``), as for :meth:`fit`. With ``end_epoch=False`` the
+        rows are one chunk of an epoch (streaming): trained on, but no epoch is recorded
+        until a call with ``end_epoch=True`` (the default) closes it, its training metric
+        covering every chunk since the last epoch (see ``docs/out-of-core.md``)."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
-        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1)
+        return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
+                         end_epoch=end_epoch)
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,)."""
@@ -656,14 +859,15 @@ class _Classifier(ClassifierMixin, _DeepEstimator):
         return s / s.sum(axis=1, keepdims=True)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None, eval_set=None,
-                    callbacks=None):
+                    callbacks=None, *, end_epoch=True):
         """One epoch over ``X`` and ``y``; ``classes`` (every label) is needed on the first
-        call when ``y`` may not show them all."""
+        call when ``y`` may not show them all. ``end_epoch=False``: one chunk of an epoch,
+        as for the regressors' ``partial_fit``."""
         first = not self.__sklearn_is_fitted__()
         if first:
             self._validate_params()
         return self._fit(X, y, sample_weight, eval_set, callbacks, reset=first, max_iter=1,
-                         classes=classes)
+                         classes=classes, end_epoch=end_epoch)
 
     def decision_function(self, X) -> np.ndarray:
         """Logits: shape (n_samples,) for two classes (of ``classes_[1]``), else
