@@ -99,28 +99,43 @@ def read_pairs(path, name: str = "positives"):
     pairs : ndarray of int64, shape (n, 2)
     weights : ndarray of float64, shape (n,), or None when the file has two columns
     """
+    import itertools
     import os
 
-    import pandas as pd
-
     path = os.fspath(path)
+    pairs, weights = [], []
+    n_cols, seen, line_no = None, 0, 0
     with open(path, encoding="utf-8", errors="replace") as f:
-        first = next((line for line in f if line.strip() and not line.lstrip().startswith("#")),
-                     "")
-    sep = "," if "," in first else r"\s+"
-    n_cols = len(first.replace(",", " ").split())
-    if n_cols not in (2, 3):
-        raise ValueError(
-            f"{path}: {name} files hold 'query candidate [weight]' per line (2 or 3 numbers), "
-            f"the first line has {n_cols} fields: {first.strip()[:80]!r}.")
-    pairs, weights, seen = [], [], 0
-    try:
-        chunks = pd.read_csv(path, sep=sep, header=None, comment="#", chunksize=1 << 20,
-                             dtype=np.float64, skip_blank_lines=True)
-        for chunk in chunks:
-            a = chunk.to_numpy()
-            if a.shape[1] != n_cols:
-                raise ValueError(f"expected {n_cols} fields per line, got {a.shape[1]}")
+        while lines := list(itertools.islice(f, 1 << 18)):
+            rows, where = [], []
+            for i, line in enumerate(lines, line_no + 1):
+                toks = line.split("#", 1)[0].replace(",", " ").split()
+                if not toks:
+                    continue
+                if n_cols is None:
+                    n_cols = len(toks)
+                    if n_cols not in (2, 3):
+                        raise ValueError(
+                            f"{path}, line {i}: {name} files hold 'query candidate [weight]' "
+                            f"per line (2 or 3 numbers); this line has {n_cols}: "
+                            f"{line.strip()[:80]!r}.")
+                if len(toks) != n_cols:
+                    raise ValueError(
+                        f"{path}, line {i}: expected {n_cols} fields as on the first data "
+                        f"line, got {len(toks)}: {line.strip()[:80]!r}.")
+                rows.append(toks)
+                where.append(i)
+            line_no += len(lines)
+            if not rows:
+                continue
+            try:
+                a = np.array(rows, dtype=np.float64)
+            except ValueError:
+                bad = next(k for k, r in enumerate(rows) if not _all_numbers(r))
+                raise ValueError(
+                    f"{path}, line {where[bad]} (data line {seen + bad + 1}): "
+                    f"{' '.join(rows[bad])[:80]!r} is not numbers; expected 'query "
+                    "candidate [weight]'.") from None
             ids = a[:, :2]
             bad = ~(np.isfinite(ids).all(axis=1) & (ids >= 0).all(axis=1)
                     & (ids == np.floor(ids)).all(axis=1))
@@ -128,18 +143,25 @@ def read_pairs(path, name: str = "positives"):
                 bad |= ~(np.isfinite(a[:, 2]) & (a[:, 2] >= 0))
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"data line {seen + r + 1} holds {a[r].tolist()}: ids must be "
-                                 "integers >= 0 (and a weight a number >= 0)")
+                raise ValueError(
+                    f"{path}, line {where[r]} (data line {seen + r + 1}) holds "
+                    f"{a[r].tolist()}: ids must be integers >= 0 (and a weight a number >= 0)")
             pairs.append(ids.astype(np.int64))
             if n_cols == 3:
                 weights.append(a[:, 2].copy())
             seen += a.shape[0]
-    except (ValueError, pd.errors.ParserError) as e:
-        raise ValueError(f"{path}: not a {name} file ({e}); expected 'query candidate "
-                         "[weight]' per line.") from None
     if not pairs:
-        raise ValueError(f"{path}: {name} file holds no pair.")
+        raise ValueError(f"{path}: {name} file holds no pair ('query candidate [weight]' "
+                         "per line).")
     return np.concatenate(pairs), (np.concatenate(weights) if weights else None)
+
+
+def _all_numbers(tokens) -> bool:
+    try:
+        [float(t) for t in tokens]
+    except ValueError:
+        return False
+    return True
 
 
 def _is_path(x) -> bool:
