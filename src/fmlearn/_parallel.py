@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 _lock = threading.Lock()  # held by the one caller using the kept helpers
 _helpers: ThreadPoolExecutor | None = None
 _n_helpers = 0
+# While tracing (trace_tasks), the CPU seconds of every task of every parallel region.
+_trace: list | None = None
 
 
 def _reset_after_fork() -> None:
@@ -52,6 +55,32 @@ def _kept_helpers(n: int) -> ThreadPoolExecutor:
     return _helpers
 
 
+class trace_tasks:
+    """Record, for every parallel region of :func:`run_tasks` run meanwhile, the CPU seconds
+    of each of its tasks (``time.thread_time`` in the thread that ran it): ``regions``, a
+    list of lists. With the caller's own CPU time this gives a run's critical path (its serial
+    part plus the slowest task of each region) on a loaded machine, where wall times do not
+    show how the threads would scale (benchmarks/bayes.py)."""
+
+    def __enter__(self):
+        global _trace
+        self.regions = _trace = []
+        return self
+
+    def __exit__(self, *exc):
+        global _trace
+        _trace = None
+        return False
+
+
+def _timed(task, cpu, i):
+    t0 = time.thread_time()
+    try:
+        return task()
+    finally:
+        cpu[i] = time.thread_time() - t0
+
+
 def run_tasks(tasks) -> list:
     """``[task() for task in tasks]``, at once: the first in the calling thread, the others on
     kept helper threads. Results come in order; every task has ended when this returns or
@@ -64,6 +93,10 @@ def run_tasks(tasks) -> list:
     tasks = list(tasks)
     if len(tasks) <= 1:
         return [t() for t in tasks]
+    if _trace is not None:
+        cpu = [0.0] * len(tasks)
+        _trace.append(cpu)
+        tasks = [lambda t=t, i=i: _timed(t, cpu, i) for i, t in enumerate(tasks)]
     if not _lock.acquire(blocking=False):
         with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="fmlearn") as pool:
             return list(pool.map(lambda t: t(), tasks))
@@ -80,6 +113,11 @@ def run_tasks(tasks) -> list:
         _lock.release()
 
 
+def split(n_items: int, n_parts: int) -> list:
+    """``n_parts`` contiguous ``(start, stop)`` blocks covering ``0 .. n_items``."""
+    return [(b * n_items // n_parts, (b + 1) * n_items // n_parts) for b in range(n_parts)]
+
+
 def run_blocks(fn, n_items: int, n_threads: int) -> list:
     """``[fn(start, stop) for each block]`` over ``n_threads`` contiguous blocks of ``n_items``.
 
@@ -88,5 +126,4 @@ def run_blocks(fn, n_items: int, n_threads: int) -> list:
     order.
     """
     n_threads = max(1, min(n_threads, n_items))
-    bounds = [(b * n_items // n_threads, (b + 1) * n_items // n_threads) for b in range(n_threads)]
-    return run_tasks([lambda a=a, b=b: fn(a, b) for a, b in bounds])
+    return run_tasks([lambda a=a, b=b: fn(a, b) for a, b in split(n_items, n_threads)])

@@ -300,6 +300,53 @@ def row_state(indptr, indices, data, w0, table, idx, row_offset, lin, Qb, sq, st
         pred[n] = w0[0] + linear + 0.5 * (pair - squares)
 
 
+# -- A sweep's row passes: residuals into and out of the rows' state ``R`` (see sweep_columns),
+# fused so that the start and the end of a sweep read ``R`` once each. IEEE arithmetic (no
+# fast-math reassociation): the distributed ALS (fmlearn.dask) does the same in numpy and
+# agrees bit for bit with one worker.
+@jit(fastmath=False)
+def residual_sums(target, pred, sw, start, stop):
+    """``(sum s e, sum s e^2)`` over rows ``start <= n < stop`` of ``e = target - pred``: the
+    noise precision's and the bias's sums, before ``R`` is written."""
+    s_e = 0.0
+    s_ee = 0.0
+    for n in range(start, stop):
+        se = sw[n] * (target[n] - pred[n])
+        s_e += se
+        s_ee += se * (target[n] - pred[n])
+    return s_e, s_ee
+
+
+@jit(fastmath=False)
+def weighted_squares(sw, e):
+    """``sum_n s_n e_n^2``: the squared loss after a sweep, in one pass (in order, whatever
+    the layout of ``e``: the distributed ALS passes a column of ``R``)."""
+    acc = 0.0
+    for n in range(e.shape[0]):
+        acc += sw[n] * e[n] * e[n]
+    return acc
+
+
+@jit(fastmath=False)
+def set_residuals(target, pred, shift, R, start, stop):
+    """``R[n, k] = (target[n] - pred[n]) - shift``: the residuals after the bias moved by
+    ``shift``, for rows ``start <= n < stop``."""
+    k = R.shape[1] - 2
+    for n in range(start, stop):
+        R[n, k] = (target[n] - pred[n]) - shift
+
+
+@jit(fastmath=False)
+def take_residuals(R, target, e, pred, start, stop):
+    """``e[n] = R[n, k]`` and the outputs ``pred[n] = target[n] - e[n]`` after a sweep (the next
+    sweep's outputs unless it refreshes), for rows ``start <= n < stop``."""
+    k = R.shape[1] - 2
+    for n in range(start, stop):
+        en = R[n, k]
+        e[n] = en
+        pred[n] = target[n] - en
+
+
 @jit
 def exclusive_runs(indptr, rows, n_rows, starts):
     """Split the columns into maximal runs of consecutive columns no two of which share a row.
@@ -554,6 +601,28 @@ def probit_targets(y, pred, sample, rng, out):
         else:
             t = normal_above(rng, m) if sample else mean_above(m)
             out[n] = m - t
+
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@jit
+def probit_loss(y, f, sw):
+    """``-sum_n s_n log Phi(y_n f_n)``, labels ``y`` in {-1, +1}: the probit model's loss."""
+    total = 0.0
+    for n in range(y.shape[0]):
+        x = y[n] * f[n]
+        if x > 0.0:
+            lp = math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))  # log(1 - Phi(-x))
+        elif x > -30.0:
+            lp = math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+        else:
+            # erfc underflows: the asymptotic series of log Phi, exact to double precision.
+            z = 1.0 / (x * x)
+            series = z * (-1.0 + z * (3.0 + z * (-15.0 + 105.0 * z)))
+            lp = -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(series)
+        total -= sw[n] * lp
+    return total
 
 
 # -- Distributed ALS (fmlearn.dask): a coordinate update split into its sums, its new value and
