@@ -180,3 +180,29 @@ def test_threaded_latent_draws_keep_the_posterior(cls, monkeypatch):
     labels = [p.argmax(1) for p in (p1, p2)]
     assert (labels[0] == labels[1]).mean() > 0.95
     assert (labels[1] == (y if cls is FMOrdinalRegressor else y.astype(int))).mean() > 0.6
+
+
+def test_cutpoint_deltas_are_the_log_likelihood_ratio():
+    # Each cutpoint's sum is the change of the ordered probit log-likelihood when it alone
+    # moves to its proposal; a split over row blocks adds up to the same.
+    from fmlearn._kernels import ordinal as ok
+
+    rng = np.random.default_rng(3)
+    n, cut = 400, np.array([-1.0, -0.2, 0.5, 1.4])
+    y = rng.integers(0, 5, n).astype(np.float64)
+    pred, sw = rng.normal(size=n), rng.uniform(0.5, 1.5, n)
+    for parity in (0, 1):
+        proposal = cut.copy()
+        proposal[parity::2] += rng.normal(0, 0.1, proposal[parity::2].shape)
+        got = ok.cutpoint_deltas(y, pred, sw, cut, proposal, parity, 0, n)
+        halves = ok.cutpoint_deltas(y, pred, sw, cut, proposal, parity, 0, 150) + \
+            ok.cutpoint_deltas(y, pred, sw, cut, proposal, parity, 150, n)
+        np.testing.assert_allclose(halves, got, rtol=1e-10, atol=1e-12)
+        for c in range(cut.size):
+            if c % 2 != parity:
+                assert got[c] == 0.0
+                continue
+            moved = cut.copy()
+            moved[c] = proposal[c]
+            expect = -ok.probit_log_loss(y, pred, moved, sw) + ok.probit_log_loss(y, pred, cut, sw)
+            np.testing.assert_allclose(got[c], expect, rtol=1e-9, atol=1e-9)

@@ -219,13 +219,10 @@ class Ordinal(Task):
         return _log_loss(proba[np.arange(y.shape[0]), y.astype(np.intp)], sample_weight)
 
     # -- ordered probit by MCMC: the cutpoints are drawn with the latent targets integrated
-    # out, then the latent targets given them (see fmlearn._kernels.ordinal.cutpoint_mh)
+    # out, then the latent targets given them (see fmlearn._kernels.ordinal.cutpoint_propose)
     def latent_data(self, y, sample_weight):
-        """Row ids sorted by class and their class boundaries (n_classes + 1,)."""
-        cls = y.astype(np.intp)
-        by_class = np.argsort(cls, kind="stable").astype(np.int64)
-        counts = np.bincount(cls, minlength=self.n_classes)
-        return by_class, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        """Rows per class (n_classes,) float64."""
+        return np.bincount(y.astype(np.intp), minlength=self.n_classes).astype(np.float64)
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
                        sweep, threads=None):
@@ -238,16 +235,21 @@ class Ordinal(Task):
                 "ordinal regression has no ALS solver; use solver='mcmc' (ordered probit) or "
                 "'sgd'/'adagrad' (proportional odds)."
             )
-        rows_by_class, class_ptr = data
-        cut = params.cutpoints
+        counts, cut = data, params.cutpoints
         step = state.get("cut_step")
         if step is None or step.shape != cut.shape:
-            counts = np.diff(class_ptr).astype(np.float64)
             # Random-walk steps near the cutpoints' posterior spread, then adapted.
             step = state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
         accepted = np.zeros(cut.shape[0])
-        ordinal_kernels.cutpoint_mh(y, rows_by_class, class_ptr, pred, sample_weight, cut, step,
-                                    rng, accepted)
+        proposal = np.empty_like(cut)
+        n_blocks = 1 if threads is None else threads.shape[0]
+        for parity in (0, 1):  # the even cutpoints, then the odd (independent within each)
+            ordinal_kernels.cutpoint_propose(cut, step, parity, rng, proposal)
+            deltas = sum(run_blocks(
+                lambda a, b, parity=parity: ordinal_kernels.cutpoint_deltas(
+                    y, pred, sample_weight, cut, proposal, parity, a, b),
+                pred.shape[0], n_blocks))
+            ordinal_kernels.cutpoint_accept(cut, proposal, deltas, parity, rng, accepted)
         # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
         step *= np.exp((accepted - 0.4) / np.sqrt(sweep + 1.0))
         target = np.empty_like(pred)

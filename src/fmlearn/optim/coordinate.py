@@ -56,6 +56,10 @@ REFRESH_SWEEPS = 8
 # A run of mutually exclusive columns is split over the threads when each gets at least this
 # many non-zeros: below, starting threads costs more than it saves.
 PARALLEL_RUN_NNZ = 8192
+# What a column costs the sweep beyond its non-zeros, in non-zeros (its k + 1 draws and loop
+# starts): on u1 at k = 8 the item run's cut by non-zeros left one thread 320 columns and the
+# other 1,362, which took 1.35 and 1.75 ms; 16 balances them (both costs grow with k).
+COLUMN_COST_NNZ = 16
 # The (latent) targets' draws (probit, ordinal) are split over the threads, each block of rows
 # with its own random stream, when each thread gets at least this many rows.
 PARALLEL_DRAW_ROWS = 8192
@@ -420,7 +424,9 @@ class _CoordinateSolver:
             for a, b in zip(runs[:-1], runs[1:], strict=True):
                 nnz = int(ip[b] - ip[a])
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
-                cuts = np.searchsorted(ip[a: b + 1], ip[a] + np.arange(t + 1) * nnz / t, "left")
+                # Equal shares of the cost: a run's rare columns cost more per non-zero.
+                cost = ip[a: b + 1] - ip[a] + COLUMN_COST_NNZ * np.arange(b - a + 1)
+                cuts = np.searchsorted(cost, np.arange(t + 1) * cost[-1] / t, "left")
                 cuts = a + np.minimum(cuts, b - a)
                 cuts[0], cuts[-1] = a, b
                 plan.append(cuts)
