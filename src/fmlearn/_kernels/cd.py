@@ -668,6 +668,51 @@ def columns_apply(indptr, rows, vals, c0, c1, R, table, f, new, S):
         _scatter(rows, p0, m, R, S)
 
 
+# -- A run split by rows (a few heavy columns: side features): factor by factor over the run's
+# columns, each thread on its own rows. Columns of a run are conditionally independent, so
+# visiting them factor by factor draws from the same conditionals as column by column.
+@jit
+def columns_step(indptr, rows, vals, c0, c1, R, f_prev, old, new, table, f, S, out):
+    """One step of a run's factor-by-factor sweep, on the rows that ``indptr``/``rows``/
+    ``vals`` (a CSC of some of the data rows, the model's column numbers) hold: for each
+    column ``c0 <= c < c1``, parameter ``f_prev`` changed from ``old[c - c0]`` to
+    ``new[c - c0]`` reaches the rows' residuals and sums (``f_prev < 0``: nothing changed),
+    then ``out[c - c0]`` gets the sums ``(sum s h^2, sum s h e)`` of parameter ``f`` over
+    these rows (``f < 0``: none). ``f == k`` (or ``f_prev == k``) is the linear weight. One
+    gather and scatter of the rows per step, as :func:`sweep_columns`' per column."""
+    k = R.shape[1] - 2
+    for c in range(c0, c1):
+        p0 = indptr[c]
+        m = indptr[c + 1] - p0
+        _gather(rows, vals, p0, m, R, S)
+        if f_prev >= 0:
+            d = new[c - c0] - old[c - c0]
+            if f_prev == k:
+                _linear_apply(S, m, k, d)
+            else:
+                _factor_apply(S, m, k, f_prev, old[c - c0], d)
+        if f >= 0:
+            if f == k:
+                s_hh, s_he = _linear_sums(S, m, k)
+            else:
+                s_hh, s_he = _factor_sums(S, m, k, f, table[c, f])
+            out[c - c0, 0] = s_hh
+            out[c - c0, 1] = s_he
+        if f_prev >= 0:
+            _scatter(rows, p0, m, R, S)
+
+
+@jit
+def run_values(table, c0, c1, col, sums, alpha, mu, lam, groups, sample, rng, out):
+    """New values of ``table[c, col]``, ``c0 <= c < c1``, from their summed ``sums``
+    (c1 - c0, 2) and each column's prior group (``mu``/``lam`` (n_groups,)), by
+    :func:`_draw` in column order."""
+    for c in range(c0, c1):
+        g = groups[c]
+        out[c - c0] = _draw(table[c, col], sums[c - c0, 0], sums[c - c0, 1], alpha, mu[g],
+                            lam[g], sample, rng)
+
+
 @jit
 def linear_block_sums(indptr, rows, vals, start, stop, e, sw, out):
     """Factor-major (:func:`update_linear`): ``out[c - start] = (sum s h^2, sum s h e)`` of the

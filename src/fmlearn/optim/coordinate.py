@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from fmlearn._kernels import cd
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import rng as krng
-from fmlearn._parallel import effective_n_jobs, run_blocks, run_tasks
+from fmlearn._parallel import effective_n_jobs, run_blocks, run_tasks, split
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
@@ -60,6 +60,11 @@ PARALLEL_RUN_NNZ = 8192
 # starts): on u1 at k = 8 the item run's cut by non-zeros left one thread 320 columns and the
 # other 1,362, which took 1.35 and 1.75 ms; 16 balances them (both costs grow with k).
 COLUMN_COST_NNZ = 16
+# A run is split by rows instead (factor by factor over its columns, each thread on its own
+# rows: cd.columns_step) when one of its columns holds more than 1 / (ROW_SPLIT_SHARE *
+# threads) of its non-zeros: cut between columns, the threads' shares would be uneven (side
+# features: 7 age groups, a genre column alone in its run).
+ROW_SPLIT_SHARE = 8
 # The (latent) targets' draws (probit, ordinal) are split over the threads, each block of rows
 # with its own random stream, when each thread gets at least this many rows.
 PARALLEL_DRAW_ROWS = 8192
@@ -416,37 +421,57 @@ class _CoordinateSolver:
             cd.block_apply_factor(b.idx, e, q, A)
 
     def _plan(self, data, n_threads):
-        """Per run of mutually exclusive main columns, the column cuts of its threads."""
+        """Per run of mutually exclusive main columns ``(a, b, cuts)``: ``cuts`` the column
+        cuts of its threads, or None for a run split by rows (``self._pieces``: per thread,
+        the CSC of its block of rows, of those runs' columns)."""
         key = (id(data.runs), n_threads)
         if getattr(self, "_plan_key", None) != key:
             ip, runs = data.main_csc.indptr, data.runs
-            plan = []
+            plan, by_rows = [], np.zeros(data.main.n_features)
             for a, b in zip(runs[:-1], runs[1:], strict=True):
                 nnz = int(ip[b] - ip[a])
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
+                widest = int(np.diff(ip[a: b + 1]).max(initial=0))
+                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz:
+                    plan.append((a, b, None))
+                    by_rows[a:b] = 1.0
+                    continue
                 # Equal shares of the cost: a run's rare columns cost more per non-zero.
                 cost = ip[a: b + 1] - ip[a] + COLUMN_COST_NNZ * np.arange(b - a + 1)
                 cuts = np.searchsorted(cost, np.arange(t + 1) * cost[-1] / t, "left")
                 cuts = a + np.minimum(cuts, b - a)
                 cuts[0], cuts[-1] = a, b
-                plan.append(cuts)
+                plan.append((a, b, cuts))
+            pieces = []
+            if by_rows.any():
+                m = data.main
+                X = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.n_rows, m.n_features))
+                X = (X @ sp.diags(by_rows)).tocsr()
+                X.eliminate_zeros()
+                for a, b in split(m.n_rows, n_threads):
+                    c = X[a:b].tocsc()
+                    c.sort_indices()
+                    pieces.append(_CSC(c.indptr.astype(np.int64), (c.indices + a).astype(np.int32),
+                                       c.data.astype(np.float64)))
             widest = int(np.diff(ip).max(initial=0))
             self._plan_key, self._plan_cuts, self._widest, self._scratch = key, plan, widest, []
+            self._pieces = pieces
         return self._plan_cuts
 
     def _sweep_main(self, data, state, table, R, prior, n_threads):
         """``w_i`` and ``v_i`` of every main column, feature by feature; runs of columns that
-        share no row are split over ``n_threads`` threads, each with its own random stream
-        (``state["rng_threads"]``, drawn from the chain's generator on the first sweep)."""
+        share no row are split over ``n_threads`` threads, by columns (each thread with its
+        own random stream, ``state["rng_threads"]``, drawn from the chain's generator when
+        first needed) or by rows (:meth:`_sweep_by_rows`)."""
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
         plan = self._plan(data, n_threads)
-        width = max((len(cuts) - 1 for cuts in plan), default=1)
+        width = max((len(cuts) - 1 for _, _, cuts in plan if cuts is not None), default=1)
         # Small data is never split: its chain stays the one-thread chain whatever n_jobs.
         streams = (self._streams(state, n_threads) if width > 1 and sample
                    else np.zeros(n_threads, dtype=np.uint64))
-
-        while len(self._scratch) < width:  # one scratch per thread
+        threads = max(width, len(self._pieces))
+        while len(self._scratch) < threads:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
 
         def columns(a, b, r, t=0):
@@ -454,14 +479,43 @@ class _CoordinateSolver:
                              alpha, mu_w, lam_w, mu_V, lam_V, data.groups, sample, r,
                              self._scratch[t])
 
-        for cuts in plan:
-            t = len(cuts) - 1
-            if t == 1:
-                columns(cuts[0], cuts[1], state["rng"])
+        for a, b, cuts in plan:
+            if cuts is None:
+                self._sweep_by_rows(a, b, data, state, table, R, prior)
+            elif len(cuts) == 2:
+                columns(a, b, state["rng"])
             else:
                 run_tasks([lambda u=u, cuts=cuts: columns(cuts[u], cuts[u + 1],
                                                           streams[u: u + 1], u)
-                           for u in range(t)])
+                           for u in range(len(cuts) - 1)])
+
+    def _sweep_by_rows(self, a, b, data, state, table, R, prior):
+        """Run ``a:b`` factor by factor over its columns (``w``, then ``v_0 .. v_k-1``), each
+        thread summing and updating its own block of rows (``cd.columns_step``: the last
+        parameter's change, then the next one's sums, in one region); the draws in column
+        order from the chain's own stream, so the chain does not depend on the threads but
+        through the rounding of the sums."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        k, n, pieces = R.shape[1] - 2, b - a, self._pieces
+        outs = [np.empty((n, 2)) for _ in pieces]
+        old, new = np.empty(n), np.empty(n)
+        steps = ([k] if self.fit_linear else []) + list(range(k))
+        f_prev = -1
+        for f in [*steps, -1]:
+            run_tasks([lambda t=t, p=p, f=f, f_prev=f_prev: cd.columns_step(
+                p.indptr, p.rows, p.vals, a, b, R, f_prev, old, new, table, f,
+                self._scratch[t], outs[t]) for t, p in enumerate(pieces)])
+            if f < 0:
+                break
+            total = outs[0].copy()
+            for o in outs[1:]:
+                total += o
+            mu, lam = (mu_w, lam_w) if f == k else (mu_V[f], lam_V[f])
+            old[:] = table[a:b, f]
+            cd.run_values(table, a, b, f, total, alpha, mu, lam, data.groups, self.sample,
+                          state["rng"], new)
+            table[a:b, f] = new
+            f_prev = f
 
     def _after_sweep(self, params, state, alpha):
         pass
