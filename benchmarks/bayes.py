@@ -39,6 +39,16 @@ Four parts (``--parts``), each with its own protocol; a test file is never used 
     return_std=True)``, the share of held-out noisy targets inside (target 88-92%); myFM's
     intervals from its kept samples (mean ± 1.645 sqrt(var of the sample outputs + mean of
     1/alpha)) for reference, and fmlearn again with its default burn-in (10%).
+``speed`` — seconds per Gibbs iteration on u1 (k = 8, 200 iterations, ``--repeats`` rounds)
+    and on a MovieLens-1M-sized synthetic set (k = 32): fmlearn with ``n_jobs=1`` and 2,
+    myFM, libFM, alternating within each round. fmlearn's fits are also traced
+    (``fmlearn._parallel.trace_tasks``): the CPU time of each thread in each parallel region,
+    so the two-thread fit's critical path (its serial part plus the slower thread of each
+    region) can be set against the one-thread fit's CPU time, a speed-up estimate that a
+    loaded machine does not skew the way it skews wall times. ``--quick`` runs the synthetic
+    set with fmlearn alone for 3 iterations (under 3 minutes in all); ``--no-synthetic`` skips
+    it. The ratios are printed; re-run on a quiet machine with
+    ``benchmarks/.venv/bin/python benchmarks/bayes.py --parts speed --quick --repeats 3``.
 
     bash benchmarks/setup_peers.sh                         # myfm into benchmarks/.venv
     benchmarks/.venv/bin/python benchmarks/bayes.py        # all parts, about 6 minutes

@@ -167,14 +167,15 @@ def _scatter(rows, p0, m, R, S):
 
 
 @jit(inline="always")
-def _linear_sums(S, m, k):
-    """``(sum s h^2, sum s h e)`` of a column's linear weight (``h = x``)."""
+def _linear_sums(S, j0, j1, k):
+    """``(sum s h^2, sum s h e)`` of a column's linear weight (``h = x``), its rows at
+    ``j0 <= j < j1`` of ``S``."""
     be = S[k]
     bs = S[k + 1]
     bx = S[k + 2]
     s_hh = 0.0
     s_he = 0.0
-    for j in range(m):
+    for j in range(j0, j1):
         sx = bs[j] * bx[j]
         s_hh += sx * bx[j]
         s_he += sx * be[j]
@@ -182,16 +183,16 @@ def _linear_sums(S, m, k):
 
 
 @jit(inline="always")
-def _linear_apply(S, m, k, d):
+def _linear_apply(S, j0, j1, k, d):
     """The residuals after the linear weight changed by ``d``."""
     be = S[k]
     bx = S[k + 2]
-    for j in range(m):
+    for j in range(j0, j1):
         be[j] -= d * bx[j]
 
 
 @jit(inline="always")
-def _factor_sums(S, m, k, f, v):
+def _factor_sums(S, j0, j1, k, f, v):
     """``(sum s h^2, sum s h e)`` of factor ``f`` (value ``v``): ``h = x (q_f - v x)``."""
     be = S[k]
     bs = S[k + 1]
@@ -199,7 +200,7 @@ def _factor_sums(S, m, k, f, v):
     bq = S[f]
     s_hh = 0.0
     s_he = 0.0
-    for j in range(m):
+    for j in range(j0, j1):
         x = bx[j]
         h = x * (bq[j] - v * x)
         sh = bs[j] * h
@@ -209,13 +210,13 @@ def _factor_sums(S, m, k, f, v):
 
 
 @jit(inline="always")
-def _factor_apply(S, m, k, f, v, d):
+def _factor_apply(S, j0, j1, k, f, v, d):
     """Residuals and factor sums after factor ``f`` changed from ``v`` by ``d``."""
     be = S[k]
     bx = S[k + 2]
     bq = S[f]
     # The residuals' update, fused with the factor sums' (h from the old v).
-    for j in range(m):
+    for j in range(j0, j1):
         x = bx[j]
         be[j] -= d * x * (bq[j] - v * x)
         bq[j] += d * x
@@ -248,17 +249,17 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
         m = indptr[c + 1] - p0
         _gather(rows, vals, p0, m, R, S)
         if fit_linear:
-            s_hh, s_he = _linear_sums(S, m, k)
+            s_hh, s_he = _linear_sums(S, 0, m, k)
             old = table[i, wcol]
             new = _draw(old, s_hh, s_he, alpha, mu_w[g], lam_w[g], sample, rng)
             table[i, wcol] = new
-            _linear_apply(S, m, k, new - old)
+            _linear_apply(S, 0, m, k, new - old)
         for f in range(k):
             v = table[i, f]
-            s_hh, s_he = _factor_sums(S, m, k, f, v)
+            s_hh, s_he = _factor_sums(S, 0, m, k, f, v)
             new = _draw(v, s_hh, s_he, alpha, mu_V[f, g], lam_V[f, g], sample, rng)
             table[i, f] = new
-            _factor_apply(S, m, k, f, v, new - v)
+            _factor_apply(S, 0, m, k, f, v, new - v)
         _scatter(rows, p0, m, R, S)
 
 
@@ -643,9 +644,9 @@ def columns_sums(indptr, rows, vals, c0, c1, R, table, f, S, out):
         m = indptr[c + 1] - p0
         _gather(rows, vals, p0, m, R, S)
         if f == k:
-            s_hh, s_he = _linear_sums(S, m, k)
+            s_hh, s_he = _linear_sums(S, 0, m, k)
         else:
-            s_hh, s_he = _factor_sums(S, m, k, f, table[c, f])
+            s_hh, s_he = _factor_sums(S, 0, m, k, f, table[c, f])
         out[c - c0, 0] = s_hh
         out[c - c0, 1] = s_he
 
@@ -662,9 +663,9 @@ def columns_apply(indptr, rows, vals, c0, c1, R, table, f, new, S):
         old = table[c, f]
         table[c, f] = new[c - c0]
         if f == k:
-            _linear_apply(S, m, k, new[c - c0] - old)
+            _linear_apply(S, 0, m, k, new[c - c0] - old)
         else:
-            _factor_apply(S, m, k, f, old, new[c - c0] - old)
+            _factor_apply(S, 0, m, k, f, old, new[c - c0] - old)
         _scatter(rows, p0, m, R, S)
 
 
@@ -672,34 +673,39 @@ def columns_apply(indptr, rows, vals, c0, c1, R, table, f, new, S):
 # columns, each thread on its own rows. Columns of a run are conditionally independent, so
 # visiting them factor by factor draws from the same conditionals as column by column.
 @jit
-def columns_step(indptr, rows, vals, c0, c1, R, f_prev, old, new, table, f, S, out):
-    """One step of a run's factor-by-factor sweep, on the rows that ``indptr``/``rows``/
-    ``vals`` (a CSC of some of the data rows, the model's column numbers) hold: for each
-    column ``c0 <= c < c1``, parameter ``f_prev`` changed from ``old[c - c0]`` to
-    ``new[c - c0]`` reaches the rows' residuals and sums (``f_prev < 0``: nothing changed),
-    then ``out[c - c0]`` gets the sums ``(sum s h^2, sum s h e)`` of parameter ``f`` over
-    these rows (``f < 0``: none). ``f == k`` (or ``f_prev == k``) is the linear weight. One
-    gather and scatter of the rows per step, as :func:`sweep_columns`' per column."""
+def run_step(indptr, rows, vals, c0, c1, R, S, f_prev, old, new, table, f, out):
+    """One step of a run's parameter-by-parameter sweep, on the rows that ``indptr``/``rows``/
+    ``vals`` hold (a CSC of a block of the data rows, the model's column numbers). The run's
+    entries stay gathered in ``S`` (k + 3, at least their number) from the first step
+    (``f_prev < 0``: gather) to the last (``f < 0``: scatter back to ``R``), so each
+    parameter's step is contiguous loops over them, as :func:`sweep_columns`' per column:
+    for each column ``c0 <= c < c1``, parameter ``f_prev`` changed from ``old[c - c0]`` to
+    ``new[c - c0]`` reaches the rows' residuals and sums, then ``out[c - c0]`` gets the sums
+    ``(sum s h^2, sum s h e)`` of parameter ``f`` over these rows. ``k`` is the linear
+    weight."""
     k = R.shape[1] - 2
-    for c in range(c0, c1):
-        p0 = indptr[c]
-        m = indptr[c + 1] - p0
+    p0 = indptr[c0]
+    m = indptr[c1] - p0
+    if f_prev < 0:
         _gather(rows, vals, p0, m, R, S)
+    for c in range(c0, c1):
+        j0 = indptr[c] - p0
+        j1 = indptr[c + 1] - p0
         if f_prev >= 0:
             d = new[c - c0] - old[c - c0]
             if f_prev == k:
-                _linear_apply(S, m, k, d)
+                _linear_apply(S, j0, j1, k, d)
             else:
-                _factor_apply(S, m, k, f_prev, old[c - c0], d)
+                _factor_apply(S, j0, j1, k, f_prev, old[c - c0], d)
         if f >= 0:
             if f == k:
-                s_hh, s_he = _linear_sums(S, m, k)
+                s_hh, s_he = _linear_sums(S, j0, j1, k)
             else:
-                s_hh, s_he = _factor_sums(S, m, k, f, table[c, f])
+                s_hh, s_he = _factor_sums(S, j0, j1, k, f, table[c, f])
             out[c - c0, 0] = s_hh
             out[c - c0, 1] = s_he
-        if f_prev >= 0:
-            _scatter(rows, p0, m, R, S)
+    if f < 0:
+        _scatter(rows, p0, m, R, S)
 
 
 @jit

@@ -15,13 +15,19 @@ A sweep:
    ``REFRESH_SWEEPS`` sweeps recomputes it from scratch (multi-threaded over rows), so
    rounding in the cached residuals cannot drift;
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
-   probit targets (ordinal: after a Metropolis step of the cutpoints);
-3. MCMC: draws the noise precision and every group's prior means and precisions;
+   probit targets (ordinal: after Metropolis steps of the cutpoints), on threads over blocks
+   of rows, one random stream each;
+3. MCMC: draws the noise precision and every group's prior means and precisions, from the
+   residuals' sums (``cd.residual_sums``);
 4. updates ``w0``; then, feature by feature, ``w_i`` and ``v_i1 .. v_ik`` of every column of
    X (``cd.sweep_columns``), on ``n_jobs`` threads over runs of columns that share no row
-   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``);
-   then each relation block, its ``w_i`` and factor by factor its ``v_if``, at the cost of
-   its unique rows. Data too large to keep every row's sums go factor by factor instead.
+   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``),
+   each run split between its columns or, when a few heavy columns make that uneven, by rows
+   (``cd.run_step``); then each relation block, its ``w_i`` and factor by factor its
+   ``v_if``, at the cost of its unique rows. Data too large to keep every row's sums go
+   factor by factor instead.
+
+Every parallel region runs on ``fmlearn._parallel.run_tasks``' kept helper threads.
 """
 
 from __future__ import annotations
@@ -61,10 +67,13 @@ PARALLEL_RUN_NNZ = 8192
 # other 1,362, which took 1.35 and 1.75 ms; 16 balances them (both costs grow with k).
 COLUMN_COST_NNZ = 16
 # A run is split by rows instead (factor by factor over its columns, each thread on its own
-# rows: cd.columns_step) when one of its columns holds more than 1 / (ROW_SPLIT_SHARE *
+# rows: cd.run_step) when one of its columns holds more than 1 / (ROW_SPLIT_SHARE *
 # threads) of its non-zeros: cut between columns, the threads' shares would be uneven (side
 # features: 7 age groups, a genre column alone in its run).
 ROW_SPLIT_SHARE = 8
+# A run split by rows keeps its entries gathered on each thread, (k + 3) float64 per entry,
+# for all its parameters' steps; runs split by rows may take at most this much in all.
+ROW_SPLIT_BYTES = 256 * 2**20
 # The (latent) targets' draws (probit, ordinal) are split over the threads, each block of rows
 # with its own random stream, when each thread gets at least this many rows.
 PARALLEL_DRAW_ROWS = 8192
@@ -420,21 +429,25 @@ class _CoordinateSolver:
                                    alpha, mu_V[f], lam_V[f], data.groups, self.sample, r)
             cd.block_apply_factor(b.idx, e, q, A)
 
-    def _plan(self, data, n_threads):
+    def _plan(self, data, n_threads, k):
         """Per run of mutually exclusive main columns ``(a, b, cuts)``: ``cuts`` the column
         cuts of its threads, or None for a run split by rows (``self._pieces``: per thread,
-        the CSC of its block of rows, of those runs' columns)."""
-        key = (id(data.runs), n_threads)
+        the CSC of its block of rows, of those runs' columns; ``self._run_scratch``: per
+        thread, room for the entries of its largest such run)."""
+        key = (id(data.runs), n_threads, k)
         if getattr(self, "_plan_key", None) != key:
             ip, runs = data.main_csc.indptr, data.runs
             plan, by_rows = [], np.zeros(data.main.n_features)
+            budget = ROW_SPLIT_BYTES
             for a, b in zip(runs[:-1], runs[1:], strict=True):
                 nnz = int(ip[b] - ip[a])
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
                 widest = int(np.diff(ip[a: b + 1]).max(initial=0))
-                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz:
+                room = nnz * (k + 3) * 8  # its gathered entries, over all threads
+                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and room <= budget:
                     plan.append((a, b, None))
                     by_rows[a:b] = 1.0
+                    budget -= room
                     continue
                 # Equal shares of the cost: a run's rare columns cost more per non-zero.
                 cost = ip[a: b + 1] - ip[a] + COLUMN_COST_NNZ * np.arange(b - a + 1)
@@ -442,7 +455,7 @@ class _CoordinateSolver:
                 cuts = a + np.minimum(cuts, b - a)
                 cuts[0], cuts[-1] = a, b
                 plan.append((a, b, cuts))
-            pieces = []
+            pieces, run_scratch = [], []
             if by_rows.any():
                 m = data.main
                 X = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.n_rows, m.n_features))
@@ -453,9 +466,12 @@ class _CoordinateSolver:
                     c.sort_indices()
                     pieces.append(_CSC(c.indptr.astype(np.int64), (c.indices + a).astype(np.int32),
                                        c.data.astype(np.float64)))
+                    largest = max(int(c.indptr[r1] - c.indptr[r0]) for r0, r1, cuts in plan
+                                  if cuts is None)
+                    run_scratch.append(np.empty((k + 3, max(largest, 1))))
             widest = int(np.diff(ip).max(initial=0))
             self._plan_key, self._plan_cuts, self._widest, self._scratch = key, plan, widest, []
-            self._pieces = pieces
+            self._pieces, self._run_scratch = pieces, run_scratch
         return self._plan_cuts
 
     def _sweep_main(self, data, state, table, R, prior, n_threads):
@@ -465,13 +481,12 @@ class _CoordinateSolver:
         first needed) or by rows (:meth:`_sweep_by_rows`)."""
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
-        plan = self._plan(data, n_threads)
+        plan = self._plan(data, n_threads, k)
         width = max((len(cuts) - 1 for _, _, cuts in plan if cuts is not None), default=1)
         # Small data is never split: its chain stays the one-thread chain whatever n_jobs.
         streams = (self._streams(state, n_threads) if width > 1 and sample
                    else np.zeros(n_threads, dtype=np.uint64))
-        threads = max(width, len(self._pieces))
-        while len(self._scratch) < threads:  # one scratch per thread
+        while len(self._scratch) < width:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
 
         def columns(a, b, r, t=0):
@@ -490,11 +505,11 @@ class _CoordinateSolver:
                            for u in range(len(cuts) - 1)])
 
     def _sweep_by_rows(self, a, b, data, state, table, R, prior):
-        """Run ``a:b`` factor by factor over its columns (``w``, then ``v_0 .. v_k-1``), each
-        thread summing and updating its own block of rows (``cd.columns_step``: the last
-        parameter's change, then the next one's sums, in one region); the draws in column
-        order from the chain's own stream, so the chain does not depend on the threads but
-        through the rounding of the sums."""
+        """Run ``a:b`` parameter by parameter over its columns (``w``, then ``v_0 .. v_k-1``),
+        each thread summing and updating its own block of rows, gathered once for the whole
+        run (``cd.run_step``: the last parameter's change, then the next one's sums, in one
+        region); the draws in column order from the chain's own stream, so the chain does not
+        depend on the threads but through the rounding of the sums."""
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         k, n, pieces = R.shape[1] - 2, b - a, self._pieces
         outs = [np.empty((n, 2)) for _ in pieces]
@@ -502,9 +517,9 @@ class _CoordinateSolver:
         steps = ([k] if self.fit_linear else []) + list(range(k))
         f_prev = -1
         for f in [*steps, -1]:
-            run_tasks([lambda t=t, p=p, f=f, f_prev=f_prev: cd.columns_step(
-                p.indptr, p.rows, p.vals, a, b, R, f_prev, old, new, table, f,
-                self._scratch[t], outs[t]) for t, p in enumerate(pieces)])
+            run_tasks([lambda t=t, p=p, f=f, f_prev=f_prev: cd.run_step(
+                p.indptr, p.rows, p.vals, a, b, R, self._run_scratch[t], f_prev, old, new,
+                table, f, outs[t]) for t, p in enumerate(pieces)])
             if f < 0:
                 break
             total = outs[0].copy()
