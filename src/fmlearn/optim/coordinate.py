@@ -72,7 +72,8 @@ COLUMN_COST_NNZ = 16
 # features: 7 age groups, a genre column alone in its run).
 ROW_SPLIT_SHARE = 8
 # A run split by rows keeps its entries gathered on each thread, (k + 3) float64 per entry,
-# for all its parameters' steps; runs split by rows may take at most this much in all.
+# for all its parameters' steps (one scratch per thread, reused run after run): a run whose
+# entries would take more than this is cut between columns instead.
 ROW_SPLIT_BYTES = 256 * 2**20
 # The (latent) targets' draws (probit, ordinal) are split over the threads, each block of rows
 # with its own random stream, when each thread gets at least this many rows.
@@ -438,16 +439,14 @@ class _CoordinateSolver:
         if getattr(self, "_plan_key", None) != key:
             ip, runs = data.main_csc.indptr, data.runs
             plan, by_rows = [], np.zeros(data.main.n_features)
-            budget = ROW_SPLIT_BYTES
             for a, b in zip(runs[:-1], runs[1:], strict=True):
                 nnz = int(ip[b] - ip[a])
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
                 widest = int(np.diff(ip[a: b + 1]).max(initial=0))
                 room = nnz * (k + 3) * 8  # its gathered entries, over all threads
-                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and room <= budget:
+                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and room <= ROW_SPLIT_BYTES:
                     plan.append((a, b, None))
                     by_rows[a:b] = 1.0
-                    budget -= room
                     continue
                 # Equal shares of the cost: a run's rare columns cost more per non-zero.
                 cost = ip[a: b + 1] - ip[a] + COLUMN_COST_NNZ * np.arange(b - a + 1)
