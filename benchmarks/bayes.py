@@ -190,12 +190,26 @@ def fm_blocks(blocks):
     return [RelationBlock(np.asarray(i, dtype=np.int64), B) for i, B in blocks]
 
 
+def traced_fit(model, X, y, **fit_kw):
+    """``model.fit`` timed: wall seconds and :attr:`Run.cpu` (the calling thread's CPU time,
+    its serial part, the critical path and the total over threads)."""
+    from fmlearn._parallel import trace_tasks
+
+    t0, c0 = time.perf_counter(), time.thread_time()
+    with trace_tasks() as trace:
+        model.fit(X, y, **fit_kw)
+    fit_s, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    serial = cpu - sum(r[0] for r in trace.regions)  # the caller runs each first task
+    return fit_s, {"main": cpu, "serial": serial,
+                   "critical": serial + sum(max(r) for r in trace.regions),
+                   "total": serial + sum(sum(r) for r in trace.regions),
+                   "regions": len(trace.regions)}
+
+
 def run_fmlearn_mcmc(X, y, X_test, y_test, *, rank, n_iter, n_kept_samples, grouping=None,
                      X_rel=None, X_rel_test=None, seed=SEED, n_jobs=1) -> Run:
     """fmlearn ``solver="mcmc"``, the same settings as :func:`myfm_bayes.fit_predict`; the fit
     is traced (:attr:`Run.cpu`)."""
-    from fmlearn._parallel import trace_tasks
-
     try:
         model = fm_estimator(n_factors=rank, solver="mcmc", max_iter=n_iter, tol=None,
                              init_stdev=0.1, n_kept_samples=n_kept_samples,
@@ -203,15 +217,7 @@ def run_fmlearn_mcmc(X, y, X_test, y_test, *, rank, n_iter, n_kept_samples, grou
                              random_state=seed, n_jobs=n_jobs)
         fit_kw = {"X_rel": fm_blocks(X_rel)} if X_rel else {}
         pred_kw = {"X_rel": fm_blocks(X_rel_test)} if X_rel_test else {}
-        t0, c0 = time.perf_counter(), time.thread_time()
-        with trace_tasks() as trace:
-            model.fit(X, y, **fit_kw)
-        fit_s, cpu = time.perf_counter() - t0, time.thread_time() - c0
-        serial = cpu - sum(r[0] for r in trace.regions)  # the caller runs each first task
-        cpu = {"main": cpu, "serial": serial,
-               "critical": serial + sum(max(r) for r in trace.regions),
-               "total": serial + sum(sum(r) for r in trace.regions),
-               "regions": len(trace.regions)}
+        fit_s, cpu = traced_fit(model, X, y, **fit_kw)
         t1 = time.perf_counter()
         pred = model.predict(X_test, **pred_kw)
         pred_s = time.perf_counter() - t1
@@ -857,7 +863,58 @@ def part_speed(args) -> dict:
                            f"{r.cpu['critical'] / r.n_iter * 1e3:.1f} ms" if r.cpu else "")
                     log(f"{name} round {rnd + 1} {tool}: RMSE {r.rmse:.4f}, "
                         f"{r.iter_median * 1e3:.1f} ms/iter (median), fit {r.fit_s:.1f}s{cpu}")
-    return render_speed(args, sets, results)
+    cases = thread_cases(data, args) if not fm_status else {}
+    return render_speed(args, sets, results, cases)
+
+
+ITER_THREADS = 40
+
+
+def thread_cases(data: Path, args) -> dict:
+    """The other sweeps on u1 with ``n_jobs`` 1 and 2, ``ITER_THREADS`` sweeps each, traced:
+    probit classification (rating >= 4), ordered probit (the stars), ALS (k = 8), and the
+    relational features of part (b) (k = 10). Returns name -> [(Run 1 thread, Run 2), ...]."""
+    from fmlearn import FMClassifier, FMOrdinalRegressor, FMRegressor
+
+    X, y, *_ = load_split(data, "u1")
+    d = load_movielens100k_relational(data / "ml-100k", "u1")
+    common = dict(max_iter=ITER_THREADS, tol=None, init_stdev=0.1, random_state=SEED)
+    mcmc = dict(solver="mcmc", n_kept_samples=ITER_THREADS - 5, **common)
+    cases = {
+        "probit (rating >= 4), k = 8": (FMClassifier, dict(n_factors=K_E, **mcmc), X, y >= 4,
+                                        {}),
+        "ordered probit, k = 8": (FMOrdinalRegressor, dict(n_factors=K_E, **mcmc), X,
+                                  np.round(y).astype(int), {}),
+        "ALS, k = 8": (FMRegressor, dict(n_factors=K_E, solver="als", **common), X, y, {}),
+        "relational (part (b)), k = 10": (
+            FMRegressor, dict(n_factors=K_B, prior_groups=d.prior_groups, **mcmc), d.train.X,
+            d.train.y, {"X_rel": fm_blocks(d.train.blocks)}),
+    }
+    out = {}
+    for name, (cls, kw, Xc, yc, fit_kw) in cases.items():
+        for jobs in (1, 2):  # warm-up: compile
+            cls(**{**kw, "max_iter": 2, "n_jobs": jobs}).fit(Xc[:3000], yc[:3000],
+                                                           **_head(fit_kw, 3000))
+        rounds = []
+        for _ in range(max(1, min(args.repeats, 2))):
+            pair = []
+            for jobs in (1, 2):
+                fit_s, cpu = traced_fit(cls(**kw, n_jobs=jobs), Xc, yc, **fit_kw)
+                pair.append(Run(name, fit_s=fit_s, n_iter=ITER_THREADS,
+                                iter_median=fit_s / ITER_THREADS, cpu=cpu))
+            rounds.append(pair)
+            log(f"threads, {name}: {pair[0].iter_median * 1e3:.1f} / "
+                f"{pair[1].iter_median * 1e3:.1f} ms per sweep (n_jobs 1 / 2)")
+        out[name] = rounds
+    return out
+
+
+def _head(fit_kw, n):
+    """The relation blocks of the first ``n`` rows (the warm-up fits)."""
+    from fmlearn import RelationBlock
+
+    return {"X_rel": [RelationBlock(b.indices[:n], b.X) for b in fit_kw["X_rel"]]} \
+        if fit_kw else {}
 
 
 def cpu_scaling(ones, twos) -> dict:
@@ -881,7 +938,7 @@ def cpu_scaling(ones, twos) -> dict:
                          / (a.cpu["main"] / a.n_iter))}
 
 
-def render_speed(args, sets, results) -> dict:
+def render_speed(args, sets, results, cases=None) -> dict:
     tools = ("fmlearn-1", "fmlearn-2", "myfm", "libfm")
     label = {"fmlearn-1": "fmlearn, n_jobs=1", "fmlearn-2": "fmlearn, n_jobs=2",
              "myfm": "myFM", "libfm": "libFM (built from source)"}
@@ -947,6 +1004,23 @@ def render_speed(args, sets, results) -> dict:
                 f"{met(('fmlearn-1', 'libfm'), lambda v: v <= 0.5)}; n_jobs=2 ≥ 1.7x one "
                 f"thread, wall: {met(('fmlearn-2', 'fmlearn-1'), lambda v: v <= 1 / 1.7)}"
                 f"{robust}")
+        out.append("")
+    if cases:
+        out += [f"**Other sweeps on two threads** (u1, {ITER_THREADS} sweeps, fit wall time per "
+                "sweep; CPU times as above; per round, median):", "",
+                "| sweep | n_jobs=1 ms | n_jobs=2 ms | wall ratio | 1-thread CPU ms | "
+                "2-thread serial ms | critical path ms | critical path / 1-thread CPU |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name, rounds in cases.items():
+            ones, twos = [a for a, _ in rounds], [b for _, b in rounds]
+            cpu = cpu_scaling(ones, twos)
+            wall = float(np.median([b.iter_median / a.iter_median for a, b in rounds]))
+            out.append(f"| {name} | {np.median([a.iter_median for a in ones]) * 1e3:.1f} | "
+                       f"{np.median([b.iter_median for b in twos]) * 1e3:.1f} | {wall:.2f} | "
+                       f"{cpu['one'] * 1e3:.1f} | {cpu['serial'] * 1e3:.1f} | "
+                       f"{cpu['critical'] * 1e3:.1f} | {cpu['ratio']:.2f} |")
+            print(f"{name}: n_jobs=2 / 1 wall {wall:.2f}; critical path / one-thread CPU "
+                  f"{cpu['ratio']:.2f}", flush=True)
         out.append("")
     target = "(e) " + ("; ".join(target_bits) if target_bits else "not measured") + "."
     return {"target": target, "body": "\n".join(out)}

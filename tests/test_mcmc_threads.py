@@ -32,6 +32,7 @@ def threads_on_small_data(monkeypatch):
     monkeypatch.setattr("fmlearn.optim.coordinate.PARALLEL_RUN_NNZ", 1)
     monkeypatch.setattr("fmlearn.optim.coordinate.PARALLEL_DRAW_ROWS", 1)
     monkeypatch.setattr("fmlearn.optim.coordinate.PARALLEL_PASS_ROWS", 1)
+    monkeypatch.setattr("fmlearn.optim.coordinate.ROW_SPLIT_NNZ", 1)
 
 
 def _runs(X):

@@ -71,6 +71,11 @@ COLUMN_COST_NNZ = 16
 # threads) of its non-zeros: cut between columns, the threads' shares would be uneven (side
 # features: 7 age groups, a genre column alone in its run).
 ROW_SPLIT_SHARE = 8
+# ... and only with at least this many non-zeros per thread: a run split by rows takes one
+# parallel region per parameter, and on the ML-1M-sized set (k = 32) splitting the genre runs
+# (about 110,000 non-zeros) as well cost more in the main thread's steps than it saved
+# (critical path 0.73x of the one-thread CPU time, against 0.66x with the heavy runs only).
+ROW_SPLIT_NNZ = 250_000
 # A run split by rows keeps its entries gathered on each thread, (k + 3) float64 per entry,
 # for all its parameters' steps (one scratch per thread, reused run after run): a run whose
 # entries would take more than this is cut between columns instead.
@@ -444,7 +449,8 @@ class _CoordinateSolver:
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
                 widest = int(np.diff(ip[a: b + 1]).max(initial=0))
                 room = nnz * (k + 3) * 8  # its gathered entries, over all threads
-                if t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and room <= ROW_SPLIT_BYTES:
+                if (t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and nnz >= ROW_SPLIT_NNZ * t
+                        and room <= ROW_SPLIT_BYTES):
                     plan.append((a, b, None))
                     by_rows[a:b] = 1.0
                     continue
