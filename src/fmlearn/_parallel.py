@@ -6,12 +6,34 @@ on slices of the work (a chunk of the shuffled row order, a block of rows) from 
 instead of compiling ``parallel=True`` twins: one compiled function per kernel, no numba
 threading layer, and a cold first fit that stays fast (the parfor twin of the SGD epoch took
 3.5x longer to compile than the kernel itself).
+
+The helper threads are started once and kept (:func:`run_tasks`): a thread pool created and
+shut down per call cost 2.2-2.7 ms per parallel region on the 2-core machine (a kept pool
+about 70 us), as much as a whole MCMC sweep of MovieLens 100K saves on the second thread.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+_lock = threading.Lock()  # held by the one caller using the kept helpers
+_helpers: ThreadPoolExecutor | None = None
+_n_helpers = 0
+# While tracing (trace_tasks), the CPU seconds of every task of every parallel region.
+_trace: list | None = None
+
+
+def _reset_after_fork() -> None:
+    # A forked child has none of the parent's threads: it starts its own helpers on demand.
+    global _lock, _helpers, _n_helpers
+    _lock, _helpers, _n_helpers = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def effective_n_jobs(n_jobs) -> int:
@@ -23,15 +45,85 @@ def effective_n_jobs(n_jobs) -> int:
     return int(n_jobs)
 
 
+def _kept_helpers(n: int) -> ThreadPoolExecutor:
+    global _helpers, _n_helpers
+    if _helpers is None or _n_helpers < n:
+        if _helpers is not None:
+            _helpers.shutdown(wait=True)
+        _helpers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fmlearn")
+        _n_helpers = n
+    return _helpers
+
+
+class trace_tasks:
+    """Record, for every parallel region of :func:`run_tasks` run meanwhile, the CPU seconds
+    of each of its tasks (``time.thread_time`` in the thread that ran it): ``regions``, a
+    list of lists. With the caller's own CPU time this gives a run's critical path (its serial
+    part plus the slowest task of each region) on a loaded machine, where wall times do not
+    show how the threads would scale (benchmarks/bayes.py)."""
+
+    def __enter__(self):
+        global _trace
+        self.regions = _trace = []
+        return self
+
+    def __exit__(self, *exc):
+        global _trace
+        _trace = None
+        return False
+
+
+def _timed(task, cpu, i):
+    t0 = time.thread_time()
+    try:
+        return task()
+    finally:
+        cpu[i] = time.thread_time() - t0
+
+
+def run_tasks(tasks) -> list:
+    """``[task() for task in tasks]``, at once: the first in the calling thread, the others on
+    kept helper threads. Results come in order; every task has ended when this returns or
+    raises (the first exception is raised).
+
+    The tasks must release the GIL (``nogil`` kernels) for this to be parallel. A caller that
+    finds the kept helpers busy (another thread's call, or a call from inside a task) gets a
+    pool of its own for this call, as before the helpers were kept.
+    """
+    tasks = list(tasks)
+    if len(tasks) <= 1:
+        return [t() for t in tasks]
+    if _trace is not None:
+        cpu = [0.0] * len(tasks)
+        _trace.append(cpu)
+        tasks = [lambda t=t, i=i: _timed(t, cpu, i) for i, t in enumerate(tasks)]
+    if not _lock.acquire(blocking=False):
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="fmlearn") as pool:
+            return list(pool.map(lambda t: t(), tasks))
+    try:
+        futures = [_kept_helpers(len(tasks) - 1).submit(t) for t in tasks[1:]]
+        try:
+            first = tasks[0]()
+        finally:
+            # The helpers write into the caller's arrays: never return (or raise) before
+            # they are done.
+            wait(futures)
+        return [first, *(f.result() for f in futures)]
+    finally:
+        _lock.release()
+
+
+def split(n_items: int, n_parts: int) -> list:
+    """``n_parts`` contiguous ``(start, stop)`` blocks covering ``0 .. n_items``."""
+    return [(b * n_items // n_parts, (b + 1) * n_items // n_parts) for b in range(n_parts)]
+
+
 def run_blocks(fn, n_items: int, n_threads: int) -> list:
     """``[fn(start, stop) for each block]`` over ``n_threads`` contiguous blocks of ``n_items``.
 
-    Runs in ``n_threads`` threads when there are several blocks; ``fn`` must release the GIL
-    (a ``nogil`` kernel) for this to be parallel. Results come in block order.
+    Runs in ``n_threads`` threads when there are several blocks (:func:`run_tasks`); ``fn``
+    must release the GIL (a ``nogil`` kernel) for this to be parallel. Results come in block
+    order.
     """
     n_threads = max(1, min(n_threads, n_items))
-    bounds = [(b * n_items // n_threads, (b + 1) * n_items // n_threads) for b in range(n_threads)]
-    if n_threads == 1:
-        return [fn(*bounds[0])]
-    with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="fmlearn") as pool:
-        return list(pool.map(lambda ab: fn(*ab), bounds))
+    return run_tasks([lambda a=a, b=b: fn(a, b) for a, b in split(n_items, n_threads)])

@@ -308,7 +308,8 @@ def _als_start(shard, params, solver, feature_major, refresh):
         e = R[:, k]
     st.update(params=params, target=target, e=e, q=None, f=None, solver=solver,
               feature_major=feature_major)
-    return float(np.multiply(data.sw, e).sum())
+    # The local sweep's own sum (cd.residual_sums), so that one worker agrees bit for bit.
+    return float(cd.residual_sums(target, pred, data.sw, 0, data.main.n_rows)[0])
 
 
 def _als_step(shard, apply, request):

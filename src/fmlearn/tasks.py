@@ -17,9 +17,10 @@ and ordinal the class index 0..C-1; pairwise tasks have no per-row target.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_ndtr, logit, ndtri
+from scipy.special import logit, ndtri
 
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL, SQUARED
+from fmlearn._parallel import run_blocks, run_tasks, split
 from fmlearn.models import ordinal as ordinal_models
 
 # Quantile functions (inverse CDFs) of the output links with a latent scale.
@@ -43,6 +44,9 @@ class Task:
     task_intercepts = False
     #: Whether the coordinate solvers fit it as a probit model: latent targets of unit noise.
     latent_probit = False
+    #: Whether ``latent_targets`` works row by row (draws or means of latent targets), so that
+    #: the solver splits the rows over threads (its ``threads`` argument).
+    latent_draws = False
 
     def initial_bias(self, y: np.ndarray, sample_weight: np.ndarray):
         """The bias to start training from (the best constant model)."""
@@ -54,15 +58,19 @@ class Task:
         return None
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep) -> np.ndarray:
+                       sweep, threads=None) -> np.ndarray:
         """The targets of a coordinate sweep given the current outputs ``pred``: drawn
         (``sample``, MCMC) or their conditional means (ALS). ``rng``: the kernels' generator
         state; ``state``: the solver's state dict, for the task's own sampler state;
-        ``sweep``: sweeps done in this fit. May update task parameters of ``params``."""
+        ``sweep``: sweeps done in this fit. May update task parameters of ``params``.
+        ``threads``: None, or one generator state per thread (uint64 (t,)): the rows' draws
+        then run as ``t`` contiguous blocks on ``t`` threads, block ``b`` from stream ``b``."""
         raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
 
-    def latent_loss(self, params, y, sample_weight, target, e) -> float:
-        """The sum of weighted losses after a sweep; ``target - e`` are the new outputs."""
+    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1) -> float:
+        """The sum of weighted losses after a sweep; ``target - e`` are the new outputs.
+        ``n_threads``: threads for a loss computed row by row (the sum of contiguous blocks
+        of rows, in order)."""
         raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
 
     def metric_from_loss_sum(self, loss_sum: float, weight_sum: float) -> float:
@@ -90,17 +98,23 @@ class Regression(Task):
         return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep):
+                       sweep, threads=None):
         return y
 
-    def latent_loss(self, params, y, sample_weight, target, e):
-        return _wsum(sample_weight, e * e)
+    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
+        from fmlearn._kernels import cd
+
+        return float(cd.weighted_squares(sample_weight, e))
 
 
-def _wsum(weights, values) -> float:
-    # Not ``weights @ values``: a BLAS dot may hand a long vector to its thread pool, whose
-    # wake-ups cost milliseconds per sweep on a busy machine.
-    return float(np.multiply(weights, values).sum())
+def _by_row_blocks(draw, n_rows, rng, threads) -> None:
+    """``draw(start, stop, rng)`` over all rows: at once with ``rng``, or as one block of rows
+    per stream of ``threads`` (see :meth:`Task.latent_targets`), on that many threads."""
+    if threads is None:
+        draw(0, n_rows, rng)
+        return
+    run_tasks([lambda t=t, a=a, b=b: draw(a, b, threads[t: t + 1])
+               for t, (a, b) in enumerate(split(n_rows, threads.shape[0]))])
 
 
 def _log_loss(p_true: np.ndarray, sample_weight) -> float:
@@ -117,6 +131,7 @@ class BinaryClassification(Task):
     metric = "logloss"
     stratify = True
     latent_probit = True
+    latent_draws = True
 
     def initial_bias(self, y, sample_weight):
         p = np.average(y > 0, weights=sample_weight)
@@ -127,16 +142,22 @@ class BinaryClassification(Task):
         return _log_loss(np.where(y > 0, output, 1.0 - output), sample_weight)
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep):
+                       sweep, threads=None):
         """Probit latent targets (Albert and Chib 1993): drawn, or their means (ALS's EM)."""
         from fmlearn._kernels import cd
 
         target = np.empty_like(pred)
-        cd.probit_targets(y, pred, sample, rng, target)
+        _by_row_blocks(lambda a, b, r: cd.probit_targets(y[a:b], pred[a:b], sample, r,
+                                                         target[a:b]), pred.shape[0], rng,
+                       threads)
         return target
 
-    def latent_loss(self, params, y, sample_weight, target, e):
-        return -_wsum(sample_weight, log_ndtr(y * (target - e)))
+    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
+        from fmlearn._kernels import cd
+
+        return float(sum(run_blocks(
+            lambda a, b: cd.probit_loss(y[a:b], target[a:b] - e[a:b], sample_weight[a:b]),
+            y.shape[0], n_threads)))
 
 
 class Multinomial(Task):
@@ -174,6 +195,7 @@ class Ordinal(Task):
     metric = "logloss"
     task_intercepts = True
     latent_probit = True
+    latent_draws = True
 
     def __init__(self, n_classes: int = 0, link: str = "logit"):
         self.n_classes = int(n_classes)
@@ -197,16 +219,13 @@ class Ordinal(Task):
         return _log_loss(proba[np.arange(y.shape[0]), y.astype(np.intp)], sample_weight)
 
     # -- ordered probit by MCMC: the cutpoints are drawn with the latent targets integrated
-    # out, then the latent targets given them (see fmlearn._kernels.ordinal.cutpoint_mh)
+    # out, then the latent targets given them (see fmlearn._kernels.ordinal.cutpoint_propose)
     def latent_data(self, y, sample_weight):
-        """Row ids sorted by class and their class boundaries (n_classes + 1,)."""
-        cls = y.astype(np.intp)
-        by_class = np.argsort(cls, kind="stable").astype(np.int64)
-        counts = np.bincount(cls, minlength=self.n_classes)
-        return by_class, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        """Rows per class (n_classes,) float64."""
+        return np.bincount(y.astype(np.intp), minlength=self.n_classes).astype(np.float64)
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep):
+                       sweep, threads=None):
         """Cutpoints (``params.cutpoints``, in place) by Metropolis steps given the scores,
         then the latent targets; the steps' sizes are sampler state (``state["cut_step"]``)."""
         from fmlearn._kernels import ordinal as ordinal_kernels
@@ -216,27 +235,37 @@ class Ordinal(Task):
                 "ordinal regression has no ALS solver; use solver='mcmc' (ordered probit) or "
                 "'sgd'/'adagrad' (proportional odds)."
             )
-        rows_by_class, class_ptr = data
-        cut = params.cutpoints
+        counts, cut = data, params.cutpoints
         step = state.get("cut_step")
         if step is None or step.shape != cut.shape:
-            counts = np.diff(class_ptr).astype(np.float64)
             # Random-walk steps near the cutpoints' posterior spread, then adapted.
             step = state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
         accepted = np.zeros(cut.shape[0])
-        ordinal_kernels.cutpoint_mh(y, rows_by_class, class_ptr, pred, sample_weight, cut, step,
-                                    rng, accepted)
+        proposal = np.empty_like(cut)
+        n_blocks = 1 if threads is None else threads.shape[0]
+        for parity in (0, 1):  # the even cutpoints, then the odd (independent within each)
+            ordinal_kernels.cutpoint_propose(cut, step, parity, rng, proposal)
+            deltas = sum(run_blocks(
+                lambda a, b, parity=parity: ordinal_kernels.cutpoint_deltas(
+                    y, pred, sample_weight, cut, proposal, parity, a, b),
+                pred.shape[0], n_blocks))
+            ordinal_kernels.cutpoint_accept(cut, proposal, deltas, parity, rng, accepted)
         # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
         step *= np.exp((accepted - 0.4) / np.sqrt(sweep + 1.0))
         target = np.empty_like(pred)
-        ordinal_kernels.latent_targets(y, pred, cut, rng, target)
+        _by_row_blocks(lambda a, b, r: ordinal_kernels.latent_targets(y[a:b], pred[a:b], cut, r,
+                                                                      target[a:b]),
+                       pred.shape[0], rng, threads)
         return target
 
-    def latent_loss(self, params, y, sample_weight, target, e):
+    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
         from fmlearn._kernels import ordinal as ordinal_kernels
 
-        return float(ordinal_kernels.probit_log_loss(y, target - e, params.cutpoints,
-                                                     sample_weight))
+        cut = params.cutpoints
+        return float(sum(run_blocks(
+            lambda a, b: ordinal_kernels.probit_log_loss(y[a:b], target[a:b] - e[a:b], cut,
+                                                         sample_weight[a:b]),
+            y.shape[0], n_threads)))
 
 
 class Pairwise(Task):

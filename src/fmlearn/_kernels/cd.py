@@ -167,14 +167,15 @@ def _scatter(rows, p0, m, R, S):
 
 
 @jit(inline="always")
-def _linear_sums(S, m, k):
-    """``(sum s h^2, sum s h e)`` of a column's linear weight (``h = x``)."""
+def _linear_sums(S, j0, j1, k):
+    """``(sum s h^2, sum s h e)`` of a column's linear weight (``h = x``), its rows at
+    ``j0 <= j < j1`` of ``S``."""
     be = S[k]
     bs = S[k + 1]
     bx = S[k + 2]
     s_hh = 0.0
     s_he = 0.0
-    for j in range(m):
+    for j in range(j0, j1):
         sx = bs[j] * bx[j]
         s_hh += sx * bx[j]
         s_he += sx * be[j]
@@ -182,16 +183,16 @@ def _linear_sums(S, m, k):
 
 
 @jit(inline="always")
-def _linear_apply(S, m, k, d):
+def _linear_apply(S, j0, j1, k, d):
     """The residuals after the linear weight changed by ``d``."""
     be = S[k]
     bx = S[k + 2]
-    for j in range(m):
+    for j in range(j0, j1):
         be[j] -= d * bx[j]
 
 
 @jit(inline="always")
-def _factor_sums(S, m, k, f, v):
+def _factor_sums(S, j0, j1, k, f, v):
     """``(sum s h^2, sum s h e)`` of factor ``f`` (value ``v``): ``h = x (q_f - v x)``."""
     be = S[k]
     bs = S[k + 1]
@@ -199,7 +200,7 @@ def _factor_sums(S, m, k, f, v):
     bq = S[f]
     s_hh = 0.0
     s_he = 0.0
-    for j in range(m):
+    for j in range(j0, j1):
         x = bx[j]
         h = x * (bq[j] - v * x)
         sh = bs[j] * h
@@ -209,13 +210,13 @@ def _factor_sums(S, m, k, f, v):
 
 
 @jit(inline="always")
-def _factor_apply(S, m, k, f, v, d):
+def _factor_apply(S, j0, j1, k, f, v, d):
     """Residuals and factor sums after factor ``f`` changed from ``v`` by ``d``."""
     be = S[k]
     bx = S[k + 2]
     bq = S[f]
     # The residuals' update, fused with the factor sums' (h from the old v).
-    for j in range(m):
+    for j in range(j0, j1):
         x = bx[j]
         be[j] -= d * x * (bq[j] - v * x)
         bq[j] += d * x
@@ -248,17 +249,17 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
         m = indptr[c + 1] - p0
         _gather(rows, vals, p0, m, R, S)
         if fit_linear:
-            s_hh, s_he = _linear_sums(S, m, k)
+            s_hh, s_he = _linear_sums(S, 0, m, k)
             old = table[i, wcol]
             new = _draw(old, s_hh, s_he, alpha, mu_w[g], lam_w[g], sample, rng)
             table[i, wcol] = new
-            _linear_apply(S, m, k, new - old)
+            _linear_apply(S, 0, m, k, new - old)
         for f in range(k):
             v = table[i, f]
-            s_hh, s_he = _factor_sums(S, m, k, f, v)
+            s_hh, s_he = _factor_sums(S, 0, m, k, f, v)
             new = _draw(v, s_hh, s_he, alpha, mu_V[f, g], lam_V[f, g], sample, rng)
             table[i, f] = new
-            _factor_apply(S, m, k, f, v, new - v)
+            _factor_apply(S, 0, m, k, f, v, new - v)
         _scatter(rows, p0, m, R, S)
 
 
@@ -298,6 +299,53 @@ def row_state(indptr, indices, data, w0, table, idx, row_offset, lin, Qb, sq, st
         for f in range(k):
             pair += R[n, f] * R[n, f]
         pred[n] = w0[0] + linear + 0.5 * (pair - squares)
+
+
+# -- A sweep's row passes: residuals into and out of the rows' state ``R`` (see sweep_columns),
+# fused so that the start and the end of a sweep read ``R`` once each. IEEE arithmetic (no
+# fast-math reassociation): the distributed ALS (fmlearn.dask) does the same in numpy and
+# agrees bit for bit with one worker.
+@jit(fastmath=False)
+def residual_sums(target, pred, sw, start, stop):
+    """``(sum s e, sum s e^2)`` over rows ``start <= n < stop`` of ``e = target - pred``: the
+    noise precision's and the bias's sums, before ``R`` is written."""
+    s_e = 0.0
+    s_ee = 0.0
+    for n in range(start, stop):
+        se = sw[n] * (target[n] - pred[n])
+        s_e += se
+        s_ee += se * (target[n] - pred[n])
+    return s_e, s_ee
+
+
+@jit(fastmath=False)
+def weighted_squares(sw, e):
+    """``sum_n s_n e_n^2``: the squared loss after a sweep, in one pass (in order, whatever
+    the layout of ``e``: the distributed ALS passes a column of ``R``)."""
+    acc = 0.0
+    for n in range(e.shape[0]):
+        acc += sw[n] * e[n] * e[n]
+    return acc
+
+
+@jit(fastmath=False)
+def set_residuals(target, pred, shift, R, start, stop):
+    """``R[n, k] = (target[n] - pred[n]) - shift``: the residuals after the bias moved by
+    ``shift``, for rows ``start <= n < stop``."""
+    k = R.shape[1] - 2
+    for n in range(start, stop):
+        R[n, k] = (target[n] - pred[n]) - shift
+
+
+@jit(fastmath=False)
+def take_residuals(R, target, e, pred, start, stop):
+    """``e[n] = R[n, k]`` and the outputs ``pred[n] = target[n] - e[n]`` after a sweep (the next
+    sweep's outputs unless it refreshes), for rows ``start <= n < stop``."""
+    k = R.shape[1] - 2
+    for n in range(start, stop):
+        en = R[n, k]
+        e[n] = en
+        pred[n] = target[n] - en
 
 
 @jit
@@ -556,6 +604,28 @@ def probit_targets(y, pred, sample, rng, out):
             out[n] = m - t
 
 
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@jit
+def probit_loss(y, f, sw):
+    """``-sum_n s_n log Phi(y_n f_n)``, labels ``y`` in {-1, +1}: the probit model's loss."""
+    total = 0.0
+    for n in range(y.shape[0]):
+        x = y[n] * f[n]
+        if x > 0.0:
+            lp = math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))  # log(1 - Phi(-x))
+        elif x > -30.0:
+            lp = math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+        else:
+            # erfc underflows: the asymptotic series of log Phi, exact to double precision.
+            z = 1.0 / (x * x)
+            series = z * (-1.0 + z * (3.0 + z * (-15.0 + 105.0 * z)))
+            lp = -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(series)
+        total -= sw[n] * lp
+    return total
+
+
 # -- Distributed ALS (fmlearn.dask): a coordinate update split into its sums, its new value and
 # its application, so that the sums of a block of columns sharing no row can be added up over
 # workers before the values are set. They run the local sweep's own helpers (feature-major:
@@ -574,9 +644,9 @@ def columns_sums(indptr, rows, vals, c0, c1, R, table, f, S, out):
         m = indptr[c + 1] - p0
         _gather(rows, vals, p0, m, R, S)
         if f == k:
-            s_hh, s_he = _linear_sums(S, m, k)
+            s_hh, s_he = _linear_sums(S, 0, m, k)
         else:
-            s_hh, s_he = _factor_sums(S, m, k, f, table[c, f])
+            s_hh, s_he = _factor_sums(S, 0, m, k, f, table[c, f])
         out[c - c0, 0] = s_hh
         out[c - c0, 1] = s_he
 
@@ -593,10 +663,60 @@ def columns_apply(indptr, rows, vals, c0, c1, R, table, f, new, S):
         old = table[c, f]
         table[c, f] = new[c - c0]
         if f == k:
-            _linear_apply(S, m, k, new[c - c0] - old)
+            _linear_apply(S, 0, m, k, new[c - c0] - old)
         else:
-            _factor_apply(S, m, k, f, old, new[c - c0] - old)
+            _factor_apply(S, 0, m, k, f, old, new[c - c0] - old)
         _scatter(rows, p0, m, R, S)
+
+
+# -- A run split by rows (a few heavy columns: side features): factor by factor over the run's
+# columns, each thread on its own rows. Columns of a run are conditionally independent, so
+# visiting them factor by factor draws from the same conditionals as column by column.
+@jit
+def run_step(indptr, rows, vals, c0, c1, R, S, f_prev, old, new, table, f, out):
+    """One step of a run's parameter-by-parameter sweep, on the rows that ``indptr``/``rows``/
+    ``vals`` hold (a CSC of a block of the data rows, the model's column numbers). The run's
+    entries stay gathered in ``S`` (k + 3, at least their number) from the first step
+    (``f_prev < 0``: gather) to the last (``f < 0``: scatter back to ``R``), so each
+    parameter's step is contiguous loops over them, as :func:`sweep_columns`' per column:
+    for each column ``c0 <= c < c1``, parameter ``f_prev`` changed from ``old[c - c0]`` to
+    ``new[c - c0]`` reaches the rows' residuals and sums, then ``out[c - c0]`` gets the sums
+    ``(sum s h^2, sum s h e)`` of parameter ``f`` over these rows. ``k`` is the linear
+    weight."""
+    k = R.shape[1] - 2
+    p0 = indptr[c0]
+    m = indptr[c1] - p0
+    if f_prev < 0:
+        _gather(rows, vals, p0, m, R, S)
+    for c in range(c0, c1):
+        j0 = indptr[c] - p0
+        j1 = indptr[c + 1] - p0
+        if f_prev >= 0:
+            d = new[c - c0] - old[c - c0]
+            if f_prev == k:
+                _linear_apply(S, j0, j1, k, d)
+            else:
+                _factor_apply(S, j0, j1, k, f_prev, old[c - c0], d)
+        if f >= 0:
+            if f == k:
+                s_hh, s_he = _linear_sums(S, j0, j1, k)
+            else:
+                s_hh, s_he = _factor_sums(S, j0, j1, k, f, table[c, f])
+            out[c - c0, 0] = s_hh
+            out[c - c0, 1] = s_he
+    if f < 0:
+        _scatter(rows, p0, m, R, S)
+
+
+@jit
+def run_values(table, c0, c1, col, sums, alpha, mu, lam, groups, sample, rng, out):
+    """New values of ``table[c, col]``, ``c0 <= c < c1``, from their summed ``sums``
+    (c1 - c0, 2) and each column's prior group (``mu``/``lam`` (n_groups,)), by
+    :func:`_draw` in column order."""
+    for c in range(c0, c1):
+        g = groups[c]
+        out[c - c0] = _draw(table[c, col], sums[c - c0, 0], sums[c - c0, 1], alpha, mu[g],
+                            lam[g], sample, rng)
 
 
 @jit

@@ -146,31 +146,59 @@ def latent_targets(y, pred, cut, rng, out):
         out[n] = m + normal_between(rng, lo, hi)
 
 
+# The cutpoints: one random-walk Metropolis step each, with the latent targets integrated out.
+# Drawing them from ``p(theta | f)`` (then ``z`` given them) mixes where the textbook Gibbs
+# step, uniform between neighbouring latent values, barely moves on large data (Cowles 1996).
+# Moving ``theta_c`` changes the likelihood of classes ``c`` and ``c + 1`` only, so given the
+# odd cutpoints the even ones are independent (their classes are disjoint), and the other way
+# round: the steps go by parity, the even cutpoints' in one pass over the rows, then the odd
+# ones', and a pass's sums split over blocks of rows (threads).
 @jit
-def cutpoint_mh(y, rows_by_class, class_ptr, pred, sample_weight, cut, step, rng, accepted):
-    """One random-walk Metropolis step per cutpoint, with the latent targets integrated out.
-
-    Drawing the cutpoints from ``p(theta | f)`` (then ``z`` given them) mixes where the
-    textbook Gibbs step, uniform between neighbouring latent values, barely moves on large
-    data (Cowles 1996). Moving ``theta_c`` only changes the likelihood of classes ``c`` and
-    ``c + 1``, whose rows ``rows_by_class[class_ptr[c] : class_ptr[c + 2]]`` are visited.
-    """
+def cutpoint_propose(cut, step, parity, rng, proposal):
+    """``proposal``: ``cut`` with each cutpoint of the given parity moved by a random-walk
+    step, unless that breaks the order (then it stays)."""
     n_cut = cut.shape[0]
     for c in range(n_cut):
-        old = cut[c]
-        new = old + step[c] * normal(rng)
+        proposal[c] = cut[c]
+        if c % 2 != parity:
+            continue
+        new = cut[c] + step[c] * normal(rng)
         if (c > 0 and new <= cut[c - 1]) or (c + 1 < n_cut and new >= cut[c + 1]):
             continue
-        delta = 0.0
-        for p in range(class_ptr[c], class_ptr[c + 2]):
-            n = rows_by_class[p]
-            cls = int(y[n])
-            f = pred[n]
-            before = _probit_class_probability(cls, f, cut)
-            cut[c] = new
-            after = _probit_class_probability(cls, f, cut)
-            cut[c] = old
-            delta += sample_weight[n] * (math.log(after) - math.log(before))
-        if math.log(uniform(rng)) < delta:
-            cut[c] = new
+        proposal[c] = new
+
+
+@jit
+def cutpoint_deltas(y, pred, sample_weight, cut, proposal, parity, start, stop):
+    """Per cutpoint ``c`` of the parity, ``sum s_n (log P(y_n | f_n; proposal) - log P(y_n |
+    f_n; cut))`` over rows ``start <= n < stop``: the log acceptance ratio's share of these
+    rows. Each row's class borders one cutpoint of each parity."""
+    n_cut = cut.shape[0]
+    out = np.zeros(n_cut)
+    for n in range(start, stop):
+        cls = int(y[n])
+        c = cls if cls % 2 == parity else cls - 1
+        if c < 0 or c >= n_cut or proposal[c] == cut[c]:
+            continue
+        f = pred[n]
+        lo = cut[cls - 1] - f if cls > 0 else -np.inf
+        hi = cut[cls] - f if cls < n_cut else np.inf
+        before = max(interval_probability(lo, hi), _FLOOR)
+        if c == cls:
+            hi = proposal[c] - f
+        else:
+            lo = proposal[c] - f
+        after = max(interval_probability(lo, hi), _FLOOR)
+        out[c] += sample_weight[n] * (math.log(after) - math.log(before))
+    return out
+
+
+@jit
+def cutpoint_accept(cut, proposal, deltas, parity, rng, accepted):
+    """Accept each moved cutpoint of the parity with probability ``exp(deltas[c])``."""
+    for c in range(cut.shape[0]):
+        if c % 2 != parity or proposal[c] == cut[c]:
+            continue
+        if math.log(uniform(rng)) < deltas[c]:
+            cut[c] = proposal[c]
             accepted[c] += 1.0

@@ -15,13 +15,19 @@ A sweep:
    ``REFRESH_SWEEPS`` sweeps recomputes it from scratch (multi-threaded over rows), so
    rounding in the cached residuals cannot drift;
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
-   probit targets (ordinal: after a Metropolis step of the cutpoints);
-3. MCMC: draws the noise precision and every group's prior means and precisions;
+   probit targets (ordinal: after Metropolis steps of the cutpoints), on threads over blocks
+   of rows, one random stream each;
+3. MCMC: draws the noise precision and every group's prior means and precisions, from the
+   residuals' sums (``cd.residual_sums``);
 4. updates ``w0``; then, feature by feature, ``w_i`` and ``v_i1 .. v_ik`` of every column of
    X (``cd.sweep_columns``), on ``n_jobs`` threads over runs of columns that share no row
-   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``);
-   then each relation block, its ``w_i`` and factor by factor its ``v_if``, at the cost of
-   its unique rows. Data too large to keep every row's sums go factor by factor instead.
+   (block Gibbs: their parameters are conditionally independent; ``cd.exclusive_runs``),
+   each run split between its columns or, when a few heavy columns make that uneven, by rows
+   (``cd.run_step``); then each relation block, its ``w_i`` and factor by factor its
+   ``v_if``, at the cost of its unique rows. Data too large to keep every row's sums go
+   factor by factor instead.
+
+Every parallel region runs on ``fmlearn._parallel.run_tasks``' kept helper threads.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import scipy.sparse as sp
 from fmlearn._kernels import cd
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import rng as krng
-from fmlearn._parallel import effective_n_jobs, run_blocks
+from fmlearn._parallel import effective_n_jobs, run_blocks, run_tasks, split
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
@@ -56,13 +62,31 @@ REFRESH_SWEEPS = 8
 # A run of mutually exclusive columns is split over the threads when each gets at least this
 # many non-zeros: below, starting threads costs more than it saves.
 PARALLEL_RUN_NNZ = 8192
+# What a column costs the sweep beyond its non-zeros, in non-zeros (its k + 1 draws and loop
+# starts): on u1 at k = 8 the item run's cut by non-zeros left one thread 320 columns and the
+# other 1,362, which took 1.35 and 1.75 ms; 16 balances them (both costs grow with k).
+COLUMN_COST_NNZ = 16
+# A run is split by rows instead (factor by factor over its columns, each thread on its own
+# rows: cd.run_step) when one of its columns holds more than 1 / (ROW_SPLIT_SHARE *
+# threads) of its non-zeros: cut between columns, the threads' shares would be uneven (side
+# features: 7 age groups, a genre column alone in its run).
+ROW_SPLIT_SHARE = 8
+# ... and only with at least this many non-zeros per thread: a run split by rows takes one
+# parallel region per parameter, and on the ML-1M-sized set (k = 32) splitting the genre runs
+# (about 110,000 non-zeros) as well cost more in the main thread's steps than it saved
+# (critical path 0.73x of the one-thread CPU time, against 0.66x with the heavy runs only).
+ROW_SPLIT_NNZ = 250_000
+# A run split by rows keeps its entries gathered on each thread, (k + 3) float64 per entry,
+# for all its parameters' steps (one scratch per thread, reused run after run): a run whose
+# entries would take more than this is cut between columns instead.
+ROW_SPLIT_BYTES = 256 * 2**20
+# The (latent) targets' draws (probit, ordinal) are split over the threads, each block of rows
+# with its own random stream, when each thread gets at least this many rows.
+PARALLEL_DRAW_ROWS = 8192
+# The sweep's cheap row passes (residuals into and out of the rows' state, a few ns a row)
+# are split when each thread gets at least this many rows: below, waking a thread costs more.
+PARALLEL_PASS_ROWS = 30_000
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
-
-
-def _wsum(weights, values) -> float:
-    # Not ``weights @ values``: a BLAS dot may hand an 80k-vector to its thread pool, whose
-    # wake-ups cost milliseconds per sweep on a busy machine.
-    return float(np.multiply(weights, values).sum())
 
 
 class _CSC(NamedTuple):
@@ -101,6 +125,8 @@ class _Data(NamedTuple):
     group_sizes: np.ndarray  # float64 (n_groups,): features per prior group
     task_data: object = None
     runs: np.ndarray = None  # int64 (n_runs + 1,): main columns no two of which share a row
+    sw_sum: float = 0.0  # sum of the row weights
+    n_weighted: int = 0  # rows of non-zero weight
 
 
 class _CoordinateSolver:
@@ -197,7 +223,8 @@ class _CoordinateSolver:
         starts = np.empty(main.n_features + 1, dtype=np.int64)
         n_runs = cd.exclusive_runs(csc.indptr, csc.rows, main.n_rows, starts)
         return _Data(X, main, csc, blocks, y, sample_weight, groups, sizes,
-                     self.task.latent_data(y, sample_weight), starts[: n_runs + 1].copy())
+                     self.task.latent_data(y, sample_weight), starts[: n_runs + 1].copy(),
+                     float(sample_weight.sum()), int(np.count_nonzero(sample_weight)))
 
     def _groups(self, n_features) -> np.ndarray:
         if self.prior_groups is None or not self.sample:
@@ -213,12 +240,13 @@ class _CoordinateSolver:
         return np.unique(g, return_inverse=True)[1].astype(np.int32).ravel()
 
     # ------------------------------------------------------------------ sweep
-    def _priors(self, params, data, state, rng, e):
-        """Noise precision and the (mu, lambda) priors of w (n_groups,) and V (k, n_groups)."""
+    def _priors(self, params, data, state, rng, sse):
+        """Noise precision and the (mu, lambda) priors of w (n_groups,) and V (k, n_groups);
+        ``sse``: the weighted sum of squared residuals."""
         # ALS: the penalties are on the mean weighted loss, so on the total they scale with
         # the weight of the rows (one l2 value fits data of any size, as for SGD).
         k = params.n_factors
-        n = float(data.sw.sum())
+        n = data.sw_sum
         return (1.0, np.zeros(1), np.full(1, self.l2_reg_w * n), np.zeros((k, 1)),
                 np.full((k, 1), self.l2_reg_V * n))
 
@@ -264,61 +292,72 @@ class _CoordinateSolver:
 
     def run_epoch(self, params, state, data: _Data, rng, n_jobs=1):
         """One sweep over all parameters; returns the sum of weighted losses after it."""
-        n_threads = min(effective_n_jobs(n_jobs), max(1, data.main.n_rows // 20000))
+        jobs = effective_n_jobs(n_jobs)
+        n_rows = data.main.n_rows
+        n_threads = min(jobs, max(1, n_rows // 20000))
+        passes = min(jobs, max(1, n_rows // PARALLEL_PASS_ROWS))
         table, k, wcol = params.table, params.n_factors, params.n_factors
         sample, r = self.sample, state["rng"]
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
         R = None
-        if data.main.n_rows * (k + 2) * 8 > SUMS_CACHE_BYTES:
+        if n_rows * (k + 2) * 8 > SUMS_CACHE_BYTES:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
             # Each row's factor sums, then (below) residual and weight: see cd.sweep_columns.
             # Kept from sweep to sweep: fresh pages would cost a page fault per 4 KiB.
             R = getattr(self, "_rows", None)
-            if R is None or R.shape != (data.main.n_rows, k + 2):
-                R = self._rows = np.empty((data.main.n_rows, k + 2))
+            if R is None or R.shape != (n_rows, k + 2):
+                R = self._rows = np.empty((n_rows, k + 2))
                 R[:, k + 1] = data.sw
+                self._e, self._pred = np.empty(n_rows), np.empty(n_rows)
                 self._until_refresh = 0
             if self._until_refresh == 0:
                 pred = self._predict_with_sums(params, data, n_threads, R)
                 self._until_refresh = REFRESH_SWEEPS
             else:
                 # The sweep kept every row's sums and residual current (exactly, up to
-                # rounding): the output is the last target less the residual.
-                pred = self._last_target - R[:, k]
+                # rounding), and its end left the outputs (cd.take_residuals).
+                pred = self._pred
             self._until_refresh -= 1
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
-                                          r, sample=sample, sweep=self.sweep)
-        e = target - pred
-        sw = data.sw
-        alpha, mu_w, lam_w, mu_V, lam_V = self._priors(params, data, state, rng, e)
-        groups = data.groups
+                                          r, sample=sample, sweep=self.sweep,
+                                          threads=self._draw_streams(state, n_rows, jobs))
+        # The residuals' sums before R is written: the noise precision's and the bias's. On
+        # one thread (a read of three vectors): the same sums, so ALS the same result, for
+        # any n_jobs.
+        s_e, s_ee = cd.residual_sums(target, pred, data.sw, 0, n_rows)
+        alpha, mu_w, lam_w, mu_V, lam_V = self._priors(params, data, state, rng, s_ee)
+        groups, sw = data.groups, data.sw
+        shift = 0.0
         if self.fit_intercept:
-            s_h = float(sw.sum())
+            s_h = data.sw_sum
             old = float(params.w0[0])
-            mean = old + _wsum(sw, e) / s_h
+            mean = old + s_e / s_h
             new = mean + (rng.standard_normal() / np.sqrt(alpha * s_h) if sample else 0.0)
             params.w0[0] = new
-            e -= new - old
+            shift = new - old
         prior = (alpha, mu_w, lam_w, mu_V, lam_V)
         if R is not None:
             # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
             # the blocks factor by factor.
-            R[:, k] = e
-            self._last_target = target
-            self._sweep_main(data, state, table, R, prior, effective_n_jobs(n_jobs))
+            run_blocks(lambda a, b: cd.set_residuals(target, pred, shift, R, a, b), n_rows,
+                       passes)
+            self._sweep_main(data, state, table, R, prior, jobs)
             for b in data.blocks:
                 self._sweep_block_whole(b, data, table, wcol, R, prior, r)
-            e = R[:, k]
+            e, pred = self._e, self._pred
+            run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a, b), n_rows, passes)
         else:
             # Factor-major, one factor's sums at a time: data too large for all of Q.
+            e = target - pred
+            e -= shift
             if self.fit_linear:
                 c = data.main_csc
                 cd.update_linear(c.indptr, c.rows, c.vals, 0, e, sw, table, wcol, alpha, mu_w,
                                  lam_w, groups, sample, r)
                 self._sweep_blocks_linear(data, table, wcol, e, prior, r)
-            q = np.zeros(data.main.n_rows)
+            q = np.zeros(n_rows)
             for f in range(k):
                 q[:] = 0.0
                 self._factor_sums(data, table, f, q, n_threads)
@@ -327,7 +366,30 @@ class _CoordinateSolver:
                                  lam_V[f], groups, sample, r)
                 self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
-        return self.task.latent_loss(params, data.y, sw, target, e)
+        return self.task.latent_loss(params, data.y, sw, target, e,
+                                     min(jobs, max(1, n_rows // PARALLEL_DRAW_ROWS)))
+
+    @staticmethod
+    def _streams(state, n_threads):
+        """The threads' random streams (uint64 (n_threads,)), drawn from the chain's own
+        stream the first time they are needed: the same (random_state, n_jobs), the same
+        chain. Never drawn while nothing is split, so such a chain is the one-thread chain."""
+        streams = state.get("rng_threads")
+        if streams is None or streams.shape[0] != n_threads:
+            streams = np.empty(n_threads, dtype=np.uint64)
+            for t in range(n_threads):
+                streams[t] = krng.next_seed(state["rng"])
+            state["rng_threads"] = streams
+        return streams
+
+    def _draw_streams(self, state, n_rows, jobs):
+        """One stream per block of rows of the (latent) targets' draws, or None: one thread."""
+        t = min(jobs, n_rows // PARALLEL_DRAW_ROWS)
+        if t < 2 or not self.task.latent_draws:
+            return None
+        if not self.sample:  # ALS: conditional means, nothing drawn
+            return np.zeros(t, dtype=np.uint64)
+        return self._streams(state, jobs)[:t]
 
     def _sweep_block_whole(self, b, data, table, wcol, R, prior, r):
         """A relation block's ``w_i``, then its ``v_if`` factor by factor, with two passes over
@@ -373,44 +435,63 @@ class _CoordinateSolver:
                                    alpha, mu_V[f], lam_V[f], data.groups, self.sample, r)
             cd.block_apply_factor(b.idx, e, q, A)
 
-    def _plan(self, data, n_threads):
-        """Per run of mutually exclusive main columns, the column cuts of its threads."""
-        key = (id(data.runs), n_threads)
+    def _plan(self, data, n_threads, k):
+        """Per run of mutually exclusive main columns ``(a, b, cuts)``: ``cuts`` the column
+        cuts of its threads, or None for a run split by rows (``self._pieces``: per thread,
+        the CSC of its block of rows, of those runs' columns; ``self._run_scratch``: per
+        thread, room for the entries of its largest such run)."""
+        key = (id(data.runs), n_threads, k)
         if getattr(self, "_plan_key", None) != key:
             ip, runs = data.main_csc.indptr, data.runs
-            plan = []
+            plan, by_rows = [], np.zeros(data.main.n_features)
             for a, b in zip(runs[:-1], runs[1:], strict=True):
                 nnz = int(ip[b] - ip[a])
                 t = n_threads if nnz >= PARALLEL_RUN_NNZ * n_threads else 1
-                cuts = np.searchsorted(ip[a: b + 1], ip[a] + np.arange(t + 1) * nnz / t, "left")
+                widest = int(np.diff(ip[a: b + 1]).max(initial=0))
+                room = nnz * (k + 3) * 8  # its gathered entries, over all threads
+                if (t > 1 and widest * ROW_SPLIT_SHARE * t > nnz and nnz >= ROW_SPLIT_NNZ * t
+                        and room <= ROW_SPLIT_BYTES):
+                    plan.append((a, b, None))
+                    by_rows[a:b] = 1.0
+                    continue
+                # Equal shares of the cost: a run's rare columns cost more per non-zero.
+                cost = ip[a: b + 1] - ip[a] + COLUMN_COST_NNZ * np.arange(b - a + 1)
+                cuts = np.searchsorted(cost, np.arange(t + 1) * cost[-1] / t, "left")
                 cuts = a + np.minimum(cuts, b - a)
                 cuts[0], cuts[-1] = a, b
-                plan.append(cuts)
+                plan.append((a, b, cuts))
+            pieces, run_scratch = [], []
+            if by_rows.any():
+                m = data.main
+                X = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.n_rows, m.n_features))
+                X = (X @ sp.diags(by_rows)).tocsr()
+                X.eliminate_zeros()
+                for a, b in split(m.n_rows, n_threads):
+                    c = X[a:b].tocsc()
+                    c.sort_indices()
+                    pieces.append(_CSC(c.indptr.astype(np.int64), (c.indices + a).astype(np.int32),
+                                       c.data.astype(np.float64)))
+                    largest = max(int(c.indptr[r1] - c.indptr[r0]) for r0, r1, cuts in plan
+                                  if cuts is None)
+                    run_scratch.append(np.empty((k + 3, max(largest, 1))))
             widest = int(np.diff(ip).max(initial=0))
             self._plan_key, self._plan_cuts, self._widest, self._scratch = key, plan, widest, []
+            self._pieces, self._run_scratch = pieces, run_scratch
         return self._plan_cuts
 
     def _sweep_main(self, data, state, table, R, prior, n_threads):
         """``w_i`` and ``v_i`` of every main column, feature by feature; runs of columns that
-        share no row are split over ``n_threads`` threads, each with its own random stream
-        (``state["rng_threads"]``, drawn from the chain's generator on the first sweep)."""
+        share no row are split over ``n_threads`` threads, by columns (each thread with its
+        own random stream, ``state["rng_threads"]``, drawn from the chain's generator when
+        first needed) or by rows (:meth:`_sweep_by_rows`)."""
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         c, k, sample = data.main_csc, R.shape[1] - 2, self.sample
-        plan = self._plan(data, n_threads)
-        streams = state.get("rng_threads")
-        split = max((len(cuts) - 1 for cuts in plan), default=1)
+        plan = self._plan(data, n_threads, k)
+        width = max((len(cuts) - 1 for _, _, cuts in plan if cuts is not None), default=1)
         # Small data is never split: its chain stays the one-thread chain whatever n_jobs.
-        if split > 1 and sample and (streams is None or streams.shape[0] != n_threads):
-            # Derived from the chain's own stream: the same (random_state, n_jobs), the same
-            # chain.
-            seeds = np.empty(n_threads, dtype=np.uint64)
-            for t in range(n_threads):
-                seeds[t] = krng.next_seed(state["rng"])
-            state["rng_threads"] = streams = seeds
-        if streams is None:
-            streams = np.zeros(1, dtype=np.uint64)
-
-        while len(self._scratch) < split:  # one scratch per thread
+        streams = (self._streams(state, n_threads) if width > 1 and sample
+                   else np.zeros(n_threads, dtype=np.uint64))
+        while len(self._scratch) < width:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
 
         def columns(a, b, r, t=0):
@@ -418,13 +499,43 @@ class _CoordinateSolver:
                              alpha, mu_w, lam_w, mu_V, lam_V, data.groups, sample, r,
                              self._scratch[t])
 
-        for cuts in plan:
-            t = len(cuts) - 1
-            if t == 1:
-                columns(cuts[0], cuts[1], state["rng"])
+        for a, b, cuts in plan:
+            if cuts is None:
+                self._sweep_by_rows(a, b, data, state, table, R, prior)
+            elif len(cuts) == 2:
+                columns(a, b, state["rng"])
             else:
-                run_blocks(lambda u, _v, cuts=cuts: columns(cuts[u], cuts[u + 1],
-                                                            streams[u: u + 1], u), t, t)
+                run_tasks([lambda u=u, cuts=cuts: columns(cuts[u], cuts[u + 1],
+                                                          streams[u: u + 1], u)
+                           for u in range(len(cuts) - 1)])
+
+    def _sweep_by_rows(self, a, b, data, state, table, R, prior):
+        """Run ``a:b`` parameter by parameter over its columns (``w``, then ``v_0 .. v_k-1``),
+        each thread summing and updating its own block of rows, gathered once for the whole
+        run (``cd.run_step``: the last parameter's change, then the next one's sums, in one
+        region); the draws in column order from the chain's own stream, so the chain does not
+        depend on the threads but through the rounding of the sums."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        k, n, pieces = R.shape[1] - 2, b - a, self._pieces
+        outs = [np.empty((n, 2)) for _ in pieces]
+        old, new = np.empty(n), np.empty(n)
+        steps = ([k] if self.fit_linear else []) + list(range(k))
+        f_prev = -1
+        for f in [*steps, -1]:
+            run_tasks([lambda t=t, p=p, f=f, f_prev=f_prev: cd.run_step(
+                p.indptr, p.rows, p.vals, a, b, R, self._run_scratch[t], f_prev, old, new,
+                table, f, outs[t]) for t, p in enumerate(pieces)])
+            if f < 0:
+                break
+            total = outs[0].copy()
+            for o in outs[1:]:
+                total += o
+            mu, lam = (mu_w, lam_w) if f == k else (mu_V[f], lam_V[f])
+            old[:] = table[a:b, f]
+            cd.run_values(table, a, b, f, total, alpha, mu, lam, data.groups, self.sample,
+                          state["rng"], new)
+            table[a:b, f] = new
+            f_prev = f
 
     def _after_sweep(self, params, state, alpha):
         pass
@@ -482,14 +593,13 @@ class MCMCSolver(_CoordinateSolver):
             "lam_V": np.ones((k, 1)),
         }
 
-    def _priors(self, params, data, state, rng, e):
-        sw = data.sw
+    def _priors(self, params, data, state, rng, sse):
         k = params.n_factors
         if self.task.latent_probit:
             alpha = 1.0
         else:
-            shape = 0.5 * (ALPHA_0 + np.count_nonzero(sw))
-            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + _wsum(sw, e * e))))
+            shape = 0.5 * (ALPHA_0 + data.n_weighted)
+            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + sse)))
         state["alpha"][0] = alpha
         groups, n_g = data.groups, data.group_sizes
         n_groups = n_g.shape[0]
