@@ -17,8 +17,9 @@ from fmlearn.dask import (  # noqa: E402
     DaskFMRegressor,
     DaskFwFMClassifier,
     DaskWorkerLostError,
-    _combine,
-    _plan,
+    _apply_round,
+    _exchange_plan,
+    _set_replica,
     _Shard,
     _train_round,
 )
@@ -130,6 +131,20 @@ def _shard(X, y):
     return shard
 
 
+def _exchange(shards, params, state, solver, seed=5):
+    """One round on in-memory shards as the workers run it: every shard trains on its own
+    replica, then combines every shard's changes; returns the replicas and the results."""
+    n = params.n_features
+    plan = _exchange_plan([(c, t, s.n_rows) for s in shards for _, c, t in s.rounds], n,
+                          params.dtype)
+    for i, s in enumerate(shards):
+        _set_replica(s, params, state, solver, None, [plan[i]])
+    results = [_train_round(s, 0, seed, 1) for s in shards]
+    for s in shards:
+        _apply_round(s, 0, *results)
+    return shards, results
+
+
 def test_combination_of_disjoint_workers_is_one_sequential_pass():
     # Workers whose rows share no feature (and no bias is trained): combining by per-feature
     # counts gives exactly one process training A's rows, then B's. A plain mean would not
@@ -147,18 +162,17 @@ def test_combination_of_disjoint_workers_is_one_sequential_pass():
                            fit_intercept=False, fit_linear=True)
     est._start(40, AdaGradSolver, solver, 0.0)
     params, state = est._params, est._solver_state
-    shards = [_shard(X[:300], y[:300]), _shard(X[300:], y[300:])]
-    results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
-               for i, s in enumerate(shards)]
-    weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, _ = _combine(params, state, results, _plan(weights, 40))
+    shards, _ = _exchange([_shard(X[:300], y[:300]), _shard(X[300:], y[300:])], params,
+                          state, solver, seed=7)
 
     sequential = params.copy()
     seq_state = {k: v.copy() for k, v in state.items()}
     for i, s in enumerate(shards):
-        solver.run_epoch(sequential, seq_state, s.rounds[0][0], np.random.default_rng(i), 1)
-    assert np.array_equal(combined.table, sequential.table)
-    assert not np.array_equal(combined.table, params.table)
+        solver.run_epoch(sequential, seq_state, s.rounds[0][0], np.random.default_rng([7, i]),
+                         1)
+    for s in shards:  # both replicas: exactly the sequential pass
+        assert np.array_equal(s.params.table, sequential.table)
+    assert not np.array_equal(shards[0].params.table, params.table)
 
 
 def test_combination_weights_shared_features_by_counts():
@@ -171,21 +185,28 @@ def test_combination_weights_shared_features_by_counts():
     est._start(10, AdaGradSolver, solver, 0.5)
     params, state = est._params, est._solver_state
     shards = [_shard(X[:100], y[:100]), _shard(X[100:], y[100:])]
-    results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
-               for i, s in enumerate(shards)]
-    weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, st = _combine(params, state, results, _plan(weights, 10))
+    # What each worker alone makes of the round, from the same start.
+    alone = []
+    for i, s in enumerate(shards):
+        p, st = params.copy(), {k: v.copy() for k, v in state.items()}
+        solver.run_epoch(p, st, s.rounds[0][0], np.random.default_rng([5, i]), 1)
+        alone.append((p, st))
+    shards, _ = _exchange(shards, params, state, solver)
     counts = [np.bincount(sp.csr_matrix(X[a:b]).indices, minlength=10)
               for a, b in ((0, 100), (100, 400))]
-    tables = [res[1].astype(np.float64) for res in results]
+    tables = [p.table.astype(np.float64) for p, _ in alone]
     expect = (counts[0][:, None] * tables[0] + counts[1][:, None] * tables[1]) / (
         counts[0] + counts[1])[:, None]
-    np.testing.assert_allclose(combined.table, expect, rtol=1e-6)
+    for s in shards:
+        np.testing.assert_allclose(s.params.table, expect, rtol=1e-5, atol=1e-7)
+    # The replicas agree bit for bit (every worker adds the changes in worker order).
+    assert np.array_equal(shards[0].params.table, shards[1].params.table)
+    assert np.array_equal(shards[0].params.w0, shards[1].params.w0)
     # The bias and its accumulator: by rows (100 and 300).
-    np.testing.assert_allclose(combined.w0, 0.25 * results[0][0] + 0.75 * results[1][0],
-                               rtol=1e-6)
-    np.testing.assert_allclose(st["acc_w0"], 0.25 * results[0][3]["acc_w0"]
-                               + 0.75 * results[1][3]["acc_w0"], rtol=1e-6)
+    np.testing.assert_allclose(shards[0].params.w0,
+                               0.25 * alone[0][0].w0 + 0.75 * alone[1][0].w0, rtol=1e-6)
+    np.testing.assert_allclose(shards[1].state["acc_w0"], 0.25 * alone[0][1]["acc_w0"]
+                               + 0.75 * alone[1][1]["acc_w0"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(("solver", "epochs"), [("sgd", 10), ("adagrad", 40)])
