@@ -245,23 +245,31 @@ def _train_round(shard, round_index, seed, n_jobs, *after):
     ``seed``: the round's seed (several workers: this worker's generator is
     ``default_rng([seed, index])``), or None (one worker: its own generator, as the local
     fit's). ``after``: the futures this round waits for (the last round's combination).
-    Returns ``(loss, changes)``: ``changes`` None with one worker (nothing to exchange), else
+    Returns ``(loss, changes, seconds)``: ``changes`` None with one worker (nothing to
+    exchange), else
     ``(excl, values, shared, contrib, small)``: the new rows of the features only this worker
     touched, its count-weighted change of the features others touched too, and its
     row-weighted change of the small arrays; the replica itself is set back to the round's
-    start on those (see :func:`_apply_round`).
+    start on those (see :func:`_apply_round`); ``seconds``: the thread's CPU seconds in the
+    solver and in preparing the changes (``n_jobs`` > 1: the solver's other threads not
+    counted).
     """
     params, state, solver = shard.params, shard.state, shard.solver
     source = shard.rounds[round_index][0]
     if shard.exchange is None:
-        return solver.run_epoch(params, state, source, shard.rng, n_jobs), None
+        t0 = time.thread_time()
+        loss = solver.run_epoch(params, state, source, shard.rng, n_jobs)
+        return loss, None, (time.thread_time() - t0, 0.0)
+    t0 = time.thread_time()
     ex = shard.exchange[round_index]
     rng = np.random.default_rng([seed, ex["index"]])
     table, shared = params.table, ex["shared"]
     old = table[shared]  # fancy indexing: a copy of the shared rows only
     old_small = {k: np.array(v, dtype=np.float64) for k, v in
                  _small_arrays(params, state).items()}
+    t1 = time.thread_time()
     loss = solver.run_epoch(params, state, source, rng, n_jobs)
+    t2 = time.thread_time()
     contrib = table[shared]
     contrib -= old
     contrib *= ex["weights"][:, None]
@@ -271,7 +279,8 @@ def _train_round(shard, round_index, seed, n_jobs, *after):
     for k, v in _small_arrays(params, state).items():
         small[k] = ex["row_share"] * (np.asarray(v, dtype=np.float64) - old_small[k])
         v[...] = old_small[k]
-    return loss, (ex["excl"], values, shared, contrib, small)
+    seconds = (t2 - t1, (t1 - t0) + (time.thread_time() - t2))
+    return loss, (ex["excl"], values, shared, contrib, small), seconds
 
 
 def _apply_round(shard, round_index, *results):
@@ -280,19 +289,21 @@ def _apply_round(shard, round_index, *results):
     worker ``j`` touched takes ``j``'s row; a shared feature ``old + sum_j share_j (row_j -
     old)``, ``share_j`` = ``j``'s count of the feature's non-zeros / all workers' counts;
     the small arrays likewise with the workers' shares of the rows. Returns the round's
-    loss sum over the workers."""
+    loss sum over the workers, every worker's ``seconds`` and this one's CPU seconds here."""
+    t0 = time.thread_time()
     table = shard.params.table
     mine = shard.exchange[round_index]["index"]
-    for j, (_, (excl, values, shared, contrib, _)) in enumerate(results):
+    for j, (_, (excl, values, shared, contrib, _), _) in enumerate(results):
         if j != mine:  # this worker's own exclusive rows are in place already
             table[excl] = values
         table[shared] += contrib  # ids unique within a worker's list
     for k, v in _small_arrays(shard.params, shard.state).items():
         new = np.array(v, dtype=np.float64)
-        for _, (*_, small) in results:
+        for _, (*_, small), _ in results:
             new += small[k]
         v[...] = new
-    return float(sum(res[0] for res in results))
+    return (float(sum(res[0] for res in results)), [res[2] for res in results],
+            time.thread_time() - t0)
 
 
 def _validation_output(shard, local_params, link, n_jobs):
@@ -658,6 +669,7 @@ class _DaskFM(BaseEstimator):
         """
         for name in ("_local", "n_features_in_", "classes_", "history_", "n_iter_"):
             self.__dict__.pop(name, None)
+        self.__dict__.pop("timings_", None)
         local = self._new_local()
         local._validate_params()
         if local.solver not in _SOLVERS:
@@ -676,6 +688,8 @@ class _DaskFM(BaseEstimator):
             run.release()
             self.__dict__.pop("_run", None)
         self._local = local
+        if run.timings["epoch"]:
+            self.timings_ = run.timings
         self.n_features_in_ = local.n_features_in_
         if hasattr(local, "classes_"):
             self.classes_ = local.classes_
@@ -801,6 +815,13 @@ _PARAMS_DOC = """
     ----------
     history_, n_iter_, best_iteration_, classes_, n_features_in_
         As the local estimator's.
+    timings_ : dict of lists
+        SGD-type solvers: per epoch, ``"epoch"``: its seconds on the driver (wall clock);
+        ``"compute"``: the slowest worker's CPU seconds in the solver, summed over the
+        rounds; ``"exchange"``: the slowest worker's CPU seconds preparing and combining the
+        rounds' changes. CPU seconds do not grow with other jobs' load, so
+        ``compute / (compute + exchange)`` is the parallel fraction of the work, and
+        ``epoch - compute - exchange`` is waiting: for the scheduler, the network, a core.
     """
 
 
@@ -813,6 +834,7 @@ class _Run:
         self.epochs = 0  # epochs run (for messages)
         self.version = 0  # bumped when the workers' parameters change (see _Replica)
         self.replica = None
+        self.timings = {"epoch": [], "compute": [], "exchange": []}  # see timings_
 
     def release(self):
         for f in self.futures:
@@ -1004,6 +1026,7 @@ class _Run:
         peers by Dask, not through the driver). All rounds are submitted at once; a worker's
         next round waits for its combination of the last."""
         local, client = self.local, self.client
+        t_start = time.perf_counter()
         W = len(self.shards)
         pending = [()] * W
         out = []
@@ -1023,10 +1046,20 @@ class _Run:
             pending = [(f,) for f in applies]
             out += applies
         results = self._gather(out, f"epoch {self.epochs + 1}")
+        compute = exchange = 0.0
         if W == 1:
             loss = sum(res[0] for res in results)
+            compute = sum(res[2][0] for res in results)
         else:  # every worker returns the round's total: take worker 0's
-            loss = sum(results[::W])
+            loss = sum(res[0] for res in results[::W])
+            for r in range(0, len(results), W):
+                seconds = results[r][1]
+                compute += max(c for c, _ in seconds)
+                exchange += max(e + res[2] for (_, e), res in
+                                zip(seconds, results[r:r + W], strict=True))
+        self.timings["epoch"].append(time.perf_counter() - t_start)
+        self.timings["compute"].append(compute)
+        self.timings["exchange"].append(exchange)
         self.epochs += 1
         self.version += 1
         return local._task.metric_from_loss_sum(loss, self.weight_sum)
