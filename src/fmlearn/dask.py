@@ -56,7 +56,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn._kernels import cd
+from fmlearn._kernels import cd, exchange
 from fmlearn.base import _rng_from, init_from_signature
 from fmlearn.data.fielded import carried_fields
 from fmlearn.data.sources import InMemorySource
@@ -264,17 +264,17 @@ def _train_round(shard, round_index, seed, n_jobs, *after):
     ex = shard.exchange[round_index]
     rng = np.random.default_rng([seed, ex["index"]])
     table, shared = params.table, ex["shared"]
-    old = table[shared]  # fancy indexing: a copy of the shared rows only
+    old = np.empty((shared.shape[0], table.shape[1]), dtype=table.dtype)
+    exchange.gather_rows(table, shared, old)  # the shared rows only
     old_small = {k: np.array(v, dtype=np.float64) for k, v in
                  _small_arrays(params, state).items()}
     t1 = time.thread_time()
     loss = solver.run_epoch(params, state, source, rng, n_jobs)
     t2 = time.thread_time()
-    contrib = table[shared]
-    contrib -= old
-    contrib *= ex["weights"][:, None]
-    table[shared] = old
-    values = table[ex["excl"]]
+    contrib = np.empty_like(old)
+    exchange.take_changes(table, shared, old, ex["weights"], contrib)
+    values = np.empty((ex["excl"].shape[0], table.shape[1]), dtype=table.dtype)
+    exchange.gather_rows(table, ex["excl"], values)
     small = {}
     for k, v in _small_arrays(params, state).items():
         small[k] = ex["row_share"] * (np.asarray(v, dtype=np.float64) - old_small[k])
@@ -295,8 +295,8 @@ def _apply_round(shard, round_index, *results):
     mine = shard.exchange[round_index]["index"]
     for j, (_, (excl, values, shared, contrib, _), _) in enumerate(results):
         if j != mine:  # this worker's own exclusive rows are in place already
-            table[excl] = values
-        table[shared] += contrib  # ids unique within a worker's list
+            exchange.scatter_rows(table, excl, values)
+        exchange.add_rows(table, shared, contrib)
     for k, v in _small_arrays(shard.params, shard.state).items():
         new = np.array(v, dtype=np.float64)
         for _, (*_, small), _ in results:
