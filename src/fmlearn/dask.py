@@ -81,6 +81,10 @@ _DROPPED = ("warm_start", "n_kept_samples", "prior_groups")
 # Solvers that run on Dask: the SGD-type ones data-parallel, ALS as exact distributed
 # coordinate descent. SGDA trains on validation rows and MCMC samples: not distributed.
 _SOLVERS = ("sgd", "adagrad", "ftrl", "als")
+# rounds_per_epoch="auto" (see auto_rounds), from the measurements in docs/distributed.md.
+MAX_AUTO_ROUNDS = 8
+AUTO_NNZ_PER_COLUMN = 8
+AUTO_MIN_ROWS = 50_000
 # How often a gather that waits checks that the workers holding shards are still alive.
 _ALIVE_CHECK_S = 0.5
 
@@ -169,7 +173,28 @@ def _shard_summary(shard, local, classify):
         summary = (labels, np.bincount(inverse.ravel(), weights=sw))
     else:
         summary = (np.array([np.average(y, weights=sw)]), np.array([sw.sum()]))
-    return shard.n_rows, float(sw.sum()), summary, local._task.initial_bias(y, sw)
+    return (shard.n_rows, float(sw.sum()), summary, local._task.initial_bias(y, sw),
+            int(shard.X.indptr[-1]))
+
+
+def auto_rounds(n_workers, rows, nnz, n_features):
+    """``rounds_per_epoch="auto"``: the rounds of an epoch for the largest worker's ``rows``
+    and non-zeros ``nnz`` over ``n_features`` columns.
+
+    One with one worker (a local fit exactly). Else as many as keep a round's training
+    well above its exchange, at most :data:`MAX_AUTO_ROUNDS`: each worker's round trains
+    at least ``AUTO_NNZ_PER_COLUMN`` non-zeros per column (an exchange moves at most one
+    table row per column) and ``AUTO_MIN_ROWS`` rows. More rounds bring the model closer to
+    a single process's (docs/distributed.md, "Rounds per epoch").
+    """
+    if n_workers == 1:
+        return 1
+    by_nnz = nnz // (AUTO_NNZ_PER_COLUMN * max(n_features, 1))
+    return int(max(1, min(MAX_AUTO_ROUNDS, by_nnz, rows // AUTO_MIN_ROWS)))
+
+
+def _n_rows(shard):
+    return shard.n_rows
 
 
 def _labels(parts):
@@ -594,7 +619,7 @@ class _DaskFM(BaseEstimator):
         super().__init_subclass__(**kwargs)
         if "_local_class" not in cls.__dict__:
             return
-        cls.__init__ = _generated_init(cls._local_class, {"rounds_per_epoch": 1,
+        cls.__init__ = _generated_init(cls._local_class, {"rounds_per_epoch": "auto",
                                                           "client": None})
         cls.__doc__ = (cls.__doc__ or "") + _PARAMS_DOC.format(local=cls._local_class.__name__)
 
@@ -667,18 +692,20 @@ class _DaskFM(BaseEstimator):
         DaskWorkerLostError
             A worker holding training rows left during the fit (no model is kept).
         """
-        for name in ("_local", "n_features_in_", "classes_", "history_", "n_iter_"):
+        for name in ("_local", "n_features_in_", "classes_", "history_", "n_iter_",
+                     "timings_", "rounds_per_epoch_"):
             self.__dict__.pop(name, None)
-        self.__dict__.pop("timings_", None)
         local = self._new_local()
         local._validate_params()
         if local.solver not in _SOLVERS:
             raise ValueError(
                 f"solver={local.solver!r} does not run on Dask; use one of {list(_SOLVERS)} "
                 "(MCMC and SGDA train with the local estimators only).")
-        if not (isinstance(self.rounds_per_epoch, (int, np.integer))
-                and self.rounds_per_epoch >= 1):
-            raise ValueError(f"rounds_per_epoch must be an int >= 1, got {self.rounds_per_epoch!r}")
+        if not (self.rounds_per_epoch == "auto" or (
+                isinstance(self.rounds_per_epoch, (int, np.integer))
+                and self.rounds_per_epoch >= 1)):
+            raise ValueError(f"rounds_per_epoch must be 'auto' or an int >= 1, got "
+                             f"{self.rounds_per_epoch!r}")
         client = self._get_client()
         run = _Run(client, self, local)
         self._run = run
@@ -690,6 +717,7 @@ class _DaskFM(BaseEstimator):
         self._local = local
         if run.timings["epoch"]:
             self.timings_ = run.timings
+            self.rounds_per_epoch_ = run.rounds
         self.n_features_in_ = local.n_features_in_
         if hasattr(local, "classes_"):
             self.classes_ = local.classes_
@@ -802,11 +830,13 @@ _PARAMS_DOC = """
 
     Distributed parameters
     ----------------------
-    rounds_per_epoch : int, default=1
+    rounds_per_epoch : int or "auto", default="auto"
         Synchronous rounds per epoch: each worker trains on 1/rounds_per_epoch of its rows
-        (a fixed random split), then the parameters are combined and broadcast again. More
-        rounds cost one exchange of the parameters each and bring the model closer to a
-        single process's. SGD-type solvers only.
+        (a fixed random split), then the workers combine their changes. More rounds cost one
+        exchange of the changed rows each and bring the model closer to a single process's.
+        "auto": 1 with one worker (the local fit exactly), else up to 8, as many as keep each
+        round's training well above its exchange (:func:`auto_rounds`). SGD-type solvers
+        only.
     client : distributed.Client, optional
         The client to train with; default: the current one (``distributed.default_client()``).
         Not kept when the estimator is pickled.
@@ -822,6 +852,8 @@ _PARAMS_DOC = """
         rounds' changes. CPU seconds do not grow with other jobs' load, so
         ``compute / (compute + exchange)`` is the parallel fraction of the work, and
         ``epoch - compute - exchange`` is waiting: for the scheduler, the network, a core.
+    rounds_per_epoch_ : int
+        SGD-type solvers: the rounds per epoch the fit ran (``rounds_per_epoch`` resolved).
     """
 
 
@@ -924,6 +956,12 @@ class _Run:
         shards = [client.submit(_build_shard, local, n_features, *by_worker[w], workers=[w],
                                 allow_other_workers=False, pure=False) for w in workers]
         self._hold(shards)
+        self._gather(shards and [client.submit(_n_rows, s, workers=[w], pure=False)
+                                 for s, w in zip(shards, workers, strict=True)], "loading")
+        # The shards hold the rows now: the partitions need not stay in the workers' memory.
+        for p in parts:
+            self.futures.remove(p)
+            p.release()
         return shards, workers
 
     # -------------------------------------------------------- the fit
@@ -968,9 +1006,13 @@ class _Run:
         else:
             seed = int(np.random.default_rng(local.random_state if isinstance(
                 local.random_state, (int, np.integer)) else None).integers(2**31))
-            rounds = self._gather(self._on(_split_rounds, shards, est.rounds_per_epoch, seed),
-                                  "loading")
             n = local._n_columns()
+            self.rounds = est.rounds_per_epoch
+            if self.rounds == "auto":
+                big = max(summaries, key=lambda s: s[4])
+                self.rounds = auto_rounds(len(shards), big[0], big[4], n)
+            rounds = self._gather(self._on(_split_rounds, shards, self.rounds, seed),
+                                  "loading")
             W = len(shards)
             plans = [_exchange_plan([rw[r] for rw in rounds], n, local._params.dtype)
                      for r in range(len(rounds[0]))] if W > 1 else None
@@ -1030,7 +1072,7 @@ class _Run:
         W = len(self.shards)
         pending = [()] * W
         out = []
-        for r in range(self.est.rounds_per_epoch):
+        for r in range(self.rounds):
             seed = None if W == 1 else int(local._rng.integers(2**62))
             trains = [client.submit(_train_round, s, r, seed, local.n_jobs, *after,
                                     workers=[w], allow_other_workers=False, pure=False)
