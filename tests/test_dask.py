@@ -336,3 +336,32 @@ def test_killed_worker_fails_clearly_and_keeps_no_model():
         assert not hasattr(est, "_local") and not hasattr(est, "history_")
         with pytest.raises(Exception, match="not fitted"):
             est.predict(X)
+
+
+def test_cli_trains_on_dask_workers(two, tmp_path, capsys):
+    from fmlearn.cli import main
+    from fmlearn.data.textio import read_libfm, write_libfm
+    from fmlearn.io import load
+
+    X, y = make_fm_regression(2000, 30, random_state=11)
+    path, model = tmp_path / "t.libfm", tmp_path / "m.fmlearn"
+    write_libfm(path, X, y)
+    assert main(["train", "--train", str(path), "--dask-workers", "2", "--max-iter", "3",
+                 "--solver", "adagrad", "--quiet", "--model-out", str(model)]) == 0
+    assert "trained on 2 Dask worker(s)" in capsys.readouterr().err
+    loaded = load(model)
+    assert type(loaded) is FMRegressor and loaded.n_iter_ == 3
+    # The command's model is the Python API's on two workers, bit for bit.
+    Xf, yf = read_libfm(path)
+    est = DaskFMRegressor(n_factors=8, max_iter=3, solver="adagrad", random_state=0,
+                          verbose=0).fit(Xf, yf)
+    np.testing.assert_array_equal(loaded.V_, est.V_)
+
+    for extra, message in ((["--model", "hofm"], "does not train on Dask"),
+                           (["--on-disk"], "do not combine"),
+                           (["--dask-scheduler", "tcp://127.0.0.1:1"], "not both"),
+                           (["--solver", "mcmc"], "does not run on Dask"),
+                           (["--n-kept-samples", "3"], "not apply to Dask")):
+        assert main(["train", "--train", str(path), "--dask-workers", "2", "--quiet",
+                     *extra]) == 2
+        assert message in capsys.readouterr().err
