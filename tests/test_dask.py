@@ -18,6 +18,7 @@ from fmlearn.dask import (  # noqa: E402
     DaskFwFMClassifier,
     DaskWorkerLostError,
     _apply_round,
+    auto_rounds,
     _exchange_plan,
     _set_replica,
     _Shard,
@@ -320,6 +321,18 @@ def test_rounds_per_epoch(two):
     one_round = DaskFMRegressor(**PARAMS).fit(X, y)
     assert len(est.history_["train_rmse"]) == 4
     assert est.history_["train_rmse"][-1] <= 1.05 * one_round.history_["train_rmse"][-1]
+    # "auto": one round for small data; the timings of every epoch, both parts measured.
+    assert est.rounds_per_epoch_ == 3 and one_round.rounds_per_epoch_ == 1
+    t = one_round.timings_
+    assert len(t["epoch"]) == len(t["compute"]) == len(t["exchange"]) == 4
+    assert all(c > 0 for c in t["compute"]) and all(e > 0 for e in t["exchange"])
+
+
+def test_auto_rounds():
+    assert auto_rounds(1, 10**7, 10**8, 100) == 1  # one worker: the local fit
+    assert auto_rounds(2, 3000, 30_000, 80) == 1  # too few rows for two rounds
+    assert auto_rounds(2, 500_000, 5_000_000, 200_000) == 3  # by non-zeros per column
+    assert auto_rounds(2, 5_000_000, 50_000_000, 200_000) == 8  # at most 8
 
 
 def test_killed_worker_fails_clearly_and_keeps_no_model():

@@ -15,15 +15,21 @@ each trains on its parts, the result is an ordinary estimator):
    on its worker for the whole fit.
 2. The driver runs the local estimator's training loop (:func:`fmlearn.engine.train` through
    ``BaseFM._train``: epochs, ``history_``, callbacks, early stopping with the best epoch
-   restored, progress). One epoch of the SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) is
-   ``rounds_per_epoch`` synchronous rounds: the current parameters are scattered to every
-   worker, each trains one local pass over its rows of the round with the numba solver (the
-   same ``run_epoch``, Hogwild with ``n_jobs`` threads), and the driver combines the results.
+   restored, progress). For the SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) the
+   parameters are scattered once and every worker keeps a replica; one epoch is
+   ``rounds_per_epoch`` synchronous rounds, in which each worker trains one local pass over
+   its rows of the round with the numba solver (the same ``run_epoch``, Hogwild with
+   ``n_jobs`` threads), then every worker combines all workers' changes into its replica
+   (fetched worker to worker by Dask, never through the driver). The driver holds a
+   stand-in (:class:`_Replica`) and fetches the parameters only when it needs them.
 3. Combination: each feature's table row (parameters *and* solver state: AdaGrad's sums,
    FTRL's ``z`` and ``n``) is the mean of the workers' rows weighted by how many of the
-   round's non-zeros each worker had in that feature (the number of updates it made to it); a
-   feature only one worker touched takes that worker's row as is. The bias, its solver state
-   and FwFM's field-pair weights are weighted by the workers' rows.
+   round's non-zeros each worker had in that feature (the number of updates it made to it):
+   a feature only one worker touched takes that worker's row as is (it alone sends it); for a
+   feature several touched, each sends its count-weighted change ``share * (row - start)``
+   and the combined row is ``start + sum of the changes``, added in worker order on every
+   worker, so the replicas stay bit-identical. Untouched features are not sent. The bias,
+   its solver state and FwFM's field-pair weights are weighted by the workers' rows.
 4. ``solver="als"`` is exact distributed coordinate descent (:func:`_als_sweep`): per-feature
    sufficient statistics summed over the workers, one round trip per block of features that
    share no row, so one worker reproduces the local ALS exactly.
