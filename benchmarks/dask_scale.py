@@ -18,7 +18,7 @@ trained for growing ``maxIter`` until it reaches the log loss of fmlearn's 2-wor
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/dask_scale.py --rows 10000000 --no-spark
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/dask_scale.py --rows 1000000
 
-``--quick`` (1 M rows, 3 epochs, rounds "auto", no Spark) prints the 2-vs-1-worker ratio and
+``--quick`` (4 M rows, 3 epochs, rounds "auto", no Spark) prints the 2-vs-1-worker ratio and
 the log-loss gap and writes nothing. Otherwise writes the section "dask_scale" (1 M rows and
 fewer) or "dask_scale_<N>m" of docs/benchmarks.md unless ``--no-write``. 10 M rows need
 about 3 GB of memory.
@@ -257,7 +257,7 @@ def main(argv=None):
     ap.add_argument("--processes", action="store_true",
                     help="worker processes (default: in-process workers, threads)")
     ap.add_argument("--quick", action="store_true",
-                    help="1M rows, 3 epochs, rounds 4, no Spark, no write (< 3 min)")
+                    help="4M rows, 3 epochs, rounds auto, no Spark, no write (< 3 min on a quiet machine)")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--spark-iters", type=int, nargs="+", default=[5, 20, 60])
     ap.add_argument("--spark-budget", type=float, default=200.0)
@@ -267,7 +267,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.rounds = [r if r == "auto" else int(r) for r in args.rounds]
     if args.quick:
-        args.rows, args.epochs, args.rounds = 1_000_000, 3, ["auto"]
+        args.rows, args.epochs, args.rounds = 4_000_000, 3, ["auto"]
         args.no_spark = args.no_write = True
     section = args.section or ("dask_scale" if args.rows <= 1_000_000
                                else f"dask_scale_{args.rows // 1_000_000}m")
