@@ -257,7 +257,7 @@ def main(argv=None):
     ap.add_argument("--processes", action="store_true",
                     help="worker processes (default: in-process workers, threads)")
     ap.add_argument("--quick", action="store_true",
-                    help="4M rows, 3 epochs, rounds auto, no Spark, no write (< 3 min on a quiet machine)")
+                    help="4M rows, 3 epochs, rounds auto, no Spark, no write (< 3 min, quiet)")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--spark-iters", type=int, nargs="+", default=[5, 20, 60])
     ap.add_argument("--spark-budget", type=float, default=200.0)

@@ -18,11 +18,11 @@ from fmlearn.dask import (  # noqa: E402
     DaskFwFMClassifier,
     DaskWorkerLostError,
     _apply_round,
-    auto_rounds,
     _exchange_plan,
     _set_replica,
     _Shard,
     _train_round,
+    auto_rounds,
 )
 from fmlearn.data.design import as_kernel_csr  # noqa: E402
 from fmlearn.data.synthetic import make_fm_regression as _make  # noqa: E402
