@@ -962,8 +962,8 @@ class _Run:
         shards = [client.submit(_build_shard, local, n_features, *by_worker[w], workers=[w],
                                 allow_other_workers=False, pure=False) for w in workers]
         self._hold(shards)
-        self._gather(shards and [client.submit(_n_rows, s, workers=[w], pure=False)
-                                 for s, w in zip(shards, workers, strict=True)], "loading")
+        self._gather([client.submit(_n_rows, s, workers=[w], pure=False)
+                      for s, w in zip(shards, workers, strict=True)], "loading")
         # The shards hold the rows now: the partitions need not stay in the workers' memory.
         for p in parts:
             self.futures.remove(p)
