@@ -120,7 +120,7 @@ class _Shard:
 
     @property
     def n_rows(self) -> int:
-        return self.X.n_rows
+        return self.X.n_rows if self.X is not None else self._n_rows
 
     def split_rounds(self, n_rounds: int, seed: int) -> None:
         from fmlearn.base import _take
@@ -138,6 +138,9 @@ class _Shard:
             counts = np.bincount(X.indices, minlength=self.n_features).astype(np.float64)
             touched = np.flatnonzero(counts)
             self.rounds.append((InMemorySource(X, y, sw), counts[touched], touched))
+        if n_rounds > 1:  # the rounds hold every row: no second copy of them
+            self._n_rows = self.n_rows
+            self.X = None
 
 
 def _stack(parts, n_features):
