@@ -1,5 +1,6 @@
 """fmlearn.dask on a LocalCluster (in-process workers, one thread each)."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -378,3 +379,19 @@ def test_cli_trains_on_dask_workers(two, tmp_path, capsys):
         assert main(["train", "--train", str(path), "--dask-workers", "2", "--quiet",
                      *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_callbacks_read_the_workers_parameters(two):
+    # During a fit the workers hold the parameters; a callback reading the model gets the
+    # current ones (fetched), and the fitted model is the last epoch's.
+    X, y = make_fm_regression(3000, 40, random_state=12)
+    seen = []
+    est = DaskFMRegressor(**PARAMS, rounds_per_epoch=2).fit(
+        X, y, callbacks=[lambda env: seen.append(env.estimator.V_.copy())])
+    assert len(seen) == 4 and not np.array_equal(seen[0], seen[-1])
+    np.testing.assert_array_equal(seen[-1], est.V_)
+    # A copy of the model taken during the fit holds plain parameters.
+    copies = []
+    DaskFMRegressor(**PARAMS).fit(X, y, callbacks=[
+        lambda env: copies.append(copy.deepcopy(env.estimator))])
+    assert type(copies[0]._params).__name__ == "FMParams"
