@@ -1,5 +1,6 @@
 """fmlearn.dask on a LocalCluster (in-process workers, one thread each)."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -17,10 +18,12 @@ from fmlearn.dask import (  # noqa: E402
     DaskFMRegressor,
     DaskFwFMClassifier,
     DaskWorkerLostError,
-    _combine,
-    _plan,
+    _apply_round,
+    _exchange_plan,
+    _set_replica,
     _Shard,
     _train_round,
+    auto_rounds,
 )
 from fmlearn.data.design import as_kernel_csr  # noqa: E402
 from fmlearn.data.synthetic import make_fm_regression as _make  # noqa: E402
@@ -130,6 +133,20 @@ def _shard(X, y):
     return shard
 
 
+def _exchange(shards, params, state, solver, seed=5):
+    """One round on in-memory shards as the workers run it: every shard trains on its own
+    replica, then combines every shard's changes; returns the replicas and the results."""
+    n = params.n_features
+    plan = _exchange_plan([(c, t, s.n_rows) for s in shards for _, c, t in s.rounds], n,
+                          params.dtype)
+    for i, s in enumerate(shards):
+        _set_replica(s, params, state, solver, None, [plan[i]])
+    results = [_train_round(s, 0, seed, 1) for s in shards]
+    for s in shards:
+        _apply_round(s, 0, *results)
+    return shards, results
+
+
 def test_combination_of_disjoint_workers_is_one_sequential_pass():
     # Workers whose rows share no feature (and no bias is trained): combining by per-feature
     # counts gives exactly one process training A's rows, then B's. A plain mean would not
@@ -147,18 +164,17 @@ def test_combination_of_disjoint_workers_is_one_sequential_pass():
                            fit_intercept=False, fit_linear=True)
     est._start(40, AdaGradSolver, solver, 0.0)
     params, state = est._params, est._solver_state
-    shards = [_shard(X[:300], y[:300]), _shard(X[300:], y[300:])]
-    results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
-               for i, s in enumerate(shards)]
-    weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, _ = _combine(params, state, results, _plan(weights, 40))
+    shards, _ = _exchange([_shard(X[:300], y[:300]), _shard(X[300:], y[300:])], params,
+                          state, solver, seed=7)
 
     sequential = params.copy()
     seq_state = {k: v.copy() for k, v in state.items()}
     for i, s in enumerate(shards):
-        solver.run_epoch(sequential, seq_state, s.rounds[0][0], np.random.default_rng(i), 1)
-    assert np.array_equal(combined.table, sequential.table)
-    assert not np.array_equal(combined.table, params.table)
+        solver.run_epoch(sequential, seq_state, s.rounds[0][0], np.random.default_rng([7, i]),
+                         1)
+    for s in shards:  # both replicas: exactly the sequential pass
+        assert np.array_equal(s.params.table, sequential.table)
+    assert not np.array_equal(shards[0].params.table, params.table)
 
 
 def test_combination_weights_shared_features_by_counts():
@@ -171,21 +187,28 @@ def test_combination_weights_shared_features_by_counts():
     est._start(10, AdaGradSolver, solver, 0.5)
     params, state = est._params, est._solver_state
     shards = [_shard(X[:100], y[:100]), _shard(X[100:], y[100:])]
-    results = [_train_round(s, (params, state, solver), np.random.default_rng(i), 0, 1)
-               for i, s in enumerate(shards)]
-    weights = [(c, t, s.n_rows) for s in shards for _, c, t in s.rounds]
-    combined, st = _combine(params, state, results, _plan(weights, 10))
+    # What each worker alone makes of the round, from the same start.
+    alone = []
+    for i, s in enumerate(shards):
+        p, st = params.copy(), {k: v.copy() for k, v in state.items()}
+        solver.run_epoch(p, st, s.rounds[0][0], np.random.default_rng([5, i]), 1)
+        alone.append((p, st))
+    shards, _ = _exchange(shards, params, state, solver)
     counts = [np.bincount(sp.csr_matrix(X[a:b]).indices, minlength=10)
               for a, b in ((0, 100), (100, 400))]
-    tables = [res[1].astype(np.float64) for res in results]
+    tables = [p.table.astype(np.float64) for p, _ in alone]
     expect = (counts[0][:, None] * tables[0] + counts[1][:, None] * tables[1]) / (
         counts[0] + counts[1])[:, None]
-    np.testing.assert_allclose(combined.table, expect, rtol=1e-6)
+    for s in shards:
+        np.testing.assert_allclose(s.params.table, expect, rtol=1e-5, atol=1e-7)
+    # The replicas agree bit for bit (every worker adds the changes in worker order).
+    assert np.array_equal(shards[0].params.table, shards[1].params.table)
+    assert np.array_equal(shards[0].params.w0, shards[1].params.w0)
     # The bias and its accumulator: by rows (100 and 300).
-    np.testing.assert_allclose(combined.w0, 0.25 * results[0][0] + 0.75 * results[1][0],
-                               rtol=1e-6)
-    np.testing.assert_allclose(st["acc_w0"], 0.25 * results[0][3]["acc_w0"]
-                               + 0.75 * results[1][3]["acc_w0"], rtol=1e-6)
+    np.testing.assert_allclose(shards[0].params.w0,
+                               0.25 * alone[0][0].w0 + 0.75 * alone[1][0].w0, rtol=1e-6)
+    np.testing.assert_allclose(shards[1].state["acc_w0"], 0.25 * alone[0][1]["acc_w0"]
+                               + 0.75 * alone[1][1]["acc_w0"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(("solver", "epochs"), [("sgd", 10), ("adagrad", 40)])
@@ -299,6 +322,18 @@ def test_rounds_per_epoch(two):
     one_round = DaskFMRegressor(**PARAMS).fit(X, y)
     assert len(est.history_["train_rmse"]) == 4
     assert est.history_["train_rmse"][-1] <= 1.05 * one_round.history_["train_rmse"][-1]
+    # "auto": one round for small data; the timings of every epoch, both parts measured.
+    assert est.rounds_per_epoch_ == 3 and one_round.rounds_per_epoch_ == 1
+    t = one_round.timings_
+    assert len(t["epoch"]) == len(t["compute"]) == len(t["exchange"]) == 4
+    assert all(c > 0 for c in t["compute"]) and all(e > 0 for e in t["exchange"])
+
+
+def test_auto_rounds():
+    assert auto_rounds(1, 10**7, 10**8, 100) == 1  # one worker: the local fit
+    assert auto_rounds(2, 3000, 30_000, 80) == 1  # too few rows for two rounds
+    assert auto_rounds(2, 500_000, 5_000_000, 200_000) == 3  # by non-zeros per column
+    assert auto_rounds(2, 5_000_000, 50_000_000, 200_000) == 8  # at most 8
 
 
 def test_killed_worker_fails_clearly_and_keeps_no_model():
@@ -315,3 +350,48 @@ def test_killed_worker_fails_clearly_and_keeps_no_model():
         assert not hasattr(est, "_local") and not hasattr(est, "history_")
         with pytest.raises(Exception, match="not fitted"):
             est.predict(X)
+
+
+def test_cli_trains_on_dask_workers(two, tmp_path, capsys):
+    from fmlearn.cli import main
+    from fmlearn.data.textio import read_libfm, write_libfm
+    from fmlearn.io import load
+
+    X, y = make_fm_regression(2000, 30, random_state=11)
+    path, model = tmp_path / "t.libfm", tmp_path / "m.fmlearn"
+    write_libfm(path, X, y)
+    assert main(["train", "--train", str(path), "--dask-workers", "2", "--max-iter", "3",
+                 "--solver", "adagrad", "--quiet", "--model-out", str(model)]) == 0
+    assert "trained on 2 Dask worker(s)" in capsys.readouterr().err
+    loaded = load(model)
+    assert type(loaded) is FMRegressor and loaded.n_iter_ == 3
+    # The command's model is the Python API's on two workers, bit for bit.
+    Xf, yf = read_libfm(path)
+    est = DaskFMRegressor(n_factors=8, max_iter=3, solver="adagrad", random_state=0,
+                          verbose=0).fit(Xf, yf)
+    np.testing.assert_array_equal(loaded.V_, est.V_)
+
+    for extra, message in ((["--model", "hofm"], "does not train on Dask"),
+                           (["--on-disk"], "do not combine"),
+                           (["--dask-scheduler", "tcp://127.0.0.1:1"], "not both"),
+                           (["--solver", "mcmc"], "does not run on Dask"),
+                           (["--n-kept-samples", "3"], "not apply to Dask")):
+        assert main(["train", "--train", str(path), "--dask-workers", "2", "--quiet",
+                     *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_callbacks_read_the_workers_parameters(two):
+    # During a fit the workers hold the parameters; a callback reading the model gets the
+    # current ones (fetched), and the fitted model is the last epoch's.
+    X, y = make_fm_regression(3000, 40, random_state=12)
+    seen = []
+    est = DaskFMRegressor(**PARAMS, rounds_per_epoch=2).fit(
+        X, y, callbacks=[lambda env: seen.append(env.estimator.V_.copy())])
+    assert len(seen) == 4 and not np.array_equal(seen[0], seen[-1])
+    np.testing.assert_array_equal(seen[-1], est.V_)
+    # A copy of the model taken during the fit holds plain parameters.
+    copies = []
+    DaskFMRegressor(**PARAMS).fit(X, y, callbacks=[
+        lambda env: copies.append(copy.deepcopy(env.estimator))])
+    assert type(copies[0]._params).__name__ == "FMParams"

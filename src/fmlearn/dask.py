@@ -15,15 +15,21 @@ each trains on its parts, the result is an ordinary estimator):
    on its worker for the whole fit.
 2. The driver runs the local estimator's training loop (:func:`fmlearn.engine.train` through
    ``BaseFM._train``: epochs, ``history_``, callbacks, early stopping with the best epoch
-   restored, progress). One epoch of the SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) is
-   ``rounds_per_epoch`` synchronous rounds: the current parameters are scattered to every
-   worker, each trains one local pass over its rows of the round with the numba solver (the
-   same ``run_epoch``, Hogwild with ``n_jobs`` threads), and the driver combines the results.
+   restored, progress). For the SGD-type solvers (``sgd``, ``adagrad``, ``ftrl``) the
+   parameters are scattered once and every worker keeps a replica; one epoch is
+   ``rounds_per_epoch`` synchronous rounds, in which each worker trains one local pass over
+   its rows of the round with the numba solver (the same ``run_epoch``, Hogwild with
+   ``n_jobs`` threads), then every worker combines all workers' changes into its replica
+   (fetched worker to worker by Dask, never through the driver). The driver holds a
+   stand-in (:class:`_Replica`) and fetches the parameters only when it needs them.
 3. Combination: each feature's table row (parameters *and* solver state: AdaGrad's sums,
    FTRL's ``z`` and ``n``) is the mean of the workers' rows weighted by how many of the
-   round's non-zeros each worker had in that feature (the number of updates it made to it); a
-   feature only one worker touched takes that worker's row as is. The bias, its solver state
-   and FwFM's field-pair weights are weighted by the workers' rows.
+   round's non-zeros each worker had in that feature (the number of updates it made to it):
+   a feature only one worker touched takes that worker's row as is (it alone sends it); for a
+   feature several touched, each sends its count-weighted change ``share * (row - start)``
+   and the combined row is ``start + sum of the changes``, added in worker order on every
+   worker, so the replicas stay bit-identical. Untouched features are not sent. The bias,
+   its solver state and FwFM's field-pair weights are weighted by the workers' rows.
 4. ``solver="als"`` is exact distributed coordinate descent (:func:`_als_sweep`): per-feature
    sufficient statistics summed over the workers, one round trip per block of features that
    share no row, so one worker reproduces the local ALS exactly.
@@ -56,7 +62,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn._kernels import cd
+from fmlearn._kernels import cd, exchange
 from fmlearn.base import _rng_from, init_from_signature
 from fmlearn.data.fielded import carried_fields
 from fmlearn.data.sources import InMemorySource
@@ -81,6 +87,10 @@ _DROPPED = ("warm_start", "n_kept_samples", "prior_groups")
 # Solvers that run on Dask: the SGD-type ones data-parallel, ALS as exact distributed
 # coordinate descent. SGDA trains on validation rows and MCMC samples: not distributed.
 _SOLVERS = ("sgd", "adagrad", "ftrl", "als")
+# rounds_per_epoch="auto" (see auto_rounds), from the measurements in docs/distributed.md.
+MAX_AUTO_ROUNDS = 8
+AUTO_NNZ_PER_COLUMN = 8
+AUTO_MIN_ROWS = 50_000
 # How often a gather that waits checks that the workers holding shards are still alive.
 _ALIVE_CHECK_S = 0.5
 
@@ -105,11 +115,12 @@ class _Shard:
         self.valid = None
         self.rounds = None
         self.als = None  # the ALS sweep's data and residuals (see _als_* below)
-        self.shares = None  # per round, this worker's weight of each feature (see _plan)
+        # The SGD-type solvers' replica (see _set_replica).
+        self.params = self.state = self.solver = self.rng = self.exchange = None
 
     @property
     def n_rows(self) -> int:
-        return self.X.n_rows
+        return self.X.n_rows if self.X is not None else self._n_rows
 
     def split_rounds(self, n_rounds: int, seed: int) -> None:
         from fmlearn.base import _take
@@ -127,6 +138,9 @@ class _Shard:
             counts = np.bincount(X.indices, minlength=self.n_features).astype(np.float64)
             touched = np.flatnonzero(counts)
             self.rounds.append((InMemorySource(X, y, sw), counts[touched], touched))
+        if n_rounds > 1:  # the rounds hold every row: no second copy of them
+            self._n_rows = self.n_rows
+            self.X = None
 
 
 def _stack(parts, n_features):
@@ -168,7 +182,28 @@ def _shard_summary(shard, local, classify):
         summary = (labels, np.bincount(inverse.ravel(), weights=sw))
     else:
         summary = (np.array([np.average(y, weights=sw)]), np.array([sw.sum()]))
-    return shard.n_rows, float(sw.sum()), summary, local._task.initial_bias(y, sw)
+    return (shard.n_rows, float(sw.sum()), summary, local._task.initial_bias(y, sw),
+            int(shard.X.indptr[-1]))
+
+
+def auto_rounds(n_workers, rows, nnz, n_features):
+    """``rounds_per_epoch="auto"``: the rounds of an epoch for the largest worker's ``rows``
+    and non-zeros ``nnz`` over ``n_features`` columns.
+
+    One with one worker (a local fit exactly). Else as many as keep a round's training
+    well above its exchange, at most :data:`MAX_AUTO_ROUNDS`: each worker's round trains
+    at least ``AUTO_NNZ_PER_COLUMN`` non-zeros per column (an exchange moves at most one
+    table row per column) and ``AUTO_MIN_ROWS`` rows. More rounds bring the model closer to
+    a single process's (docs/distributed.md, "Rounds per epoch").
+    """
+    if n_workers == 1:
+        return 1
+    by_nnz = nnz // (AUTO_NNZ_PER_COLUMN * max(n_features, 1))
+    return int(max(1, min(MAX_AUTO_ROUNDS, by_nnz, rows // AUTO_MIN_ROWS)))
+
+
+def _n_rows(shard):
+    return shard.n_rows
 
 
 def _labels(parts):
@@ -201,24 +236,24 @@ def _split_rounds(shard, n_rounds, seed):
     return [(counts, touched, source.n_rows) for source, counts, touched in shard.rounds]
 
 
-def _train_round(shard, payload, rng, round_index, n_jobs):
-    """One local pass of the solver over the round's rows, from the broadcast parameters."""
-    params, state, solver = payload
-    params = params.copy()  # the broadcast object may be shared by in-process workers
-    state = None if state is None else {k: v.copy() for k, v in state.items()}
-    source = shard.rounds[round_index][0]
-    loss = solver.run_epoch(params, state, source, rng, n_jobs)
-    extra = {name: getattr(params, name).copy() for name in _extra_arrays(params)}
-    table = params.table
-    if shard.shares is not None:
-        # This worker's part of the combined table (see _combine), weighted here, in
-        # parallel with the other workers, rather than on the driver.
-        table *= shard.shares[round_index][:, None]
-    return params.w0, table, extra, state, loss, rng
+def _set_replica(shard, params, state, solver, rng, exchange):
+    """Keep a replica of the starting parameters (and solver state) on the worker for the
+    whole fit: rounds then only exchange the rows that changed (see :func:`_train_round`).
+    ``rng``: the one worker's generator (None with several, which draw per round);
+    ``exchange``: per round, this worker's part of the combination (:func:`_exchange_plan`),
+    or None with one worker."""
+    shard.params = params.copy()
+    shard.state = None if state is None else {k: v.copy() for k, v in state.items()}
+    shard.solver = copy.copy(solver)
+    shard.solver.progress = None  # the driver's progress bar stays on the driver
+    shard.rng = copy.deepcopy(rng)
+    shard.exchange = exchange
 
 
-def _set_shares(shard, shares):
-    shard.shares = shares
+def _get_replica(shard):
+    """A copy of the worker's parameters and solver state (equal on every worker)."""
+    state = None if shard.state is None else {k: v.copy() for k, v in shard.state.items()}
+    return shard.params.copy(), state
 
 
 def _extra_arrays(params):
@@ -227,12 +262,93 @@ def _extra_arrays(params):
     return [name for name in ("r", "acc_r") if hasattr(params, name)]
 
 
-def _validation_output(shard, local_params, local):
-    """The validation rows' targets, outputs and weights under the broadcast parameters."""
+def _small_arrays(params, state):
+    """The arrays combined by rows trained rather than per feature: the bias, FwFM's
+    field-pair weights and their state, the solver's state of the bias (live arrays)."""
+    out = {"w0": params.w0}
+    for name in _extra_arrays(params):
+        out[name] = getattr(params, name)
+    for k, v in (state or {}).items():
+        out["state:" + k] = v
+    return out
+
+
+def _train_round(shard, round_index, seed, n_jobs, *after):
+    """One local pass of the solver over the round's rows, on the worker's replica.
+
+    ``seed``: the round's seed (several workers: this worker's generator is
+    ``default_rng([seed, index])``), or None (one worker: its own generator, as the local
+    fit's). ``after``: the futures this round waits for (the last round's combination).
+    Returns ``(loss, changes, seconds)``: ``changes`` None with one worker (nothing to
+    exchange), else
+    ``(excl, values, shared, contrib, small)``: the new rows of the features only this worker
+    touched, its count-weighted change of the features others touched too, and its
+    row-weighted change of the small arrays; the replica itself is set back to the round's
+    start on those (see :func:`_apply_round`); ``seconds``: the thread's CPU seconds in the
+    solver and in preparing the changes (``n_jobs`` > 1: the solver's other threads not
+    counted).
+    """
+    params, state, solver = shard.params, shard.state, shard.solver
+    source = shard.rounds[round_index][0]
+    if shard.exchange is None:
+        t0 = time.thread_time()
+        loss = solver.run_epoch(params, state, source, shard.rng, n_jobs)
+        return loss, None, (time.thread_time() - t0, 0.0)
+    t0 = time.thread_time()
+    ex = shard.exchange[round_index]
+    rng = np.random.default_rng([seed, ex["index"]])
+    table, shared = params.table, ex["shared"]
+    old = np.empty((shared.shape[0], table.shape[1]), dtype=table.dtype)
+    exchange.gather_rows(table, shared, old)  # the shared rows only
+    old_small = {k: np.array(v, dtype=np.float64) for k, v in
+                 _small_arrays(params, state).items()}
+    t1 = time.thread_time()
+    loss = solver.run_epoch(params, state, source, rng, n_jobs)
+    t2 = time.thread_time()
+    contrib = np.empty_like(old)
+    exchange.take_changes(table, shared, old, ex["weights"], contrib)
+    values = np.empty((ex["excl"].shape[0], table.shape[1]), dtype=table.dtype)
+    exchange.gather_rows(table, ex["excl"], values)
+    small = {}
+    for k, v in _small_arrays(params, state).items():
+        small[k] = ex["row_share"] * (np.asarray(v, dtype=np.float64) - old_small[k])
+        v[...] = old_small[k]
+    seconds = (t2 - t1, (t1 - t0) + (time.thread_time() - t2))
+    return loss, (ex["excl"], values, shared, contrib, small), seconds
+
+
+def _apply_round(shard, round_index, *results):
+    """Combine a round into the worker's replica from every worker's ``results`` (in worker
+    order, the same on every worker, so the replicas stay bit-identical): a feature only
+    worker ``j`` touched takes ``j``'s row; a shared feature ``old + sum_j share_j (row_j -
+    old)``, ``share_j`` = ``j``'s count of the feature's non-zeros / all workers' counts;
+    the small arrays likewise with the workers' shares of the rows. Returns the round's
+    loss sum over the workers, every worker's ``seconds`` and this one's CPU seconds here."""
+    t0 = time.thread_time()
+    table = shard.params.table
+    mine = shard.exchange[round_index]["index"]
+    for j, (_, (excl, values, shared, contrib, _), _) in enumerate(results):
+        if j != mine:  # this worker's own exclusive rows are in place already
+            exchange.scatter_rows(table, excl, values)
+        exchange.add_rows(table, shared, contrib)
+    for k, v in _small_arrays(shard.params, shard.state).items():
+        new = np.array(v, dtype=np.float64)
+        for _, (*_, small), _ in results:
+            new += small[k]
+        v[...] = new
+    return (float(sum(res[0] for res in results)), [res[2] for res in results],
+            time.thread_time() - t0)
+
+
+def _validation_output(shard, local_params, link, n_jobs):
+    """The validation rows' targets, outputs and weights under the broadcast parameters
+    (None: under the worker's replica)."""
     if shard.valid is None:
         return None
+    if local_params is None:
+        local_params = shard.params
     Xv, yv, swv = shard.valid
-    output = local_params.mean_output(Xv, local._output_link, local.n_jobs)
+    output = local_params.mean_output(Xv, link, n_jobs)
     return yv, output, swv
 
 
@@ -513,7 +629,7 @@ class _DaskFM(BaseEstimator):
         super().__init_subclass__(**kwargs)
         if "_local_class" not in cls.__dict__:
             return
-        cls.__init__ = _generated_init(cls._local_class, {"rounds_per_epoch": 1,
+        cls.__init__ = _generated_init(cls._local_class, {"rounds_per_epoch": "auto",
                                                           "client": None})
         cls.__doc__ = (cls.__doc__ or "") + _PARAMS_DOC.format(local=cls._local_class.__name__)
 
@@ -586,7 +702,8 @@ class _DaskFM(BaseEstimator):
         DaskWorkerLostError
             A worker holding training rows left during the fit (no model is kept).
         """
-        for name in ("_local", "n_features_in_", "classes_", "history_", "n_iter_"):
+        for name in ("_local", "n_features_in_", "classes_", "history_", "n_iter_",
+                     "timings_", "rounds_per_epoch_"):
             self.__dict__.pop(name, None)
         local = self._new_local()
         local._validate_params()
@@ -594,9 +711,11 @@ class _DaskFM(BaseEstimator):
             raise ValueError(
                 f"solver={local.solver!r} does not run on Dask; use one of {list(_SOLVERS)} "
                 "(MCMC and SGDA train with the local estimators only).")
-        if not (isinstance(self.rounds_per_epoch, (int, np.integer))
-                and self.rounds_per_epoch >= 1):
-            raise ValueError(f"rounds_per_epoch must be an int >= 1, got {self.rounds_per_epoch!r}")
+        if not (self.rounds_per_epoch == "auto" or (
+                isinstance(self.rounds_per_epoch, (int, np.integer))
+                and self.rounds_per_epoch >= 1)):
+            raise ValueError(f"rounds_per_epoch must be 'auto' or an int >= 1, got "
+                             f"{self.rounds_per_epoch!r}")
         client = self._get_client()
         run = _Run(client, self, local)
         self._run = run
@@ -606,6 +725,9 @@ class _DaskFM(BaseEstimator):
             run.release()
             self.__dict__.pop("_run", None)
         self._local = local
+        if run.timings["epoch"]:
+            self.timings_ = run.timings
+            self.rounds_per_epoch_ = run.rounds
         self.n_features_in_ = local.n_features_in_
         if hasattr(local, "classes_"):
             self.classes_ = local.classes_
@@ -718,11 +840,13 @@ _PARAMS_DOC = """
 
     Distributed parameters
     ----------------------
-    rounds_per_epoch : int, default=1
+    rounds_per_epoch : int or "auto", default="auto"
         Synchronous rounds per epoch: each worker trains on 1/rounds_per_epoch of its rows
-        (a fixed random split), then the parameters are combined and broadcast again. More
-        rounds cost one exchange of the parameters each and bring the model closer to a
-        single process's. SGD-type solvers only.
+        (a fixed random split), then the workers combine their changes. More rounds cost one
+        exchange of the changed rows each and bring the model closer to a single process's.
+        "auto": 1 with one worker (the local fit exactly), else up to 8, as many as keep each
+        round's training well above its exchange (:func:`auto_rounds`). SGD-type solvers
+        only.
     client : distributed.Client, optional
         The client to train with; default: the current one (``distributed.default_client()``).
         Not kept when the estimator is pickled.
@@ -731,6 +855,15 @@ _PARAMS_DOC = """
     ----------
     history_, n_iter_, best_iteration_, classes_, n_features_in_
         As the local estimator's.
+    timings_ : dict of lists
+        SGD-type solvers: per epoch, ``"epoch"``: its seconds on the driver (wall clock);
+        ``"compute"``: the slowest worker's CPU seconds in the solver, summed over the
+        rounds; ``"exchange"``: the slowest worker's CPU seconds preparing and combining the
+        rounds' changes. CPU seconds do not grow with other jobs' load, so
+        ``compute / (compute + exchange)`` is the parallel fraction of the work, and
+        ``epoch - compute - exchange`` is waiting: for the scheduler, the network, a core.
+    rounds_per_epoch_ : int
+        SGD-type solvers: the rounds per epoch the fit ran (``rounds_per_epoch`` resolved).
     """
 
 
@@ -741,6 +874,9 @@ class _Run:
         self.client, self.est, self.local = client, est, local
         self.futures = []
         self.epochs = 0  # epochs run (for messages)
+        self.version = 0  # bumped when the workers' parameters change (see _Replica)
+        self.replica = None
+        self.timings = {"epoch": [], "compute": [], "exchange": []}  # see timings_
 
     def release(self):
         for f in self.futures:
@@ -830,6 +966,12 @@ class _Run:
         shards = [client.submit(_build_shard, local, n_features, *by_worker[w], workers=[w],
                                 allow_other_workers=False, pure=False) for w in workers]
         self._hold(shards)
+        self._gather([client.submit(_n_rows, s, workers=[w], pure=False)
+                      for s, w in zip(shards, workers, strict=True)], "loading")
+        # The shards hold the rows now: the partitions need not stay in the workers' memory.
+        for p in parts:
+            self.futures.remove(p)
+            p.release()
         return shards, workers
 
     # -------------------------------------------------------- the fit
@@ -874,20 +1016,35 @@ class _Run:
         else:
             seed = int(np.random.default_rng(local.random_state if isinstance(
                 local.random_state, (int, np.integer)) else None).integers(2**31))
-            rounds = self._gather(self._on(_split_rounds, shards, est.rounds_per_epoch, seed),
-                                  "loading")
-            self.round_weights = rounds  # per shard: per round (counts, touched, rows)
             n = local._n_columns()
-            self.plans = [_plan([rw[r] for rw in rounds], n) for r in range(len(rounds[0]))]
-            if len(shards) > 1:
-                self._gather([self.client.submit(_set_shares, s, [p[0][i] for p in self.plans],
-                                                 workers=[w], pure=False)
-                              for i, (s, w) in enumerate(zip(shards, workers, strict=True))],
-                             "loading")
+            self.rounds = est.rounds_per_epoch
+            if self.rounds == "auto":
+                big = max(summaries, key=lambda s: s[4])
+                self.rounds = auto_rounds(len(shards), big[0], big[4], n)
+            rounds = self._gather(self._on(_split_rounds, shards, self.rounds, seed),
+                                  "loading")
+            W = len(shards)
+            plans = [_exchange_plan([rw[r] for rw in rounds], n, local._params.dtype)
+                     for r in range(len(rounds[0]))] if W > 1 else None
+            # Scattered once: from here on the workers hold the parameters, rounds exchange
+            # only changed rows between them, and the driver fetches the parameters only
+            # when it needs them (a best epoch's snapshot, the end of the fit).
+            self._gather([self.client.submit(
+                _set_replica, s, local._params, local._solver_state, solver,
+                local._rng if W == 1 else None, None if plans is None else [p[i] for p in plans],
+                workers=[w], allow_other_workers=False, pure=False)
+                for i, (s, w) in enumerate(zip(shards, workers, strict=True))], "loading")
+            local._params = self.replica = _Replica(self)
             epoch = self._sgd_epoch
         validate = self._validate if valid_rows else None
         local._train(epoch, validate, local.max_iter, callbacks,
                      stoppable=solver_cls.stoppable)
+        if self.replica is not None:
+            # The last epoch's solver state, and its parameters unless a best epoch's were
+            # restored, as a local fit keeps them.
+            params, local._solver_state = self.replica.fetch()
+            if isinstance(local._params, _Replica):
+                local._params = params
 
     def _validation(self, eval_set, encoder, file_format, label, solver_cls):
         """Validation rows on every worker: ``eval_set``'s shards, or a held-out part of each
@@ -916,28 +1073,47 @@ class _Run:
         return 1 if sum(kept) else 0
 
     def _sgd_epoch(self):
+        """One epoch of ``rounds_per_epoch`` rounds on the workers' replicas: each trains its
+        rows of the round, then every worker combines all workers' changes (fetched from its
+        peers by Dask, not through the driver). All rounds are submitted at once; a worker's
+        next round waits for its combination of the last."""
         local, client = self.local, self.client
-        n_shards = len(self.shards)
-        loss = 0.0
-        for r in range(self.est.rounds_per_epoch):
-            payload = client.scatter([(local._params, local._solver_state, self.solver)],
-                                     broadcast=True, hash=False)[0]
-            if n_shards == 1:
-                rngs = [local._rng]
-            else:
-                base = int(local._rng.integers(2**62))
-                rngs = [np.random.default_rng([base, i]) for i in range(n_shards)]
-            futures = [client.submit(_train_round, s, payload, g, r, local.n_jobs, workers=[w],
+        t_start = time.perf_counter()
+        W = len(self.shards)
+        pending = [()] * W
+        out = []
+        for r in range(self.rounds):
+            seed = None if W == 1 else int(local._rng.integers(2**62))
+            trains = [client.submit(_train_round, s, r, seed, local.n_jobs, *after,
+                                    workers=[w], allow_other_workers=False, pure=False)
+                      for s, w, after in zip(self.shards, self.shard_workers, pending,
+                                             strict=True)]
+            if W == 1:
+                pending = [(trains[0],)]
+                out.append(trains[0])
+                continue
+            applies = [client.submit(_apply_round, s, r, *trains, workers=[w],
                                      allow_other_workers=False, pure=False)
-                       for s, w, g in zip(self.shards, self.shard_workers, rngs, strict=True)]
-            results = self._gather(futures, f"epoch {self.epochs + 1}")
-            if n_shards == 1:
-                local._rng = results[0][5]
-            local._params, local._solver_state = _combine(
-                local._params, local._solver_state, results, self.plans[r], weighted=True)
-            loss += sum(res[4] for res in results)
-            payload.release()
+                       for s, w in zip(self.shards, self.shard_workers, strict=True)]
+            pending = [(f,) for f in applies]
+            out += applies
+        results = self._gather(out, f"epoch {self.epochs + 1}")
+        compute = exchange = 0.0
+        if W == 1:
+            loss = sum(res[0] for res in results)
+            compute = sum(res[2][0] for res in results)
+        else:  # every worker returns the round's total: take worker 0's
+            loss = sum(res[0] for res in results[::W])
+            for r in range(0, len(results), W):
+                seconds = results[r][1]
+                compute += max(c for c, _ in seconds)
+                exchange += max(e + res[2] for (_, e), res in
+                                zip(seconds, results[r:r + W], strict=True))
+        self.timings["epoch"].append(time.perf_counter() - t_start)
+        self.timings["compute"].append(compute)
+        self.timings["exchange"].append(exchange)
         self.epochs += 1
+        self.version += 1
         return local._task.metric_from_loss_sum(loss, self.weight_sum)
 
     def _als_sweep(self):
@@ -988,9 +1164,12 @@ class _Run:
 
     def _validate(self):
         local = self.local
-        params = self.client.scatter([local._params], broadcast=True, hash=False)[0]
-        parts = self._gather(self._on(_validation_output, self.shards, params, local),
-                             "validation")
+        if isinstance(local._params, _Replica):  # scored with each worker's replica
+            params = None
+        else:
+            params = self.client.scatter([local._params], broadcast=True, hash=False)[0]
+        parts = self._gather(self._on(_validation_output, self.shards, params,
+                                      local._output_link, local.n_jobs), "validation")
         parts = [p for p in parts if p is not None]
         yv = np.concatenate([p[0] for p in parts])
         out = np.concatenate([p[1] for p in parts])
@@ -998,63 +1177,62 @@ class _Run:
         return local._task.score(yv, out, swv), out
 
 
-def _plan(weights, n_features):
-    """How :func:`_combine` weighs the workers' tables in one round, computed once per fit.
+def _exchange_plan(weights, n_features, dtype):
+    """Each worker's part of a round's combination, computed once per fit.
 
     ``weights``: per worker, ``(counts, touched, n_rows)``: the non-zeros it trains in each
-    feature it touches, and its rows. Returns per worker its share of each feature,
-    ``count / total count`` (float32, (n_features,): exactly 1 where only that worker
-    touches the feature, 0 where it does not touch it), ``keep`` (1 for the features no
-    worker touches, else 0) and each worker's share of the rows.
+    feature it touches, and its rows. Returns per worker a dict: ``index``; ``excl``, the
+    features only it touches (int32; their combined row is its row); ``shared``, those others
+    touch too, with ``weights``, its share ``count / all workers' count`` of each (``dtype``);
+    ``row_share``, its share of the rows (the small arrays' weight).
     """
     total = np.zeros(n_features)
+    touchers = np.zeros(n_features, dtype=np.int32)
     for c, t, _ in weights:
         total[t] += c
-    shares = []
-    for c, t, _ in weights:
-        share = np.zeros(n_features, dtype=np.float32)
-        share[t] = c / total[t]
-        shares.append(share)
-    keep = (total == 0).astype(np.float32)
+        touchers[t] += 1
     n_rows = np.array([float(w[2]) for w in weights])
-    return shares, keep, n_rows / n_rows.sum()
+    plans = []
+    for i, (c, t, _) in enumerate(weights):
+        multi = touchers[t] > 1
+        plans.append({"index": i, "excl": t[~multi].astype(np.int32),
+                      "shared": t[multi].astype(np.int32),
+                      "weights": (c[multi] / total[t[multi]]).astype(dtype),
+                      "row_share": n_rows[i] / n_rows.sum()})
+    return plans
 
 
-def _combine(params, state, results, plan, *, weighted=False):
-    """The combined parameters of the workers' ``results`` (see the module docstring).
+def _same(obj):
+    return obj
 
-    Table rows (parameters and solver state) are averaged by the workers' counts of
-    non-zeros in each feature (``plan``, see :func:`_plan`): ``sum_i share_i * table_i +
-    keep * table``, so that a feature one worker touched takes that worker's row exactly and
-    untouched features keep theirs. ``weighted``: the workers multiplied their tables by their
-    shares already. The bias, its solver state and other arrays (FwFM's ``r``) are averaged by
-    rows trained: they were updated once per row.
-    """
-    new = params.copy()
-    table = new.table
-    if len(results) == 1:
-        w0, rows, extra, st, _, _ = results[0]
-        table[...] = rows
-        new.w0[...] = w0
-        for name, value in extra.items():
-            getattr(new, name)[...] = value
-        return new, st
-    shares, keep, row_share = plan
-    table *= keep[:, None]
-    for res, share in zip(results, shares, strict=True):
-        table += res[1] if weighted else share[:, None] * res[1]
 
-    def mean(values):
-        return sum(s * np.asarray(v, dtype=np.float64)
-                   for s, v in zip(row_share, values, strict=True))
+class _Replica:
+    """The driver's stand-in for the parameters the workers hold (``local._params`` during a
+    distributed SGD-type fit): any use (the engine's snapshot of a best epoch, a callback
+    reading the model) fetches them from the first worker, once per epoch."""
 
-    new.w0[...] = mean([res[0] for res in results])
-    for name in results[0][2]:
-        getattr(new, name)[...] = mean([res[2][name] for res in results])
-    st = None
-    if state is not None:
-        st = {k: mean([res[3][k] for res in results]).astype(state[k].dtype) for k in state}
-    return new, st
+    def __init__(self, run):
+        self._run = run
+        self._cached = None
+
+    def fetch(self):
+        """(params, solver state) after the last epoch, fetched from a worker."""
+        run = self._run
+        if self._cached is None or self._cached[0] != run.version:
+            got = run._gather([run.client.submit(_get_replica, run.shards[0],
+                                                 workers=[run.shard_workers[0]],
+                                                 allow_other_workers=False, pure=False)],
+                              "fetching the parameters")[0]
+            self._cached = (run.version, got)
+        return self._cached[1]
+
+    def __reduce__(self):  # a copy or pickle of the estimator holds the parameters
+        return _same, (self.fetch()[0],)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.fetch()[0], name)
 
 
 # ======================================================================== estimators

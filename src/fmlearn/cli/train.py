@@ -280,6 +280,18 @@ def _add_command_flags(p: argparse.ArgumentParser, required: bool = True) -> Non
                    "(with a note when the labels take only two values).")
     g.add_argument("--seed", type=int, default=0, metavar="N",
                    help="random seed (the model's random_state). Default: 0.")
+    g = p.add_argument_group("distributed training on Dask (fm, ffm, fwfm; needs "
+                             "pip install \"fmlearn[dask]\"; see docs/distributed.md)")
+    g.add_argument("--dask-workers", type=int, metavar="N",
+                   help="train on a local Dask cluster of N workers, one thread each "
+                   "(fmlearn.dask): the file is read here and split into one slice of rows "
+                   "per worker")
+    g.add_argument("--dask-scheduler", metavar="ADDR",
+                   help="train on the Dask cluster of this scheduler (e.g. tcp://host:8786): "
+                   "the file is read here and a slice of rows sent to each worker")
+    g.add_argument("--rounds-per-epoch", default="auto", metavar="N",
+                   help="with --dask-*: synchronous rounds per epoch (an int, or auto). "
+                   "Default: auto.")
 
 
 def build_parser(cls, model: str = "fm", task: str = "regression") -> argparse.ArgumentParser:
@@ -392,6 +404,7 @@ def run(argv) -> int:
 
     if args.hash_bits is not None and not 1 <= args.hash_bits <= 28:
         raise ValueError(f"--hash-bits must be in 1..28, got {args.hash_bits}")
+    dask_cls = _dask_class(args, cls, params)
     if args.on_disk:
         return _run_on_disk(args, cls, params, note)
     if args.cache_dir:
@@ -438,9 +451,12 @@ def run(argv) -> int:
             note(f"fmlearn train: note: {int(fields.max()) + 1} fields inferred from the "
                  "position of each feature in its rows")
         params["fields"] = None if fields is None else np.maximum(fields, 0)
-    model = cls(**params)
     t = time.perf_counter()
-    model.fit(X, y, eval_set=valid)
+    if dask_cls is not None:
+        model = _fit_dask(args, dask_cls, params, X, y, valid)
+    else:
+        model = cls(**params)
+        model.fit(X, y, eval_set=valid)
     elapsed = time.perf_counter() - t
     print(f"trained {model.n_iter_} epochs in {elapsed:.2f}s "
           f"({X.shape[0] * model.n_iter_ / elapsed:,.0f} rows/s)")
@@ -451,6 +467,76 @@ def run(argv) -> int:
         model.save(args.model_out)
         print(f"saved model to {args.model_out}")
     return 0
+
+
+def _dask_class(args, cls, params):
+    """The fmlearn.dask class for ``--dask-workers``/``--dask-scheduler`` (None without them),
+    after the checks that need no data: the model, the flags, Dask installed."""
+    if args.dask_workers is None and args.dask_scheduler is None:
+        if args.rounds_per_epoch != "auto":
+            raise ValueError("--rounds-per-epoch applies to --dask-workers/--dask-scheduler "
+                             "training only.")
+        return None
+    if args.dask_workers is not None and args.dask_scheduler is not None:
+        raise ValueError("give --dask-workers (a local cluster) or --dask-scheduler (an "
+                         "existing one), not both.")
+    if args.dask_workers is not None and args.dask_workers < 1:
+        raise ValueError(f"--dask-workers must be at least 1, got {args.dask_workers}.")
+    if args.model not in ("fm", "ffm", "fwfm"):
+        raise ValueError(f"--model {args.model} does not train on Dask; fmlearn.dask has fm, "
+                         "ffm and fwfm.")
+    if args.on_disk:
+        raise ValueError("--on-disk and --dask-* do not combine: Dask workers hold their rows "
+                         "in memory (for data larger than this machine, use fmlearn.dask from "
+                         "Python with files the workers read; docs/distributed.md).")
+    if args.rounds_per_epoch != "auto":
+        try:
+            args.rounds_per_epoch = int(args.rounds_per_epoch)
+        except ValueError:
+            raise ValueError(f"--rounds-per-epoch must be an int or auto, got "
+                             f"{args.rounds_per_epoch!r}.") from None
+    try:
+        import fmlearn.dask as fdask
+    except ImportError as e:
+        raise ValueError(f"--dask-* needs Dask: {e}") from None
+    dask_cls = getattr(fdask, "Dask" + cls.__name__)
+    accepted = inspect.signature(dask_cls).parameters
+    refused = [name for name in params if name not in accepted]
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise ValueError(f"{flags} do(es) not apply to Dask training (docs/distributed.md).")
+    if params.get("solver") not in (None, *fdask._SOLVERS):
+        raise ValueError(f"--solver {params['solver']} does not run on Dask; use one of "
+                         f"{', '.join(fdask._SOLVERS)}.")
+    return dask_cls
+
+
+def _fit_dask(args, dask_cls, params, X, y, valid):
+    """Fit ``dask_cls`` on a local cluster or the given scheduler's; the plain model."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if args.dask_scheduler is not None:
+        client = Client(args.dask_scheduler, timeout="10s")
+    else:
+        cluster = LocalCluster(n_workers=args.dask_workers, threads_per_worker=1,
+                               processes=False, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        n_workers = len(client.scheduler_info()["workers"])
+        est = dask_cls(**params, rounds_per_epoch=args.rounds_per_epoch, client=client)
+        est.fit(X, y, eval_set=valid)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    rounds = getattr(est, "rounds_per_epoch_", None)
+    print(f"trained on {n_workers} Dask worker(s)"
+          + (f", {rounds} round(s) per epoch" if rounds else ""), file=sys.stderr)
+    return est.to_local()
 
 
 def _run_on_disk(args, cls, params, note) -> int:
