@@ -27,6 +27,7 @@ from fmlearn.callbacks import ProgressBar
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.sources import InMemorySource
 from fmlearn.deep import data as deep_data
+from fmlearn.deep import optstate
 from fmlearn.deep.models import MODELS
 from fmlearn.deep.params import DeepParams
 from fmlearn.engine import History, stopping_rule, train
@@ -281,6 +282,24 @@ class _DeepEstimator(BaseEstimator):
         self._fields = params.fields
         self._optimizer = None
 
+    @property
+    def _solver_state(self) -> dict | None:
+        """The optimizer's state as arrays, saved in model files (:mod:`fmlearn.deep.optstate`):
+        the live optimizer's, else the one a loaded file brought and no fit has used yet."""
+        if getattr(self, "_optimizer", None) is not None:
+            return optstate.to_arrays(self._optimizer, self._optimizer_name)
+        loaded = getattr(self, "_loaded_optimizer", None)
+        if loaded is None:
+            return None
+        return {optstate.NAME: np.array([loaded["name"]]),
+                **{f"optim_{i}_{k}": v for i, e in loaded["state"].items() for k, v in e.items()}}
+
+    @_solver_state.setter
+    def _solver_state(self, arrays) -> None:
+        # io.load, after _params: checked now, handed to the optimizer by the next fit.
+        self._loaded_optimizer = (optstate.check_arrays(arrays, self.module_, _OPTIMIZERS)
+                                  if arrays else None)
+
     def _n_columns(self) -> int:
         return self.n_features_in_
 
@@ -444,6 +463,10 @@ class _DeepEstimator(BaseEstimator):
         if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
             # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
             self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
+            if not reset:  # a loaded model continues with the optimizer state of its file
+                optstate.restore(self._optimizer, self.optimizer,
+                                 getattr(self, "_loaded_optimizer", None))
+            self._loaded_optimizer = None
         source = InMemorySource(rows, y, sw)
         with _torch_threads(self.n_jobs):
             return self._train(source, valid, max_iter, callbacks, stopping, device)
