@@ -84,7 +84,7 @@ _ESTIMATORS = {
 _DEEP_STEMS = ("TorchFM", "TorchFFM", "TorchFwFM", "DeepFM", "NFM", "AFM", "XDeepFM", "AutoInt",
                "AutoIntPlus", "IFM", "DIFM", "CFM")
 _ESTIMATORS.update({stem + task: "deep" for stem in _DEEP_STEMS
-                    for task in ("Regressor", "Classifier")})
+                    for task in ("Regressor", "Classifier", "Ranker")})
 
 
 def _estimator_class(name) -> type | None:

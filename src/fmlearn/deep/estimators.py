@@ -145,12 +145,12 @@ _COMMON = {
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
 
-def _make_init(model_params: dict):
-    """An ``__init__`` storing the common parameters and the model's own (keyword-only)."""
+def _make_init(model_params: dict, common: dict = _COMMON):
+    """An ``__init__`` storing the ``common`` parameters and the model's own (keyword-only)."""
     kw = inspect.Parameter.KEYWORD_ONLY
-    names = list(_COMMON)
+    names = list(common)
     ordered = names[:1] + list(model_params) + names[1:]
-    defaults = {**_COMMON, **model_params}
+    defaults = {**common, **model_params}
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params.append(inspect.Parameter("n_factors", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=defaults["n_factors"]))
@@ -413,6 +413,16 @@ class _DeepEstimator(BaseEstimator):
         fused = device == "cpu" or (device == "cuda" and self.optimizer != "adagrad")
         return cls(params, lr=self.learning_rate, fused=fused)
 
+    def _ensure_optimizer(self, reset: bool) -> None:
+        """The optimizer of the module (on its device): kept across ``partial_fit`` calls."""
+        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
+            # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
+            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
+            if not reset:  # a loaded model continues with the optimizer state of its file
+                optstate.restore(self._optimizer, self.optimizer,
+                                 getattr(self, "_loaded_optimizer", None))
+            self._loaded_optimizer = None
+
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None):
         self._input_fields = carried_fields(X)
         eval_set = encode_eval_set(X, eval_set)
@@ -460,13 +470,7 @@ class _DeepEstimator(BaseEstimator):
         elif self.module_.n_outputs != self._n_outputs():
             raise ValueError("the number of classes changed since the model was fitted")
         self.module_.to(device)
-        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
-            # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
-            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
-            if not reset:  # a loaded model continues with the optimizer state of its file
-                optstate.restore(self._optimizer, self.optimizer,
-                                 getattr(self, "_loaded_optimizer", None))
-            self._loaded_optimizer = None
+        self._ensure_optimizer(reset)
         source = InMemorySource(rows, y, sw)
         with _torch_threads(self.n_jobs):
             return self._train(source, valid, max_iter, callbacks, stopping, device)
@@ -487,27 +491,21 @@ class _DeepEstimator(BaseEstimator):
             self._epochs_done_now += 1
             return task.metric_from_loss_sum(loss_sum, source.weight_sum)
 
-        validate = None
-        if valid is not None:
-            Xv, yv, swv = valid
-
-            def validate():
-                output = self._output(Xv)
-                return task.score(yv, output, swv), output
-
+        validate = self._validation_fn(valid)
         self._epochs_done_now = self._epochs_done
-        history = History(self.history_, task.metric, task.metric,
+        history = History(self.history_, task.metric, self._metric_name,
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(max_iter, early_stopping=stopping, tol=self.tol,
                                  n_iter_no_change=self.n_iter_no_change,
-                                 validating=validate is not None)
+                                 validating=validate is not None,
+                                 mode="max" if task.higher_is_better else "min")
         bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None
 
         def snapshot():
             return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         try:
-            result = train(epoch, max_iter=max_iter, metric=task.metric, validate=validate,
+            result = train(epoch, max_iter=max_iter, metric=self._metric_name, validate=validate,
                            stoppers=stoppers, callbacks=callbacks, progress=bar,
                            history=history, snapshot=snapshot, diverged=self._diverged,
                            estimator=self)
@@ -520,13 +518,42 @@ class _DeepEstimator(BaseEstimator):
             self.best_iteration_ = result.best_epoch
         return self
 
+    @property
+    def _metric_name(self) -> str:
+        """The validation metric (history, callbacks): the task's, a ranker's ``eval_metric``."""
+        return self._task.metric
+
+    def _validation_fn(self, valid):
+        """``validate()`` for :func:`fmlearn.engine.train` over ``valid`` (rows, y, weights)."""
+        if valid is None:
+            return None
+        Xv, yv, swv = valid
+
+        def validate():
+            output = self._output(Xv)
+            return self._task.score(yv, output, swv), output
+
+        return validate
+
+    def _penalty(self, objective, ids, n_rows):
+        """``objective`` plus the L2 penalties of a mini-batch of ``n_rows`` rows whose
+        features are ``ids``."""
+        emb = self.module_.embedding
+        if self.l2_reg_V:
+            objective = objective + self.l2_reg_V * emb.V[ids].pow(2).sum() / n_rows
+        if self.l2_reg_w:
+            objective = objective + self.l2_reg_w * emb.w[ids].pow(2).sum() / n_rows
+        if self.l2_reg_net:
+            objective = objective + self.l2_reg_net * sum(
+                p.pow(2).sum() for p in self.module_.network_weights())
+        return objective
+
     def _batch_epoch(self, batch, opt, device) -> float:
         """One pass over a source batch in shuffled mini-batches; the sum of weighted losses
         (each mini-batch scored before its step)."""
         rows, y_all, sw_all = batch
         order = self._rng.permutation(rows.n_rows)
         module, total = self.module_, 0.0
-        emb = module.embedding
         weighted_rows = not (sw_all == 1).all()  # unit weights: skip the multiply (exact)
         for start in range(0, order.shape[0], self.batch_size):
             sel = order[start:start + self.batch_size]
@@ -537,16 +564,7 @@ class _DeepEstimator(BaseEstimator):
             if weighted_rows:
                 losses = losses * torch.as_tensor(sw_all[sel], device=device)
             weighted = losses.sum()
-            objective = weighted / sel.shape[0]
-            if self.l2_reg_V or self.l2_reg_w:
-                ids = bags.ids
-                if self.l2_reg_V:
-                    objective = objective + self.l2_reg_V * emb.V[ids].pow(2).sum() / sel.shape[0]
-                if self.l2_reg_w:
-                    objective = objective + self.l2_reg_w * emb.w[ids].pow(2).sum() / sel.shape[0]
-            if self.l2_reg_net:
-                objective = objective + self.l2_reg_net * sum(
-                    p.pow(2).sum() for p in module.network_weights())
+            objective = self._penalty(weighted / sel.shape[0], bags.ids, sel.shape[0])
             opt.zero_grad(set_to_none=True)
             objective.backward()
             opt.step()
