@@ -174,3 +174,13 @@ def test_validation_metric_early_stopping_and_errors():
         tiny(deep.DeepFMRanker, eval_metric="rmse").fit(None, None, train)
     with pytest.raises(ValueError, match="columns"):
         est.recommend(sp.identity(79, format="csr"), None)
+
+
+@pytest.mark.parametrize("name", ["DeepFMRanker", "CFMRanker"])
+def test_scikit_learn_api_checks_that_never_fit(name):
+    from sklearn.utils import estimator_checks
+
+    from tests.test_common import RANKER_API_CHECKS
+
+    for check in RANKER_API_CHECKS:
+        getattr(estimator_checks, check)(name, RANKERS[name](n_factors=2, max_iter=2))
