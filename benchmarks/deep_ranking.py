@@ -192,7 +192,9 @@ def main(argv=None) -> int:
         log(f"recommend {label}: median {t:.3f}s")
 
     exe = Path(sys.executable)
-    exe = exe.relative_to(HERE.parent) if exe.is_relative_to(HERE.parent) else Path("python")
+    exe = (exe.relative_to(HERE.parent) if exe.is_relative_to(HERE.parent)
+           else Path("benchmarks/.venv/bin/python") if exe.parts[-4:-2] == ("benchmarks", ".venv")
+           else Path("python"))
     cmd = " ".join(shlex.quote(a) for a in [str(exe), "benchmarks/deep_ranking.py"]
                    + sys.argv[1:])
     fm_p, fm_n = np.mean(rows["FMRanker WARP"]["p10"]), np.mean(rows["FMRanker WARP"]["ndcg10"])
