@@ -184,3 +184,18 @@ def test_scikit_learn_api_checks_that_never_fit(name):
 
     for check in RANKER_API_CHECKS:
         getattr(estimator_checks, check)(name, RANKERS[name](n_factors=2, max_iter=2))
+
+
+def test_onnx_export_scores_joined_rows(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from fmlearn.export import padded_inputs
+
+    Q, C, fields, likes = _side()
+    est = tiny(deep.AutoIntRanker, fields=fields).fit(Q, C, likes)
+    est.to_onnx(tmp_path / "r.onnx")
+    joined = sp.hstack([Q[np.repeat(np.arange(4), 40)], C[np.tile(np.arange(40), 4)]],
+                       format="csr")
+    session = ort.InferenceSession(str(tmp_path / "r.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["prediction"]
+    np.testing.assert_allclose(session.run(None, padded_inputs(joined))[0],
+                               est.decision_function(joined), rtol=1e-5, atol=1e-5)
