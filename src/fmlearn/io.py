@@ -84,7 +84,7 @@ _ESTIMATORS = {
 _DEEP_STEMS = ("TorchFM", "TorchFFM", "TorchFwFM", "DeepFM", "NFM", "AFM", "XDeepFM", "AutoInt",
                "AutoIntPlus", "IFM", "DIFM", "CFM")
 _ESTIMATORS.update({stem + task: "deep" for stem in _DEEP_STEMS
-                    for task in ("Regressor", "Classifier")})
+                    for task in ("Regressor", "Classifier", "Ranker")})
 
 
 def _estimator_class(name) -> type | None:
@@ -544,9 +544,9 @@ def load(path):
             state=state.pop("table", None),
             **extra,
         )
+        est._solver_state = state or None  # a deep model checks its optimizer state here
     except (TypeError, ValueError, KeyError, IndexError) as e:
         raise _fail(path, f"damaged model file: {e}.") from None
-    est._solver_state = state or None
     for a, v in meta.get("attributes", {}).items():
         if a in _SCALAR_ATTRS:
             setattr(est, a, v)

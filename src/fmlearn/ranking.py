@@ -26,13 +26,21 @@ from sklearn.utils.validation import check_is_fitted
 from fmlearn._kernels import ranking as rank_kernels
 from fmlearn._parallel import effective_n_jobs, run_blocks
 from fmlearn.base import BaseFM, _rng_from, family_init
-from fmlearn.data.design import MAX_FEATURES, KernelCSR
+from fmlearn.data.design import MAX_FEATURES
 from fmlearn.data.validation import check_structure
 from fmlearn.metrics import RANKING_METRICS, auc_per_query
-from fmlearn.retrieval import RecommendMixin, _feature_csr, _model_space, _Parts, recommend
+from fmlearn.retrieval import (
+    RecommendMixin,
+    _check_k,
+    _feature_csr,
+    _model_space,
+    _Parts,
+    recommend,
+    top_k,
+)
 from fmlearn.tasks import Pairwise
 
-__all__ = ["FMRanker", "RecommendMixin", "recommend"]  # the last two re-exported
+__all__ = ["FMRanker", "RankingInputs", "RecommendMixin", "recommend"]  # the last two re-exported
 
 _LOSSES = {"bpr": rank_kernels.BPR, "warp": rank_kernels.WARP}
 _SAMPLING = {"uniform": rank_kernels.UNIFORM, "popularity": rank_kernels.POPULARITY}
@@ -233,12 +241,176 @@ class _RankData:
 class _Validation:
     """Held-out positives and what scoring them each epoch needs."""
 
-    Qk: KernelCSR  # the validation queries' rows, model columns
+    queries: np.ndarray  # the validation queries' rows of the query matrix
     relevant: sp.csr_matrix  # (n_valid_queries, n_candidates)
     exclude: sp.csr_matrix  # their training positives
 
 
-class FMRanker(BaseFM):
+# Hyper-parameters of every ranker (FMRanker and the deep rankers of fmlearn.deep).
+RANKING_CONSTRAINTS = {
+    "loss": [StrOptions(set(_LOSSES))],
+    "negative_sampling": [StrOptions(set(_SAMPLING))],
+    "max_sampled": [Interval(Integral, 1, None, closed="left")],
+    "eval_metric": [str],
+}
+RANKING_DEFAULTS = {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
+                    "eval_metric": "ndcg@10"}
+
+
+def score_ranking(metric: str, scorer, v: _Validation, n_jobs) -> float:
+    """The ranking ``metric`` of ``scorer`` (see :func:`fmlearn.retrieval.top_k`) on the
+    held-out positives ``v``, their queries' training positives excluded."""
+    name, k = _parse_metric(metric)
+    if name == "auc":
+        return auc_per_query(v.relevant, scorer.scores(0, scorer.shape[0], None),
+                             exclude=v.exclude)
+    top, _ = top_k(scorer, k, v.exclude, n_jobs)
+    return RANKING_METRICS[name](v.relevant, top_k=top, k=top.shape[1])
+
+
+class RankingInputs:
+    """What every ranker shares (:class:`FMRanker`, the deep rankers): the task, the query x
+    candidate inputs and positives, the hold-out of positives, the validation queries and
+    :meth:`recommend`'s checks. A ranker provides ``_top_k(Q, C, k, exclude)`` and
+    ``_check_sample_weight``, and sets ``_stopping_early`` before splitting."""
+
+    _task_name = "pairwise"
+
+    @property
+    def _task(self) -> Pairwise:
+        return Pairwise(_LOSSES[self.loss], self.loss)
+
+    @property
+    def _metric_name(self) -> str:
+        # Callbacks and history see the ranking metric validation is scored by.
+        return self.eval_metric
+
+    @property
+    def _sampling(self) -> int:
+        return _SAMPLING[self.negative_sampling]
+
+    def _negatives_from(self, data: _RankData):
+        """(known positives as CSR (n_queries, n_candidates), the popularity draw list): what
+        negative sampling reads (:mod:`fmlearn._kernels.ranking`)."""
+        popular = data.pos_c if self.negative_sampling == "popularity" else data.pos_c[:0]
+        return data.matrix, popular
+
+    # ----------------------------------------------------------------- validation
+    def _read_files(self, queries, candidates, positives, sample_weight, eval_set):
+        """Paths among the inputs read (:func:`read_pairs`, libFM/FFM feature files): the
+        arrays, and ``n_ids`` (the id counts a pairs file implies for one-hot ids) or None."""
+        if positives is None:
+            raise ValueError(_NOT_ROWS if _is_path(queries) else
+                             f"{type(self).__name__}.fit needs positives: (query, candidate) "
+                             "pairs.")
+        queries = _read_features(queries, "queries")
+        candidates = _read_features(candidates, "candidates")
+        n_ids = None
+        if _is_path(positives):
+            positives, file_weight = read_pairs(positives)
+            if file_weight is not None:
+                if sample_weight is not None:
+                    raise ValueError("the positives file has weights (a third column): pass "
+                                     "no sample_weight.")
+                sample_weight = file_weight
+            # One-hot ids (queries/candidates None): as many as the largest id + 1.
+            n_ids = tuple(int(positives[:, j].max()) + 1 for j in (0, 1))
+        if _is_path(eval_set):
+            eval_set = read_pairs(eval_set, "eval_set")[0]
+        return queries, candidates, positives, sample_weight, eval_set, n_ids
+
+    def _rank_data(self, queries, candidates, positives, sample_weight, name="positives",
+                   n_ids=None):
+        n_q = (None if n_ids is None else n_ids[0]) if queries is None else _num_rows(queries)
+        n_c = (None if n_ids is None else n_ids[1]) if candidates is None else _num_rows(candidates)
+        pos_q, pos_c, shape = _pairs(positives, n_q, n_c, name)
+        Q = _feature_csr(queries, "queries", shape[0])
+        C = _feature_csr(candidates, "candidates", shape[1])
+        if Q.shape[1] + C.shape[1] > MAX_FEATURES:
+            raise ValueError(
+                f"queries and candidates have {Q.shape[1] + C.shape[1]} columns together; "
+                f"fmlearn supports at most {MAX_FEATURES}. Hash or re-index the features."
+            )
+        if pos_q.size == 0:
+            raise ValueError(f"{name} is empty: training needs at least one positive pair.")
+        sw = self._check_sample_weight(sample_weight, pos_q)
+        return _RankData(Q, C, pos_q, pos_c, sw, shape)
+
+    def _check_widths(self, data: _RankData) -> None:
+        nq, nc = data.Q.shape[1], data.C.shape[1]
+        if (nq, nq + nc) != (self.n_query_features_, self.n_features_in_):
+            raise ValueError(
+                f"queries have {nq} and candidates {nc} columns, but the model was fitted with "
+                f"{self.n_query_features_} and "
+                f"{self.n_features_in_ - self.n_query_features_}; use matrices with the same "
+                "columns (or warm_start=False to train a new model)."
+            )
+
+    def _split_validation(self, data: _RankData, eval_set):
+        """(training data, validation positives as (q, c) arrays or None)."""
+        if eval_set is not None:
+            vq, vc, _ = _pairs(eval_set, *data.shape, "eval_set")
+            if vq.size == 0:
+                raise ValueError("eval_set holds no positive pair.")
+            return data, (vq, vc)
+        if not self._stopping_early:
+            return data, None
+        n = data.pos_q.size
+        n_valid = int(round(self.validation_fraction * n))
+        if n_valid < 1 or n_valid >= n:
+            raise ValueError(
+                f"cannot hold out validation_fraction={self.validation_fraction} of {n} "
+                "positives for early stopping; pass eval_set, use another validation_fraction "
+                "or set early_stopping=False."
+            )
+        perm = self._rng.permutation(n)
+        valid = np.sort(perm[:n_valid])
+        return data.take(np.sort(perm[n_valid:])), (data.pos_q[valid], data.pos_c[valid])
+
+    def _validation(self, data: _RankData, valid) -> _Validation | None:
+        if valid is None:
+            return None
+        vq, vc = valid
+        queries, inverse = np.unique(vq, return_inverse=True)
+        relevant = _pair_matrix(inverse, vc, (queries.size, data.shape[1]))
+        exclude = data.matrix[queries]
+        return _Validation(queries, relevant, exclude)
+
+    def recommend(self, queries=None, candidates=None, k=10, *, exclude=None):
+        """Top-``k`` candidates per query, best first (see :func:`recommend`).
+
+        Parameters
+        ----------
+        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features_) or None
+            Query feature rows; new queries (cold start) need only their side features. None
+            means one row per query feature, one-hot (the training queries when they were
+            one-hot ids).
+        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features) or None
+            Candidate feature rows; None means one-hot, as for ``queries``.
+        k : int, default=10
+        exclude : sparse matrix of shape (n_queries, n_candidates), or list, optional
+            Pairs never recommended, e.g. the training positives.
+
+        Returns
+        -------
+        indices : ndarray of int64, shape (n_queries, min(k, n_candidates))
+        scores : ndarray of float64, shape (n_queries, min(k, n_candidates))
+        """
+        check_is_fitted(self)
+        nq, nc = self.n_query_features_, self.n_features_in_ - self.n_query_features_
+        Q = _feature_csr(queries, "queries", nq)
+        C = _feature_csr(candidates, "candidates", nc)
+        if Q.shape[1] != nq or C.shape[1] != nc:
+            raise ValueError(
+                f"queries must have {nq} columns and candidates {nc}, as in fit; got "
+                f"{Q.shape[1]} and {C.shape[1]}."
+            )
+        return self._top_k(Q, C, _check_k(k), exclude)
+
+
+
+
+class FMRanker(RankingInputs, BaseFM):
     """Factorization machine ranking candidates for queries, trained on implicit feedback.
 
     The score of a (query, candidate) pair is the FM of the concatenated feature row
@@ -375,97 +547,16 @@ class FMRanker(BaseFM):
         },
         "n_factors": [Interval(Integral, 1, None, closed="left")],
         "solver": [StrOptions({"adagrad", "sgd", "ftrl"})],
-        "loss": [StrOptions(set(_LOSSES))],
-        "negative_sampling": [StrOptions(set(_SAMPLING))],
-        "max_sampled": [Interval(Integral, 1, None, closed="left")],
-        "eval_metric": [str],
+        **RANKING_CONSTRAINTS,
     }
-    _task_name = "pairwise"
     # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
     fit_intercept = False
 
     __init__ = family_init(
-        {"loss": "warp", "negative_sampling": "uniform", "max_sampled": 10,
-         "eval_metric": "ndcg@10"},
+        RANKING_DEFAULTS,
         drop=("fit_intercept",),
         n_factors=16, learning_rate=0.05, l2_reg_w=1e-2, l2_reg_V=5e-2,
     )
-
-    @property
-    def _task(self) -> Pairwise:
-        return Pairwise(_LOSSES[self.loss], self.loss)
-
-    @property
-    def _metric_name(self) -> str:
-        # Callbacks and history see the ranking metric validation is scored by.
-        return self.eval_metric
-
-    # ----------------------------------------------------------------- validation
-    def _rank_data(self, queries, candidates, positives, sample_weight, name="positives",
-                   n_ids=None):
-        n_q = (None if n_ids is None else n_ids[0]) if queries is None else _num_rows(queries)
-        n_c = (None if n_ids is None else n_ids[1]) if candidates is None else _num_rows(candidates)
-        pos_q, pos_c, shape = _pairs(positives, n_q, n_c, name)
-        Q = _feature_csr(queries, "queries", shape[0])
-        C = _feature_csr(candidates, "candidates", shape[1])
-        if Q.shape[1] + C.shape[1] > MAX_FEATURES:
-            raise ValueError(
-                f"queries and candidates have {Q.shape[1] + C.shape[1]} columns together; "
-                f"fmlearn supports at most {MAX_FEATURES}. Hash or re-index the features."
-            )
-        if pos_q.size == 0:
-            raise ValueError(f"{name} is empty: training needs at least one positive pair.")
-        sw = self._check_sample_weight(sample_weight, pos_q)
-        return _RankData(Q, C, pos_q, pos_c, sw, shape)
-
-    def _check_widths(self, data: _RankData) -> None:
-        nq, nc = data.Q.shape[1], data.C.shape[1]
-        if (nq, nq + nc) != (self.n_query_features_, self.n_features_in_):
-            raise ValueError(
-                f"queries have {nq} and candidates {nc} columns, but the model was fitted with "
-                f"{self.n_query_features_} and "
-                f"{self.n_features_in_ - self.n_query_features_}; use matrices with the same "
-                "columns (or warm_start=False to train a new model)."
-            )
-
-    def _split_validation(self, data: _RankData, eval_set):
-        """(training data, validation positives as (q, c) arrays or None)."""
-        if eval_set is not None:
-            vq, vc, _ = _pairs(eval_set, *data.shape, "eval_set")
-            if vq.size == 0:
-                raise ValueError("eval_set holds no positive pair.")
-            return data, (vq, vc)
-        if not self._stopping_early:
-            return data, None
-        n = data.pos_q.size
-        n_valid = int(round(self.validation_fraction * n))
-        if n_valid < 1 or n_valid >= n:
-            raise ValueError(
-                f"cannot hold out validation_fraction={self.validation_fraction} of {n} "
-                "positives for early stopping; pass eval_set, use another validation_fraction "
-                "or set early_stopping=False."
-            )
-        perm = self._rng.permutation(n)
-        valid = np.sort(perm[:n_valid])
-        return data.take(np.sort(perm[n_valid:])), (data.pos_q[valid], data.pos_c[valid])
-
-    def _validation(self, data: _RankData, valid) -> _Validation | None:
-        if valid is None:
-            return None
-        vq, vc = valid
-        queries, inverse = np.unique(vq, return_inverse=True)
-        relevant = _pair_matrix(inverse, vc, (queries.size, data.shape[1]))
-        exclude = data.matrix[queries]
-        return _Validation(_model_space(data.Q[queries], None), relevant, exclude)
-
-    def _score_validation(self, v: _Validation, Ck: KernelCSR) -> float:
-        name, k = _parse_metric(self.eval_metric)
-        parts = _Parts.of(self._params, v.Qk, Ck, self.n_jobs)
-        if name == "auc":
-            return auc_per_query(v.relevant, parts.scores(0, parts.shape[0], None),
-                                 exclude=v.exclude)
-        top, _ = parts.top_k(k, v.exclude, self.n_jobs)
-        return RANKING_METRICS[name](v.relevant, top_k=top, k=top.shape[1])
 
     # ----------------------------------------------------------------- training
     def fit(self, queries, candidates=None, positives=None, sample_weight=None, *, eval_set=None,
@@ -510,23 +601,8 @@ default=None
         self._validate_params()
         _parse_metric(self.eval_metric)
         reset = not (self.warm_start and self.__sklearn_is_fitted__())
-        if positives is None:
-            raise ValueError(_NOT_ROWS if _is_path(queries) else
-                             "FMRanker.fit needs positives: (query, candidate) pairs.")
-        queries = _read_features(queries, "queries")
-        candidates = _read_features(candidates, "candidates")
-        n_ids = None
-        if _is_path(positives):
-            positives, file_weight = read_pairs(positives)
-            if file_weight is not None:
-                if sample_weight is not None:
-                    raise ValueError("the positives file has weights (a third column): pass "
-                                     "no sample_weight.")
-                sample_weight = file_weight
-            # One-hot ids (queries/candidates None): as many as the largest id + 1.
-            n_ids = tuple(int(positives[:, j].max()) + 1 for j in (0, 1))
-        if _is_path(eval_set):
-            eval_set = read_pairs(eval_set, "eval_set")[0]
+        queries, candidates, positives, sample_weight, eval_set, n_ids = self._read_files(
+            queries, candidates, positives, sample_weight, eval_set)
         data = self._rank_data(queries, candidates, positives, sample_weight, n_ids=n_ids)
         solver_cls = self._solver_class()
         solver = solver_cls.from_estimator(self, self._task.loss)
@@ -548,8 +624,7 @@ default=None
         # Unify the feature values' dtype: one compiled specialization of the epoch kernel.
         dtype = np.result_type(Qk.data.dtype, Ck.data.dtype)
         Qk, Ck = Qk._replace(data=Qk.data.astype(dtype)), Ck._replace(data=Ck.data.astype(dtype))
-        known = data.matrix
-        popular = data.pos_c if self.negative_sampling == "popularity" else data.pos_c[:0]
+        known, popular = self._negatives_from(data)
         weight_sum = float(data.sample_weight.sum())
 
         def epoch():
@@ -557,8 +632,11 @@ default=None
 
         validate = None
         if valid is not None:
+            Qv = _model_space(data.Q[valid.queries], None)
+
             def validate():
-                return self._score_validation(valid, Ck), None
+                parts = _Parts.of(self._params, Qv, Ck, self.n_jobs)
+                return score_ranking(self.eval_metric, parts, valid, self.n_jobs), None
 
         return self._train(epoch, validate, self.max_iter, callbacks)
 
@@ -577,7 +655,7 @@ default=None
             return rank_kernels.rank_epoch(
                 Qk.indptr, Qk.indices, Qk.data, Ck.indptr, Ck.indices, Ck.data,
                 data.pos_q, data.pos_c, data.sample_weight, order[a:b], indptr, indices,
-                popular, p.table, p.n_factors, seed_of[a], _SAMPLING[self.negative_sampling],
+                popular, p.table, p.n_factors, seed_of[a], self._sampling,
                 self.max_sampled, solver.loss, solver.code, solver.kernel_args,
                 solver.fit_intercept, solver.fit_linear,
             )
@@ -599,35 +677,7 @@ default=None
         """
         return self._raw_predict(X)
 
-    def recommend(self, queries=None, candidates=None, k=10, *, exclude=None):
-        """Top-``k`` candidates per query, best first (see :func:`recommend`).
-
-        Parameters
-        ----------
-        queries : {array-like, sparse matrix} of shape (n_queries, n_query_features_) or None
-            Query feature rows; new queries (cold start) need only their side features. None
-            means one row per query feature, one-hot (the training queries when they were
-            one-hot ids).
-        candidates : {array-like, sparse matrix} of shape (n_candidates, n_cand_features) or None
-            Candidate feature rows; None means one-hot, as for ``queries``.
-        k : int, default=10
-        exclude : sparse matrix of shape (n_queries, n_candidates), or list, optional
-            Pairs never recommended, e.g. the training positives.
-
-        Returns
-        -------
-        indices : ndarray of int64, shape (n_queries, min(k, n_candidates))
-        scores : ndarray of float64, shape (n_queries, min(k, n_candidates))
-        """
-        check_is_fitted(self)
-        nq, nc = self.n_query_features_, self.n_features_in_ - self.n_query_features_
-        Q = _feature_csr(queries, "queries", nq)
-        C = _feature_csr(candidates, "candidates", nc)
-        if Q.shape[1] != nq or C.shape[1] != nc:
-            raise ValueError(
-                f"queries must have {nq} columns and candidates {nc}, as in fit; got "
-                f"{Q.shape[1]} and {C.shape[1]}."
-            )
+    def _top_k(self, Q, C, k, exclude):
         return recommend(self, Q, C, k, exclude=exclude, n_jobs=self.n_jobs)
 
 

@@ -124,38 +124,53 @@ class _Parts:
 
     def scores(self, a: int, b: int, exclude: sp.csr_matrix | None) -> np.ndarray:
         """Scores of queries ``a:b`` against every candidate, excluded pairs at -inf."""
-        out = self.left[a:b] @ self.right_T
-        if exclude is not None:
-            ex = exclude[a:b]
-            out[np.repeat(np.arange(b - a), np.diff(ex.indptr)), ex.indices] = -np.inf
-        return out
+        return mask_excluded(self.left[a:b] @ self.right_T, a, b, exclude)
 
     def top_k(self, k: int, exclude, n_jobs) -> tuple[np.ndarray, np.ndarray]:
         """Indices and scores of the ``k`` best candidates per query, best first."""
-        n_q, n_c = self.shape
-        k = min(k, n_c)
-        idx = np.empty((n_q, k), dtype=np.int64)
-        val = np.empty((n_q, k), dtype=np.float64)
-        batch = max(1, _BATCH_CELLS // max(n_c, 1))
+        return top_k(self, k, exclude, n_jobs)
 
-        def block(a0, b0):
-            # numpy's matrix product and partition release the GIL: threads run in parallel.
-            for a in range(a0, b0, batch):
-                b = min(a + batch, b0)
-                s = self.scores(a, b, exclude)
-                if k < n_c:
-                    part = np.sort(np.argpartition(s, n_c - k, axis=1)[:, n_c - k :], axis=1)
-                else:
-                    part = np.broadcast_to(np.arange(n_c), s.shape)
-                best = np.take_along_axis(s, part, axis=1)
-                # Stable on sorted indices: ties go to the lower candidate index.
-                order = np.argsort(-best, axis=1, kind="stable")
-                idx[a:b] = np.take_along_axis(part, order, axis=1)
-                val[a:b] = np.take_along_axis(best, order, axis=1)
 
-        n_threads = min(effective_n_jobs(n_jobs), max(1, n_q // 256))
-        run_blocks(block, n_q, n_threads)
-        return idx, val
+def mask_excluded(out: np.ndarray, a: int, b: int, exclude: sp.csr_matrix | None) -> np.ndarray:
+    """``out`` (the scores of queries ``a:b``, all candidates) with the excluded pairs at -inf."""
+    if exclude is not None:
+        ex = exclude[a:b]
+        out[np.repeat(np.arange(b - a), np.diff(ex.indptr)), ex.indices] = -np.inf
+    return out
+
+
+def top_k(scorer, k: int, exclude, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the ``k`` best candidates per query, best first.
+
+    ``scorer`` has ``shape`` (n_queries, n_candidates) and ``scores(a, b, exclude)``, the
+    (b - a, n_candidates) scores of queries ``a:b`` with excluded pairs at -inf (:class:`_Parts`
+    by one matrix product; a deep ranker by batched forward passes, with ``n_jobs=1`` here as
+    torch runs its own threads).
+    """
+    n_q, n_c = scorer.shape
+    k = min(k, n_c)
+    idx = np.empty((n_q, k), dtype=np.int64)
+    val = np.empty((n_q, k), dtype=np.float64)
+    batch = max(1, _BATCH_CELLS // max(n_c, 1))
+
+    def block(a0, b0):
+        # numpy's matrix product and partition release the GIL: threads run in parallel.
+        for a in range(a0, b0, batch):
+            b = min(a + batch, b0)
+            s = scorer.scores(a, b, exclude)
+            if k < n_c:
+                part = np.sort(np.argpartition(s, n_c - k, axis=1)[:, n_c - k :], axis=1)
+            else:
+                part = np.broadcast_to(np.arange(n_c), s.shape)
+            best = np.take_along_axis(s, part, axis=1)
+            # Stable on sorted indices: ties go to the lower candidate index.
+            order = np.argsort(-best, axis=1, kind="stable")
+            idx[a:b] = np.take_along_axis(part, order, axis=1)
+            val[a:b] = np.take_along_axis(best, order, axis=1)
+
+    n_threads = min(effective_n_jobs(n_jobs), max(1, n_q // 256))
+    run_blocks(block, n_q, n_threads)
+    return idx, val
 
 
 def _points(params: FMParams) -> list[FMParams]:
@@ -216,7 +231,9 @@ def recommend(
     model : fitted FMRanker, FMRegressor or FMClassifier, or FMParams
         Any second-order FM. Regressors rank by predicted rating, binary classifiers by the
         decision function (log-odds), which is the probability's order. MCMC models rank by
-        the posterior mean of the FM output (an MCMC regressor's ``predict``).
+        the posterior mean of the FM output (an MCMC regressor's ``predict``). A deep ranker
+        (``fmlearn.deep``, e.g. ``DeepFMRanker``) scores every pair by batched forward
+        passes (its :meth:`recommend`; queries and candidates as in its fit).
     queries : {array-like, sparse matrix} of shape (n_queries, n_query_features)
         One row of query features per query to recommend for.
     candidates : {array-like, sparse matrix} of shape (n_candidates, n_candidate_features)
@@ -252,6 +269,12 @@ def recommend(
     >>> top.shape
     (50, 5)
     """
+    if getattr(model, "_scores_by_forward", False):
+        # No factorized score (the deep rankers): the model scores pairs by forward passes.
+        if query_columns is not None:
+            raise ValueError(f"{type(model).__name__} takes queries and candidates as it was "
+                             "fitted on; query_columns applies to FMs fitted on joined rows.")
+        return model.recommend(queries, candidates, k, exclude=exclude)
     params = _fm_params(model)
     k = _check_k(k)
     n = params.n_features

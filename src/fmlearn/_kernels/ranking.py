@@ -90,6 +90,24 @@ def draw_candidate(state, sampling, n_candidates, popular):
     return rand_below(state, n_candidates)
 
 
+@jit
+def draw_negatives(queries, pos_indptr, pos_indices, popular, n_candidates, n_draws, sampling,
+                   state, out, usable):
+    """``n_draws`` negatives per query, drawn as :func:`rank_epoch` draws them.
+
+    For the rankers that score outside numba (:mod:`fmlearn.deep.ranking`): ``out[r, t]`` is
+    the ``t``-th draw for query ``queries[r]`` (int64 (B,)) and ``usable[r, t]`` whether it is
+    not a positive of that query. ``out`` (B, n_draws) int64 and ``usable`` (B, n_draws) bool
+    are filled in place; ``state`` (uint64 (1,)) is the SplitMix64 stream, advanced.
+    """
+    for r in range(queries.shape[0]):
+        q = queries[r]
+        for t in range(n_draws):
+            c = draw_candidate(state, sampling, n_candidates, popular)
+            out[r, t] = c
+            usable[r, t] = not is_positive(pos_indptr, pos_indices, q, c)
+
+
 @jit(inline="always")
 def factor_step(table, i, k, a, P, b, Q, c, code, lr, l2):
     """One step of rule ``code`` on ``v_i = table[i, :k]`` with loss gradient ``a P + b Q + c v_i``.

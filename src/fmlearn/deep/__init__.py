@@ -2,7 +2,8 @@
 
 Importing this package imports torch; ``import fmlearn`` does not. For each model ``M`` in
 TorchFM, TorchFFM, TorchFwFM, DeepFM, NFM, AFM, XDeepFM, AutoInt, AutoIntPlus, IFM, DIFM and CFM
-there are ``MRegressor`` and ``MClassifier`` (see ``docs/deep.md``).
+there are ``MRegressor`` and ``MClassifier``, and ``MRanker`` (BPR/WARP on the query x candidate
+inputs of ``FMRanker``, :mod:`fmlearn.deep.ranking`); see ``docs/deep.md``.
 """
 
 from fmlearn.deep.estimators import (
@@ -31,6 +32,9 @@ from fmlearn.deep.estimators import (
     XDeepFMClassifier,
     XDeepFMRegressor,
 )
+from fmlearn.deep.ranking import RANKERS
+
+globals().update(RANKERS)
 
 __all__ = [
     "AFMClassifier", "AFMRegressor", "AutoIntClassifier", "AutoIntPlusClassifier",
@@ -38,5 +42,5 @@ __all__ = [
     "DIFMClassifier", "DIFMRegressor", "DeepFMClassifier", "DeepFMRegressor", "IFMClassifier",
     "IFMRegressor", "NFMClassifier", "NFMRegressor", "TorchFFMClassifier", "TorchFFMRegressor",
     "TorchFMClassifier", "TorchFMRegressor", "TorchFwFMClassifier", "TorchFwFMRegressor",
-    "XDeepFMClassifier", "XDeepFMRegressor",
+    "XDeepFMClassifier", "XDeepFMRegressor", *sorted(RANKERS),
 ]

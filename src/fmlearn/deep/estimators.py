@@ -35,6 +35,7 @@ from fmlearn.data.cache import as_text_files, replace_files
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.sources import Batch, BatchSource, InMemorySource
 from fmlearn.deep import data as deep_data
+from fmlearn.deep import optstate
 from fmlearn.deep.models import MODELS
 from fmlearn.deep.params import DeepParams
 from fmlearn.engine import History, stopping_rule, train
@@ -152,12 +153,12 @@ _COMMON = {
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
 
-def _make_init(model_params: dict):
-    """An ``__init__`` storing the common parameters and the model's own (keyword-only)."""
+def _make_init(model_params: dict, common: dict = _COMMON):
+    """An ``__init__`` storing the ``common`` parameters and the model's own (keyword-only)."""
     kw = inspect.Parameter.KEYWORD_ONLY
-    names = list(_COMMON)
+    names = list(common)
     ordered = names[:1] + list(model_params) + names[1:]
-    defaults = {**_COMMON, **model_params}
+    defaults = {**common, **model_params}
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params.append(inspect.Parameter("n_factors", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=defaults["n_factors"]))
@@ -288,53 +289,24 @@ class _DeepEstimator(BaseEstimator):
         self.module_ = module
         self._fields = params.fields
         self._optimizer = None
-        self._saved_optimizer_state = None
 
     @property
     def _solver_state(self) -> dict | None:
-        """The torch optimizer's state (Adam's moments and step counts, Adagrad's sums) as
-        arrays named ``<optimizer>_<parameter number>_<name>``: what model files keep so that
-        ``partial_fit`` after ``load`` continues exactly."""
-        opt = getattr(self, "_optimizer", None)
-        if opt is None:
-            return getattr(self, "_saved_optimizer_state", None)
-        out = {}
-        for i, entries in opt.state_dict()["state"].items():
-            for name, value in entries.items():
-                arr = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value)
-                                 else value)
-                out[f"{self._optimizer_name}_{i}_{name}"] = arr
-        return out or None
+        """The optimizer's state as arrays, saved in model files (:mod:`fmlearn.deep.optstate`):
+        the live optimizer's, else the one a loaded file brought and no fit has used yet."""
+        if getattr(self, "_optimizer", None) is not None:
+            return optstate.to_arrays(self._optimizer, self._optimizer_name)
+        loaded = getattr(self, "_loaded_optimizer", None)
+        if loaded is None:
+            return None
+        return {optstate.NAME: np.array([loaded["name"]]),
+                **{f"optim_{i}_{k}": v for i, e in loaded["state"].items() for k, v in e.items()}}
 
     @_solver_state.setter
-    def _solver_state(self, state) -> None:
-        # io.load: kept until the optimizer is made (_fit_source), which takes it back when
-        # it is the same optimizer.
-        self._saved_optimizer_state = state or None
-
-    def _restore_optimizer_state(self, opt) -> None:
-        """Load the saved optimizer state into ``opt`` (a fresh optimizer of the same kind);
-        a file of another optimizer, or without state, leaves ``opt`` fresh."""
-        saved = getattr(self, "_saved_optimizer_state", None)
-        self._saved_optimizer_state = None
-        if not saved:
-            return
-        params = list(self.module_.parameters())
-        state: dict[int, dict] = {}
-        for key, arr in saved.items():
-            name_opt, _, rest = key.partition("_")
-            index, _, name = rest.partition("_")
-            if name_opt != self.optimizer:
-                return
-            if not index.isdigit() or int(index) >= len(params) or not name:
-                raise ValueError(f"optimizer state {key!r} names no parameter of the model")
-            i = int(index)
-            tensor = torch.as_tensor(np.asarray(arr))
-            if tensor.ndim and tensor.shape != params[i].shape:
-                raise ValueError(f"optimizer state {key!r} has shape {tuple(tensor.shape)}, "
-                                 f"its parameter {tuple(params[i].shape)}")
-            state.setdefault(i, {})[name] = tensor  # load_state_dict places it
-        opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+    def _solver_state(self, arrays) -> None:
+        # io.load, after _params: checked now, handed to the optimizer by the next fit.
+        self._loaded_optimizer = (optstate.check_arrays(arrays, self.module_, _OPTIMIZERS)
+                                  if arrays else None)
 
     def _n_columns(self) -> int:
         return self.n_features_in_
@@ -438,7 +410,7 @@ class _DeepEstimator(BaseEstimator):
                     np.atleast_1d(initial_bias()), dtype=torch.float32))
         self.module_ = module
         self._optimizer = None
-        self._saved_optimizer_state = None
+        self._loaded_optimizer = None
         self.history_ = {}
         self._epochs_done = 0
         self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
@@ -452,6 +424,16 @@ class _DeepEstimator(BaseEstimator):
         # Adagrad has a fused kernel on the CPU only.
         fused = device == "cpu" or (device == "cuda" and self.optimizer != "adagrad")
         return cls(params, lr=self.learning_rate, fused=fused)
+
+    def _ensure_optimizer(self, reset: bool) -> None:
+        """The optimizer of the module (on its device): kept across ``partial_fit`` calls."""
+        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
+            # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
+            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
+            if not reset:  # a loaded model continues with the optimizer state of its file
+                optstate.restore(self._optimizer, self.optimizer,
+                                 getattr(self, "_loaded_optimizer", None))
+            self._loaded_optimizer = None
 
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
              end_epoch=True):
@@ -505,7 +487,7 @@ class _DeepEstimator(BaseEstimator):
                         lambda: self._task.initial_bias(y, sw))
         source = InMemorySource(rows, y, sw)
         return self._fit_source(source, valid, max_iter, callbacks, stopping, device,
-                                end_epoch=end_epoch)
+                                reset=reset, end_epoch=end_epoch)
 
     def _fit_files(self, files, y, sample_weight, eval_set, callbacks, *, reset, max_iter,
                    classes, end_epoch):
@@ -584,9 +566,9 @@ class _DeepEstimator(BaseEstimator):
             self._start(n_columns, fields, self._n_outputs(),
                         lambda: cache_initial_bias(cache, self._task, self._encode_y))
         return self._fit_source(source, valid, max_iter, callbacks, stopping, device,
-                                end_epoch=end_epoch)
+                                reset=reset, end_epoch=end_epoch)
 
-    def _fit_source(self, source, valid, max_iter, callbacks, stopping, device, *,
+    def _fit_source(self, source, valid, max_iter, callbacks, stopping, device, *, reset,
                     end_epoch=True):
         """Train the module on a :class:`~fmlearn.data.sources.BatchSource` (rows in memory
         or a file's block cache), scoring ``valid`` (``(rows, y, sample_weight)`` or a
@@ -594,10 +576,7 @@ class _DeepEstimator(BaseEstimator):
         if self.module_.n_outputs != self._n_outputs():
             raise ValueError("the number of classes changed since the model was fitted")
         self.module_.to(device)
-        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
-            # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
-            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
-            self._restore_optimizer_state(self._optimizer)
+        self._ensure_optimizer(reset)
         with _torch_threads(self.n_jobs):
             return self._train(source, valid, max_iter, callbacks, stopping, device,
                                end_epoch=end_epoch)
@@ -642,37 +621,20 @@ class _DeepEstimator(BaseEstimator):
             self._epochs_done_now += 1
             return task.metric_from_loss_sum(loss_sum, total)
 
-        validate = None
-        if isinstance(valid, BatchSource):
-
-            def validate():
-                y, output, sw = [], [], []
-                for rows_v, yv, swv in valid.batches(None):  # one block at a time
-                    y.append(yv)
-                    output.append(self._output(rows_v))
-                    sw.append(swv)
-                y, output, sw = map(np.concatenate, (y, output, sw))
-                return task.score(y, output, sw), output
-
-        elif valid is not None:
-            Xv, yv, swv = valid
-
-            def validate():
-                output = self._output(Xv)
-                return task.score(yv, output, swv), output
-
-        history = History(self.history_, task.metric, task.metric,
+        validate = self._validation_fn(valid)
+        history = History(self.history_, task.metric, self._metric_name,
                           epochs_done=self._epochs_done, validating=validate is not None)
         stoppers = stopping_rule(max_iter, early_stopping=stopping, tol=self.tol,
                                  n_iter_no_change=self.n_iter_no_change,
-                                 validating=validate is not None)
+                                 validating=validate is not None,
+                                 mode="max" if task.higher_is_better else "min")
         bar = ProgressBar(max_iter, type(self).__name__, task.metric) if self.verbose else None
 
         def snapshot():
             return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         try:
-            result = train(epoch, max_iter=max_iter, metric=task.metric, validate=validate,
+            result = train(epoch, max_iter=max_iter, metric=self._metric_name, validate=validate,
                            stoppers=stoppers, callbacks=callbacks, progress=bar,
                            history=history, snapshot=snapshot, diverged=self._diverged,
                            estimator=self)
@@ -685,13 +647,55 @@ class _DeepEstimator(BaseEstimator):
             self.best_iteration_ = result.best_epoch
         return self
 
+    @property
+    def _metric_name(self) -> str:
+        """The validation metric (history, callbacks): the task's, a ranker's ``eval_metric``."""
+        return self._task.metric
+
+    def _validation_fn(self, valid):
+        """``validate()`` for :func:`fmlearn.engine.train` over ``valid``: ``(rows, y,
+        weights)``, or a :class:`~fmlearn.data.sources.BatchSource` read a block at a time."""
+        if valid is None:
+            return None
+        if isinstance(valid, BatchSource):
+
+            def validate():
+                y, output, sw = [], [], []
+                for rows_v, yv, swv in valid.batches(None):
+                    y.append(yv)
+                    output.append(self._output(rows_v))
+                    sw.append(swv)
+                y, output, sw = map(np.concatenate, (y, output, sw))
+                return self._task.score(y, output, sw), output
+
+            return validate
+        Xv, yv, swv = valid
+
+        def validate():
+            output = self._output(Xv)
+            return self._task.score(yv, output, swv), output
+
+        return validate
+
+    def _penalty(self, objective, ids, n_rows):
+        """``objective`` plus the L2 penalties of a mini-batch of ``n_rows`` rows whose
+        features are ``ids``."""
+        emb = self.module_.embedding
+        if self.l2_reg_V:
+            objective = objective + self.l2_reg_V * emb.V[ids].pow(2).sum() / n_rows
+        if self.l2_reg_w:
+            objective = objective + self.l2_reg_w * emb.w[ids].pow(2).sum() / n_rows
+        if self.l2_reg_net:
+            objective = objective + self.l2_reg_net * sum(
+                p.pow(2).sum() for p in self.module_.network_weights())
+        return objective
+
     def _batch_epoch(self, batch, opt, device) -> float:
         """One pass over a source batch in shuffled mini-batches; the sum of weighted losses
         (each mini-batch scored before its step)."""
         rows, y_all, sw_all = batch
         order = self._rng.permutation(rows.n_rows)
         module, total = self.module_, 0.0
-        emb = module.embedding
         weighted_rows = not (sw_all == 1).all()  # unit weights: skip the multiply (exact)
         for start in range(0, order.shape[0], self.batch_size):
             sel = order[start:start + self.batch_size]
@@ -702,16 +706,7 @@ class _DeepEstimator(BaseEstimator):
             if weighted_rows:
                 losses = losses * torch.as_tensor(sw_all[sel], device=device)
             weighted = losses.sum()
-            objective = weighted / sel.shape[0]
-            if self.l2_reg_V or self.l2_reg_w:
-                ids = bags.ids
-                if self.l2_reg_V:
-                    objective = objective + self.l2_reg_V * emb.V[ids].pow(2).sum() / sel.shape[0]
-                if self.l2_reg_w:
-                    objective = objective + self.l2_reg_w * emb.w[ids].pow(2).sum() / sel.shape[0]
-            if self.l2_reg_net:
-                objective = objective + self.l2_reg_net * sum(
-                    p.pow(2).sum() for p in module.network_weights())
+            objective = self._penalty(weighted / sel.shape[0], bags.ids, sel.shape[0])
             opt.zero_grad(set_to_none=True)
             objective.backward()
             opt.step()

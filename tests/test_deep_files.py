@@ -1,0 +1,88 @@
+"""Deep model files keep the optimizer state: load, then continue exactly as if never saved."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fmlearn  # noqa: E402
+import fmlearn.deep as deep  # noqa: E402
+from fmlearn.exceptions import ModelFileError  # noqa: E402
+from tests.test_deep import _fielded, tiny  # noqa: E402
+
+
+def _state(est):
+    return {k: v.detach().clone() for k, v in est.module_.state_dict().items()}
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("cls, optimizer", [(deep.DeepFMRegressor, "adam"),
+                                            (deep.TorchFMClassifier, "adagrad"),
+                                            (deep.NFMRegressor, "sgd")])
+def test_save_load_then_more_epochs_equals_one_longer_fit(cls, optimizer, tmp_path):
+    X, fields, score = _fielded()
+    y = score if cls is not deep.TorchFMClassifier else (score > 0).astype(int)
+    kw = dict(fields=fields, optimizer=optimizer, learning_rate=0.02, lr_decay=0.3,
+              batch_size=32, early_stopping=False, tol=None)
+    if "dropout" in cls().get_params():
+        kw["dropout"] = 0.2  # dropout draws continue from the saved generator too
+    straight = tiny(cls, max_iter=3, **kw).fit(X, y)
+    first = tiny(cls, max_iter=2, **kw).fit(X, y)
+    first.save(tmp_path / "m.fm")
+    with zipfile.ZipFile(tmp_path / "m.fm") as z:
+        names = z.namelist()
+    assert "state/optim.npy" in names
+    if optimizer != "sgd":
+        assert any(n.startswith("state/optim_0_") for n in names)
+    resumed = fmlearn.load(tmp_path / "m.fm")
+    resumed.partial_fit(X, y)
+    _same(_state(resumed), _state(straight))
+    assert resumed.history_["epoch"] == [1, 2, 3]
+    np.testing.assert_array_equal(resumed.predict(X), straight.predict(X))
+    # Without the optimizer state the same step is a different one (the test can fail).
+    if optimizer != "sgd":
+        fresh = fmlearn.load(tmp_path / "m.fm")
+        fresh._solver_state = None
+        fresh.partial_fit(X, y)
+        assert not np.array_equal(fresh.predict(X), straight.predict(X))
+
+
+def test_warm_start_after_load_and_resave_keep_the_state(tmp_path):
+    X, fields, score = _fielded()
+    kw = dict(fields=fields, batch_size=32, early_stopping=False, tol=None)
+    straight = tiny(deep.AFMRegressor, max_iter=3, **kw).fit(X, score)
+    tiny(deep.AFMRegressor, max_iter=2, **kw).fit(X, score).save(tmp_path / "a.fm")
+    fmlearn.load(tmp_path / "a.fm").save(tmp_path / "b.fm")  # unused state is saved again
+    again = fmlearn.load(tmp_path / "b.fm").set_params(warm_start=True, max_iter=1)
+    again.fit(X, score)
+    _same(_state(again), _state(straight))
+    # Another optimizer after loading starts from fresh state (as in memory).
+    other = fmlearn.load(tmp_path / "a.fm").set_params(optimizer="adagrad")
+    other.partial_fit(X, score)
+    assert other._optimizer_name == "adagrad"
+
+
+def test_damaged_optimizer_state_is_refused(tmp_path):
+    X, fields, score = _fielded()
+    tiny(deep.TorchFMRegressor, fields=fields).fit(X, score).save(tmp_path / "m.fm")
+    with zipfile.ZipFile(tmp_path / "m.fm") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(members["metadata.json"])
+    # Swap the second moments of two parameters of different shapes.
+    a, b = "state/optim_0_exp_avg_sq", "state/optim_1_exp_avg_sq"
+    members[a + ".npy"], members[b + ".npy"] = members[b + ".npy"], members[a + ".npy"]
+    meta["arrays"][a], meta["arrays"][b] = meta["arrays"][b], meta["arrays"][a]
+    members["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(tmp_path / "bad.fm", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ModelFileError, match="optim_0_exp_avg_sq"):
+        fmlearn.load(tmp_path / "bad.fm")
