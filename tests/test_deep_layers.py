@@ -184,6 +184,40 @@ def test_input_aware_weights_average_one(E):
     assert layers.DualFEN(F, K, (8,), 2, 2).double()(E).shape == (B, F)
 
 
+def test_bi_interaction_layer_is_the_pairs_batch_normalized(E):
+    layer = layers.BiInteraction(K).double()
+    ref = sum(E[:, f] * E[:, g] for f, g in _pairs(F))
+    mean, var = ref.mean(dim=0), ref.var(dim=0, unbiased=False)
+    out = layer(E)  # training: the batch's statistics (the scale and shift start at 1 and 0)
+    torch.testing.assert_close(out, (ref - mean) / torch.sqrt(var + 1e-5))
+    torch.testing.assert_close(layer.norm.running_mean, 0.1 * mean)
+    running = layer.norm.running_mean.clone(), layer.norm.running_var.clone()
+    # One row in training (a last mini-batch of one): the running statistics, left unchanged.
+    one = layer(E[:1])
+    torch.testing.assert_close(one, (ref[:1] - running[0]) / torch.sqrt(running[1] + 1e-5))
+    torch.testing.assert_close(layer.norm.running_mean, running[0])
+    layer.eval()
+    torch.testing.assert_close(layer(E), (ref - running[0]) / torch.sqrt(running[1] + 1e-5))
+
+
+def test_dense_layers_start_xavier_normal_with_zero_biases():
+    from fmlearn.deep.models import MODELS
+
+    torch.manual_seed(0)
+    config = {"n_factors": 10, "dropout": 0.0, "pooling": "sum", **MODELS["deepfm"].params}
+    deepfm = MODELS["deepfm"](50, 10, 3, config)
+    first = deepfm.mlp.layers[0]  # 100 -> 400: Xavier-normal std sqrt(2 / 500)
+    assert abs(float(first.weight.std()) / np.sqrt(2 / 500) - 1) < 0.05
+    assert float(first.weight.mean()) == pytest.approx(0, abs=0.01)  # torch's default: also 0
+    linears = [m for m in deepfm.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(not m.bias.any() for m in linears if m.bias is not None)
+    # A deliberate start is kept: the multi-class FM projection starts at ones (an FM).
+    assert bool((deepfm.fm.proj.weight == 1).all())
+    afm = MODELS["afm"](50, 10, 1, {"n_factors": 10, "dropout": 0.0, "pooling": "sum",
+                                    **MODELS["afm"].params})
+    assert not bool((afm.p.weight == 1).all())  # AFM's projection is drawn, not ones
+
+
 def test_mlp_and_fm_term_shapes(E):
     assert layers.MLP(F * K, (7, 5))(E.float().flatten(1)).shape == (B, 5)
     h = layers.bi_interaction(E)
@@ -192,7 +226,7 @@ def test_mlp_and_fm_term_shapes(E):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: layers.BiInteraction(),
+    lambda: layers.BiInteraction(K),
     lambda: layers.FwFMInteraction(F),
     lambda: layers.AttentionPooling(F, K, 4),
     lambda: layers.CIN(F, (4, 2)),
