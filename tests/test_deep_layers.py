@@ -278,6 +278,13 @@ def test_one_value_fields_path_matches_the_bags(model):
     fast = rows.batch(sel, 4)
     assert isinstance(fast, layers.OneValueFields) and fast.ids.shape == (11, 4)
     torch.testing.assert_close(module(fast), module(rows.bags(sel, 4)), atol=1e-6, rtol=1e-6)
+    # One-hot (every value 1): no value matrix, the lookups alone; the same outputs.
+    ones = X.copy()
+    ones.data[:] = 1.0
+    rows1 = as_rows(ones, fields)
+    fast1 = rows1.batch(sel, 4)
+    assert fast1.values is None
+    torch.testing.assert_close(module(fast1), module(rows1.bags(sel, 4)), atol=1e-6, rtol=1e-6)
     # A second entry in one (row, field) (multi-hot) or an empty one: the bags again.
     X2 = X.tolil()
     X2[0, 1 if codes[0, 0] != 1 else 0] = 1.0

@@ -77,16 +77,18 @@ class OneValueFields(NamedTuple):
     ----------
     ids : LongTensor of shape (B, F)
         The feature id of each (row, field).
-    values : Tensor of shape (B, F)
+    values : Tensor of shape (B, F) or None
+        None when every value is 1 (one-hot fields): the lookup alone, no product.
     n_rows : int
     """
 
     ids: torch.Tensor
-    values: torch.Tensor
+    values: torch.Tensor | None
     n_rows: int
 
     def to(self, device) -> OneValueFields:
-        return OneValueFields(self.ids.to(device), self.values.to(device), self.n_rows)
+        values = None if self.values is None else self.values.to(device)
+        return OneValueFields(self.ids.to(device), values, self.n_rows)
 
 
 class FieldEmbedding(nn.Module):
@@ -123,10 +125,13 @@ class FieldEmbedding(nn.Module):
         if isinstance(bags, OneValueFields):
             # One entry per bag: its sum and its mean are the entry itself; a lookup and a
             # product do what EmbeddingBag's per-sample weights do, with less bookkeeping.
-            values = bags.values.to(self.V.dtype).unsqueeze(-1)
             flat, shape = bags.ids.flatten(), (*bags.ids.shape, -1)
-            return (self.V.index_select(0, flat).view(shape) * values,
-                    self.w.index_select(0, flat).view(shape) * values)
+            E = self.V.index_select(0, flat).view(shape)
+            L = self.w.index_select(0, flat).view(shape)
+            if bags.values is None:  # one-hot: x * 1 is x (exact), skip the products
+                return E, L
+            values = bags.values.to(self.V.dtype).unsqueeze(-1)
+            return E * values, L * values
         return self._pool(self.V, bags), self._pool(self.w, bags)
 
 
