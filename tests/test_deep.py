@@ -195,16 +195,6 @@ def test_partial_fit_and_warm_start_continue():
         reg.set_params(fields=np.arange(13)).fit(X, score)
 
 
-def test_nfm_batch_norm_trains_with_a_last_mini_batch_of_one_row():
-    X, fields, score = _fielded()
-    reg = tiny(deep.NFMRegressor, fields=fields, batch_size=7, early_stopping=False)
-    reg.fit(X[:232], score[:232])  # 33 mini-batches of 7 and one of 1
-    running = reg.module_.bi.norm.running_var
-    assert reg.module_.bi.norm.num_batches_tracked == 3 * 33  # the row alone left them be
-    assert torch.isfinite(running).all() and not torch.equal(running, torch.ones_like(running))
-    assert np.isfinite(reg.predict(X)).all()
-
-
 def test_fields_from_encoder_in_pipeline_and_grid_search():
     pd = pytest.importorskip("pandas")
     from sklearn.model_selection import GridSearchCV

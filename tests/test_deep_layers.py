@@ -184,22 +184,6 @@ def test_input_aware_weights_average_one(E):
     assert layers.DualFEN(F, K, (8,), 2, 2).double()(E).shape == (B, F)
 
 
-def test_bi_interaction_layer_is_the_pairs_batch_normalized(E):
-    layer = layers.BiInteraction(K).double()
-    ref = sum(E[:, f] * E[:, g] for f, g in _pairs(F))
-    mean, var = ref.mean(dim=0), ref.var(dim=0, unbiased=False)
-    out = layer(E)  # training: the batch's statistics (the scale and shift start at 1 and 0)
-    torch.testing.assert_close(out, (ref - mean) / torch.sqrt(var + 1e-5))
-    torch.testing.assert_close(layer.norm.running_mean, 0.1 * mean)
-    running = layer.norm.running_mean.clone(), layer.norm.running_var.clone()
-    # One row in training (a last mini-batch of one): the running statistics, left unchanged.
-    one = layer(E[:1])
-    torch.testing.assert_close(one, (ref[:1] - running[0]) / torch.sqrt(running[1] + 1e-5))
-    torch.testing.assert_close(layer.norm.running_mean, running[0])
-    layer.eval()
-    torch.testing.assert_close(layer(E), (ref - running[0]) / torch.sqrt(running[1] + 1e-5))
-
-
 def test_dense_layers_start_xavier_normal_with_zero_biases():
     from fmlearn.deep.models import MODELS
 
@@ -226,7 +210,7 @@ def test_mlp_and_fm_term_shapes(E):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: layers.BiInteraction(K),
+    lambda: layers.BiInteraction(),
     lambda: layers.FwFMInteraction(F),
     lambda: layers.AttentionPooling(F, K, 4),
     lambda: layers.CIN(F, (4, 2)),

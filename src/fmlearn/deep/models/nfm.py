@@ -1,5 +1,4 @@
-"""NFM (He and Chua 2017): bi-interaction pooling (batch-normalized, as the paper) under an
-MLP."""
+"""NFM (He and Chua 2017): bi-interaction pooling under an MLP."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ class NFM(DeepModel):
     params = {"hidden_layer_sizes": (400, 400), "dropout": 0.0}
 
     def build(self, config):
-        self.bi = BiInteraction(self.k)
+        self.bi = BiInteraction()
         self.dropout = nn.Dropout(config["dropout"])
         self.mlp = MLP(self.k, config["hidden_layer_sizes"], config["dropout"])
         self.out = nn.Linear(self.mlp.output_size, self.n_outputs, bias=False)
