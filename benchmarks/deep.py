@@ -583,7 +583,7 @@ def render(res: dict, speed: bool = True) -> str:
             "load average at 8-14 on 2 cores (other engineers' test suites and benchmarks), "
             "two torch threads spend most of their time waiting for each other: fmlearn's "
             "DeepFM epoch on 13,500 Frappe rows took 2.3 s on 1 thread and 11.9 s on 2 "
-            "(`deep_speed.py --quick`, 11:34 and 11:40 UTC). Every tool runs with the same thread "
+            "(`deep_speed.py --quick`, 11:40 and 11:34 UTC). Every tool runs with the same thread "
             "count, so the ratios stay comparable; the 2-thread target is not measured here.",
             "",
         ]
