@@ -406,7 +406,7 @@ def _mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
 
-def targets(res: dict, cells) -> list[str]:
+def targets(res: dict, cells, speed: bool = True) -> list[str]:
     lines = ["| target | data | model | fmlearn | reference | verdict |",
              "|---|---|---|---|---|---|"]
     # the Criteo and Avazu samples (200 and 100 rows) cannot rank anything: no target rows
@@ -458,8 +458,8 @@ def targets(res: dict, cells) -> list[str]:
                          f"{MODEL_NAMES[m]} | AUC {c.auc.mean():.4f}, LL {c.ll.mean():.4f} | "
                          f"best fmlearn FM AUC {fm.auc.mean():.4f}, LL {fm.ll.mean():.4f} "
                          f"(gain {gain:+.4f}, noise {nz:.4f}) | {_mark(ok)} |")
-    # speed
-    for d in datas:
+    # speed (left out when the run's epochs were not timed side by side: --no-speed-targets)
+    for d in datas if speed else ():
         for m in SPEED_MODELS:
             f = cells.get((d, m, "fmlearn"))
             for t in ("deepctr", "fuxictr"):
@@ -502,20 +502,17 @@ def merge(results: list[dict]) -> dict:
 # Measured by hand beside the recorded run (same machine, same load), kept with the table
 # because the issue asks to profile first; re-measure before relying on it.
 PROFILE_NOTE = [
-    "### Where an fmlearn epoch goes (profiled 08:58 UTC, outside the table)", "",
-    "cProfile of `DeepFMClassifier.fit` on the planted rows above (13,500 rows, batch 1024, 1 "
-    "thread, 4 epochs, 1.30 s per epoch): autograd backward 59%, the MLP's forward GEMMs "
-    "(`linear`) 23%, ReLU 3%, building the embedding bags from the CSR rows "
-    "(`fmlearn.deep.data.Rows.bags`) 2.5%, `embedding_bag` 1%, fused Adam 1.4%. The input "
-    "path is not where the time goes: with a (400, 400) MLP at batch 1024 every tool does "
-    "the same GEMMs, which is why the epochs above are within about 1.5x of each other. A "
-    "check at batch 256 (`--data planted --models fm,deepfm --seeds 1 --epochs 2 --rows "
-    "15000 --threads 1 --batch-size 256 --learning-rate 0.005`, 09:00 UTC) moved the ratios "
-    "little: DeepFM 1.61 s per epoch for fmlearn against 2.00 (DeepCTR-Torch), 1.66 "
-    "(FuxiCTR), 1.41 (pytorch-fm); FM 0.39 s against 0.82, 0.70 and 0.22.", "",
-    "CFM (no peer has it) ran only in a smoke check of every fmlearn model (planted, 2,700 "
-    "rows, 2 epochs, 2 threads, 08:10 UTC): 44.7 s per epoch and 203 rows/s of prediction, "
-    "against 2.7 s and 11,863 rows/s for DeepFM in the same check; too slow for this run.", "",
+    "### Where an fmlearn epoch goes (profiled 11:00 UTC, outside the table)", "",
+    "torch profiler over two DeepFM epochs on the planted rows (13,500 rows, batch 1024, 1 "
+    "thread, load average about 7 on 2 cores): matrix products (`aten::mm`, `aten::addmm`: "
+    "the MLP forward and backward) 72% of the CPU time, ReLU forward and backward 9%, fused "
+    "Adam 5%, copies 4%, the embedding lookups (`index_select` and its backward) under 1.5%. "
+    "The input path is not where the time goes. `benchmarks/deep_speed.py` (section \"Deep "
+    "models: per-epoch training speed\") puts fmlearn's epoch next to its own arithmetic "
+    "floor (its module in a bare loop over index tensors made once) and the peers' epochs, "
+    "interleaved in one process.", "",
+    "CFM (no peer has it) is not in this run; its block-matrix convolutions are in docs/deep.md.",
+    "",
 ]
 
 
@@ -562,7 +559,7 @@ def not_measured(res: dict, cells) -> list[str]:
             "benchmarks/deep.py` (hours on this shared machine; not run).", ""]
 
 
-def render(res: dict) -> str:
+def render(res: dict, speed: bool = True) -> str:
     cells = _cells(res)
     spec = Spec.from_dict(res["spec"])
     seeds = res["seeds"]
@@ -585,8 +582,8 @@ def render(res: dict) -> str:
             f"**Timed on {spec.threads} torch thread(s), not the issue's 2.** With the machine's "
             "load average at 8-14 on 2 cores (other engineers' test suites and benchmarks), "
             "two torch threads spend most of their time waiting for each other: fmlearn's "
-            "DeepFM on 2,700 planted rows took 0.17 s per epoch on 1 thread and 0.9 s on 2 "
-            "(same process, minutes apart, 08:15 UTC). Every tool runs with the same thread "
+            "DeepFM epoch on 13,500 Frappe rows took 2.3 s on 1 thread and 11.9 s on 2 "
+            "(`deep_speed.py --quick`, 11:40 and 11:34 UTC). Every tool runs with the same thread "
             "count, so the ratios stay comparable; the 2-thread target is not measured here.",
             "",
         ]
@@ -617,8 +614,13 @@ def render(res: dict) -> str:
             "for the log loss). That single-seed measure leaves out the seed-to-seed spread of "
             "training, which for the deep models is often larger, so single-seed verdicts are "
             "weak either way. "
-            "Speed ratios are peer s/epoch over fmlearn s/epoch (medians).", ""]
-    out += targets(res, cells) + [""]
+            + ("Speed ratios are peer s/epoch over fmlearn s/epoch (medians)." if speed else
+               "No speed rows: these runs' epochs were timed minutes apart, two runs in "
+               "parallel, on a machine loaded by others (the s/epoch columns are not "
+               "comparable across tools); the speed targets are judged in section \"Deep "
+               "models: per-epoch training speed\" (`benchmarks/deep_speed.py`: tools "
+               "interleaved in one process)."), ""]
+    out += targets(res, cells, speed) + [""]
     for d, summary in res["data"].items():
         out += [f"### {d}", ""]
         if "error" in summary:
@@ -682,6 +684,8 @@ def parse(argv=None):
                     help="defaults for a check of the script in < 3 minutes: planted, FM and "
                     "DeepFM, 1 seed, 2 epochs, 2,000 rows")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    ap.add_argument("--no-speed-targets", action="store_true",
+                    help="render no speed target rows (epochs not timed side by side)")
     ap.add_argument("--render", nargs="*", metavar="RESULTS",
                     help="render the section from saved results only (default: the latest); "
                     "several files (same settings, other data sets) are shown together")
@@ -721,7 +725,8 @@ def main(argv=None) -> None:
         paths = [Path(p) for p in args.render] or [WORK / "results-latest.json"]
     else:
         paths = [main_run(args)]
-    text = render(merge([json.loads(p.read_text()) for p in paths]))
+    text = render(merge([json.loads(p.read_text()) for p in paths]),
+                  speed=not args.no_speed_targets)
     print(text)
     if not args.no_write:
         write_section("deep", text)

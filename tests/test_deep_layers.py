@@ -184,6 +184,24 @@ def test_input_aware_weights_average_one(E):
     assert layers.DualFEN(F, K, (8,), 2, 2).double()(E).shape == (B, F)
 
 
+def test_dense_layers_start_xavier_normal_with_zero_biases():
+    from fmlearn.deep.models import MODELS
+
+    torch.manual_seed(0)
+    config = {"n_factors": 10, "dropout": 0.0, "pooling": "sum", **MODELS["deepfm"].params}
+    deepfm = MODELS["deepfm"](50, 10, 3, config)
+    first = deepfm.mlp.layers[0]  # 100 -> 400: Xavier-normal std sqrt(2 / 500)
+    assert abs(float(first.weight.std()) / np.sqrt(2 / 500) - 1) < 0.05
+    assert float(first.weight.mean()) == pytest.approx(0, abs=0.01)  # torch's default: also 0
+    linears = [m for m in deepfm.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(not m.bias.any() for m in linears if m.bias is not None)
+    # A deliberate start is kept: the multi-class FM projection starts at ones (an FM).
+    assert bool((deepfm.fm.proj.weight == 1).all())
+    afm = MODELS["afm"](50, 10, 1, {"n_factors": 10, "dropout": 0.0, "pooling": "sum",
+                                    **MODELS["afm"].params})
+    assert not bool((afm.p.weight == 1).all())  # AFM's projection is drawn, not ones
+
+
 def test_mlp_and_fm_term_shapes(E):
     assert layers.MLP(F * K, (7, 5))(E.float().flatten(1)).shape == (B, 5)
     h = layers.bi_interaction(E)
@@ -244,6 +262,13 @@ def test_one_value_fields_path_matches_the_bags(model):
     fast = rows.batch(sel, 4)
     assert isinstance(fast, layers.OneValueFields) and fast.ids.shape == (11, 4)
     torch.testing.assert_close(module(fast), module(rows.bags(sel, 4)), atol=1e-6, rtol=1e-6)
+    # One-hot (every value 1): no value matrix, the lookups alone; the same outputs.
+    ones = X.copy()
+    ones.data[:] = 1.0
+    rows1 = as_rows(ones, fields)
+    fast1 = rows1.batch(sel, 4)
+    assert fast1.values is None
+    torch.testing.assert_close(module(fast1), module(rows1.bags(sel, 4)), atol=1e-6, rtol=1e-6)
     # A second entry in one (row, field) (multi-hot) or an empty one: the bags again.
     X2 = X.tolil()
     X2[0, 1 if codes[0, 0] != 1 else 0] = 1.0

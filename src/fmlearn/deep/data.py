@@ -88,14 +88,17 @@ class Rows:
 
     def one_value_matrices(self, n_fields: int):
         """``(ids, values)`` of shape ``(n_rows, n_fields)`` when every row holds exactly one
-        entry per field (entries are in field order), else None; computed once."""
+        entry per field (entries are in field order), else None; computed once. ``values`` is
+        None when every value is 1 (one-hot fields)."""
         if n_fields not in self._one_value:
             n, found = self.n_rows, None
             if (self.indices.shape[0] == n * n_fields
                     and (np.diff(self.indptr) == n_fields).all()
                     and (self.entry_fields.reshape(n, n_fields)
                          == np.arange(n_fields)).all()):
-                found = (self.indices.reshape(n, n_fields), self.data.reshape(n, n_fields))
+                values = self.data.reshape(n, n_fields)
+                found = (self.indices.reshape(n, n_fields),
+                         None if (values == 1).all() else values)
             self._one_value[n_fields] = found
         return self._one_value[n_fields]
 
@@ -106,7 +109,9 @@ class Rows:
         if dense is None:
             return self.bags(rows, n_fields)
         rows = np.asarray(rows, dtype=np.int64)
-        return OneValueFields(torch.from_numpy(dense[0][rows]), torch.from_numpy(dense[1][rows]),
+        ids, values = dense
+        return OneValueFields(torch.from_numpy(ids[rows]),
+                              None if values is None else torch.from_numpy(values[rows]),
                               int(rows.shape[0]))
 
     @property
