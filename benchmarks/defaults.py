@@ -98,6 +98,25 @@ GRID_L2_ALS = (3e-5, 1e-4, 3e-4, 1e-3)
 PATIENCE = 20
 
 
+# Repeated cross-validation of the tiny classification sets (--cv): their single split's test
+# AUC has a standard error of about 0.05, so settings are compared by the paired difference to
+# logistic regression over many splits. Criteo: the 400 rows of small_train + small_test
+# pooled, CV_REPEATS x 2 folds (train 200, test 200, as the original split); Avazu:
+# CV_REPEATS // 2 x 5 stratified folds of its 100 rows. 20 splits each.
+CV_REPEATS = 10
+# Settings compared there (name -> estimator parameters): "default" is the estimator as
+# constructed; the others vary the per-feature L2 floor (l2_min_count; "all" = n_rows: every
+# feature the same penalty per epoch) or turn early stopping on.
+CV_SETTINGS = {
+    "default": {},
+    "m=0": {"l2_min_count": 0.0},
+    "m=20": {"l2_min_count": 20.0},
+    "m=100": {"l2_min_count": 100.0},
+    "m=all": {"l2_min_count": 1e9},
+    "es": {"early_stopping": True},
+}
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -257,6 +276,84 @@ LOADERS = {"movielens": (load_movielens, load_movielens_implicit), "frappe": (lo
            "criteo": (load_criteo,), "avazu": (load_avazu,),
            "breast_cancer": (load_breast_cancer,), "digits": (load_digits,),
            "diabetes": (load_diabetes,)}
+
+
+def cv_splits(name: str, data: Path) -> tuple[str, list]:
+    """(data set name, the 20 splits) of a tiny set for :func:`run_cv`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if name == "criteo":
+        ds = load_criteo(data)
+        s = ds.splits[0]
+        X = sp.vstack([s.X_tr, s.X_te]).tocsr()
+        y = np.concatenate([s.y_tr, s.y_te])
+        out = []
+        for rep in range(CV_REPEATS):
+            cv = StratifiedKFold(2, shuffle=True, random_state=rep)
+            out += [Split(X[tr], y[tr], X[te], y[te], s.fields) for tr, te in cv.split(X, y)]
+        return ds.name, out
+    ds = load_avazu(data)
+    import pandas as pd
+    from sklearn.preprocessing import OneHotEncoder
+
+    df = pd.read_csv(data / "avazu-samples" / "deepctr_avazu_sample.csv", dtype=str)
+    y = df.pop("click").astype(int).to_numpy()
+    X = df.drop(columns=["id"]).to_numpy()
+    out = []
+    for rep in range(CV_REPEATS // 2):
+        for tr, te in StratifiedKFold(N_FOLDS, shuffle=True, random_state=rep).split(X, y):
+            enc = OneHotEncoder(handle_unknown="ignore", dtype=np.float32).fit(X[tr])
+            fields = np.repeat(np.arange(X.shape[1]), [len(c) for c in enc.categories_])
+            out.append(Split(enc.transform(X[tr]).tocsr(), y[tr], enc.transform(X[te]).tocsr(),
+                             y[te], fields.astype(np.int32)))
+    return ds.name, out
+
+
+def run_cv(name: str, data: Path, settings: dict) -> tuple[str, int, dict]:
+    """Per family and setting: (mean AUC, mean paired AUC - logistic regression's, its
+    standard error over the splits); and logistic regression's mean AUC under "linear"."""
+    title, splits = cv_splits(name, data)
+    ds = DataSet(title, "clf", splits, False)
+    lin = np.array([linear(ds, s) for s in splits])
+    out = {"linear": (float(lin.mean()), 0.0, 0.0)}
+    for fam in families_for("clf"):
+        for sname, params in settings.items():
+            t0 = time.perf_counter()
+            auc = np.array([fit_score(ds, fam, params, s, 0)[0] for s in splits])
+            d = auc - lin
+            out[(fam, sname)] = (float(auc.mean()), float(d.mean()),
+                                 float(d.std(ddof=1) / np.sqrt(d.size)))
+            log(f"  cv {title} {fam} {sname}: {auc.mean():.4f}, vs LR {d.mean():+.4f} +- "
+                f"{out[(fam, sname)][2]:.4f} ({time.perf_counter() - t0:.1f} s)")
+    return title, len(splits), out
+
+
+def render_cv(results: list, settings: dict, args, elapsed: float) -> str:
+    lines = [
+        "## Defaults on the tiny samples: repeated cross-validation",
+        "",
+        f"Command: `python benchmarks/defaults.py {' '.join(args.argv)}` ({elapsed / 60:.0f} "
+        f"min). Machine: {machine_line()} (shared with other jobs; one thread per fit).",
+        "",
+        "Each cell: mean test AUC over the splits, then the mean paired difference to "
+        "scikit-learn's `LogisticRegression()` on the same split ± its standard error (the "
+        "splits overlap, so the true uncertainty is somewhat larger). Criteo: the 400 rows of "
+        f"xLearn's small_train + small_test pooled, {CV_REPEATS} x 2 stratified folds (200 "
+        f"train / 200 test); Avazu: {CV_REPEATS // 2} x {N_FOLDS} stratified folds of its 100 "
+        "rows (one-hot fitted on each training fold). One seed per fit.",
+        "",
+        "| data set (splits) | family | LR | " + " | ".join(settings) + " |",
+        "| --- | --- | --- |" + " --- |" * len(settings),
+    ]
+    for title, n, res in results:
+        for fam in families_for("clf"):
+            cells = [f"{res[(fam, s)][0]:.4f} ({res[(fam, s)][1]:+.4f} ± {res[(fam, s)][2]:.4f})"
+                     for s in settings]
+            lines.append(f"| {title} ({n}) | {LABEL[fam]} | {res['linear'][0]:.4f} | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "Settings: " + "; ".join(
+        f"{k}: {_setting(v) or 'the defaults'}" for k, v in settings.items())]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------- models
@@ -550,10 +647,20 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", nargs="*", choices=sorted(CANDIDATES), default=[])
     p.add_argument("--no-tuned", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--cv", action="store_true",
+                   help="only the repeated cross-validation of the Criteo and Avazu samples "
+                        "(section defaults_cv)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     data = Path(args.data)
     start = time.perf_counter()
+    if args.cv:
+        results = [run_cv(name, data, CV_SETTINGS) for name in ("criteo", "avazu")]
+        text = render_cv(results, CV_SETTINGS, args, time.perf_counter() - start)
+        print(text)
+        if not args.no_write:
+            write_section("defaults_cv", text)
+        return 0
     results = []
     for name in args.sets:
         for loader in LOADERS[name]:

@@ -174,6 +174,7 @@ class BaseFM(BaseEstimator):
         "l1_reg_w": [Interval(Real, 0, None, closed="left")],
         "l2_reg_w": [Interval(Real, 0, None, closed="left"), None],
         "l2_reg_V": [Interval(Real, 0, None, closed="left"), None],
+        "l2_min_count": [Interval(Real, 0, None, closed="left"), None],
         "init_stdev": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "fit_linear": ["boolean"],
@@ -277,6 +278,7 @@ class BaseFM(BaseEstimator):
         l1_reg_w=0.0,
         l2_reg_w=None,
         l2_reg_V=None,
+        l2_min_count=None,
         init_stdev=0.01,
         fit_intercept=True,
         fit_linear=True,
@@ -296,6 +298,7 @@ class BaseFM(BaseEstimator):
         self.l1_reg_w = l1_reg_w
         self.l2_reg_w = l2_reg_w
         self.l2_reg_V = l2_reg_V
+        self.l2_min_count = l2_min_count
         self.init_stdev = init_stdev
         self.fit_intercept = fit_intercept
         self.fit_linear = fit_linear
