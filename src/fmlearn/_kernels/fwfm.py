@@ -231,7 +231,8 @@ def sgd_epoch(
 
     Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
     bias state ``w0_state``, the per-feature L2 scale ``reg_scale`` of ``w`` and ``V``), plus
-    the field-pair weights ``r`` (n_fields, n_fields) and their solver state ``r_state`` (n_states, n_fields, n_fields) of ``r``'s dtype, at least one
+    the field-pair weights ``r`` (n_fields, n_fields) and their solver state ``r_state``
+    (n_states, n_fields, n_fields) of ``r``'s dtype, at least one
     (ignored by plain SGD), updated in place. Every step is an exact gradient step: all
     gradients of a row are taken from the parameters before its update. L2 penalties are
     lazy, as for FM: ``l2_V`` on the factors of the row's features, ``reg_r`` on the weights of

@@ -206,7 +206,8 @@ def sgd_epoch(
 
     Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
     bias state ``w0_state``, the per-feature L2 scale ``reg_scale``); ``l2_V`` applies to the
-    factors of every order. Every coordinate of a row moves along the exact gradient at the row's pre-update parameters (the backward
+    factors of every order. Every coordinate of a row moves along the exact gradient at the
+    row's pre-update parameters (the backward
     sweep reads the forward pass's saved ``p_j x_j``, not the freshly updated table). The
     solver state of column ``c`` is at ``c + (j + 1) (wcol + 1)``.
     """
