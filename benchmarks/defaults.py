@@ -88,6 +88,9 @@ CANDIDATES = {
     # penalty is on the mean loss already, keeps its own). Small data gets more.
     "S10": ("rows", 10.0),
     "S100": ("rows", 100.0),
+    # The defaults before the per-feature L2 floor: L2 per occurrence only (l2_min_count=0)
+    # and FwFM's field-pair weights unpenalized (l2_reg_r=0).
+    "P": ("previous",),
 }
 # The tuning grid, per solver kind: learning rates x L2 (w and V alike), init_stdev 0.01.
 GRID_L2 = (1e-4, 1e-3, 1e-2, 5e-2)
@@ -102,17 +105,21 @@ PATIENCE = 20
 # AUC has a standard error of about 0.05, so settings are compared by the paired difference to
 # logistic regression over many splits. Criteo: the 400 rows of small_train + small_test
 # pooled, CV_REPEATS x 2 folds (train 200, test 200, as the original split); Avazu:
-# CV_REPEATS // 2 x 5 stratified folds of its 100 rows. 20 splits each.
+# CV_REPEATS // 2 x 5 stratified folds of its 100 rows (20 and 25 splits).
 CV_REPEATS = 10
 # Settings compared there (name -> estimator parameters): "default" is the estimator as
-# constructed; the others vary the per-feature L2 floor (l2_min_count; "all" = n_rows: every
-# feature the same penalty per epoch) or turn early stopping on.
+# constructed (l2_min_count 100, FwFM l2_reg_r 1 / n_rows); "P" the defaults before the floor
+# (CANDIDATES["P"]); the others vary the per-feature L2 floor (l2_min_count;
+# "rows" = the training rows: every feature the same penalty per epoch) or turn early
+# stopping on.
 CV_SETTINGS = {
     "default": {},
+    "P": ("previous",),
     "m=0": {"l2_min_count": 0.0},
     "m=20": {"l2_min_count": 20.0},
-    "m=100": {"l2_min_count": 100.0},
-    "m=all": {"l2_min_count": 1e9},
+    "m=50": {"l2_min_count": 50.0},
+    "m=200": {"l2_min_count": 200.0},
+    "m=rows": {"l2_min_count": "rows"},
     "es": {"early_stopping": True},
 }
 
@@ -309,6 +316,14 @@ def cv_splits(name: str, data: Path) -> tuple[str, list]:
     return ds.name, out
 
 
+def _rows_floor(params, split: Split, family: str) -> dict:
+    if isinstance(params, tuple):
+        return _as_of(family, "P", params, split)
+    if params.get("l2_min_count") == "rows":
+        return dict(params, l2_min_count=float(split.X_tr.shape[0]))
+    return params
+
+
 def run_cv(name: str, data: Path, settings: dict) -> tuple[str, int, dict]:
     """Per family and setting: (mean AUC, mean paired AUC - logistic regression's, its
     standard error over the splits); and logistic regression's mean AUC under "linear"."""
@@ -319,7 +334,8 @@ def run_cv(name: str, data: Path, settings: dict) -> tuple[str, int, dict]:
     for fam in families_for("clf"):
         for sname, params in settings.items():
             t0 = time.perf_counter()
-            auc = np.array([fit_score(ds, fam, params, s, 0)[0] for s in splits])
+            auc = np.array([fit_score(ds, fam, _rows_floor(params, s, fam), s, 0)[0]
+                            for s in splits])
             d = auc - lin
             out[(fam, sname)] = (float(auc.mean()), float(d.mean()),
                                  float(d.std(ddof=1) / np.sqrt(d.size)))
@@ -505,6 +521,10 @@ def _as_of(family: str, name: str, params, split: Split) -> dict:
     n = split.X_tr.shape[0]
     if family == "fm-als" and name == "old":
         return dict(params, l2_reg_w=params["l2_reg_w"] / n, l2_reg_V=params["l2_reg_V"] / n)
+    if isinstance(params, tuple) and params[0] == "previous":
+        if family in ("fm-als", "ranker"):
+            return {}
+        return {"l2_min_count": 0.0, **({"l2_reg_r": 0.0} if family == "fwfm" else {})}
     if isinstance(params, tuple) and params[0] == "rows":
         if family in ("fm-als", "ranker"):
             return {}
@@ -556,6 +576,9 @@ def _num(x: float) -> str:
 
 
 def _setting(p) -> str:
+    if isinstance(p, tuple) and p[0] == "previous":
+        return ("the defaults before the per-feature L2 floor: `l2_min_count=0` (L2 per "
+                "occurrence only), FwFM `l2_reg_r=0` (ALS and the ranker: their defaults)")
     if isinstance(p, tuple) and p[0] == "rows":
         return (f"the default L2 + {p[1]:g} / n_rows on w and V (SGD-type solvers; ALS and the "
                 "ranker keep their defaults)")

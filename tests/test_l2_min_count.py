@@ -51,6 +51,7 @@ def _families(X, fields):
     d = X.shape[1]
     out = {
         "fm": FMParams.initialize(d, 4, 0.5, rng, dtype=np.float64),
+        "fm-generic": FMParams.initialize(d, 3, 0.5, rng, dtype=np.float64),  # k not specialized
         "ffm": FFMParams.initialize(d, 2, 0.5, rng, fields, dtype=np.float64),
         "fwfm": FwFMParams.initialize(d, 4, 0.5, rng, fields, dtype=np.float64),
     }
@@ -65,7 +66,7 @@ def test_l2_scale_is_max_of_one_and_min_count_over_count():
     np.testing.assert_allclose(l2_scale(counts, 0), 1)
 
 
-@pytest.mark.parametrize("family", ["fm", "ffm", "fwfm"])
+@pytest.mark.parametrize("family", ["fm", "fm-generic", "ffm", "fwfm"])
 @pytest.mark.parametrize("min_count", [5.0, 1e9])
 def test_each_feature_is_shrunk_max_count_min_count_times_per_epoch(family, min_count):
     X, fields = _one_hot()

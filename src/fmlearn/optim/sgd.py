@@ -105,8 +105,10 @@ class SGDSolver:
     # sets by benchmarks/defaults.py). Per-row L2, as for AdaGrad.
     # Plain SGD's validation loss can sit on a plateau for ten epochs or more while the factors
     # grow from their small start: it gets more patience (u1: 0.958 stopped there, 0.929 not).
+    # l2_min_count: a feature in fewer than 100 rows is penalized as if seen in 100, a total
+    # of 100 * 1e-2 = 1 per epoch on w, logistic regression's C=1 (benchmarks/defaults.py).
     defaults = {"learning_rate": 0.01, "l2_reg_w": 1e-2, "l2_reg_V": 8e-2, "n_iter_no_change": 20,
-                "l2_min_count": 0.0}
+                "l2_min_count": 100.0}
     classification_link = "logit"
     # Called as progress(rows_done, rows_total) within and after each batch of an epoch when
     # set (the estimators set it with verbose): see run_epoch.
@@ -266,7 +268,7 @@ class AdaGradSolver(SGDSolver):
     name = "adagrad"
     code = ADAGRAD
     defaults = {"learning_rate": 0.1, "l2_reg_w": 1e-2, "l2_reg_V": 5e-2, "n_iter_no_change": 5,
-                "l2_min_count": 0.0}
+                "l2_min_count": 100.0}
     state_prefix = "acc"
 
     def init_coords(self, values, states, l1, l2) -> None:
