@@ -165,3 +165,25 @@ def test_ranker_has_no_floor_and_als_refuses_it():
     X, _ = _one_hot()
     with pytest.raises(ValueError, match="l2_min_count"):
         fmlearn.FMRegressor(solver="als", l2_min_count=10).fit(X, np.ones(X.shape[0]))
+
+
+def _fitted(X, y, **kw):
+    est = fmlearn.FMClassifier(n_factors=4, max_iter=4, random_state=0, n_jobs=1, **kw)
+    return est.fit(X, y)
+
+
+def test_auto_floor_is_on_without_early_stopping_and_off_with_it_or_in_partial_fit():
+    X, _ = _one_hot(n_rows=80, seed=5)
+    y = (np.arange(80) % 3 == 0).astype(int)
+    same = np.testing.assert_array_equal
+    # default (None = "auto"): a fit of several epochs without early stopping has the floor
+    same(_fitted(X, y).w_, _fitted(X, y, l2_min_count=100).w_)
+    assert not np.array_equal(_fitted(X, y).w_, _fitted(X, y, l2_min_count=0).w_)
+    # early stopping guards instead: no floor
+    kw = dict(early_stopping=True, validation_fraction=0.25)
+    same(_fitted(X, y, **kw).w_, _fitted(X, y, l2_min_count=0, **kw).w_)
+    # partial_fit: a chunk's counts say nothing of the stream's
+    a = fmlearn.FMClassifier(n_factors=4, random_state=0).partial_fit(X, y, classes=[0, 1])
+    b = fmlearn.FMClassifier(n_factors=4, random_state=0, l2_min_count=0).partial_fit(
+        X, y, classes=[0, 1])
+    same(a.w_, b.w_)

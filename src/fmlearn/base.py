@@ -561,6 +561,9 @@ class BaseFM(BaseEstimator):
         with ``end_epoch=True`` closes the epoch with the training metric of all its chunks.
         """
         task = self._task
+        # What l2_min_count="auto" resolves by (fmlearn.optim.sgd.SGDSolver.resolved_min_count):
+        # the floor where nothing else keeps rare features from overfitting.
+        solver.auto_floor = not self._stopping_early and end_epoch and max_iter > 1
         data = solver.prepare(source, valid)
         weight_sum = source.weight_sum
         if not end_epoch:

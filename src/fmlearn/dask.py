@@ -880,7 +880,9 @@ class _Run:
             self.plans = [_plan([rw[r] for rw in rounds], n) for r in range(len(rounds[0]))]
             if hasattr(local, "_reg_r"):  # FwFM: l2_reg_r=None is 1 / (training rows)
                 local._params.reg_r = local._reg_r(n_rows)
-            if getattr(self.solver, "l2_min_count", 0) > 0:
+            if hasattr(self.solver, "resolved_min_count"):
+                self.solver.auto_floor = not local._stopping_early and local.max_iter > 1
+            if hasattr(self.solver, "resolved_min_count") and self.solver.resolved_min_count():
                 # The per-feature L2 floor from the column counts of all the training rows,
                 # as a local fit's prepare() takes them (fmlearn.optim.sgd.l2_scale).
                 from fmlearn.optim.sgd import l2_scale
@@ -889,7 +891,7 @@ class _Run:
                 for per_shard in rounds:
                     for counts, touched, _ in per_shard:
                         total[touched] += counts
-                self.solver.reg_scale = l2_scale(total, self.solver.l2_min_count)
+                self.solver.reg_scale = l2_scale(total, self.solver.resolved_min_count())
             if len(shards) > 1:
                 self._gather([self.client.submit(_set_shares, s, [p[0][i] for p in self.plans],
                                                  workers=[w], pure=False)
