@@ -147,6 +147,16 @@ def prefetch_row_hot(indptr, indices, data, y, sample_weight, order, t, stop, ta
 
 
 @jit(inline="always")
+def prefetch_scale(indptr, cols, order, t, stop, reg_scale):
+    """Start loading the per-feature L2 scales of row ``order[t + D]``'s features (``cols``:
+    the design's own indices): a random read per entry, as the table rows are, so it is
+    fetched ahead with them (cost of the scaled kernel: benchmarks/l2_floor_cost.py)."""
+    row = _ld(order, min(t + PREFETCH_DISTANCE, stop - 1))
+    for p in range(_ld(indptr, row), _ld(indptr, row + 1)):
+        prefetch(reg_scale, _ld(cols, p))
+
+
+@jit(inline="always")
 def factor_step(T, K, k, r, s, x, gx, l2, lr, state_offset, code):
     """:func:`~fmlearn._kernels.updates._vstep` over the ``k`` factors: one vector for a literal
     ``K``, else (``K`` 0) vectors of 16, 8, 4 and scalars. ``code`` must be a literal."""
@@ -255,6 +265,8 @@ def _make_epoch(K, HOT, OPT, REG):
                                                             w0, w0_state, bias, lock):
                     since_merge = 0
             prefetch_row_hot(indptr, idx, data, y, sample_weight, order, t, stop, table, hot)
+            if REG:
+                prefetch_scale(indptr, indices, order, t, stop, reg_scale)
             row = _ld(order, t)
             start, end = _ld(indptr, row), _ld(indptr, row + 1)
             if HOT:
