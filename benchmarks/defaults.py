@@ -64,12 +64,15 @@ FAMILIES = ("fm-adagrad", "fm-sgd", "fm-als", "fm", "ffm", "fwfm", "ranker")
 N_FOLDS = 5
 K_FM, K_FFM, K_RANK = 8, 4, 16
 
-# The defaults before this study (v0.1), per family.
+# The defaults before this study (v0.1), per family: no L2 floor for the stochastic solvers,
+# FwFM's field-pair weights unpenalized.
 _V01 = dict(learning_rate=0.1, l2_reg_w=1e-4, l2_reg_V=1e-4, init_stdev=0.1,
             early_stopping=False)
+_V01_SGD = dict(_V01, l2_min_count=0.0)
 OLD = {
-    "fm-adagrad": _V01, "fm-sgd": _V01, "fm-als": _V01, "fm": _V01, "fwfm": _V01,
-    "ffm": dict(_V01, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5),
+    "fm-adagrad": _V01_SGD, "fm-sgd": _V01_SGD, "fm-als": _V01, "fm": _V01_SGD,
+    "fwfm": dict(_V01_SGD, l2_reg_r=0.0),
+    "ffm": dict(_V01_SGD, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5),
     "ranker": dict(_V01, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5),
 }
 # Candidate defaults: the same values for every family and data set (learning rates stay
