@@ -673,6 +673,8 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", nargs="*", choices=sorted(CANDIDATES), default=[])
     p.add_argument("--no-tuned", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--old-only", action="store_true",
+                   help="only the v0.1 column ('old'), printed (no section written)")
     p.add_argument("--cv", action="store_true",
                    help="only the repeated cross-validation of the Criteo and Avazu samples "
                         "(section defaults_cv)")
@@ -680,6 +682,18 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     data = Path(args.data)
     start = time.perf_counter()
+    if args.old_only:
+        for name in args.sets:
+            for loader in LOADERS[name]:
+                ds = loader(data)
+                for fam in [f for f in families_for(ds.task) if f in args.families]:
+                    many = len(ds.splits) == 1
+                    vals = [np.mean([fit_score(ds, fam, _as_of(fam, "old", OLD[fam], sp_), sp_,
+                                               seed)[0] for sp_ in ds.splits])
+                            for seed in (args.seeds if many else args.seeds[:1])]
+                    print(f"old | {ds.name} | {LABEL[fam]} | {_num(float(np.median(vals)))}",
+                          flush=True)
+        return 0
     if args.cv:
         results = [run_cv(name, data, CV_SETTINGS) for name in ("criteo", "avazu")]
         text = render_cv(results, CV_SETTINGS, args, time.perf_counter() - start)
