@@ -71,7 +71,7 @@ _V01 = dict(learning_rate=0.1, l2_reg_w=1e-4, l2_reg_V=1e-4, init_stdev=0.1,
 _V01_SGD = dict(_V01, l2_min_count=0.0)
 OLD = {
     "fm-adagrad": _V01_SGD, "fm-sgd": _V01_SGD, "fm-als": _V01, "fm": _V01_SGD,
-    "fwfm": dict(_V01_SGD, l2_reg_r=0.0),
+    "fwfm": _V01_SGD,
     "ffm": dict(_V01_SGD, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5),
     "ranker": dict(_V01, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5),
 }
@@ -91,8 +91,7 @@ CANDIDATES = {
     # penalty is on the mean loss already, keeps its own). Small data gets more.
     "S10": ("rows", 10.0),
     "S100": ("rows", 100.0),
-    # The defaults before the per-feature L2 floor: L2 per occurrence only (l2_min_count=0)
-    # and FwFM's field-pair weights unpenalized (l2_reg_r=0).
+    # The defaults before the per-feature L2 floor: L2 per occurrence only (l2_min_count=0).
     "P": ("previous",),
 }
 # The tuning grid, per solver kind: learning rates x L2 (w and V alike), init_stdev 0.01.
@@ -111,7 +110,7 @@ PATIENCE = 20
 # CV_REPEATS // 2 x 5 stratified folds of its 100 rows (20 and 25 splits).
 CV_REPEATS = 10
 # Settings compared there (name -> estimator parameters): "default" is the estimator as
-# constructed (l2_min_count 100, FwFM l2_reg_r 1 / n_rows); "P" the defaults before the floor
+# constructed (l2_min_count "auto": 100 here); "P" the defaults before the floor
 # (CANDIDATES["P"]); the others vary the per-feature L2 floor (l2_min_count;
 # "rows" = the training rows: every feature the same penalty per epoch) or turn early
 # stopping on.
@@ -527,7 +526,7 @@ def _as_of(family: str, name: str, params, split: Split) -> dict:
     if isinstance(params, tuple) and params[0] == "previous":
         if family in ("fm-als", "ranker"):
             return {}
-        return {"l2_min_count": 0.0, **({"l2_reg_r": 0.0} if family == "fwfm" else {})}
+        return {"l2_min_count": 0.0}
     if isinstance(params, tuple) and params[0] == "rows":
         if family in ("fm-als", "ranker"):
             return {}
@@ -581,7 +580,7 @@ def _num(x: float) -> str:
 def _setting(p) -> str:
     if isinstance(p, tuple) and p[0] == "previous":
         return ("the defaults before the per-feature L2 floor: `l2_min_count=0` (L2 per "
-                "occurrence only), FwFM `l2_reg_r=0` (ALS and the ranker: their defaults)")
+                "occurrence only; ALS and the ranker: their defaults)")
     if isinstance(p, tuple) and p[0] == "rows":
         return (f"the default L2 + {p[1]:g} / n_rows on w and V (SGD-type solvers; ALS and the "
                 "ranker keep their defaults)")
@@ -675,6 +674,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--old-only", action="store_true",
                    help="only the v0.1 column ('old'), printed (no section written)")
+    p.add_argument("--default-only", action="store_true",
+                   help="only the default column, printed (no section written)")
     p.add_argument("--cv", action="store_true",
                    help="only the repeated cross-validation of the Criteo and Avazu samples "
                         "(section defaults_cv)")
@@ -682,16 +683,18 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     data = Path(args.data)
     start = time.perf_counter()
-    if args.old_only:
+    if args.old_only or args.default_only:
+        what = "old" if args.old_only else "default"
         for name in args.sets:
             for loader in LOADERS[name]:
                 ds = loader(data)
                 for fam in [f for f in families_for(ds.task) if f in args.families]:
                     many = len(ds.splits) == 1
-                    vals = [np.mean([fit_score(ds, fam, _as_of(fam, "old", OLD[fam], sp_), sp_,
+                    params = OLD[fam] if what == "old" else {}
+                    vals = [np.mean([fit_score(ds, fam, _as_of(fam, what, params, sp_), sp_,
                                                seed)[0] for sp_ in ds.splits])
                             for seed in (args.seeds if many else args.seeds[:1])]
-                    print(f"old | {ds.name} | {LABEL[fam]} | {_num(float(np.median(vals)))}",
+                    print(f"{what} | {ds.name} | {LABEL[fam]} | {_num(float(np.median(vals)))}",
                           flush=True)
         return 0
     if args.cv:

@@ -230,7 +230,7 @@ def test_classifier_labels_threads_and_model_file(tmp_path):
     with zipfile.ZipFile(tmp_path / "fwfm.fmz") as zf:
         assert "state/acc_r.npy" in zf.namelist() and "params/acc_r.npy" not in zf.namelist()
     loaded = fmlearn.load(tmp_path / "fwfm.fmz")
-    assert type(loaded) is FwFMClassifier and loaded.get_params()["l2_reg_r"] is None
+    assert type(loaded) is FwFMClassifier and loaded.get_params()["l2_reg_r"] == 0.0
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     for name in ("r", "acc_r", "table", "fields"):
         np.testing.assert_array_equal(getattr(loaded._params, name), getattr(clf._params, name))

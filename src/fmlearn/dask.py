@@ -878,8 +878,6 @@ class _Run:
             self.round_weights = rounds  # per shard: per round (counts, touched, rows)
             n = local._n_columns()
             self.plans = [_plan([rw[r] for rw in rounds], n) for r in range(len(rounds[0]))]
-            if hasattr(local, "_reg_r"):  # FwFM: l2_reg_r=None is 1 / (training rows)
-                local._params.reg_r = local._reg_r(n_rows)
             if hasattr(self.solver, "resolved_min_count"):
                 self.solver.auto_floor = not local._stopping_early and local.max_iter > 1
             if hasattr(self.solver, "resolved_min_count") and self.solver.resolved_min_count():

@@ -40,14 +40,9 @@ _FWFM_DOC = """
     normalize : bool, default=False
         Scale every row to unit L2 norm before training and prediction (libffm's instance
         normalization).
-    l2_reg_r : float or None, default=None
+    l2_reg_r : float, default=0.0
         L2 regularization of the field-pair weights ``r``, applied (lazily, like the others)
-        to the pairs of fields that occur together in a training row. None: ``1 / n_rows``
-        (the fit's training rows), a total of 1 per epoch on a pair present in every row, as
-        a rare feature's ``w`` gets by default (``l2_min_count``). Unpenalized (0), ``r``
-        grows while the L2 shrinks ``V`` and undoes that penalty: on the 200-row Criteo
-        sample FwFM then ended 0.06 AUC below logistic regression (docs/benchmarks.md,
-        "Defaults on the tiny samples").
+        to the pairs of fields that occur together in a training row.
 
     Attributes
     ----------
@@ -72,21 +67,10 @@ class _FwFMMixin(_FieldAware):
     _params_class = FwFMParams
     _parameter_constraints = {
         **_FieldAware._parameter_constraints,
-        "l2_reg_r": [Interval(Real, 0, None, closed="left"), None],
+        "l2_reg_r": [Interval(Real, 0, None, closed="left")],
     }
 
-    __init__ = family_init({"fields": None, "normalize": False, "l2_reg_r": None})
-
-    def _reg_r(self, n_rows) -> float:
-        """``l2_reg_r``, or for None ``1 / n_rows`` (0 while the rows are not known)."""
-        if self.l2_reg_r is not None:
-            return float(self.l2_reg_r)
-        return 1.0 / n_rows if n_rows else 0.0
-
-    def _fit_source(self, solver, solver_cls, source, valid, *args, **kwargs):
-        # The training rows are known here (in memory or a cache): resolve l2_reg_r=None.
-        self._params.reg_r = self._reg_r(getattr(source, "n_rows", None))
-        return super()._fit_source(solver, solver_cls, source, valid, *args, **kwargs)
+    __init__ = family_init({"fields": None, "normalize": False, "l2_reg_r": 0.0})
 
     def _param_columns(self) -> int:
         return FwFMParams.n_param_columns(self.n_factors)
@@ -100,13 +84,12 @@ class _FwFMMixin(_FieldAware):
     def _new_params(self, n_features, rng, w0, n_state):
         return FwFMParams.initialize(
             n_features, self.n_factors, self.init_stdev, rng, self._resolved_fields(), w0=w0,
-            n_state=n_state, reg_r=self._reg_r(None),
+            n_state=n_state, reg_r=self.l2_reg_r,
         )
 
     def _check_warm_start(self):
         super()._check_warm_start()
-        # may have changed through set_params (None: set again from the rows in _fit_source)
-        self._params.reg_r = self._reg_r(None)
+        self._params.reg_r = float(self.l2_reg_r)  # may have changed through set_params
 
     @property
     def r_(self) -> np.ndarray:
