@@ -64,12 +64,15 @@ FAMILIES = ("fm-adagrad", "fm-sgd", "fm-als", "fm", "ffm", "fwfm", "ranker")
 N_FOLDS = 5
 K_FM, K_FFM, K_RANK = 8, 4, 16
 
-# The defaults before this study (v0.1), per family.
+# The defaults before this study (v0.1), per family: no L2 floor for the stochastic solvers,
+# FwFM's field-pair weights unpenalized.
 _V01 = dict(learning_rate=0.1, l2_reg_w=1e-4, l2_reg_V=1e-4, init_stdev=0.1,
             early_stopping=False)
+_V01_SGD = dict(_V01, l2_min_count=0.0)
 OLD = {
-    "fm-adagrad": _V01, "fm-sgd": _V01, "fm-als": _V01, "fm": _V01, "fwfm": _V01,
-    "ffm": dict(_V01, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5),
+    "fm-adagrad": _V01_SGD, "fm-sgd": _V01_SGD, "fm-als": _V01, "fm": _V01_SGD,
+    "fwfm": _V01_SGD,
+    "ffm": dict(_V01_SGD, learning_rate=0.2, l2_reg_w=2e-5, l2_reg_V=2e-5),
     "ranker": dict(_V01, learning_rate=0.05, l2_reg_w=1e-5, l2_reg_V=1e-5),
 }
 # Candidate defaults: the same values for every family and data set (learning rates stay
@@ -88,6 +91,8 @@ CANDIDATES = {
     # penalty is on the mean loss already, keeps its own). Small data gets more.
     "S10": ("rows", 10.0),
     "S100": ("rows", 100.0),
+    # The defaults before the per-feature L2 floor: L2 per occurrence only (l2_min_count=0).
+    "P": ("previous",),
 }
 # The tuning grid, per solver kind: learning rates x L2 (w and V alike), init_stdev 0.01.
 GRID_L2 = (1e-4, 1e-3, 1e-2, 5e-2)
@@ -96,6 +101,29 @@ GRID_LR = {"adagrad": (0.05, 0.1, 0.2), "sgd": (0.005, 0.01, 0.03), "als": (None
 GRID_L2_ALS = (3e-5, 1e-4, 3e-4, 1e-3)
 # Tuned fits' patience: SGD with a small learning rate sits on a plateau for several epochs.
 PATIENCE = 20
+
+
+# Repeated cross-validation of the tiny classification sets (--cv): their single split's test
+# AUC has a standard error of about 0.05, so settings are compared by the paired difference to
+# logistic regression over many splits. Criteo: the 400 rows of small_train + small_test
+# pooled, CV_REPEATS x 2 folds (train 200, test 200, as the original split); Avazu:
+# CV_REPEATS // 2 x 5 stratified folds of its 100 rows (20 and 25 splits).
+CV_REPEATS = 10
+# Settings compared there (name -> estimator parameters): "default" is the estimator as
+# constructed (l2_min_count "auto": 100 here); "P" the defaults before the floor
+# (CANDIDATES["P"]); the others vary the per-feature L2 floor (l2_min_count;
+# "rows" = the training rows: every feature the same penalty per epoch) or turn early
+# stopping on.
+CV_SETTINGS = {
+    "default": {},
+    "P": ("previous",),
+    "m=0": {"l2_min_count": 0.0},
+    "m=20": {"l2_min_count": 20.0},
+    "m=50": {"l2_min_count": 50.0},
+    "m=200": {"l2_min_count": 200.0},
+    "m=rows": {"l2_min_count": "rows"},
+    "es": {"early_stopping": True},
+}
 
 
 def log(msg: str) -> None:
@@ -259,6 +287,93 @@ LOADERS = {"movielens": (load_movielens, load_movielens_implicit), "frappe": (lo
            "diabetes": (load_diabetes,)}
 
 
+def cv_splits(name: str, data: Path) -> tuple[str, list]:
+    """(data set name, the 20 splits) of a tiny set for :func:`run_cv`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if name == "criteo":
+        ds = load_criteo(data)
+        s = ds.splits[0]
+        X = sp.vstack([s.X_tr, s.X_te]).tocsr()
+        y = np.concatenate([s.y_tr, s.y_te])
+        out = []
+        for rep in range(CV_REPEATS):
+            cv = StratifiedKFold(2, shuffle=True, random_state=rep)
+            out += [Split(X[tr], y[tr], X[te], y[te], s.fields) for tr, te in cv.split(X, y)]
+        return ds.name, out
+    ds = load_avazu(data)
+    import pandas as pd
+    from sklearn.preprocessing import OneHotEncoder
+
+    df = pd.read_csv(data / "avazu-samples" / "deepctr_avazu_sample.csv", dtype=str)
+    y = df.pop("click").astype(int).to_numpy()
+    X = df.drop(columns=["id"]).to_numpy()
+    out = []
+    for rep in range(CV_REPEATS // 2):
+        for tr, te in StratifiedKFold(N_FOLDS, shuffle=True, random_state=rep).split(X, y):
+            enc = OneHotEncoder(handle_unknown="ignore", dtype=np.float32).fit(X[tr])
+            fields = np.repeat(np.arange(X.shape[1]), [len(c) for c in enc.categories_])
+            out.append(Split(enc.transform(X[tr]).tocsr(), y[tr], enc.transform(X[te]).tocsr(),
+                             y[te], fields.astype(np.int32)))
+    return ds.name, out
+
+
+def _rows_floor(params, split: Split, family: str) -> dict:
+    if isinstance(params, tuple):
+        return _as_of(family, "P", params, split)
+    if params.get("l2_min_count") == "rows":
+        return dict(params, l2_min_count=float(split.X_tr.shape[0]))
+    return params
+
+
+def run_cv(name: str, data: Path, settings: dict) -> tuple[str, int, dict]:
+    """Per family and setting: (mean AUC, mean paired AUC - logistic regression's, its
+    standard error over the splits); and logistic regression's mean AUC under "linear"."""
+    title, splits = cv_splits(name, data)
+    ds = DataSet(title, "clf", splits, False)
+    lin = np.array([linear(ds, s) for s in splits])
+    out = {"linear": (float(lin.mean()), 0.0, 0.0)}
+    for fam in families_for("clf"):
+        for sname, params in settings.items():
+            t0 = time.perf_counter()
+            auc = np.array([fit_score(ds, fam, _rows_floor(params, s, fam), s, 0)[0]
+                            for s in splits])
+            d = auc - lin
+            out[(fam, sname)] = (float(auc.mean()), float(d.mean()),
+                                 float(d.std(ddof=1) / np.sqrt(d.size)))
+            log(f"  cv {title} {fam} {sname}: {auc.mean():.4f}, vs LR {d.mean():+.4f} +- "
+                f"{out[(fam, sname)][2]:.4f} ({time.perf_counter() - t0:.1f} s)")
+    return title, len(splits), out
+
+
+def render_cv(results: list, settings: dict, args, elapsed: float) -> str:
+    lines = [
+        "## Defaults on the tiny samples: repeated cross-validation",
+        "",
+        f"Command: `python benchmarks/defaults.py {' '.join(args.argv)}` ({elapsed / 60:.0f} "
+        f"min). Machine: {machine_line()} (shared with other jobs; one thread per fit).",
+        "",
+        "Each cell: mean test AUC over the splits, then the mean paired difference to "
+        "scikit-learn's `LogisticRegression()` on the same split ± its standard error (the "
+        "splits overlap, so the true uncertainty is somewhat larger). Criteo: the 400 rows of "
+        f"xLearn's small_train + small_test pooled, {CV_REPEATS} x 2 stratified folds (200 "
+        f"train / 200 test); Avazu: {CV_REPEATS // 2} x {N_FOLDS} stratified folds of its 100 "
+        "rows (one-hot fitted on each training fold). One seed per fit.",
+        "",
+        "| data set (splits) | family | LR | " + " | ".join(settings) + " |",
+        "| --- | --- | --- |" + " --- |" * len(settings),
+    ]
+    for title, n, res in results:
+        for fam in families_for("clf"):
+            cells = [f"{res[(fam, s)][0]:.4f} ({res[(fam, s)][1]:+.4f} ± {res[(fam, s)][2]:.4f})"
+                     for s in settings]
+            lines.append(f"| {title} ({n}) | {LABEL[fam]} | {res['linear'][0]:.4f} | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "Settings: " + "; ".join(
+        f"{k}: {_setting(v) or 'the defaults'}" for k, v in settings.items())]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------- models
 def families_for(task: str) -> tuple[str, ...]:
     return {"reg": ("fm-adagrad", "fm-sgd", "fm-als"), "clf": ("fm", "ffm", "fwfm"),
@@ -408,6 +523,10 @@ def _as_of(family: str, name: str, params, split: Split) -> dict:
     n = split.X_tr.shape[0]
     if family == "fm-als" and name == "old":
         return dict(params, l2_reg_w=params["l2_reg_w"] / n, l2_reg_V=params["l2_reg_V"] / n)
+    if isinstance(params, tuple) and params[0] == "previous":
+        if family in ("fm-als", "ranker"):
+            return {}
+        return {"l2_min_count": 0.0}
     if isinstance(params, tuple) and params[0] == "rows":
         if family in ("fm-als", "ranker"):
             return {}
@@ -459,6 +578,9 @@ def _num(x: float) -> str:
 
 
 def _setting(p) -> str:
+    if isinstance(p, tuple) and p[0] == "previous":
+        return ("the defaults before the per-feature L2 floor: `l2_min_count=0` (L2 per "
+                "occurrence only; ALS and the ranker: their defaults)")
     if isinstance(p, tuple) and p[0] == "rows":
         return (f"the default L2 + {p[1]:g} / n_rows on w and V (SGD-type solvers; ALS and the "
                 "ranker keep their defaults)")
@@ -550,10 +672,38 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", nargs="*", choices=sorted(CANDIDATES), default=[])
     p.add_argument("--no-tuned", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--old-only", action="store_true",
+                   help="only the v0.1 column ('old'), printed (no section written)")
+    p.add_argument("--default-only", action="store_true",
+                   help="only the default column, printed (no section written)")
+    p.add_argument("--cv", action="store_true",
+                   help="only the repeated cross-validation of the Criteo and Avazu samples "
+                        "(section defaults_cv)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     data = Path(args.data)
     start = time.perf_counter()
+    if args.old_only or args.default_only:
+        what = "old" if args.old_only else "default"
+        for name in args.sets:
+            for loader in LOADERS[name]:
+                ds = loader(data)
+                for fam in [f for f in families_for(ds.task) if f in args.families]:
+                    many = len(ds.splits) == 1
+                    params = OLD[fam] if what == "old" else {}
+                    vals = [np.mean([fit_score(ds, fam, _as_of(fam, what, params, sp_), sp_,
+                                               seed)[0] for sp_ in ds.splits])
+                            for seed in (args.seeds if many else args.seeds[:1])]
+                    print(f"{what} | {ds.name} | {LABEL[fam]} | {_num(float(np.median(vals)))}",
+                          flush=True)
+        return 0
+    if args.cv:
+        results = [run_cv(name, data, CV_SETTINGS) for name in ("criteo", "avazu")]
+        text = render_cv(results, CV_SETTINGS, args, time.perf_counter() - start)
+        print(text)
+        if not args.no_write:
+            write_section("defaults_cv", text)
+        return 0
     results = []
     for name in args.sets:
         for loader in LOADERS[name]:

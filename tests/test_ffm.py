@@ -143,14 +143,14 @@ def test_specialized_kernels_match_generic(k):
     order = np.random.default_rng(0).permutation(Xk.n_rows)
     for code in (SGD, ADAGRAD, FTRL):
         results = []
-        for epoch in (ffm_kernels.epoch_kernel(k, code), ffm_kernels._make_epoch(0, code)):
+        for epoch in (ffm_kernels.epoch_kernel(k, code), ffm_kernels._make_epoch(0, code, 0)):
             p, acc_w0 = params.copy(), np.ones(2, np.float32)
             if code == FTRL:
                 p = p.with_state(2 * (p.wcol + 1))
                 p.state[:] = np.random.default_rng(k).uniform(0.5, 2.0, p.state.shape)
             loss = epoch(Xk.indptr, Xk.indices, Xk.data, y, sw, order, p.w0, acc_w0, p.table,
                          k, p.fields, p.wcol, LOGISTIC, (0.05, 1e-3, 1e-3, 1e-3), True, True,
-                         *no_hot)
+                         *no_hot, np.ones(1, np.float32))
             results.append((loss, p.table, p.w0, acc_w0))
         (l0, t0, b0, a0), (l1, t1, b1, a1) = results
         np.testing.assert_allclose(l0, l1, rtol=1e-5)

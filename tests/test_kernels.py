@@ -208,7 +208,7 @@ def test_specialized_epoch_matches_generic(dtype, code, loss):
         t, b, a = table.copy(), w0.copy(), np.ones(2, dtype)
         loss_sum = kernel(Xk.indptr, Xk.indices, Xk.data, y, sw, order, b, a, t, k, loss,
                           (0.05, 0.01, 0.01, 0.02), True, True, *hogwild.hot_arguments(None),
-                          hogwild.MERGE_EVERY)
+                          hogwild.MERGE_EVERY, np.ones(1, dtype))
         out.append((loss_sum, b, a, t))
     rtol = 1e-4 if dtype == np.float32 else 1e-10
     for got, want in zip(out[0], out[1], strict=True):

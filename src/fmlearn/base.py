@@ -202,6 +202,7 @@ class BaseFM(BaseEstimator):
         "l1_reg_w": [Interval(Real, 0, None, closed="left")],
         "l2_reg_w": [Interval(Real, 0, None, closed="left"), None],
         "l2_reg_V": [Interval(Real, 0, None, closed="left"), None],
+        "l2_min_count": [Interval(Real, 0, None, closed="left"), None],
         "init_stdev": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "fit_linear": ["boolean"],
@@ -305,6 +306,7 @@ class BaseFM(BaseEstimator):
         l1_reg_w=0.0,
         l2_reg_w=None,
         l2_reg_V=None,
+        l2_min_count=None,
         init_stdev=0.01,
         fit_intercept=True,
         fit_linear=True,
@@ -324,6 +326,7 @@ class BaseFM(BaseEstimator):
         self.l1_reg_w = l1_reg_w
         self.l2_reg_w = l2_reg_w
         self.l2_reg_V = l2_reg_V
+        self.l2_min_count = l2_min_count
         self.init_stdev = init_stdev
         self.fit_intercept = fit_intercept
         self.fit_linear = fit_linear
@@ -586,6 +589,9 @@ class BaseFM(BaseEstimator):
         with ``end_epoch=True`` closes the epoch with the training metric of all its chunks.
         """
         task = self._task
+        # What l2_min_count="auto" resolves by (fmlearn.optim.sgd.SGDSolver.resolved_min_count):
+        # the floor where nothing else keeps rare features from overfitting.
+        solver.auto_floor = not self._stopping_early and end_epoch and max_iter > 1
         data = solver.prepare(source, valid)
         weight_sum = source.weight_sum
         if not end_epoch:

@@ -1023,6 +1023,19 @@ class _Run:
                 self.rounds = auto_rounds(len(shards), big[0], big[4], n)
             rounds = self._gather(self._on(_split_rounds, shards, self.rounds, seed),
                                   "loading")
+            if hasattr(solver, "resolved_min_count"):
+                solver.auto_floor = not local._stopping_early and local.max_iter > 1
+            if hasattr(solver, "resolved_min_count") and solver.resolved_min_count():
+                # The per-feature L2 floor from the column counts of all the training rows,
+                # as a local fit's prepare() takes them (fmlearn.optim.sgd.l2_scale); set
+                # before the solver is sent to the workers.
+                from fmlearn.optim.sgd import l2_scale
+
+                total = np.zeros(local._params.n_features)
+                for per_shard in rounds:
+                    for counts, touched, _ in per_shard:
+                        total[touched] += counts
+                solver.reg_scale = l2_scale(total, solver.resolved_min_count())
             W = len(shards)
             plans = [_exchange_plan([rw[r] for rw in rounds], n, local._params.dtype)
                      for r in range(len(rounds[0]))] if W > 1 else None

@@ -58,6 +58,20 @@ _PARAMS_DOC = """
     l2_reg_V : float or None, default=None
         L2 regularization of the factors ``V``, None for the solver's default (5e-2 for
         AdaGrad, 8e-2 for SGD, 1e-4 for ALS and FTRL); applied as ``l2_reg_w``.
+    l2_min_count : float or None, default=None
+        Floor on the rows a feature's L2 counts for, stochastic solvers (SGD, AdaGrad, FTRL)
+        only. Their L2 is applied at each update of a feature, so over an epoch a feature in
+        ``count`` rows is penalized ``count`` times and one seen once hardly at all: on small
+        data it learns its rows' labels. A feature in fewer than ``l2_min_count`` training
+        rows has its ``l2_reg_w`` and ``l2_reg_V`` scaled by ``l2_min_count / count`` at each
+        update, so that its penalty per epoch is that of ``l2_min_count`` rows; more frequent
+        features are unchanged. 0 turns it off; a value >= the number of rows penalizes every
+        feature alike (the full-batch ``mean loss + l2 / 2 ||theta||^2``). None: for SGD and
+        AdaGrad 100 in a fit that does not stop early (with the default 1e-2 on ``w``, a rare
+        feature's total penalty is 1, logistic regression's ``C=1``), 0 with early stopping
+        (which guards already) and in ``partial_fit``; 0 for FTRL. With plain SGD keep
+        ``learning_rate * l2 * l2_min_count`` below 1. ALS, MCMC and SGDA refuse a value
+        (their penalty is per feature already, or learned). See ``docs/solvers.md``.
     init_stdev : float, default=0.01
         Standard deviation of the normal initialization of ``V``.
     fit_intercept : bool, default=True

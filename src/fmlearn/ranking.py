@@ -551,10 +551,12 @@ class FMRanker(RankingInputs, BaseFM):
     }
     # Solvers read these (see SGDSolver.from_estimator): a pairwise loss has no bias gradient.
     fit_intercept = False
+    # The pairwise epoch applies L2 per update, without a per-feature scale.
+    l2_min_count = 0.0
 
     __init__ = family_init(
         RANKING_DEFAULTS,
-        drop=("fit_intercept",),
+        drop=("fit_intercept", "l2_min_count"),
         n_factors=16, learning_rate=0.05, l2_reg_w=1e-2, l2_reg_V=5e-2,
     )
 

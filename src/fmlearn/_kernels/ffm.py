@@ -84,7 +84,7 @@ from fmlearn._kernels.intrinsics import (
 )
 from fmlearn._kernels.losses import loss_gradient, loss_value
 from fmlearn._kernels.prefetch import prefetch
-from fmlearn._kernels.sgd import PREFETCH_DISTANCE
+from fmlearn._kernels.sgd import PREFETCH_DISTANCE, reg_scale_arg
 from fmlearn._kernels.updates import _vpair, addr_step, typed_args
 
 # Numbers of factors with their own compiled kernels (on first use; each costs a few seconds of
@@ -207,16 +207,17 @@ def _make_predict(K):
     return predict
 
 
-def _make_epoch(K, OPT):
+def _make_epoch(K, OPT, REG):
     """The SGD epoch kernel for a literal number of factors ``K`` (0: generic) and optimizer
-    code ``OPT`` (:mod:`fmlearn._kernels.updates`); closes over ints only, as
+    code ``OPT`` (:mod:`fmlearn._kernels.updates`), with a per-feature L2 scale if ``REG``
+    (1: see :func:`fmlearn._kernels.sgd.fm_step`); closes over ints only, as
     :func:`_make_predict`."""
     W = K if K else CHUNK
 
     @jit
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
-        loss, hp, fit_intercept, fit_linear, hot_slot, hot_rows, lock, merge_every,
+        loss, hp, fit_intercept, fit_linear, hot_slot, hot_rows, lock, merge_every, reg_scale,
     ):
         """One pass over ``order``; returns the sum of weighted losses (before each update).
 
@@ -244,6 +245,7 @@ def _make_epoch(K, OPT):
         fo = np.empty(longest, dtype=np.int64)
         base = np.empty(longest, dtype=np.int64)
         xs = np.empty(longest, dtype=table.dtype)
+        scs = np.empty(longest, dtype=table.dtype)  # the entries' L2 scales
         # This thread's copies of the hot rows, and their values at the last merge.
         n_hot = hot_rows.shape[0]
         private, synced = hot_copies(table, hot_rows)
@@ -300,6 +302,7 @@ def _make_epoch(K, OPT):
                 _st(fo, a, _ld(fields, i) * kk)
                 _st(base, a, r)
                 _st(xs, a, x)
+                _st(scs, a, T(_ld(reg_scale, i * REG)))
                 linear += float(_tld(table, r + wcol) * x)
             bias0 = bias[0] if n_hot else float(w0[0])
             pred = bias0 + linear + _pair_sum(n, kk, table, fo, base, xs, K, W)
@@ -312,24 +315,27 @@ def _make_epoch(K, OPT):
             for a in range(n):
                 fa, ba = _ld(fo, a), _ld(base, a)
                 gx = gT * _ld(xs, a)
+                sa = _ld(scs, a)
                 if fit_linear:
                     c = ba + wcol
-                    addr_step(T, T, T, OPT, c, c + off, off, gx, lr_, l1_w, l2_w)
+                    addr_step(T, T, T, OPT, c, c + off, off, gx, lr_, l1_w, l2_w * sa)
+                l2a = l2_V * sa
                 # OPT is a literal: each pair loop is one straight vector sequence.
                 for b in range(a + 1, n):
                     p, q = ba + _ld(fo, b), _ld(base, b) + fa
                     coef = gx * _ld(xs, b)
+                    l2b = l2_V * _ld(scs, b)
                     if K:
-                        _vpair(table, OPT, p, q, off, coef, l2_V, lr_, W)
+                        _vpair(table, OPT, p, q, off, coef, l2a, l2b, lr_, W)
                     else:
                         for c in range(0, kc, W):
-                            _vpair(table, OPT, p + c, q + c, off, coef, l2_V, lr_, W)
+                            _vpair(table, OPT, p + c, q + c, off, coef, l2a, l2b, lr_, W)
                         for f in range(kc, kk):
                             va, vb = _tld(table, p + f), _tld(table, q + f)
                             addr_step(T, T, T, OPT, p + f, p + f + off, off, coef * vb, lr_,
-                                      zero, l2_V)
+                                      zero, l2a)
                             addr_step(T, T, T, OPT, q + f, q + f + off, off, coef * va, lr_,
-                                      zero, l2_V)
+                                      zero, l2b)
         if n_hot:
             final_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock)
         return total
@@ -355,10 +361,11 @@ def predict_kernel(k: int):
     return kernel
 
 
-def epoch_kernel(k: int, code: int):
+def epoch_kernel(k: int, code: int, scaled: bool = False):
     """The SGD epoch kernel for ``k`` factors (specialized or generic) and optimizer
-    ``code``; built on first use, as :func:`predict_kernel`."""
-    key = (_factors_key(k), int(code))
+    ``code``, with a per-feature L2 scale if ``scaled``; built on first use, as
+    :func:`predict_kernel`."""
+    key = (_factors_key(k), int(code), int(bool(scaled)))
     kernel = _EPOCHS.get(key)
     if kernel is None:
         # Threads starting their first epoch at once all get the same dispatcher.
@@ -378,11 +385,13 @@ def predict(indptr, indices, data, w0, table, k, fields, wcol, out):
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
     loss, code, hp, fit_intercept, fit_linear, hot=None, merge_every=MERGE_EVERY,
+    reg_scale=None,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
     Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
-    bias state ``w0_state``), with ``fields`` and ``wcol`` as in :func:`predict`; the solver
+    bias state ``w0_state``, the per-feature L2 scale ``reg_scale``), with ``fields`` and
+    ``wcol`` as in :func:`predict`; the solver
     state of column ``c`` is at ``c + (j + 1) (wcol + 1)``. As in libffm, each pair updates
     both of its latent vectors at once, and the L2 penalty applies per pair occurrence.
     Releases the GIL (Hogwild threads).
@@ -393,7 +402,8 @@ def sgd_epoch(
     adds its changes to the table every ``merge_every`` rows and at the end, under the lock,
     taking in the others'. None (one thread): every update goes straight to the table.
     """
-    return epoch_kernel(k, code)(
+    scale, scaled = reg_scale_arg(reg_scale, table.dtype)
+    return epoch_kernel(k, code, scaled)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, wcol,
-        loss, hp, fit_intercept, fit_linear, *hot_arguments(hot), merge_every,
+        loss, hp, fit_intercept, fit_linear, *hot_arguments(hot), merge_every, scale,
     )

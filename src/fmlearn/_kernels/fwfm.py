@@ -140,7 +140,7 @@ def _make_epoch(OPT):
     @jit
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
-        r_state, loss, hp, reg_r, fit_intercept, fit_linear,
+        r_state, loss, hp, reg_r, fit_intercept, fit_linear, reg_scale,
     ):
         """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
         T = table.dtype.type
@@ -185,8 +185,10 @@ def _make_epoch(OPT):
                 i = indices[p]
                 x = T(data[p])
                 gx = gT * x
+                sc = T(reg_scale[i])
                 if fit_linear:
-                    coord_step(table, i, k, off, OPT, gx, lr_, l1_w, l2_w)
+                    coord_step(table, i, k, off, OPT, gx, lr_, l1_w, l2_w * sc)
+                l2_Vi = l2_V * sc
                 F = fields[i]
                 q = slot[F]
                 own = T(pair_weight(r, F, F)) * x if count[q] > 1 else T(0.0)
@@ -194,7 +196,7 @@ def _make_epoch(OPT):
                 for f in range(k):
                     v = table[i, f]
                     coord_step(table, i, f, off, OPT, gx * (t[q, f] - own * v), lr_, zero,
-                               l2_V)
+                               l2_Vi)
             # Field-pair weights last: their gradients are the dots of the sums taken above.
             # Only the upper triangle is read; the lower one is mirrored (state: at the end).
             for q in range(m):
@@ -223,13 +225,14 @@ _epoch = by_code(_make_epoch)
 
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r, r_state,
-    loss, code, hp, reg_r, fit_intercept, fit_linear,
+    loss, code, hp, reg_r, fit_intercept, fit_linear, reg_scale=None,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
     Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
-    bias state ``w0_state``), plus the field-pair weights ``r`` (n_fields, n_fields) and their
-    solver state ``r_state`` (n_states, n_fields, n_fields) of ``r``'s dtype, at least one
+    bias state ``w0_state``, the per-feature L2 scale ``reg_scale`` of ``w`` and ``V``), plus
+    the field-pair weights ``r`` (n_fields, n_fields) and their solver state ``r_state``
+    (n_states, n_fields, n_fields) of ``r``'s dtype, at least one
     (ignored by plain SGD), updated in place. Every step is an exact gradient step: all
     gradients of a row are taken from the parameters before its update. L2 penalties are
     lazy, as for FM: ``l2_V`` on the factors of the row's features, ``reg_r`` on the weights of
@@ -240,7 +243,10 @@ def sgd_epoch(
     triangles of ``r`` and its state, so when the last thread returns ``r`` is exactly
     symmetric.
     """
+    if reg_scale is None:
+        reg_scale = np.ones(table.shape[0], dtype=table.dtype)
     return _epoch(code)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
         r_state, loss, hp, reg_r, fit_intercept, fit_linear,
+        np.ascontiguousarray(reg_scale, dtype=table.dtype),
     )

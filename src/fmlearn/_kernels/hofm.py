@@ -129,7 +129,7 @@ def _make_epoch(OPT):
     @jit
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
-        loss, hp, fit_intercept, fit_linear,
+        loss, hp, fit_intercept, fit_linear, reg_scale,
     ):
         """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
         T = table.dtype.type
@@ -163,7 +163,7 @@ def _make_epoch(OPT):
                 for q in range(n):
                     i = indices[start + q]
                     coord_step(table, i, wcol, offset, OPT, gT * T(data[start + q]), lr_, l1_w,
-                               l2_w)
+                               l2_w * T(reg_scale[i]))
             for m in range(2, degree + 1):
                 mi = m - 2
                 col = mi * k
@@ -176,6 +176,7 @@ def _make_epoch(OPT):
                 for q in range(n - 1, -1, -1):
                     i = indices[start + q]
                     gx = gT * T(data[start + q])
+                    l2_Vi = l2_V * T(reg_scale[i])
                     # acc = A^{m-1} of the row without non-zero q = sum_t prefix_t * suffix_{m-1-t}
                     for f in range(k):
                         acc[f] = 0.0
@@ -188,7 +189,7 @@ def _make_epoch(OPT):
                             suf[s, f] += pxs[q, col + f] * suf[s - 1, f]
                     # OPT is a literal: the loop is branch-free and vectorizes.
                     for f in range(k):
-                        coord_step(table, i, col + f, offset, OPT, gx * acc[f], lr_, zero, l2_V)
+                        coord_step(table, i, col + f, offset, OPT, gx * acc[f], lr_, zero, l2_Vi)
         return total
 
     return sgd_epoch
@@ -199,17 +200,20 @@ _epoch = by_code(_make_epoch)
 
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
-    loss, code, hp, fit_intercept, fit_linear,
+    loss, code, hp, fit_intercept, fit_linear, reg_scale=None,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
     Same contract as :func:`fmlearn._kernels.sgd.sgd_epoch` (optimizer ``code``, ``hp``, the
-    bias state ``w0_state``); ``l2_V`` applies to the factors of every order. Every coordinate
-    of a row moves along the exact gradient at the row's pre-update parameters (the backward
+    bias state ``w0_state``, the per-feature L2 scale ``reg_scale``); ``l2_V`` applies to the
+    factors of every order. Every coordinate of a row moves along the exact gradient at the
+    row's pre-update parameters (the backward
     sweep reads the forward pass's saved ``p_j x_j``, not the freshly updated table). The
     solver state of column ``c`` is at ``c + (j + 1) (wcol + 1)``.
     """
+    if reg_scale is None:
+        reg_scale = np.ones(table.shape[0], dtype=table.dtype)
     return _epoch(code)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, degree, wcol,
-        loss, hp, fit_intercept, fit_linear,
+        loss, hp, fit_intercept, fit_linear, np.ascontiguousarray(reg_scale, table.dtype),
     )

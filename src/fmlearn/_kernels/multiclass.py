@@ -90,7 +90,7 @@ def _make_epoch(OPT):
     @jit
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, hp,
-        fit_intercept, fit_linear,
+        fit_intercept, fit_linear, reg_scale,
     ):
         """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
         n_classes = w0.shape[0]
@@ -119,15 +119,18 @@ def _make_epoch(OPT):
             for p in range(indptr[row], indptr[row + 1]):
                 i = indices[p]
                 x = T(data[p])
+                sc = T(reg_scale[i])
+                l2_Vi = l2_V * sc
                 if fit_linear:
                     for c in range(n_classes):
-                        coord_step(table, i, ck + c, n_param, OPT, T(g[c]) * x, lr_, l1_w, l2_w)
+                        coord_step(table, i, ck + c, n_param, OPT, T(g[c]) * x, lr_, l1_w,
+                                   l2_w * sc)
                 # All classes' factors in one flat loop over C * k contiguous columns; OPT is a
                 # literal, so the loop is branch-free and vectorizes.
                 for f in range(ck):
                     v = table[i, f]
                     coord_step(table, i, f, n_param, OPT, g_col[f] * x * (s[f] - v * x), lr_,
-                               zero, l2_V)
+                               zero, l2_Vi)
         return total
 
     return sgd_epoch
@@ -138,7 +141,7 @@ _epoch = by_code(_make_epoch)
 
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
-    code, hp, fit_intercept, fit_linear,
+    code, hp, fit_intercept, fit_linear, reg_scale=None,
 ):
     """One pass over ``order`` (int64 row ids) minimizing the multinomial log loss.
 
@@ -147,9 +150,11 @@ def sgd_epoch(
     and ``table`` are updated in place, and so are the solver state of the biases,
     ``w0_state`` (``[state 0 of each class | state 1 of each]``, of ``w0``'s dtype), and the
     table's state columns (``n_param = C (k + 1)`` per state value); L2 penalties apply to the
-    coordinates a row touches.
+    coordinates a row touches, feature ``j``'s times ``reg_scale[j]`` (None: 1).
     """
+    if reg_scale is None:
+        reg_scale = np.ones(table.shape[0], dtype=table.dtype)
     return _epoch(code)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, hp,
-        fit_intercept, fit_linear,
+        fit_intercept, fit_linear, np.ascontiguousarray(reg_scale, table.dtype),
     )

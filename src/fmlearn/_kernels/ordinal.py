@@ -39,7 +39,7 @@ def _make_epoch(OPT):
 
     @jit
     def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, cut_state,
-                  hp, fit_linear):
+                  hp, fit_linear, reg_scale):
         """One pass; see :func:`sgd_epoch` (the dispatcher)."""
         T = table.dtype.type
         lr = hp[0]
@@ -75,7 +75,7 @@ def _make_epoch(OPT):
                           n_cut, sw * dl / p, lr, 0.0, 0.0)
                 cut[c - 1] = _kept_increasing(cut, c - 1, cut[c - 1])
             fm_step(indices, data, start, end, T, 0, k, tab0, stride, NO_HOT, sums,
-                    T(sw * (du - dl) / p), OPT, hpT, fit_linear)
+                    T(sw * (du - dl) / p), OPT, hpT, fit_linear, indices, reg_scale, 1)
         return total
 
     return sgd_epoch
@@ -85,7 +85,7 @@ _epoch = by_code(_make_epoch)
 
 
 def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, cut_state,
-              code, hp, fit_linear):
+              code, hp, fit_linear, reg_scale=None):
     """One pass of the proportional-odds model; returns the sum of weighted log losses.
 
     ``y`` float64 class indices; ``cut`` (C - 1,) float64 cutpoints, updated in place (with
@@ -93,10 +93,12 @@ def sgd_epoch(indptr, indices, data, y, sample_weight, order, table, k, cut, cut
     see :mod:`fmlearn._kernels.updates`) and kept increasing. Same table contract, ``code``
     and ``hp`` as :func:`fmlearn._kernels.sgd.sgd_epoch`; the bias is not used. The row loop is
     the FM epoch's (generic number of factors), see :mod:`fmlearn._kernels.sgd` for its
-    design.
+    design. ``reg_scale``: None or feature ``j``'s L2 scale, as there.
     """
+    if reg_scale is None:
+        reg_scale = np.ones(table.shape[0], dtype=table.dtype)
     return _epoch(code)(indptr, indices, data, y, sample_weight, order, table, k, cut,
-                        cut_state, hp, fit_linear)
+                        cut_state, hp, fit_linear, np.ascontiguousarray(reg_scale, table.dtype))
 
 
 @jit(inline="always")

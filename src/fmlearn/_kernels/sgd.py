@@ -147,6 +147,16 @@ def prefetch_row_hot(indptr, indices, data, y, sample_weight, order, t, stop, ta
 
 
 @jit(inline="always")
+def prefetch_scale(indptr, cols, order, t, stop, reg_scale):
+    """Start loading the per-feature L2 scales of row ``order[t + D]``'s features (``cols``:
+    the design's own indices): a random read per entry, as the table rows are, so it is
+    fetched ahead with them (cost of the scaled kernel: benchmarks/l2_floor_cost.py)."""
+    row = _ld(order, min(t + PREFETCH_DISTANCE, stop - 1))
+    for p in range(_ld(indptr, row), _ld(indptr, row + 1)):
+        prefetch(reg_scale, _ld(cols, p))
+
+
+@jit(inline="always")
 def factor_step(T, K, k, r, s, x, gx, l2, lr, state_offset, code):
     """:func:`~fmlearn._kernels.updates._vstep` over the ``k`` factors: one vector for a literal
     ``K``, else (``K`` 0) vectors of 16, 8, 4 and scalars. ``code`` must be a literal."""
@@ -172,13 +182,17 @@ def factor_step(T, K, k, r, s, x, gx, l2, lr, state_offset, code):
 
 @jit(inline="always")
 def fm_step(indices, data, start, stop, T, K, k, tab0, stride, hot, sums, gT, code, hpT,
-            fit_linear):
+            fit_linear, cols, reg_scale, R):
     """Apply the prediction gradient ``gT`` to the ``w`` and ``V`` of entries ``start:stop``.
 
     ``sums`` holds the row's factor sums from :func:`fmlearn._kernels.fm.row_sums` (same
     ``T``, ``K``, ``k``, ``tab0``, ``stride``, ``hot``); ``hpT`` the kernel's hyper-parameters
     in the table's dtype (see :mod:`fmlearn._kernels.updates`), ``code`` a literal optimizer
     code. Shared by every FM task's epoch (regression, binary, ordinal).
+
+    ``R`` (a literal 0 or 1): with 1 the L2 strengths of feature ``j`` are multiplied by
+    ``reg_scale[j]`` (``cols``: the design's own column indices, not the hot-row remap); with
+    0 ``reg_scale[0]`` (1) is read instead and the column lookup folds away.
     """
     lr, l1_w, l2_w, l2_V = hpT
     s = _eaddr(sums)
@@ -187,16 +201,18 @@ def fm_step(indices, data, start, stop, T, K, k, tab0, stride, hot, sums, gT, co
         r = entry_row(_ld(indices, p), tab0, stride, hot)
         x = T(_ld(data, p))
         gx = gT * x
+        sc = T(_ld(reg_scale, _ld(cols, p) * R))
         if fit_linear:
-            addr_step(T, T, T, code, r + k, r + k + off, off, gx, lr, l1_w, l2_w)
-        factor_step(T, K, k, r, s, x, gx, l2_V, lr, off, code)
+            addr_step(T, T, T, code, r + k, r + k + off, off, gx, lr, l1_w, l2_w * sc)
+        factor_step(T, K, k, r, s, x, gx, l2_V * sc, lr, off, code)
 
 
-def _make_epoch(K, HOT, OPT):
+def _make_epoch(K, HOT, OPT, REG):
     """The epoch kernel for a literal number of factors ``K``, or the generic one (``K = 0``);
     with private copies of the hot rows if ``HOT`` (1), else (0) every update goes to the
     table and the hot-row code is pruned away; for optimizer code ``OPT``
-    (:mod:`fmlearn._kernels.updates`), whose rules then fold to straight-line code.
+    (:mod:`fmlearn._kernels.updates`), whose rules then fold to straight-line code; with a
+    per-feature L2 scale if ``REG`` (1; see :func:`fm_step`).
 
     It closes over ints only, which numba's cache keys on (a closure over a jitted function
     would give every process a new cache key).
@@ -206,6 +222,7 @@ def _make_epoch(K, HOT, OPT):
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
         loss, hp, fit_intercept, fit_linear, hot_indices, hot_rows, lock, merge_every,
+        reg_scale,
     ):
         """One pass over ``order``; see :func:`fmlearn._kernels.sgd.sgd_epoch`."""
         # The update loops run in the parameters' dtype: float32 halves memory traffic and
@@ -248,6 +265,8 @@ def _make_epoch(K, HOT, OPT):
                                                             w0, w0_state, bias, lock):
                     since_merge = 0
             prefetch_row_hot(indptr, idx, data, y, sample_weight, order, t, stop, table, hot)
+            if REG:
+                prefetch_scale(indptr, indices, order, t, stop, reg_scale)
             row = _ld(order, t)
             start, end = _ld(indptr, row), _ld(indptr, row + 1)
             if HOT:
@@ -261,7 +280,7 @@ def _make_epoch(K, HOT, OPT):
             if fit_intercept:
                 bias_step_buffered(HOT, T, S0, OPT, w0a, st0, b0, g, lr)
             fm_step(idx, data, start, end, T, K, kk, tab0, stride, hot, sums, T(g), OPT, hpT,
-                    fit_linear)
+                    fit_linear, indices, reg_scale, REG)
         if HOT:
             final_merge(table, hot_rows, private, synced, w0, w0_state, bias, lock)
         return total
@@ -272,12 +291,13 @@ def _make_epoch(K, HOT, OPT):
 _EPOCHS: dict = {}
 
 
-def epoch_kernel(k: int, code: int, hot: bool = False):
+def epoch_kernel(k: int, code: int, hot: bool = False, scaled: bool = False):
     """The jitted epoch for ``k`` factors and optimizer ``code``: its own for ``k`` in
     :data:`SPECIALIZED_FACTORS`, else the generic one; with ``hot``, the one that buffers hot
-    rows (threads). Built on first use (compiled on its first call, or loaded from numba's
-    on-disk cache)."""
-    key = (int(k) if int(k) in SPECIALIZED_FACTORS else 0, int(bool(hot)), int(code))
+    rows (threads); with ``scaled``, the one with a per-feature L2 scale. Built on first use
+    (compiled on its first call, or loaded from numba's on-disk cache)."""
+    key = (int(k) if int(k) in SPECIALIZED_FACTORS else 0, int(bool(hot)), int(code),
+           int(bool(scaled)))
     kernel = _EPOCHS.get(key)
     if kernel is None:
         # Threads starting their first epoch at once all get the same dispatcher.
@@ -288,6 +308,7 @@ def epoch_kernel(k: int, code: int, hot: bool = False):
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
     loss, code, hp, fit_intercept, fit_linear, hot=None, merge_every=MERGE_EVERY,
+    reg_scale=None,
 ):
     """One pass over ``order`` (int64 row ids); returns the sum of weighted losses.
 
@@ -307,9 +328,23 @@ def sgd_epoch(
     own copies of those rows (and of the bias) and adds its changes to the table every
     ``merge_every`` rows and at the end, under the lock, taking in the others'. None (one
     thread): every update goes straight to the table, through a kernel without that code.
+
+    ``reg_scale``: None, or the table's dtype of shape (n_features,): feature ``j``'s L2
+    strengths (``l2_w``, ``l2_V``) multiplied by ``reg_scale[j]`` at each of its updates (see
+    :func:`reg_scale_arg`).
     """
     remapped, rows, lock = hot_arguments(hot)
-    return epoch_kernel(k, code, rows.shape[0] > 0)(
+    scale, scaled = reg_scale_arg(reg_scale, table.dtype)
+    return epoch_kernel(k, code, rows.shape[0] > 0, scaled)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k,
-        loss, hp, fit_intercept, fit_linear, remapped, rows, lock, merge_every,
+        loss, hp, fit_intercept, fit_linear, remapped, rows, lock, merge_every, scale,
     )
+
+
+def reg_scale_arg(reg_scale, dtype) -> tuple[np.ndarray, bool]:
+    """``(array, scaled)`` for a kernel's per-feature L2 scale: ``reg_scale`` in ``dtype``
+    and True, or for None a one-element array of 1 and False (the kernels built without the
+    scale read that element)."""
+    if reg_scale is None:
+        return np.ones(1, dtype=dtype), False
+    return np.ascontiguousarray(reg_scale, dtype=dtype), True

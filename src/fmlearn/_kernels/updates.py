@@ -179,16 +179,18 @@ def bias_step(w0, state, c, code, g, lr):
 
 
 # ------------------------------------------------------------------------------ vector forms
-def _vrule(context, builder, code, v, grad, l2, lr, load, store):
+def _vrule(context, builder, code, v, grad, l2v, lr, load, store):
     """IR of rule ``code`` on the vector ``v`` with loss gradient ``grad``; returns the new ``v``.
 
-    ``l2`` and ``lr`` are scalars of the vector's element type; ``load(j)`` gives state ``j``
+    ``l2v``: the L2 strength of each lane (a vector like ``v``: the lanes of an FFM pair belong
+    to two features, whose strengths may differ); ``lr`` a scalar of the vector's element type;
+    ``load(j)`` gives state ``j``
     of the lanes and ``store(j, x)`` writes it. Float32 AdaGrad divides by the processor's
     reciprocal square root estimate (:func:`_vdiv_sqrt`); FTRL takes exact square roots, as
     its step is a difference of two of them.
     """
     width = v.type.count
-    l2v, lrv = _splat(builder, l2, width), _splat(builder, lr, width)
+    lrv = _splat(builder, lr, width)
     if code == FTRL:
         z, n_old = load(0), load(1)
         n = builder.fadd(n_old, builder.fmul(grad, grad))
@@ -200,8 +202,9 @@ def _vrule(context, builder, code, v, grad, l2, lr, load, store):
         store(0, z)
         store(1, n)
         # w = -lr z / (beta + lr l2 + sqrt(n)): the closed form without L1 (factors have none)
-        shift = builder.fadd(ir.Constant(v.type.element, FTRL_BETA), builder.fmul(lr, l2))
-        denom = builder.fadd(root, _splat(builder, shift, width))
+        shift = builder.fadd(_splat(builder, ir.Constant(v.type.element, FTRL_BETA), width),
+                             builder.fmul(lrv, l2v))
+        denom = builder.fadd(root, shift)
         return builder.fdiv(builder.fmul(builder.fneg(lrv), z), denom)
     grad = builder.fadd(grad, builder.fmul(l2v, v))
     step_ = builder.fmul(lrv, grad)
@@ -256,7 +259,8 @@ def _vstep(typingctx, T, code, r, s, x, gx, l2, lr, state_offset, width):
         def store(j, value):
             builder.store(value, ptr(j), align=align)
 
-        new = _vrule(context, builder, opt, v, grad, context.cast(builder, args[6], l2ty, dtype),
+        l2v = _splat(builder, context.cast(builder, args[6], l2ty, dtype), w)
+        new = _vrule(context, builder, opt, v, grad, l2v,
                      context.cast(builder, args[7], lrty, dtype), load, store)
         builder.store(new, v_ptr, align=align)
         return context.get_dummy_value()
@@ -266,23 +270,24 @@ def _vstep(typingctx, T, code, r, s, x, gx, l2, lr, state_offset, width):
 
 
 @intrinsic
-def _vpair(typingctx, table, code, p, q, state_offset, coef, l2, lr, width):
+def _vpair(typingctx, table, code, p, q, state_offset, coef, l2a, l2b, lr, width):
     """One step of rule ``code`` on both latent vectors of an FFM pair, as one vector of 2w.
 
     With ``a = T[p : p + w]`` and ``b = T[q : q + w]`` (element addresses, ``T`` of ``table``'s
     dtype) the loss gradients are ``coef * b`` for ``a`` and ``coef * a`` for ``b`` (from the
-    old values); the states of each sit ``(j + 1) state_offset`` elements after it. ``code``
-    and ``width`` literals.
+    old values), their L2 strengths ``l2a`` and ``l2b`` (two features: with a per-feature
+    scale they differ); the states of each sit ``(j + 1) state_offset`` elements after it.
+    ``code`` and ``width`` literals.
     """
     w = _width(width)
     opt = _literal_code(code)
     if not (_is_c_array(table) and isinstance(table.dtype, types.Float)
             and _ints(p, q, state_offset) and w and opt is not None):
         return None
-    sig = types.void(table, code, p, q, state_offset, coef, l2, lr, width)
+    sig = types.void(table, code, p, q, state_offset, coef, l2a, l2b, lr, width)
 
     def codegen(context, builder, sig, args):
-        aryty, _, pty, qty, offty, cty, l2ty, lrty, _ = sig.args
+        aryty, _, pty, qty, offty, cty, l2aty, l2bty, lrty, _ = sig.args
         dtype = aryty.dtype
         align = _align(context, aryty)
         a_ptr = _addr_ptr(context, builder, aryty, args[2], pty, w)
@@ -311,8 +316,10 @@ def _vpair(typingctx, table, code, p, q, state_offset, coef, l2, lr, width):
             builder.store(_half(builder, value, w, False), pa, align=align)
             builder.store(_half(builder, value, w, True), pb, align=align)
 
-        new = _vrule(context, builder, opt, ab, grad, context.cast(builder, args[6], l2ty, dtype),
-                     context.cast(builder, args[7], lrty, dtype), load, store)
+        l2v = _concat(builder, _splat(builder, context.cast(builder, args[6], l2aty, dtype), w),
+                      _splat(builder, context.cast(builder, args[7], l2bty, dtype), w), w)
+        new = _vrule(context, builder, opt, ab, grad, l2v,
+                     context.cast(builder, args[8], lrty, dtype), load, store)
         builder.store(_half(builder, new, w, False), a_ptr, align=align)
         builder.store(_half(builder, new, w, True), b_ptr, align=align)
         return context.get_dummy_value()

@@ -848,6 +848,14 @@ class CachedSource(BatchSource):
     def nnz(self) -> int:
         return int(self.cache.manifest["nnz"])
 
+    def column_counts(self) -> np.ndarray:
+        """Rows in which each of the ``n_features`` columns is non-zero (int64), from the
+        manifest's counts: no pass over the blocks."""
+        counts = self.cache.column_counts()
+        out = np.zeros(self.n_features, dtype=np.int64)
+        out[: counts.shape[0]] = counts[: self.n_features]
+        return out
+
     @property
     def n_blocks(self) -> int:
         return self.cache.n_blocks

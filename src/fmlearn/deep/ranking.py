@@ -89,8 +89,16 @@ class PairRows:
         nq = self.n_query_columns
         if self._one_value is not None:
             (qi, qv), (ci, cv) = self._one_value
-            return OneValueFields(torch.from_numpy(np.hstack([qi[q], ci[c] + nq])),
-                                  torch.from_numpy(np.hstack([qv[q], cv[c]])), int(q.shape[0]))
+            if qv is None and cv is None:  # one-hot on both sides: no value products
+                values = None
+            else:
+                values = torch.from_numpy(np.hstack([
+                    np.ones(qi.shape[1], dtype=np.float32)[None].repeat(q.size, 0)
+                    if qv is None else qv[q],
+                    np.ones(ci.shape[1], dtype=np.float32)[None].repeat(c.size, 0)
+                    if cv is None else cv[c]]))
+            return OneValueFields(torch.from_numpy(np.hstack([qi[q], ci[c] + nq])), values,
+                                  int(q.shape[0]))
         pos_q, cnt_q = self.q._positions(q)
         pos_c, cnt_c = self.c._positions(c)
         n = q.shape[0]

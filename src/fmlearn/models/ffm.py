@@ -63,6 +63,7 @@ class FFMParams(TableParams):
             self.w0, w0_state, self.table, self.n_factors, self.fields, self.wcol,
             solver.loss, solver.code, solver.kernel_args, solver.fit_intercept,
             solver.fit_linear, hot=self._hot_rows(X, order, concurrent),
+            reg_scale=solver.reg_scale,
         )
 
     def _predict_block(self, indptr, X, out):

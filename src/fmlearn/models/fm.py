@@ -72,7 +72,7 @@ class FMParams(TableParams):
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, w0_state, self.table, self.n_factors, solver.loss, solver.code,
             solver.kernel_args, solver.fit_intercept, solver.fit_linear,
-            hot=self._hot_rows(X, order, concurrent),
+            hot=self._hot_rows(X, order, concurrent), reg_scale=solver.reg_scale,
         )
 
     def _hot_lookup(self, X, slot, rows):

@@ -101,6 +101,7 @@ class FwFMParams(TableParams):
             self.w0, w0_state, self.table, self.n_factors, self.fields, self.r,
             self.acc_r.reshape(-1, *self.r.shape), solver.loss, solver.code,
             solver.kernel_args, self.reg_r, solver.fit_intercept, solver.fit_linear,
+            reg_scale=solver.reg_scale,
         )
 
     def _predict_block(self, indptr, X, out):

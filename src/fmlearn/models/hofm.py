@@ -82,7 +82,7 @@ class HOFMParams(TableParams):
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, w0_state, self.table, self.n_factors, self.degree, self.wcol,
             solver.loss, solver.code, solver.kernel_args, solver.fit_intercept,
-            solver.fit_linear,
+            solver.fit_linear, reg_scale=solver.reg_scale,
         )
 
     def _predict_block(self, indptr, X, out):

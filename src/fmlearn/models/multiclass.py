@@ -114,6 +114,7 @@ class MulticlassFMParams(TableParams):
             X.indptr, X.indices, X.data, y, sample_weight, order,
             self.w0, w0_state, self.table, self.n_factors,
             solver.code, solver.kernel_args, solver.fit_intercept, solver.fit_linear,
+            reg_scale=solver.reg_scale,
         )
 
     def decision_function(self, X: KernelCSR | BlockDesign, n_jobs: int = 1) -> np.ndarray:

@@ -92,6 +92,7 @@ class OrdinalFMParams(FMParams):
         return ordinal_kernels.sgd_epoch(
             X.indptr, X.indices, X.data, y, sample_weight, order, self.table, self.n_factors,
             self.cutpoints, w0_state, solver.code, solver.kernel_args, solver.fit_linear,
+            reg_scale=solver.reg_scale,
         )
 
     def mean_output(self, X, link=None, n_jobs=1) -> np.ndarray:

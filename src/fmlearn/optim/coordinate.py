@@ -45,7 +45,7 @@ from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
 from fmlearn.optim._registry import hyper, register_solver
-from fmlearn.optim.sgd import check_no_l1
+from fmlearn.optim.sgd import check_no_l1, check_no_l2_min_count
 from fmlearn.tasks import for_loss as task_for_loss
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
@@ -169,6 +169,7 @@ class _CoordinateSolver:
     @classmethod
     def from_estimator(cls, est, loss):
         check_no_l1(est, cls.name)
+        check_no_l2_min_count(est, cls.name)
         return cls(
             loss=loss,
             l2_reg_w=hyper(est, "l2_reg_w", cls),

@@ -44,8 +44,10 @@ class FTRLSolver(SGDSolver):
 
     name = "ftrl"
     code = FTRL
-    # Not part of the defaults study: v0.1's values (FTRL's L2 sits in its closed form).
-    defaults = {"learning_rate": 0.1, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4, "n_iter_no_change": 5}
+    # Not part of the defaults study: v0.1's values (FTRL's L2 sits in its closed form), and
+    # no L2 floor (l2_min_count 0).
+    defaults = {"learning_rate": 0.1, "l2_reg_w": 1e-4, "l2_reg_V": 1e-4, "n_iter_no_change": 5,
+                "l2_min_count": 0.0}
     state_prefix = "ftrl"
     has_l1 = True
 

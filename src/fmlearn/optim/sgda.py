@@ -32,7 +32,7 @@ import numpy as np
 
 from fmlearn._kernels.sgda import sgda_epoch
 from fmlearn.optim._registry import hyper, register_solver
-from fmlearn.optim.sgd import SGD, SGDSolver, check_no_l1
+from fmlearn.optim.sgd import SGD, SGDSolver, check_no_l1, check_no_l2_min_count
 
 
 @register_solver
@@ -60,6 +60,7 @@ class SGDASolver(SGDSolver):
     @classmethod
     def from_estimator(cls, est, loss):
         check_no_l1(est, cls.name)
+        check_no_l2_min_count(est, cls.name)
         groups = (est._resolved_prior_groups() if hasattr(est, "_resolved_prior_groups")
                   else getattr(est, "prior_groups", None))
         return cls(learning_rate=hyper(est, "learning_rate", cls),
