@@ -156,6 +156,28 @@ def cache_labels(cache, encode_y, *, reset: bool, classes=None):
     return labels
 
 
+def cached_eval_source(eval_set, files, transform, n_features):
+    """``fit(path)``'s validation data: ``eval_set`` (a path or ``TextFiles``; None gives None)
+    through its block cache as an unshuffled :class:`~fmlearn.data.cache.CachedSource`, in
+    the training files' cache folder unless it names its own."""
+    from fmlearn.data.cache import CachedSource, open_cache
+
+    if eval_set is None:
+        return None
+    vfiles = as_text_files(eval_set)
+    if vfiles is None:
+        raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
+    if getattr(vfiles, "cache_dir", True) is None:
+        vfiles = replace_files(vfiles, files)
+    vcache = open_cache(vfiles)
+    if vcache.n_features > n_features:
+        raise ValueError(
+            f"the validation data {_name_of(vfiles)} has feature index "
+            f"{vcache.n_features - 1}, beyond the {n_features} features of the training data."
+        )
+    return CachedSource(vcache, transform, n_features=n_features, shuffle=False)
+
+
 def cache_initial_bias(cache, task, encode_y):
     """The task's initial bias of a cache's rows: of the rows themselves for a one-block
     cache (exactly as the same rows in memory), else of the manifest's label summary (its
@@ -682,21 +704,7 @@ class BaseFM(BaseEstimator):
             return Batch(self._design(X), self._encode_y(yb, reset=False), wb)
 
         source = CachedSource(cache, transform, n_features=n_features)
-        valid = None
-        if eval_set is not None:
-            vfiles = as_text_files(eval_set)
-            if vfiles is None:
-                raise ValueError("with fit(path), eval_set must be a path (or TextFiles) too.")
-            if getattr(vfiles, "cache_dir", True) is None:
-                vfiles = replace_files(vfiles, files)
-            vcache = open_cache(vfiles)
-            if vcache.n_features > n_features:
-                raise ValueError(
-                    f"the validation data {_name_of(vfiles)} has feature index "
-                    f"{vcache.n_features - 1}, beyond the {n_features} features of the "
-                    "training data."
-                )
-            valid = CachedSource(vcache, transform, n_features=n_features, shuffle=False)
+        valid = cached_eval_source(eval_set, files, transform, n_features)
         if reset:
             fit_bias = self.fit_intercept or task.task_intercepts
             w0 = cache_initial_bias(cache, task, self._encode_y) if fit_bias else 0.0

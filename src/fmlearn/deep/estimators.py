@@ -28,10 +28,11 @@ from fmlearn.base import (
     _rng_from,
     cache_initial_bias,
     cache_labels,
+    cached_eval_source,
     init_from_signature,
 )
 from fmlearn.callbacks import ProgressBar
-from fmlearn.data.cache import as_text_files, replace_files
+from fmlearn.data.cache import as_text_files
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.sources import Batch, BatchSource, InMemorySource
 from fmlearn.deep import data as deep_data
@@ -550,18 +551,7 @@ class _DeepEstimator(BaseEstimator):
             return Batch(deep_data.as_rows(X, fields), self._encode_y(yb, reset=False), wb)
 
         source = CachedSource(cache, transform, n_features=n_columns)
-        valid = None
-        if eval_set is not None:
-            vfiles = as_text_files(eval_set)
-            if getattr(vfiles, "cache_dir", True) is None:
-                vfiles = replace_files(vfiles, files)
-            vcache = open_cache(vfiles)
-            if vcache.n_features > n_columns:
-                raise ValueError(
-                    f"the validation data {_name_of(vfiles)} has feature index "
-                    f"{vcache.n_features - 1}, beyond the {n_columns} features of the "
-                    "training data.")
-            valid = CachedSource(vcache, transform, n_features=n_columns, shuffle=False)
+        valid = cached_eval_source(eval_set, files, transform, n_columns)
         if reset:
             self._start(n_columns, fields, self._n_outputs(),
                         lambda: cache_initial_bias(cache, self._task, self._encode_y))
