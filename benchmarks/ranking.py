@@ -226,7 +226,8 @@ def final_fmlearn(row: Row, data: Data, seeds) -> list:
     U, I = data.features(c.setting.get("side_weight", 1.0) if row.side else None)
     models = []
     for seed in seeds:
-        model = fm_model(c.setting, max_iter=c.best_epoch, tol=None, random_state=seed)
+        model = fm_model(c.setting, max_iter=c.best_epoch, early_stopping=False, tol=None,
+                         random_state=seed)
         t0 = time.perf_counter()
         model.fit(U, I, data.base)
         row.fit_s.append(time.perf_counter() - t0)
@@ -350,7 +351,8 @@ def cold_start(data: Data, fm_row: Row | None, lfm_row: Row | None, peer, seeds)
         ps, ns = [], []
         for seed in seeds:
             if kind == "fmlearn":
-                model = fm_model(c.setting, max_iter=c.best_epoch, tol=None, random_state=seed)
+                model = fm_model(c.setting, max_iter=c.best_epoch, early_stopping=False,
+                                 tol=None, random_state=seed)
                 model.fit(U, I, train)
                 top, _ = model.recommend(U_new, I, k=TOP)
             else:
