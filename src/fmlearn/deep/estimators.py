@@ -695,13 +695,17 @@ class _DeepEstimator(BaseEstimator):
             losses = self._row_losses(out, y)
             if weighted_rows:
                 losses = losses * torch.as_tensor(sw_all[sel], device=device)
-            weighted = losses.sum()
-            objective = self._penalty(weighted / sel.shape[0], bags.ids, sel.shape[0])
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            opt.step()
-            total += float(weighted.detach())
+            total += self._step(opt, losses.sum(), bags.ids, sel.shape[0])
         return total
+
+    def _step(self, opt, weighted, ids, n_rows: int) -> float:
+        """One optimizer step on a mini-batch's summed weighted loss ``weighted`` (its rows'
+        feature ids ``ids`` for the L2 penalty); returns that sum as a float."""
+        objective = self._penalty(weighted / n_rows, ids, n_rows)
+        opt.zero_grad(set_to_none=True)
+        objective.backward()
+        opt.step()
+        return float(weighted.detach())
 
     def _diverged(self, epoch) -> Exception:
         return TrainingDivergedError(

@@ -350,11 +350,7 @@ default=None
                       else torch.nn.functional.softplus(-d))
             weighted = (losses * torch.as_tensor(weight, dtype=losses.dtype,
                                                  device=device)).sum()
-            objective = self._penalty(weighted / sel.shape[0], x.ids, sel.shape[0])
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            opt.step()
-            total += float(weighted.detach())
+            total += self._step(opt, weighted, x.ids, sel.shape[0])
         return total
 
     # ----------------------------------------------------------------- scoring
