@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fmlearn._compile_notice import notice_on_compile
@@ -140,6 +141,33 @@ def _name_of(files) -> str:
     """The first file of ``TextFiles``, or a cache's folder, for messages."""
     paths = getattr(files, "path_list", None)
     return paths[0] if paths else str(getattr(files, "folder", files))
+
+
+def class_labels(name: str, y, classes=None) -> np.ndarray:
+    """A classifier's sorted labels at a fresh fit: those of ``y``, or ``classes`` when given
+    (``partial_fit``); at least two, else a clear error naming the estimator ``name``."""
+    check_classification_targets(y)
+    labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+    if labels.shape[0] < 2:
+        what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
+        raise ValueError(
+            f"{name} needs at least 2 classes; y has {what}. Check the target column (and "
+            "pass every label as classes= to partial_fit)."
+        )
+    return labels
+
+
+def check_known_labels(y, classes, unknown=None) -> None:
+    """Refuse a label of ``y`` outside the fitted ``classes`` (``unknown``: the rows' mask
+    when the caller has it), naming the first such row."""
+    if unknown is None:
+        unknown = ~np.isin(y, classes)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise ValueError(
+            f"y has label {y[row]!r} (row {row}) that is not one of the classes "
+            f"{list(classes)} the model was fitted with."
+        )
 
 
 def cache_labels(cache, encode_y, *, reset: bool, classes=None):

@@ -13,10 +13,9 @@ from scipy.special import logit, ndtri
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from fmlearn.base import BaseFM, _finite_output, family_init
+from fmlearn.base import BaseFM, _finite_output, check_known_labels, class_labels, family_init
 from fmlearn.data.fielded import model_groups
 from fmlearn.models.multiclass import MulticlassFMParams
 from fmlearn.optim import SOLVERS, solvers_for, supports
@@ -378,25 +377,13 @@ class _Classifier(ClassifierMixin, BaseFM):
 
     def _encode_y(self, y, *, reset, classes=None):
         if reset:
-            check_classification_targets(y)
-            labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-            if labels.shape[0] < 2:
-                what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes; y has {what}. Check the "
-                    "target column (and pass every label as classes= to partial_fit)."
-                )
+            labels = class_labels(type(self).__name__, y, classes)
             if labels.shape[0] > 2:
                 self._check_multinomial(labels)
             self.classes_ = labels
         elif self._multinomial():
             self._check_multinomial(self.classes_)  # e.g. a warm start with solver="als"
-        unknown = ~np.isin(y, self.classes_)
-        if unknown.any():
-            raise ValueError(
-                f"y has label {y[unknown][0]!r} (row {int(np.flatnonzero(unknown)[0])}) that is "
-                f"not one of the classes {list(self.classes_)} the model was fitted with."
-            )
+        check_known_labels(y, self.classes_)
         if self._multinomial():
             return np.searchsorted(self.classes_, y).astype(np.float64)
         return np.where(y == self.classes_[1], 1.0, -1.0)

@@ -18,7 +18,7 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from fmlearn.base import BaseFM, _finite_output, family_init
+from fmlearn.base import BaseFM, _finite_output, check_known_labels, family_init
 from fmlearn.fm import _PARAMS_DOC, _Posterior, _with_mcmc
 from fmlearn.models.ordinal import OrdinalFMParams
 from fmlearn.optim import get_solver
@@ -106,12 +106,7 @@ class FMOrdinalRegressor(_Posterior, RegressorMixin, BaseFM):
         unknown = (index >= self.classes_.shape[0]) | (
             self.classes_[np.minimum(index, self.classes_.shape[0] - 1)] != y
         )
-        if unknown.any():
-            row = int(np.flatnonzero(unknown)[0])
-            raise ValueError(
-                f"y has label {y[row]!r} (row {row}) that is not one of the classes "
-                f"{list(self.classes_)} the model was fitted with."
-            )
+        check_known_labels(y, self.classes_, unknown)
         return index.astype(np.float64)
 
     # ----------------------------------------------------------------- outputs

@@ -19,7 +19,6 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fmlearn.base import (
@@ -29,6 +28,8 @@ from fmlearn.base import (
     cache_initial_bias,
     cache_labels,
     cached_eval_source,
+    check_known_labels,
+    class_labels,
     init_from_signature,
 )
 from fmlearn.callbacks import ProgressBar
@@ -819,17 +820,8 @@ class _Classifier(ClassifierMixin, _DeepEstimator):
 
     def _encode_y(self, y, *, reset, classes=None):
         if reset:
-            check_classification_targets(y)
-            labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-            if labels.shape[0] < 2:
-                what = f"only one class ({labels[0]!r})" if labels.shape[0] else "no class"
-                raise ValueError(f"{type(self).__name__} needs at least 2 classes; y has {what}.")
-            self.classes_ = labels
-        unknown = ~np.isin(y, self.classes_)
-        if unknown.any():
-            raise ValueError(
-                f"y has label {y[unknown][0]!r} (row {int(np.flatnonzero(unknown)[0])}) that is "
-                f"not one of the classes {list(self.classes_)} the model was fitted with.")
+            self.classes_ = class_labels(type(self).__name__, y, classes)
+        check_known_labels(y, self.classes_)
         if len(self.classes_) > 2:
             return np.searchsorted(self.classes_, y).astype(np.float64)
         return np.where(y == self.classes_[1], 1.0, -1.0)
