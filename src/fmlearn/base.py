@@ -28,7 +28,7 @@ from fmlearn.data.design import as_kernel_csr
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.relation import BlockDesign, RelationBlock
 from fmlearn.data.sources import Batch, InMemorySource
-from fmlearn.engine import History, stopping_rule, train
+from fmlearn.engine import History, stopping_rule, train, validate_over
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.models.fm import FMParams
 from fmlearn.optim import SOLVERS, get_solver, hyper, solvers_for, supports
@@ -663,21 +663,7 @@ class BaseFM(BaseEstimator):
             total, opened = weight_sum + opened[1], [0.0, 0.0]
             return task.metric_from_loss_sum(loss_sum, total)
 
-        validate = None
-        if valid is not None:
-
-            def validate():
-                y, output, sw = [], [], []
-                for Xv, yv, swv in valid.batches(None):
-                    y.append(yv)
-                    output.append(self._output(Xv))
-                    sw.append(swv)
-                if len(y) == 1:  # in memory: as it is
-                    y, output, sw = y[0], output[0], sw[0]
-                else:
-                    y, output, sw = map(np.concatenate, (y, output, sw))
-                return task.score(y, output, sw), output
-
+        validate = None if valid is None else validate_over(valid, self._output, task)
         return self._train(epoch, validate, max_iter, callbacks, stoppable=solver_cls.stoppable,
                            solver=solver)
 

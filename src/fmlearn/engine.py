@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from fmlearn.callbacks import EarlyStopping, EpochEnv
 
 __all__ = ["History", "TrainResult", "stopping_rule", "train"]
@@ -77,6 +79,26 @@ class TrainResult:
     n_iter: int
     best_epoch: int | None
     best_snapshot: object = None
+
+
+def validate_over(source, output: Callable, task) -> Callable:
+    """``validate()`` for :func:`train` over a batch source of validation rows (in memory or
+    a file's blocks, read one at a time): ``(task.score(y, outputs, weights), outputs)`` with
+    ``output(X)`` the model's outputs of a batch's rows."""
+
+    def validate():
+        y, out, sw = [], [], []
+        for Xv, yv, swv in source.batches(None):
+            y.append(yv)
+            out.append(output(Xv))
+            sw.append(swv)
+        if len(y) == 1:  # in memory: as it is
+            y, out, sw = y[0], out[0], sw[0]
+        else:
+            y, out, sw = map(np.concatenate, (y, out, sw))
+        return task.score(y, out, sw), out
+
+    return validate
 
 
 def stopping_rule(max_iter: int, *, early_stopping: bool, tol: float | None,

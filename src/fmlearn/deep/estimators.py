@@ -40,7 +40,7 @@ from fmlearn.deep import data as deep_data
 from fmlearn.deep import optstate
 from fmlearn.deep.models import MODELS
 from fmlearn.deep.params import DeepParams
-from fmlearn.engine import History, stopping_rule, train
+from fmlearn.engine import History, stopping_rule, train, validate_over
 from fmlearn.exceptions import TrainingDivergedError
 from fmlearn.tasks import BinaryClassification, Multinomial, Regression
 
@@ -649,17 +649,7 @@ class _DeepEstimator(BaseEstimator):
         if valid is None:
             return None
         if isinstance(valid, BatchSource):
-
-            def validate():
-                y, output, sw = [], [], []
-                for rows_v, yv, swv in valid.batches(None):
-                    y.append(yv)
-                    output.append(self._output(rows_v))
-                    sw.append(swv)
-                y, output, sw = map(np.concatenate, (y, output, sw))
-                return self._task.score(y, output, sw), output
-
-            return validate
+            return validate_over(valid, self._output, self._task)
         Xv, yv, swv = valid
 
         def validate():
