@@ -426,9 +426,10 @@ def test_ranker_reads_pairs_files_and_refuses_rows_clearly(tmp_path):
         FMRanker(**kw).fit(str(tmp_path / "q.libfm"))
 
 
-def test_streaming_pattern_of_the_docs_with_ftrl():
-    """docs/out-of-core.md's loop as written there: FTRL, a hashing encoder, progressive
-    validation over an iterator of DataFrames, partial_fit chunks closing an epoch every 5."""
+def run_streaming_pattern(model):
+    """docs/out-of-core.md's loop as written there: a hashing encoder, progressive validation
+    over an iterator of DataFrames, partial_fit chunks closing an epoch every 5. Returns the
+    rolling log loss before each chunk's training (chunks 1..23)."""
     import collections
 
     import pandas as pd
@@ -436,9 +437,8 @@ def test_streaming_pattern_of_the_docs_with_ftrl():
     from fmlearn.data.encoder import FMEncoder
     from fmlearn.metrics import logloss
 
-    rng = np.random.default_rng(0)
-
     def stream_of_dataframes(n_chunks=24, rows=400):
+        rng = np.random.default_rng(0)
         for _ in range(n_chunks):
             df = pd.DataFrame({"user": rng.integers(0, 30, rows),
                                "ad": rng.choice(list("abcdef"), rows)})
@@ -446,13 +446,18 @@ def test_streaming_pattern_of_the_docs_with_ftrl():
             yield df
 
     enc = FMEncoder(categorical=["user", "ad"], hash_bits=8)
-    model = FMClassifier(solver="ftrl", random_state=0)
     window, rolling = collections.deque(maxlen=4), []
     for i, chunk in enumerate(stream_of_dataframes()):
         X, y = enc.fit_transform(chunk.drop(columns="click")), chunk["click"].to_numpy()
-        if i:
+        if i:  # score before training
             window.append(logloss(y, model.predict_proba(X)[:, 1]))
             rolling.append(np.mean(window))
         model.partial_fit(X, y, classes=[0, 1], end_epoch=(i + 1) % 5 == 0)
     assert model.history_["epoch"] == [1, 2, 3, 4] and model._open_epoch is not None
+    return rolling
+
+
+def test_streaming_pattern_of_the_docs_with_ftrl():
+    """The docs' streaming loop with FTRL."""
+    rolling = run_streaming_pattern(FMClassifier(solver="ftrl", random_state=0))
     assert rolling[-1] < 0.8 * rolling[0]

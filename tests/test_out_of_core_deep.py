@@ -178,31 +178,9 @@ def test_cli_train_deepfm_on_disk(tmp_path, capsys):
 
 
 def test_streaming_pattern_of_the_docs_trains_a_deep_model_online():
-    """docs/out-of-core.md's streaming loop (progressive validation over an iterator of
-    DataFrames, a hashing encoder, partial_fit chunks closing an epoch every 5 chunks)."""
-    import collections
+    """docs/out-of-core.md's streaming loop (tests.test_out_of_core.run_streaming_pattern)
+    with a deep model."""
+    from tests.test_out_of_core import run_streaming_pattern
 
-    import pandas as pd
-
-    from fmlearn.data.encoder import FMEncoder
-    from fmlearn.metrics import logloss
-
-    def stream_of_dataframes(n_chunks=24, rows=400):
-        rng = np.random.default_rng(0)
-        for _ in range(n_chunks):
-            df = pd.DataFrame({"user": rng.integers(0, 30, rows),
-                               "ad": rng.choice(list("abcdef"), rows)})
-            df["click"] = ((df.user % 3 == 0) ^ (df.ad < "c")).astype(int)
-            yield df
-
-    enc = FMEncoder(categorical=["user", "ad"], hash_bits=8)
-    model = DeepFMClassifier(learning_rate=0.02, batch_size=64, **MLP)
-    window, rolling = collections.deque(maxlen=4), []
-    for i, chunk in enumerate(stream_of_dataframes()):
-        X, y = enc.fit_transform(chunk.drop(columns="click")), chunk["click"].to_numpy()
-        if i:  # score before training
-            window.append(logloss(y, model.predict_proba(X)[:, 1]))
-            rolling.append(np.mean(window))
-        model.partial_fit(X, y, classes=[0, 1], end_epoch=(i + 1) % 5 == 0)
-    assert model.history_["epoch"] == [1, 2, 3, 4] and model._open_epoch is not None
+    rolling = run_streaming_pattern(DeepFMClassifier(learning_rate=0.02, batch_size=64, **MLP))
     assert rolling[-1] < 0.5 * rolling[0]  # it learns the interaction online
