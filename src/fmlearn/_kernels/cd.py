@@ -263,44 +263,6 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
         _scatter(rows, p0, m, R, S)
 
 
-@jit
-def row_state(indptr, indices, data, w0, table, idx, row_offset, lin, Qb, sq, start, stop, R,
-              pred):
-    """FM output ``pred[n]`` and factor sums ``R[n, :k]`` of rows ``start <= n < stop``.
-
-    The sweep's starting point: :func:`fmlearn._kernels.fm.predict_blocked`'s output, with the
-    sums written in the sweep's row layout (``R`` as in :func:`sweep_columns`), so that the
-    factor loops run over contiguous lanes. ``idx`` (n_blocks, n_rows) int32 and the block
-    rows' ``lin``, ``Qb`` (n_block_rows, k), ``sq`` (from ``fm.block_sums``, stacked at
-    ``row_offset``) as there; ``idx`` of shape (0, n_rows) without blocks.
-    """
-    k = R.shape[1] - 2
-    n_blocks = idx.shape[0]
-    for n in range(start, stop):
-        for f in range(k):
-            R[n, f] = 0.0
-        linear = 0.0
-        squares = 0.0
-        for p in range(indptr[n], indptr[n + 1]):
-            i = indices[p]
-            x = data[p]
-            linear += table[i, k] * x
-            for f in range(k):
-                vx = table[i, f] * x
-                R[n, f] += vx
-                squares += vx * vx
-        for b in range(n_blocks):
-            r = row_offset[b] + idx[b, n]
-            linear += lin[r]
-            squares += sq[r]
-            for f in range(k):
-                R[n, f] += Qb[r, f]
-        pair = 0.0
-        for f in range(k):
-            pair += R[n, f] * R[n, f]
-        pred[n] = w0[0] + linear + 0.5 * (pair - squares)
-
-
 # -- A sweep's row passes: residuals into and out of the rows' state ``R`` (see sweep_columns),
 # fused so that the start and the end of a sweep read ``R`` once each. IEEE arithmetic (no
 # fast-math reassociation): the distributed ALS (fmlearn.dask) does the same in numpy and

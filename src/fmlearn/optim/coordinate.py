@@ -267,9 +267,11 @@ class _CoordinateSolver:
         m = X.main
         pred = np.empty(m.n_rows)
 
+        sums = R.T  # R[n, f] as sums[f, n]: the blocked prediction writes the sweep's layout
+
         def rows(a, z):
-            cd.row_state(m.indptr, m.indices, m.data, params.w0, table, X.idx, X.row_offset, lin,
-                         Qb, sq, a, z, R, pred)
+            fm_kernels.predict_blocked(m.indptr, m.indices, m.data, params.w0, table, k, X.idx,
+                                       X.row_offset, lin, Qb, sq, a, z, pred, sums, True)
 
         run_blocks(rows, m.n_rows, n_threads)
         return pred
