@@ -258,3 +258,13 @@ def test_truncated_normal_sampler_moments():
         assert abs(krng.mean_above.py_func(a) - stats.truncnorm.mean(a, np.inf)) < 1e-6
     u = np.array([krng.uniform.py_func(state) for _ in range(out.size)])
     assert u.min() > 0 and u.max() <= 1 and abs(u.mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("shape, scale", [(0.3, 2.0), (1.0, 1.0), (5.5, 0.5), (1313.5, 0.01)])
+def test_gamma_sampler_matches_scipys_gamma(shape, scale):
+    # The hyper-priors' precisions and the noise precision are drawn by krng.gamma: its
+    # draws must be Gamma(shape, scale) (Kolmogorov-Smirnov; fixed seed, so no flakes).
+    state = np.array([2024], dtype=np.uint64)
+    x = np.array([krng.gamma(state, shape, scale) for _ in range(20000)])
+    assert stats.kstest(x, stats.gamma(shape, scale=scale).cdf).pvalue > 0.01
+    assert abs(x.mean() / (shape * scale) - 1) < 0.03

@@ -58,6 +58,39 @@ def test_exclusive_runs_are_the_one_hot_fields_and_maximal():
 
 
 @pytest.mark.usefixtures("threads_on_small_data")
+@pytest.mark.parametrize("make", [
+    lambda: FMRegressor(solver="mcmc", n_kept_samples=5),
+    lambda: FMRegressor(solver="als", l2_reg_w=1e-3, l2_reg_V=1e-3),
+    lambda: FMClassifier(solver="mcmc", n_kept_samples=5),
+    lambda: FMOrdinalRegressor(solver="mcmc", n_kept_samples=5),
+], ids=["mcmc", "als", "probit", "ordinal"])
+def test_fused_sweep_is_the_separate_regions(make, monkeypatch):
+    # The fused sweep (one parallel region, helpers kept in compiled code between sweeps:
+    # cd.sweep_team, _parallel.Crew) makes the same draws in the same order as the sweep's
+    # separate regions: the same chain, bit for bit.
+    from fmlearn import _parallel
+
+    X, y = _ratings(seed=4, side=False)
+    if isinstance(make(), FMClassifier):
+        y = (y > 0).astype(int)
+    elif isinstance(make(), FMOrdinalRegressor):
+        y = np.digitize(y, [-1.0, 0.0, 1.0])
+    posts = []
+    real_run = _parallel.Crew.run
+    monkeypatch.setattr(_parallel.Crew, "run",
+                        lambda self, part0: posts.append(1) or real_run(self, part0))
+    kw = dict(n_factors=3, max_iter=12, random_state=0, n_jobs=2)
+    fused = make().set_params(**kw).fit(X, y)
+    assert len(posts) == 12  # every sweep went through the crew
+    monkeypatch.setattr("fmlearn.optim.coordinate._CoordinateSolver._team",
+                        lambda self, *a: None)
+    apart = make().set_params(**kw).fit(X, y)
+    np.testing.assert_array_equal(fused.V_, apart.V_)
+    np.testing.assert_array_equal(fused.w_, apart.w_)
+    np.testing.assert_array_equal(fused.predict(X), apart.predict(X))
+
+
+@pytest.mark.usefixtures("threads_on_small_data")
 @pytest.mark.parametrize("side", [False, True])
 def test_threaded_als_is_the_serial_als(side):
     # Columns of a run share no row: their updates commute, so ALS on threads is exact when

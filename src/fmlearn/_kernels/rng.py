@@ -48,6 +48,26 @@ def normal(state):
     return r * math.cos(2.0 * math.pi * uniform(state))
 
 
+@jit
+def gamma(state, shape, scale):
+    """Gamma(``shape``, ``scale``) float64 (Marsaglia and Tsang 2000; for ``shape < 1`` a
+    Gamma(shape + 1) draw times ``U ** (1 / shape)``)."""
+    boost = 1.0
+    if shape < 1.0:
+        boost = uniform(state) ** (1.0 / shape)
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = normal(state)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        if math.log(uniform(state)) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v * scale * boost
+
+
 @jit(inline="always")
 def normal_above(state, a):
     """A standard normal conditioned on being greater than ``a``.

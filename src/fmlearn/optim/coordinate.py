@@ -37,10 +37,10 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from fmlearn._kernels import cd
+from fmlearn._kernels import cd, sync
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import rng as krng
-from fmlearn._parallel import effective_n_jobs, run_blocks, run_tasks, split
+from fmlearn._parallel import Crew, effective_n_jobs, run_blocks, run_tasks, split
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
@@ -86,6 +86,9 @@ PARALLEL_DRAW_ROWS = 8192
 # The sweep's cheap row passes (residuals into and out of the rows' state, a few ns a row)
 # are split when each thread gets at least this many rows: below, waking a thread costs more.
 PARALLEL_PASS_ROWS = 30_000
+# A crew's helper threads (the fused sweep's, _parallel.Crew) wait this many checks for the
+# next sweep before they leave: a few thousand spins, then yields of the core (some ms).
+CREW_LINGER = 50_000
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
@@ -316,7 +319,11 @@ class _CoordinateSolver:
                 self._e, self._pred = np.empty(n_rows), np.empty(n_rows)
                 self._until_refresh = 0
             if self._until_refresh == 0:
-                pred = self._predict_with_sums(params, data, n_threads, R)
+                # One thread while the fused sweep's helpers linger: they spin on the other
+                # cores, and the outputs are a pass every REFRESH_SWEEPS sweeps.
+                crew = getattr(self, "_crew", None)
+                live = crew is not None and any(th.is_alive() for th in crew.threads)
+                pred = self._predict_with_sums(params, data, 1 if live else n_threads, R)
                 self._until_refresh = REFRESH_SWEEPS
             else:
                 # The sweep kept every row's sums and residual current (exactly, up to
@@ -341,7 +348,11 @@ class _CoordinateSolver:
             params.w0[0] = new
             shift = new - old
         prior = (alpha, mu_w, lam_w, mu_V, lam_V)
-        if R is not None:
+        team = self._team(data, state, jobs, k) if R is not None else None
+        if team is not None:
+            # Feature-major, the whole sweep in one parallel region (cd.sweep_team).
+            e, pred = self._sweep_team(team, data, state, table, R, prior, target, pred, shift)
+        elif R is not None:
             # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
             # the blocks factor by factor.
             run_blocks(lambda a, b: cd.set_residuals(target, pred, shift, R, a, b), n_rows,
@@ -512,6 +523,88 @@ class _CoordinateSolver:
                                                           streams[u: u + 1], u)
                            for u in range(len(cuts) - 1)])
 
+    def _team(self, data, state, n_threads, k):
+        """``(row_cuts, run_cuts, run_split, streams)`` for :meth:`_sweep_team`, or None where
+        the sweep keeps its separate regions: one thread, no run split over the threads,
+        relation blocks, or a run split by rows."""
+        if n_threads < 2 or data.blocks:
+            return None
+        plan = self._plan(data, n_threads, k)
+        key = (self._plan_key, data.main.n_rows)
+        if getattr(self, "_team_key", None) != key:
+            team = None
+            if all(cuts is not None for _, _, cuts in plan) and any(
+                    len(cuts) > 2 for _, _, cuts in plan):
+                run_cuts = np.empty((len(plan), n_threads + 1), dtype=np.int64)
+                run_split = np.empty(len(plan), dtype=np.bool_)
+                for u, (a, b, cuts) in enumerate(plan):
+                    run_split[u] = len(cuts) > 2
+                    run_cuts[u] = cuts if run_split[u] else [a] + [b] * n_threads
+                rows = np.array([a for a, _ in split(data.main.n_rows, n_threads)]
+                                + [data.main.n_rows], dtype=np.int64)
+                team = (rows, run_cuts, run_split)
+            self._team_key, self._team_plan = key, team
+        if self._team_plan is None:
+            return None
+        streams = (self._streams(state, n_threads) if self.sample
+                   else np.zeros(n_threads, dtype=np.uint64))
+        return (*self._team_plan, streams)
+
+    def _sweep_team(self, team, data, state, table, R, prior, target, pred, shift):
+        """The main columns' sweep with its residual passes, as one parallel region: the
+        calling thread runs part 0 of :func:`cd.sweep_team` and a crew of helpers, kept in
+        :func:`cd.team_loop` from sweep to sweep (``_parallel.Crew``), the other parts (the
+        same draws as :meth:`_sweep_main`'s regions). Returns the residuals and outputs."""
+        alpha, mu_w, lam_w, mu_V, lam_V = prior
+        row_cuts, run_cuts, run_split, streams = team
+        k, n_threads = R.shape[1] - 2, run_cuts.shape[1] - 1
+        c = data.main_csc
+        while len(self._scratch) < n_threads:  # one scratch per thread
+            self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
+        # The crew's helpers hold these arrays from sweep to sweep: the per-sweep values are
+        # copied into them, and a new crew starts when any array is another one.
+        fixed = (row_cuts, R, c.indptr, table, data.groups, state["rng"], streams, self._e,
+                 self._pred, mu_w.shape, mu_V.shape)
+        crew = getattr(self, "_crew", None)
+        if (crew is None or crew.broken or len(crew.fixed) != len(fixed)
+                or any(a is not b for a, b in zip(crew.fixed[:-2], fixed[:-2], strict=True))
+                or crew.fixed[-2:] != fixed[-2:]):
+            if crew is not None:
+                crew.close()
+            crew = self._new_crew(fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table,
+                                  data.groups, state["rng"], streams, k)
+        if pred is not self._pred:  # a refreshed sweep's outputs
+            self._pred[:] = pred
+        if target is not crew.last_target:  # fixed for regression, drawn anew for probit
+            crew.target[:] = target
+            crew.last_target = target
+        crew.scal[0], crew.scal[1] = alpha, shift
+        crew.mu_w[:], crew.lam_w[:], crew.mu_V[:], crew.lam_V[:] = mu_w, lam_w, mu_V, lam_V
+        crew.run(lambda: cd.sweep_team(0, *crew.args(0)))
+        return self._e, self._pred
+
+    def _new_crew(self, fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table, groups,
+                  chain_rng, streams, k):
+        ctrl = np.zeros(sync.CTRL_SIZE, dtype=np.int64)
+        target = np.empty_like(self._pred)
+        scal = np.empty(2)
+        mu_w, lam_w = np.empty(fixed[-2]), np.empty(fixed[-2])
+        mu_V, lam_V = np.empty(fixed[-1]), np.empty(fixed[-1])
+
+        def args(t):
+            return (n_threads, ctrl, row_cuts, target, self._pred, scal, R, c.indptr, c.rows,
+                    c.vals, run_cuts, run_split, table, k, self.fit_linear, mu_w, lam_w, mu_V,
+                    lam_V, groups, self.sample, chain_rng, streams, self._scratch[t], self._e,
+                    self._pred)
+
+        crew = Crew(n_threads, lambda t, seen: cd.team_loop(t, seen, CREW_LINGER, *args(t)),
+                    ctrl)
+        crew.fixed, crew.args, crew.target, crew.scal = fixed, args, target, scal
+        crew.last_target = None
+        crew.mu_w, crew.lam_w, crew.mu_V, crew.lam_V = mu_w, lam_w, mu_V, lam_V
+        self._crew = crew
+        return crew
+
     def _sweep_by_rows(self, a, b, data, state, table, R, prior):
         """Run ``a:b`` parameter by parameter over its columns (``w``, then ``v_0 .. v_k-1``),
         each thread summing and updating its own block of rows, gathered once for the whole
@@ -598,34 +691,22 @@ class MCMCSolver(_CoordinateSolver):
 
     def _priors(self, params, data, state, rng, sse):
         k = params.n_factors
+        r = state["rng"]
         if self.task.latent_probit:
             alpha = 1.0
         else:
-            shape = 0.5 * (ALPHA_0 + data.n_weighted)
-            alpha = rng.gamma(shape, 1.0 / (0.5 * (BETA_0 + sse)))
+            alpha = krng.gamma(r, 0.5 * (ALPHA_0 + data.n_weighted),
+                               1.0 / (0.5 * (BETA_0 + sse)))
         state["alpha"][0] = alpha
-        groups, n_g = data.groups, data.group_sizes
+        n_g = data.group_sizes
         n_groups = n_g.shape[0]
         if state["lam_w"].shape[0] != n_groups:
             state["lam_w"] = np.ones(n_groups)
             state["lam_V"] = np.ones((k, n_groups))
-
-        table = params.table
-        sums = np.empty((n_groups, k + 1))
-        squares = np.empty((n_groups, k + 1))
-        cd.group_moments(table, groups, sums, squares)
-        lam = np.concatenate([state["lam_V"].T, state["lam_w"][:, None]], axis=1)
-        n_col = n_g[:, None]
-        mu = (sums + GAMMA_0 * MU_0) / (n_col + GAMMA_0)
-        mu = mu + rng.standard_normal(mu.shape) / np.sqrt((n_col + GAMMA_0) * lam)
-        dev = np.maximum(squares - 2.0 * mu * sums + n_col * mu * mu, 0.0)  # sum (theta - mu)^2
-        shape = np.broadcast_to(0.5 * (ALPHA_LAMBDA + n_col + 1.0), mu.shape)
-        rate = 0.5 * (BETA_LAMBDA + dev + GAMMA_0 * (mu - MU_0) ** 2)
-        lam = rng.gamma(shape, 1.0 / rate)
-        state["lam_w"] = np.ascontiguousarray(lam[:, k])
-        state["lam_V"] = np.ascontiguousarray(lam[:, :k].T)
-        mu_w = np.ascontiguousarray(mu[:, k])
-        mu_V = np.ascontiguousarray(mu[:, :k].T)
+        mu_w, mu_V = np.empty(n_groups), np.empty((k, n_groups))
+        sums, squares = np.empty((n_groups, k + 1)), np.empty((n_groups, k + 1))
+        cd.draw_hyper(params.table, data.groups, n_g, GAMMA_0, MU_0, ALPHA_LAMBDA, BETA_LAMBDA,
+                      state["lam_w"], state["lam_V"], mu_w, mu_V, sums, squares, r)
         return alpha, mu_w, state["lam_w"], mu_V, state["lam_V"]
 
     def _after_sweep(self, params, state, alpha):
