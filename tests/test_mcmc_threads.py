@@ -181,7 +181,7 @@ def test_small_data_chain_is_the_one_thread_chain_whatever_n_jobs():
 
 def test_sweep_row_passes_match_numpy():
     rng = np.random.default_rng(0)
-    n, k = 50, 3
+    n, k, ch = 10_000, 3, cd.SUM_CHUNK  # three chunks of rows, the last one short
     t, p, sw = rng.normal(size=n), rng.normal(size=n), rng.uniform(0.5, 2.0, n)
     s_e, s_ee = cd.residual_sums(t, p, sw, 0, n)
     np.testing.assert_allclose([s_e, s_ee], [(sw * (t - p)).sum(), (sw * (t - p) ** 2).sum()],
@@ -193,10 +193,22 @@ def test_sweep_row_passes_match_numpy():
     np.testing.assert_array_equal(np.delete(R, k, axis=1), np.delete(before, k, axis=1))
     np.testing.assert_array_equal(R[:10], before[:10])
     e, out = np.full(n, np.nan), np.full(n, np.nan)
-    cd.take_residuals(R, t, e, out, 0, n)
+    parts = np.full((3, 3), np.nan)
+    # Two blocks of whole chunks, as two threads take them.
+    cd.take_residuals(R, t, e, out, 0, ch, sw, parts)
+    cd.take_residuals(R, t, e, out, ch, n, sw, parts)
     np.testing.assert_array_equal(e, R[:, k])
     np.testing.assert_array_equal(out, t - R[:, k])
+    for c, (a, b) in enumerate([(0, ch), (ch, 2 * ch), (2 * ch, n)]):
+        d = t[a:b] - out[a:b]
+        np.testing.assert_allclose(parts[c], [(sw[a:b] * d).sum(), (sw[a:b] * d * d).sum(),
+                                              (sw[a:b] * e[a:b] ** 2).sum()], rtol=1e-10)
     np.testing.assert_allclose(cd.weighted_squares(sw, e), (sw * e * e).sum(), rtol=1e-12)
+    # The chunk sums add up to exactly what the next sweep and the loss would compute: the
+    # same result whichever threads took which chunks.
+    totals = cd.chunk_totals(parts)
+    assert totals[:2] == cd.residual_sums(t, out, sw, 0, n)
+    assert totals[2] == cd.weighted_squares(sw, e)
 
 
 def test_probit_loss_is_scipys_log_ndtr():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 
 _lock = threading.Lock()  # held by the one caller using the kept helpers
@@ -24,6 +25,8 @@ _helpers: ThreadPoolExecutor | None = None
 _n_helpers = 0
 # While tracing (trace_tasks), the CPU seconds of every task of every parallel region.
 _trace: list | None = None
+# Crews whose helpers may still linger (Crew.close lets them go).
+_crews: weakref.WeakSet = weakref.WeakSet()
 
 
 def _reset_after_fork() -> None:
@@ -93,6 +96,8 @@ def run_tasks(tasks) -> list:
     tasks = list(tasks)
     if len(tasks) <= 1:
         return [t() for t in tasks]
+    for crew in list(_crews):  # their lingering helpers would spin on the cores wanted here
+        crew.close()
     if _trace is not None:
         cpu = [0.0] * len(tasks)
         _trace.append(cpu)
@@ -185,6 +190,7 @@ class Crew:
                         for t in range(1, self.n_threads)]
         for th in self.threads:
             th.start()
+        _crews.add(self)
 
     def run(self, part0):
         """Post a region and run ``part0()`` (part 0, a kernel returning True when every
@@ -209,10 +215,15 @@ class Crew:
             raise RuntimeError("a thread of a parallel region failed")
 
     def close(self):
-        """Let the helpers go now (they also leave by themselves after ``linger``)."""
+        """Let the helpers go now (they also leave by themselves after ``linger``): before
+        other threads of this process need the cores they spin on (:func:`run_tasks` does
+        this for every live crew)."""
         if self.threads and os.getpid() == self.pid:
-            _sync().stop(self.ctrl)
+            sync = _sync()
+            sync.stop(self.ctrl)
             self._join()
+            self.ctrl[sync.POST] |= 1  # gone: the next run starts new helpers
+        _crews.discard(self)
 
 
 def _sync():

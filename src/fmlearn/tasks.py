@@ -47,6 +47,9 @@ class Task:
     #: Whether ``latent_targets`` works row by row (draws or means of latent targets), so that
     #: the solver splits the rows over threads (its ``threads`` argument).
     latent_draws = False
+    #: Whether ``latent_loss`` is the weighted squared residual sum (cd.weighted_squares),
+    #: which the coordinate solvers' sweep takes from its last pass over the rows.
+    squared_latent_loss = False
 
     def initial_bias(self, y: np.ndarray, sample_weight: np.ndarray):
         """The bias to start training from (the best constant model)."""
@@ -87,6 +90,7 @@ class Regression(Task):
 
     loss = SQUARED
     metric = "rmse"
+    squared_latent_loss = True
 
     def initial_bias(self, y, sample_weight):
         return float(np.average(y, weights=sample_weight))

@@ -267,14 +267,15 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
 @jit
 def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows, vals,
                run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w, mu_V, lam_V, groups,
-               sample, chain_rng, streams, S, e, pred_out):
+               sample, chain_rng, streams, S, e, pred_out, sw, parts):
     """Thread ``t``'s part of a whole feature-major sweep over the main columns, in one call.
 
     The parallel regions of a sweep, fused: :func:`set_residuals` of rows ``row_cuts[t] ..
     row_cuts[t + 1]``; then each run ``u`` of mutually exclusive columns, split over the
     threads at ``run_cuts[u]`` (n_threads + 1,) where ``run_split[u]``, each thread drawing from
     its own stream ``streams[t : t + 1]``, else all of it on thread 0 from the chain's own
-    ``chain_rng``; then :func:`take_residuals` of the thread's rows. The threads meet at a
+    ``chain_rng``; then :func:`take_residuals` of the thread's rows (whole chunks of
+    ``SUM_CHUNK``: their sums go to ``parts``). The threads meet at a
     spinning barrier (:func:`fmlearn._kernels.sync.barrier`, ``ctrl``) between the steps
     instead of leaving the call, and once more at the end, so when any thread returns True
     all have done their part. The draws are those of the separate regions, in the same
@@ -299,14 +300,14 @@ def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows
                           sample, chain_rng, S)
         if not barrier(ctrl, n_threads):
             return False
-    take_residuals(R, target, e, pred_out, a, b)
+    take_residuals(R, target, e, pred_out, a, b, sw, parts)
     return barrier(ctrl, n_threads)
 
 
 @jit
 def team_loop(t, seen, linger, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
               vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w, mu_V, lam_V,
-              groups, sample, chain_rng, streams, S, e, pred_out):
+              groups, sample, chain_rng, streams, S, e, pred_out, sw, parts):
     """A helper thread's sweeps: its part of every posted sweep (:func:`sweep_team`), until
     none is posted for ``linger`` checks (:func:`fmlearn._kernels.sync.wait_post`); the caller
     changes the per-sweep arrays' contents, never the arrays. Returns the sweeps it ran, or
@@ -316,7 +317,8 @@ def team_loop(t, seen, linger, n_threads, ctrl, row_cuts, target, pred, scal, R,
         seen += 1
         if not sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
                           vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w,
-                          mu_V, lam_V, groups, sample, chain_rng, streams, S, e, pred_out):
+                          mu_V, lam_V, groups, sample, chain_rng, streams, S, e, pred_out, sw,
+                          parts):
             return -1
         done += 1
     return done
@@ -325,28 +327,56 @@ def team_loop(t, seen, linger, n_threads, ctrl, row_cuts, target, pred, scal, R,
 # -- A sweep's row passes: residuals into and out of the rows' state ``R`` (see sweep_columns),
 # fused so that the start and the end of a sweep read ``R`` once each. IEEE arithmetic (no
 # fast-math reassociation): the distributed ALS (fmlearn.dask) does the same in numpy and
-# agrees bit for bit with one worker.
+# agrees bit for bit with one worker. Sums over rows go in chunks of SUM_CHUNK rows counted
+# from ``start``, each chunk in row order, then the chunks in order: the same sums whether
+# one thread computed every chunk or several threads some each (cd.sweep_team).
+SUM_CHUNK = 4096
+
+
 @jit(fastmath=False)
 def residual_sums(target, pred, sw, start, stop):
     """``(sum s e, sum s e^2)`` over rows ``start <= n < stop`` of ``e = target - pred``: the
     noise precision's and the bias's sums, before ``R`` is written."""
     s_e = 0.0
     s_ee = 0.0
-    for n in range(start, stop):
-        se = sw[n] * (target[n] - pred[n])
-        s_e += se
-        s_ee += se * (target[n] - pred[n])
+    for c0 in range(start, stop, SUM_CHUNK):
+        a = 0.0
+        b = 0.0
+        for n in range(c0, min(c0 + SUM_CHUNK, stop)):
+            se = sw[n] * (target[n] - pred[n])
+            a += se
+            b += se * (target[n] - pred[n])
+        s_e += a
+        s_ee += b
     return s_e, s_ee
 
 
 @jit(fastmath=False)
 def weighted_squares(sw, e):
-    """``sum_n s_n e_n^2``: the squared loss after a sweep, in one pass (in order, whatever
-    the layout of ``e``: the distributed ALS passes a column of ``R``)."""
+    """``sum_n s_n e_n^2``: the squared loss after a sweep (in chunks as
+    :func:`take_residuals` sums it, whatever the layout of ``e``: the distributed ALS passes
+    a column of ``R``)."""
     acc = 0.0
-    for n in range(e.shape[0]):
-        acc += sw[n] * e[n] * e[n]
+    n_rows = e.shape[0]
+    for c0 in range(0, n_rows, SUM_CHUNK):
+        part = 0.0
+        for n in range(c0, min(c0 + SUM_CHUNK, n_rows)):
+            part += sw[n] * e[n] * e[n]
+        acc += part
     return acc
+
+
+@jit(fastmath=False)
+def chunk_totals(parts):
+    """The column sums of ``parts`` (n_chunks, 3) (:func:`take_residuals`), chunk by chunk."""
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    for i in range(parts.shape[0]):
+        a += parts[i, 0]
+        b += parts[i, 1]
+        c += parts[i, 2]
+    return a, b, c
 
 
 @jit(fastmath=False)
@@ -359,14 +389,31 @@ def set_residuals(target, pred, shift, R, start, stop):
 
 
 @jit(fastmath=False)
-def take_residuals(R, target, e, pred, start, stop):
+def take_residuals(R, target, e, pred, start, stop, sw, parts):
     """``e[n] = R[n, k]`` and the outputs ``pred[n] = target[n] - e[n]`` after a sweep (the next
-    sweep's outputs unless it refreshes), for rows ``start <= n < stop``."""
+    sweep's outputs unless it refreshes), for rows ``start <= n < stop`` (``start`` a multiple
+    of ``SUM_CHUNK``); and for each chunk ``c`` of those rows, ``parts[c]`` = the next sweep's
+    :func:`residual_sums` (while its targets stay these) and this sweep's
+    :func:`weighted_squares` over the chunk: ``(sum s d, sum s d^2, sum s e^2)``, ``d = target
+    - pred``."""
     k = R.shape[1] - 2
-    for n in range(start, stop):
-        en = R[n, k]
-        e[n] = en
-        pred[n] = target[n] - en
+    for c0 in range(start, stop, SUM_CHUNK):
+        a = 0.0
+        b = 0.0
+        sq = 0.0
+        for n in range(c0, min(c0 + SUM_CHUNK, stop)):
+            en = R[n, k]
+            e[n] = en
+            p = target[n] - en
+            pred[n] = p
+            se = sw[n] * (target[n] - p)
+            a += se
+            b += se * (target[n] - p)
+            sq += sw[n] * en * en
+        c = c0 // SUM_CHUNK
+        parts[c, 0] = a
+        parts[c, 1] = b
+        parts[c, 2] = sq
 
 
 @jit

@@ -307,6 +307,7 @@ class _CoordinateSolver:
         if sample and not r[0]:
             r[0] = rng.integers(1, np.iinfo(np.int64).max)
         R = None
+        sums = None  # the residuals' sums, where the last sweep's end left them
         if n_rows * (k + 2) * 8 > SUMS_CACHE_BYTES:
             pred = FMParams.decision_function(params, data.X, n_threads)
         else:
@@ -317,6 +318,7 @@ class _CoordinateSolver:
                 R = self._rows = np.empty((n_rows, k + 2))
                 R[:, k + 1] = data.sw
                 self._e, self._pred = np.empty(n_rows), np.empty(n_rows)
+                self._parts = np.empty((-(-n_rows // cd.SUM_CHUNK), 3))
                 self._until_refresh = 0
             if self._until_refresh == 0:
                 # One thread while the fused sweep's helpers linger: they spin on the other
@@ -327,16 +329,20 @@ class _CoordinateSolver:
                 self._until_refresh = REFRESH_SWEEPS
             else:
                 # The sweep kept every row's sums and residual current (exactly, up to
-                # rounding), and its end left the outputs (cd.take_residuals).
-                pred = self._pred
+                # rounding), and its end left the outputs and, for the same targets, their
+                # residuals' sums (cd.take_residuals).
+                pred, sums = self._pred, self._next_sums
             self._until_refresh -= 1
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep,
                                           threads=self._draw_streams(state, n_rows, jobs))
-        # The residuals' sums before R is written: the noise precision's and the bias's. On
-        # one thread (a read of three vectors): the same sums, so ALS the same result, for
-        # any n_jobs.
-        s_e, s_ee = cd.residual_sums(target, pred, data.sw, 0, n_rows)
+        # The residuals' sums before R is written: the noise precision's and the bias's. In
+        # chunks of rows summed in order (cd.SUM_CHUNK): the same sums, so ALS the same
+        # result, for any n_jobs.
+        if sums is not None and sums[0] is target:
+            s_e, s_ee = sums[1], sums[2]
+        else:
+            s_e, s_ee = cd.residual_sums(target, pred, data.sw, 0, n_rows)
         alpha, mu_w, lam_w, mu_V, lam_V = self._priors(params, data, state, rng, s_ee)
         groups, sw = data.groups, data.sw
         shift = 0.0
@@ -360,8 +366,10 @@ class _CoordinateSolver:
             self._sweep_main(data, state, table, R, prior, jobs)
             for b in data.blocks:
                 self._sweep_block_whole(b, data, table, wcol, R, prior, r)
-            e, pred = self._e, self._pred
-            run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a, b), n_rows, passes)
+            e, pred, parts, ch = self._e, self._pred, self._parts, cd.SUM_CHUNK
+            run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a * ch,
+                                                      min(b * ch, n_rows), sw, parts),
+                       parts.shape[0], passes)
         else:
             # Factor-major, one factor's sums at a time: data too large for all of Q.
             e = target - pred
@@ -380,6 +388,11 @@ class _CoordinateSolver:
                                  lam_V[f], groups, sample, r)
                 self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
+        if R is not None:
+            s_e, s_ee, squares = cd.chunk_totals(self._parts)
+            self._next_sums = (target, s_e, s_ee)
+            if self.task.squared_latent_loss:  # the same sum as cd.weighted_squares
+                return squares
         return self.task.latent_loss(params, data.y, sw, target, e,
                                      min(jobs, max(1, n_rows // PARALLEL_DRAW_ROWS)))
 
@@ -540,8 +553,11 @@ class _CoordinateSolver:
                 for u, (a, b, cuts) in enumerate(plan):
                     run_split[u] = len(cuts) > 2
                     run_cuts[u] = cuts if run_split[u] else [a] + [b] * n_threads
-                rows = np.array([a for a, _ in split(data.main.n_rows, n_threads)]
-                                + [data.main.n_rows], dtype=np.int64)
+                # Whole chunks of rows per thread (their sums: cd.take_residuals).
+                n_rows, ch = data.main.n_rows, cd.SUM_CHUNK
+                rows = np.array([min(a * ch, n_rows) for a, _ in split(-(-n_rows // ch),
+                                                                         n_threads)]
+                                + [n_rows], dtype=np.int64)
                 team = (rows, run_cuts, run_split)
             self._team_key, self._team_plan = key, team
         if self._team_plan is None:
@@ -563,8 +579,8 @@ class _CoordinateSolver:
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
         # The crew's helpers hold these arrays from sweep to sweep: the per-sweep values are
         # copied into them, and a new crew starts when any array is another one.
-        fixed = (row_cuts, R, c.indptr, table, data.groups, state["rng"], streams, self._e,
-                 self._pred, mu_w.shape, mu_V.shape)
+        fixed = (row_cuts, R, c.indptr, table, data.groups, data.sw, state["rng"], streams,
+                 self._e, self._pred, self._parts, mu_w.shape, mu_V.shape)
         crew = getattr(self, "_crew", None)
         if (crew is None or crew.broken or len(crew.fixed) != len(fixed)
                 or any(a is not b for a, b in zip(crew.fixed[:-2], fixed[:-2], strict=True))
@@ -572,7 +588,7 @@ class _CoordinateSolver:
             if crew is not None:
                 crew.close()
             crew = self._new_crew(fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table,
-                                  data.groups, state["rng"], streams, k)
+                                  data.groups, data.sw, state["rng"], streams, k)
         if pred is not self._pred:  # a refreshed sweep's outputs
             self._pred[:] = pred
         if target is not crew.last_target:  # fixed for regression, drawn anew for probit
@@ -584,7 +600,7 @@ class _CoordinateSolver:
         return self._e, self._pred
 
     def _new_crew(self, fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table, groups,
-                  chain_rng, streams, k):
+                  sw, chain_rng, streams, k):
         ctrl = np.zeros(sync.CTRL_SIZE, dtype=np.int64)
         target = np.empty_like(self._pred)
         scal = np.empty(2)
@@ -595,7 +611,7 @@ class _CoordinateSolver:
             return (n_threads, ctrl, row_cuts, target, self._pred, scal, R, c.indptr, c.rows,
                     c.vals, run_cuts, run_split, table, k, self.fit_linear, mu_w, lam_w, mu_V,
                     lam_V, groups, self.sample, chain_rng, streams, self._scratch[t], self._e,
-                    self._pred)
+                    self._pred, sw, self._parts)
 
         crew = Crew(n_threads, lambda t, seen: cd.team_loop(t, seen, CREW_LINGER, *args(t)),
                     ctrl)
