@@ -66,8 +66,8 @@ def test_exclusive_runs_are_the_one_hot_fields_and_maximal():
 ], ids=["mcmc", "als", "probit", "ordinal"])
 def test_fused_sweep_is_the_separate_regions(make, monkeypatch):
     # The fused sweep (one parallel region, helpers kept in compiled code between sweeps:
-    # cd.sweep_team, _parallel.Crew) makes the same draws in the same order as the sweep's
-    # separate regions: the same chain, bit for bit.
+    # cd.sweep_team, cd.refresh_part, _parallel.Crew) makes the same draws in the same order
+    # as the sweep's separate regions: the same chain, bit for bit.
     from fmlearn import _parallel
 
     X, y = _ratings(seed=4, side=False)
@@ -81,7 +81,9 @@ def test_fused_sweep_is_the_separate_regions(make, monkeypatch):
                         lambda self, part0: posts.append(1) or real_run(self, part0))
     kw = dict(n_factors=3, max_iter=12, random_state=0, n_jobs=2)
     fused = make().set_params(**kw).fit(X, y)
-    assert len(posts) == 12  # every sweep went through the crew
+    # Every sweep went through the crew, and so did the fresh start of the rows' sums after
+    # sweep 8 (REFRESH_SWEEPS; the first one comes before the crew exists).
+    assert len(posts) == 12 + 1
     monkeypatch.setattr("fmlearn.optim.coordinate._CoordinateSolver._team",
                         lambda self, *a: None)
     apart = make().set_params(**kw).fit(X, y)

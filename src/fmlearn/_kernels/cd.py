@@ -38,9 +38,10 @@ import math
 import numpy as np
 
 from fmlearn._kernels._jit import jit
+from fmlearn._kernels.fm import predict_blocked
 from fmlearn._kernels.prefetch import prefetch
 from fmlearn._kernels.rng import gamma, mean_above, normal, normal_above
-from fmlearn._kernels.sync import barrier, wait_post
+from fmlearn._kernels.sync import MODE, atomic_load, barrier, wait_post
 
 # Rows gathered ahead of use by :func:`sweep_columns`.
 PREFETCH = 8
@@ -305,20 +306,43 @@ def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows
 
 
 @jit
+def refresh_part(t, n_threads, ctrl, row_cuts, m_indptr, m_indices, m_data, w0, table, k, R,
+                 pred):
+    """Thread ``t``'s part of a fresh start of the sweep's rows (no relation blocks): the
+    outputs ``pred`` and factor sums ``R[:, :k]`` of rows ``row_cuts[t] .. row_cuts[t + 1]``
+    (:func:`fmlearn._kernels.fm.predict_blocked`), then the barrier. Returns False if the
+    region was aborted."""
+    no_blocks = np.empty((0, 1), dtype=np.int32)
+    dummy = np.zeros(1)
+    predict_blocked(m_indptr, m_indices, m_data, w0, table, k, no_blocks,
+                    np.zeros(1, dtype=np.int64), dummy, np.zeros((1, k)), dummy, row_cuts[t],
+                    row_cuts[t + 1], pred, R.T, True)
+    return barrier(ctrl, n_threads)
+
+
+@jit
 def team_loop(t, seen, linger, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
               vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w, mu_V, lam_V,
-              groups, sample, chain_rng, streams, S, e, pred_out, sw, parts):
-    """A helper thread's sweeps: its part of every posted sweep (:func:`sweep_team`), until
-    none is posted for ``linger`` checks (:func:`fmlearn._kernels.sync.wait_post`); the caller
-    changes the per-sweep arrays' contents, never the arrays. Returns the sweeps it ran, or
-    -1 if a sweep was aborted."""
+              groups, sample, chain_rng, streams, S, e, pred_out, sw, parts, m_indptr,
+              m_indices, m_data, w0):
+    """A helper thread's regions: its part of every posted region, until none is posted for
+    ``linger`` checks (:func:`fmlearn._kernels.sync.wait_post`): a sweep
+    (:func:`sweep_team`), or where ``ctrl[MODE]`` is 1 a fresh start of the rows
+    (:func:`refresh_part`, with the main CSR ``m_*`` and the bias ``w0``). The caller changes
+    the arrays' contents between regions, never the arrays. Returns the regions it ran, or
+    -1 if one was aborted."""
     done = 0
     while wait_post(ctrl, seen, linger):
         seen += 1
-        if not sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
-                          vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w,
-                          mu_V, lam_V, groups, sample, chain_rng, streams, S, e, pred_out, sw,
-                          parts):
+        if atomic_load(ctrl, MODE) == 1:
+            ok = refresh_part(t, n_threads, ctrl, row_cuts, m_indptr, m_indices, m_data, w0,
+                              table, wcol, R, pred_out)
+        else:
+            ok = sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
+                            vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w,
+                            mu_V, lam_V, groups, sample, chain_rng, streams, S, e, pred_out, sw,
+                            parts)
+        if not ok:
             return -1
         done += 1
     return done

@@ -25,8 +25,8 @@ from numba.extending import intrinsic
 
 from fmlearn._kernels._jit import jit
 
-COUNT, GENERATION, ABORT, POST, STOP = 0, 8, 16, 24, 32  # int64 slots, 64 bytes apart
-CTRL_SIZE = 40
+COUNT, GENERATION, ABORT, POST, STOP, MODE = 0, 8, 16, 24, 32, 40  # 64 bytes apart
+CTRL_SIZE = 48
 # Checks with the pause hint before a waiting thread starts yielding its core (tens of us).
 SPIN_BEFORE_YIELD = 4096
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")

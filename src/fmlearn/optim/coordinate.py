@@ -321,11 +321,10 @@ class _CoordinateSolver:
                 self._parts = np.empty((-(-n_rows // cd.SUM_CHUNK), 3))
                 self._until_refresh = 0
             if self._until_refresh == 0:
-                # One thread while the fused sweep's helpers linger: they spin on the other
-                # cores, and the outputs are a pass every REFRESH_SWEEPS sweeps.
-                crew = getattr(self, "_crew", None)
-                live = crew is not None and any(th.is_alive() for th in crew.threads)
-                pred = self._predict_with_sums(params, data, 1 if live else n_threads, R)
+                if self._refresh_on_crew(data, state, params, R):
+                    pred = self._pred
+                else:
+                    pred = self._predict_with_sums(params, data, n_threads, R)
                 self._until_refresh = REFRESH_SWEEPS
             else:
                 # The sweep kept every row's sums and residual current (exactly, up to
@@ -357,7 +356,8 @@ class _CoordinateSolver:
         team = self._team(data, state, jobs, k) if R is not None else None
         if team is not None:
             # Feature-major, the whole sweep in one parallel region (cd.sweep_team).
-            e, pred = self._sweep_team(team, data, state, table, R, prior, target, pred, shift)
+            e, pred = self._sweep_team(team, data, state, params, R, prior, target, pred,
+                                       shift)
         elif R is not None:
             # Feature-major: every main column's w_i and v_i (block Gibbs over threads), then
             # the blocks factor by factor.
@@ -566,7 +566,7 @@ class _CoordinateSolver:
                    else np.zeros(n_threads, dtype=np.uint64))
         return (*self._team_plan, streams)
 
-    def _sweep_team(self, team, data, state, table, R, prior, target, pred, shift):
+    def _sweep_team(self, team, data, state, params, R, prior, target, pred, shift):
         """The main columns' sweep with its residual passes, as one parallel region: the
         calling thread runs part 0 of :func:`cd.sweep_team` and a crew of helpers, kept in
         :func:`cd.team_loop` from sweep to sweep (``_parallel.Crew``), the other parts (the
@@ -574,21 +574,15 @@ class _CoordinateSolver:
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         row_cuts, run_cuts, run_split, streams = team
         k, n_threads = R.shape[1] - 2, run_cuts.shape[1] - 1
-        c = data.main_csc
         while len(self._scratch) < n_threads:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
-        # The crew's helpers hold these arrays from sweep to sweep: the per-sweep values are
-        # copied into them, and a new crew starts when any array is another one.
-        fixed = (row_cuts, R, c.indptr, table, data.groups, data.sw, state["rng"], streams,
-                 self._e, self._pred, self._parts, mu_w.shape, mu_V.shape)
-        crew = getattr(self, "_crew", None)
-        if (crew is None or crew.broken or len(crew.fixed) != len(fixed)
-                or any(a is not b for a, b in zip(crew.fixed[:-2], fixed[:-2], strict=True))
-                or crew.fixed[-2:] != fixed[-2:]):
-            if crew is not None:
-                crew.close()
-            crew = self._new_crew(fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table,
-                                  data.groups, data.sw, state["rng"], streams, k)
+        fixed = self._crew_key(data, state, params, R, mu_w.shape, mu_V.shape)
+        crew = self._live_crew(fixed)
+        if crew is None:
+            if getattr(self, "_crew", None) is not None:
+                self._crew.close()
+            crew = self._new_crew(fixed, n_threads, row_cuts, R, data, run_cuts, run_split,
+                                  params, state["rng"], streams, k)
         if pred is not self._pred:  # a refreshed sweep's outputs
             self._pred[:] = pred
         if target is not crew.last_target:  # fixed for regression, drawn anew for probit
@@ -596,22 +590,60 @@ class _CoordinateSolver:
             crew.last_target = target
         crew.scal[0], crew.scal[1] = alpha, shift
         crew.mu_w[:], crew.lam_w[:], crew.mu_V[:], crew.lam_V[:] = mu_w, lam_w, mu_V, lam_V
-        crew.run(lambda: cd.sweep_team(0, *crew.args(0)))
+        crew.ctrl[sync.MODE] = 0
+        crew.run(lambda: cd.sweep_team(0, *crew.args(0)[:28]))
         return self._e, self._pred
 
-    def _new_crew(self, fixed, n_threads, row_cuts, R, c, run_cuts, run_split, table, groups,
-                  sw, chain_rng, streams, k):
+    def _crew_key(self, data, state, params, R, mu_shape, lam_shape):
+        """The arrays a crew's helpers hold from sweep to sweep (:meth:`_new_crew`): the
+        per-sweep values are copied into them, and a new crew starts when any is another."""
+        return (self._team_plan[0], R, data.main_csc.indptr, data.main.indptr, params.table,
+                params.w0, data.groups, data.sw, state["rng"], state.get("rng_threads"),
+                self._e, self._pred, self._parts, mu_shape, lam_shape)
+
+    def _live_crew(self, fixed):
+        """This solver's crew if it was made for ``fixed`` (:meth:`_crew_key`) and works."""
+        crew = getattr(self, "_crew", None)
+        if (crew is None or crew.broken
+                or any(a is not b for a, b in zip(crew.fixed[:-2], fixed[:-2], strict=True))
+                or crew.fixed[-2:] != fixed[-2:]):
+            return None
+        return crew
+
+    def _refresh_on_crew(self, data, state, params, R):
+        """The rows' outputs and factor sums from scratch (every REFRESH_SWEEPS sweeps) on the
+        fused sweep's crew, while its helpers linger; False if there is none to use."""
+        if data.blocks or getattr(self, "_team_plan", None) is None:
+            return False
+        crew = getattr(self, "_crew", None)
+        if crew is None or crew.broken:
+            return False
+        key = self._crew_key(data, state, params, R, None, None)
+        if any(a is not b for a, b in zip(crew.fixed[:-2], key[:-2], strict=True)):
+            return False
+        crew.ctrl[sync.MODE] = 1
+        a = crew.args(0)
+        m, k = data.main, R.shape[1] - 2
+        crew.run(lambda: cd.refresh_part(0, a[0], a[1], a[2], m.indptr, m.indices, m.data,
+                                         params.w0, params.table, k, R, self._pred))
+        crew.ctrl[sync.MODE] = 0
+        return True
+
+    def _new_crew(self, fixed, n_threads, row_cuts, R, data, run_cuts, run_split, params,
+                  chain_rng, streams, k):
         ctrl = np.zeros(sync.CTRL_SIZE, dtype=np.int64)
         target = np.empty_like(self._pred)
         scal = np.empty(2)
         mu_w, lam_w = np.empty(fixed[-2]), np.empty(fixed[-2])
         mu_V, lam_V = np.empty(fixed[-1]), np.empty(fixed[-1])
+        c, m = data.main_csc, data.main
 
         def args(t):
             return (n_threads, ctrl, row_cuts, target, self._pred, scal, R, c.indptr, c.rows,
-                    c.vals, run_cuts, run_split, table, k, self.fit_linear, mu_w, lam_w, mu_V,
-                    lam_V, groups, self.sample, chain_rng, streams, self._scratch[t], self._e,
-                    self._pred, sw, self._parts)
+                    c.vals, run_cuts, run_split, params.table, k, self.fit_linear, mu_w, lam_w,
+                    mu_V, lam_V, data.groups, self.sample, chain_rng, streams,
+                    self._scratch[t], self._e, self._pred, data.sw, self._parts, m.indptr,
+                    m.indices, m.data, params.w0)
 
         crew = Crew(n_threads, lambda t, seen: cd.team_loop(t, seen, CREW_LINGER, *args(t)),
                     ctrl)
