@@ -33,72 +33,65 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 _YIELD = "SwitchToThread" if sys.platform == "win32" else "sched_yield"
 
 
-def _slot_ptr(context, builder, aryty, ary, index):
-    arr = context.make_array(aryty)(context, builder, ary)
-    return cgutils.get_item_pointer(context, builder, aryty, arr, [index])
+def _slot_op(arr, index, values, returns, op):
+    """The typing and code of an intrinsic ``f(arr, index, *values)`` on one int64 slot of
+    ``arr``: ``op(builder, ptr, *values)`` builds it from the slot's address and the values
+    cast to int64."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
+        return None
+    sig = returns(arr, index, *([types.int64] * len(values)))
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        vals = [context.cast(builder, v, t, types.int64)
+                for v, t in zip(args[2:], sig.args[2:], strict=True)]
+        out = op(builder, ptr, *vals)
+        return context.get_dummy_value() if out is None else out
+
+    return sig, codegen
+
+
+def _load(builder, ptr):
+    return builder.load_atomic(ptr, "acquire", 8)
+
+
+def _store(builder, ptr, val):
+    builder.store_atomic(val, ptr, "release", 8)
+
+
+def _add(builder, ptr, val):
+    return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+
+def _cas(builder, ptr, expected, val):
+    return builder.extract_value(builder.cmpxchg(ptr, expected, val, "seq_cst", "seq_cst"), 0)
 
 
 @intrinsic
 def atomic_load(typingctx, arr, index):
     """``arr[index]`` read with acquire ordering (never hoisted out of a loop)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
-        return None
-    sig = types.int64(arr, index)
-
-    def codegen(context, builder, sig, args):
-        ptr = _slot_ptr(context, builder, sig.args[0], args[0], args[1])
-        return builder.load_atomic(ptr, "acquire", 8)
-
-    return sig, codegen
+    return _slot_op(arr, index, (), types.int64, _load)
 
 
 @intrinsic
 def atomic_store(typingctx, arr, index, value):
     """``arr[index] = value`` with release ordering."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
-        return None
-    sig = types.void(arr, index, types.int64)
-
-    def codegen(context, builder, sig, args):
-        ptr = _slot_ptr(context, builder, sig.args[0], args[0], args[1])
-        val = context.cast(builder, args[2], sig.args[2], types.int64)
-        builder.store_atomic(val, ptr, "release", 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return _slot_op(arr, index, (value,), types.void, _store)
 
 
 @intrinsic
 def atomic_add(typingctx, arr, index, value):
     """``arr[index] += value`` atomically; returns the value before."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
-        return None
-    sig = types.int64(arr, index, types.int64)
-
-    def codegen(context, builder, sig, args):
-        ptr = _slot_ptr(context, builder, sig.args[0], args[0], args[1])
-        val = context.cast(builder, args[2], sig.args[2], types.int64)
-        return builder.atomic_rmw("add", ptr, val, "seq_cst")
-
-    return sig, codegen
+    return _slot_op(arr, index, (value,), types.int64, _add)
 
 
 @intrinsic
 def atomic_cas(typingctx, arr, index, expected, value):
     """``arr[index] = value`` if it holds ``expected``, atomically; returns the value before
     (``expected`` where it succeeded)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
-        return None
-    sig = types.int64(arr, index, types.int64, types.int64)
-
-    def codegen(context, builder, sig, args):
-        ptr = _slot_ptr(context, builder, sig.args[0], args[0], args[1])
-        exp = context.cast(builder, args[2], sig.args[2], types.int64)
-        val = context.cast(builder, args[3], sig.args[3], types.int64)
-        pair = builder.cmpxchg(ptr, exp, val, "seq_cst", "seq_cst")
-        return builder.extract_value(pair, 0)
-
-    return sig, codegen
+    return _slot_op(arr, index, (expected, value), types.int64, _cas)
 
 
 @intrinsic
