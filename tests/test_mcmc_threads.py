@@ -265,3 +265,30 @@ def test_cutpoint_deltas_are_the_log_likelihood_ratio():
             moved[c] = proposal[c]
             expect = -ok.probit_log_loss(y, pred, moved, sw) + ok.probit_log_loss(y, pred, cut, sw)
             np.testing.assert_allclose(got[c], expect, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.usefixtures("threads_on_small_data")
+def test_fused_sweeps_of_two_fits_at_once_do_not_interfere():
+    # Two fits with n_jobs=2 from two Python threads at once: each solver has its own crew,
+    # and one thread's other parallel regions never stop the other's crew mid-sweep.
+    import threading
+
+    X, y = _ratings(seed=5, side=False)
+    kw = dict(n_factors=3, max_iter=15, random_state=0, n_jobs=2)
+    makers = [lambda: FMRegressor(solver="mcmc", n_kept_samples=5, **kw),
+              lambda: FMClassifier(solver="mcmc", n_kept_samples=5, **kw)]
+    targets = [y, (y > 0).astype(int)]
+    alone = [make().fit(X, t).predict(X) for make, t in zip(makers, targets, strict=True)]
+    out = [None, None]
+
+    def run(i):
+        out[i] = makers[i]().fit(X, targets[i]).predict(X)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads)
+    for a, b in zip(alone, out, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -96,8 +96,10 @@ def run_tasks(tasks) -> list:
     tasks = list(tasks)
     if len(tasks) <= 1:
         return [t() for t in tasks]
+    me = threading.get_ident()
     for crew in list(_crews):  # their lingering helpers would spin on the cores wanted here
-        crew.close()
+        if crew.owner == me:  # another thread's crew may be posting a region right now
+            crew.close()
     if _trace is not None:
         cpu = [0.0] * len(tasks)
         _trace.append(cpu)
@@ -156,6 +158,7 @@ class Crew:
         self.threads: list = []
         self.errors: list = []
         self.pid = os.getpid()
+        self.owner = threading.get_ident()  # the thread that runs it (and may close it)
         self.broken = False
         ctrl[:] = 0
         ctrl[_sync().POST] = 1  # no helper yet: the first run starts them
@@ -217,7 +220,7 @@ class Crew:
     def close(self):
         """Let the helpers go now (they also leave by themselves after ``linger``): before
         other threads of this process need the cores they spin on (:func:`run_tasks` does
-        this for every live crew)."""
+        this for the calling thread's live crews). Only from the thread that runs the crew."""
         if self.threads and os.getpid() == self.pid:
             sync = _sync()
             sync.stop(self.ctrl)
