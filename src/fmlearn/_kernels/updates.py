@@ -31,6 +31,8 @@ Forms, all inlined:
 - :func:`addr_step`: the parameter at an element address (see
   :mod:`fmlearn._kernels.intrinsics`) and its states at another address and stride. Takes no
   array, so the FM and FFM row loops call it without reference counting.
+  :func:`addr_step_toward` runs the rule on ``w - center`` (L2 towards ``center``; FwFM's
+  field-pair weights, towards 1); :func:`addr_step` is it with ``center = 0``.
 - :func:`coord_step` (``table[i, c]``) and :func:`bias_step` (``w0[c]``, computed in float64)
   for kernels that index arrays.
 - :func:`_vstep` (FM) and :func:`_vpair` (FFM): the rule on explicit LLVM vectors of ``k`` (or
