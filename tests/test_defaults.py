@@ -20,17 +20,23 @@ def test_movielens_u1_defaults_reach_093(data_dir, solver):
 
 
 def test_each_solver_resolves_its_own_defaults():
-    """None means the solver's value (the family's first): AdaGrad, SGD, ALS and FFM differ."""
+    """None means the solver's value (the family's first): AdaGrad, SGD, ALS, FFM and FwFM
+    (whose L2 on V depends on ``normalize``) differ."""
     got = {}
     for est in (FMRegressor(), FMRegressor(solver="sgd"), FMRegressor(solver="als"),
-                FFMClassifier()):
+                FFMClassifier(), FwFMClassifier(), FwFMClassifier(normalize=True),
+                FwFMClassifier(solver="sgd")):
         cls = get_solver(est.solver)
-        got[(type(est).__name__, est.solver)] = tuple(
+        normalized = getattr(est, "normalize", False) is True
+        got[(type(est).__name__, est.solver, normalized)] = tuple(
             hyper(est, k, cls) for k in ("learning_rate", "l2_reg_w", "l2_reg_V"))
-    assert got[("FMRegressor", "adagrad")] == (0.1, 1e-2, 5e-2)
-    assert got[("FMRegressor", "sgd")] == (0.01, 1e-2, 8e-2)
-    assert got[("FMRegressor", "als")][1:] == (1e-4, 1e-4)
-    assert got[("FFMClassifier", "adagrad")] == (0.2, 1e-2, 1e-2)
+    assert got[("FMRegressor", "adagrad", False)] == (0.1, 1e-2, 5e-2)
+    assert got[("FMRegressor", "sgd", False)] == (0.01, 1e-2, 8e-2)
+    assert got[("FMRegressor", "als", False)][1:] == (1e-4, 1e-4)
+    assert got[("FFMClassifier", "adagrad", False)] == (0.2, 1e-2, 1e-2)
+    assert got[("FwFMClassifier", "adagrad", False)] == (0.2, 1e-2, 5e-2)
+    assert got[("FwFMClassifier", "adagrad", True)] == (0.2, 1e-2, 2e-2)
+    assert got[("FwFMClassifier", "sgd", False)] == (0.01, 1e-2, 1e-2)  # FFM's
     # A value given is kept.
     assert hyper(FMRegressor(l2_reg_V=0.3), "l2_reg_V", get_solver("adagrad")) == 0.3
 
