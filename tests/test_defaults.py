@@ -27,7 +27,7 @@ def test_each_solver_resolves_its_own_defaults():
                 FFMClassifier(), FwFMClassifier(), FwFMClassifier(normalize=True),
                 FwFMClassifier(solver="sgd")):
         cls = get_solver(est.solver)
-        normalized = getattr(est, "normalize", False) is True
+        normalized = bool(getattr(est, "normalize", False))
         got[(type(est).__name__, est.solver, normalized)] = tuple(
             hyper(est, k, cls) for k in ("learning_rate", "l2_reg_w", "l2_reg_V"))
     assert got[("FMRegressor", "adagrad", False)] == (0.1, 1e-2, 5e-2)

@@ -89,7 +89,7 @@ class _FwFMMixin(_FieldAware):
         (0.924), 2e-2 gives 0.941 and Criteo still ties.
         """
         adagrad = {"learning_rate": 0.2, "l2_reg_w": 1e-2,
-                   "l2_reg_V": 2e-2 if self.normalize is True else 5e-2}
+                   "l2_reg_V": 2e-2 if self.normalize else 5e-2}
         return {**_FieldAware._solver_defaults, "adagrad": adagrad}
 
     def _param_columns(self) -> int:
