@@ -113,7 +113,9 @@ CV_REPEATS = 10
 # constructed (l2_min_count "auto": 100 here); "P" the defaults before the floor
 # (CANDIDATES["P"]); the others vary the per-feature L2 floor (l2_min_count;
 # "rows" = the training rows: every feature the same penalty per epoch) or turn early
-# stopping on.
+# stopping on. FwFM's own (("fwfm", params): FwFM only; ("fwfm-prior", params, c): also
+# ``l2_reg_r = c / n_rows``, its prior towards r = 1 with a total of c per epoch): its
+# AdaGrad L2 on V before this round (FFM's 1e-2), a weaker one (2e-2) alone and with the prior.
 CV_SETTINGS = {
     "default": {},
     "P": ("previous",),
@@ -123,6 +125,9 @@ CV_SETTINGS = {
     "m=200": {"l2_min_count": 200.0},
     "m=rows": {"l2_min_count": "rows"},
     "es": {"early_stopping": True},
+    "FwFM V=1e-2": ("fwfm", {"l2_reg_V": 1e-2}),
+    "FwFM V=2e-2": ("fwfm", {"l2_reg_V": 2e-2}),
+    "FwFM V=2e-2, r=10/n": ("fwfm-prior", {"l2_reg_V": 2e-2}, 10.0),
 }
 
 
@@ -318,7 +323,14 @@ def cv_splits(name: str, data: Path) -> tuple[str, list]:
     return ds.name, out
 
 
-def _rows_floor(params, split: Split, family: str) -> dict:
+def _rows_floor(params, split: Split, family: str) -> dict | None:
+    """The estimator parameters of a CV setting on ``split``; None: not for ``family``."""
+    if isinstance(params, tuple) and params[0] in ("fwfm", "fwfm-prior"):
+        if family != "fwfm":
+            return None
+        if params[0] == "fwfm":
+            return params[1]
+        return dict(params[1], l2_reg_r=params[2] / split.X_tr.shape[0])
     if isinstance(params, tuple):
         return _as_of(family, "P", params, split)
     if params.get("l2_min_count") == "rows":
@@ -336,6 +348,8 @@ def run_cv(name: str, data: Path, settings: dict) -> tuple[str, int, dict]:
     for fam in families_for("clf"):
         for sname, params in settings.items():
             t0 = time.perf_counter()
+            if _rows_floor(params, splits[0], fam) is None:
+                continue
             auc = np.array([fit_score(ds, fam, _rows_floor(params, s, fam), s, 0)[0]
                             for s in splits])
             d = auc - lin
@@ -366,7 +380,7 @@ def render_cv(results: list, settings: dict, args, elapsed: float) -> str:
     for title, n, res in results:
         for fam in families_for("clf"):
             cells = [f"{res[(fam, s)][0]:.4f} ({res[(fam, s)][1]:+.4f} ± {res[(fam, s)][2]:.4f})"
-                     for s in settings]
+                     if (fam, s) in res else "-" for s in settings]
             lines.append(f"| {title} ({n}) | {LABEL[fam]} | {res['linear'][0]:.4f} | "
                          + " | ".join(cells) + " |")
     lines += ["", "Settings: " + "; ".join(
@@ -578,6 +592,10 @@ def _num(x: float) -> str:
 
 
 def _setting(p) -> str:
+    if isinstance(p, tuple) and p[0] == "fwfm":
+        return "FwFM only: " + _setting(p[1])
+    if isinstance(p, tuple) and p[0] == "fwfm-prior":
+        return f"FwFM only: {_setting(p[1])}, l2_reg_r={p[2]:g} / n_rows (towards r = 1)"
     if isinstance(p, tuple) and p[0] == "previous":
         return ("the defaults before the per-feature L2 floor: `l2_min_count=0` (L2 per "
                 "occurrence only; ALS and the ranker: their defaults)")

@@ -71,12 +71,13 @@ def test_unit_field_weights_equal_fm():
 
 
 @pytest.mark.parametrize("adaptive", [False, True])
-@pytest.mark.parametrize("reg", [0.0, 0.05])
-def test_sgd_step_matches_numerical_gradient(adaptive, reg):
+@pytest.mark.parametrize(("reg", "center"), [(0.0, 1.0), (0.05, 1.0), (0.05, 0.0)])
+def test_sgd_step_matches_numerical_gradient(adaptive, reg, center):
     """One row, one step: every coordinate moves by lr * d(loss + L2)/dtheta, including r.
 
     Field 0 has two entries in the row (a within-field pair on the diagonal of r), fields 1
-    and 3 one each, field 2 none.
+    and 3 one each, field 2 none. The L2 of r is ``reg / 2 (r - center)^2``: towards 1 (a
+    plain FM) today, towards 0 in model files written before (``r_center`` 0).
     """
     lr, k = 0.01, 2
     params = _random_fwfm(6, 4, k, seed=4, fields=[0, 0, 1, 2, 3, 0])
@@ -84,6 +85,7 @@ def test_sgd_step_matches_numerical_gradient(adaptive, reg):
         params = params.with_state(params.wcol + 1)
         params.state[:] = 1.0
     params.reg_r = reg
+    params.r_center = center
     X = sp.csr_matrix(np.array([[1.5, 0.7, -0.5, 0.0, 2.0, 0.0]]))
     Xk = as_kernel_csr(X)
     y = np.array([0.8])
@@ -114,7 +116,10 @@ def test_sgd_step_matches_numerical_gradient(adaptive, reg):
     touched_r = np.zeros((4, 4), bool)
     touched_r[[0, 0, 0, 1], [0, 1, 3, 3]] = True
     touched = np.concatenate([touched_table.ravel(), touched_r[iu]])
-    grad[touched] += reg * theta[touched]
+    # L2 gradients on what the row touches: reg (theta - centre), centre 0 for w and V and
+    # ``center`` for r (r starts near +-1.4 here, so the two centres give other steps).
+    centre = np.concatenate([np.zeros(n * ncol), np.full(iu[0].size, center)])
+    grad[touched] += reg * (theta - centre)[touched]
 
     params.sgd_epoch(Xk, y, np.ones(1), np.zeros(1, np.int64), np.ones(1),
                      _solver(adaptive, lr, reg, reg))
@@ -140,11 +145,18 @@ def test_container_round_trip_copy_and_state():
     params.acc_r[:] = 5.0
     arrays = params.arrays()
     # acc_r is solver state: model files keep it under state/ beside the table's columns.
-    assert set(arrays) == {"w0", "w", "V", "r", "fields"}
+    assert set(arrays) == {"w0", "w", "V", "r", "fields", "r_center"}
+    assert params.r_center == 1.0 and arrays["r_center"].tolist() == [1.0]
     assert FwFMParams.extra_state == ("acc_r",)
     back = FwFMParams.from_arrays(arrays, state=params.state, acc_r=params.acc_r)
-    for name in ("table", "r", "acc_r", "fields", "w0"):
+    for name in ("table", "r", "acc_r", "fields", "w0", "r_center"):
         np.testing.assert_array_equal(getattr(back, name), getattr(params, name))
+    # Files written before the prior towards 1 have no r_center: their penalty was towards 0.
+    old = {k: v for k, v in arrays.items() if k != "r_center"}
+    assert FwFMParams.from_arrays(old).r_center == 0.0
+    assert params.copy().r_center == params.with_state(0).r_center == 1.0
+    with pytest.raises(ValueError, match="r_center must be"):
+        FwFMParams.from_arrays({**arrays, "r_center": np.array([0.5], np.float32)})
     # Model files written while acc_r was a parameter array still load it.
     legacy = FwFMParams.from_arrays({**arrays, "acc_r": params.acc_r}, state=params.state)
     np.testing.assert_array_equal(legacy.acc_r, params.acc_r)
@@ -206,17 +218,71 @@ def test_fwfm_beats_fm_and_recovers_field_pairs():
     assert np.corrcoef(strength[iu], hidden)[0, 1] > 0.9
 
 
-def test_l2_reg_r_shrinks_field_weights_and_follows_set_params():
+def test_l2_reg_r_pulls_field_weights_to_one_and_follows_set_params():
     X, y, fields, _ = _field_weighted_data(1500, seed=2)
     kw = dict(fields=fields, n_factors=2, max_iter=10, tol=None, random_state=0)
     free = FwFMRegressor(**kw).fit(X, y)
     shrunk = FwFMRegressor(l2_reg_r=0.1, **kw).fit(X, y)
     iu = np.triu_indices(6, 1)
-    assert np.abs(shrunk.r_[iu]).mean() < 0.7 * np.abs(free.r_[iu]).mean()
+    assert np.abs(shrunk.r_[iu] - 1).mean() < 0.7 * np.abs(free.r_[iu] - 1).mean()
     free.set_params(warm_start=True, l2_reg_r=0.3, max_iter=1).fit(X, y)
     assert free._params.reg_r == 0.3
     with pytest.raises(InvalidParameterError):
         FwFMRegressor(l2_reg_r=-1.0, fields=fields).fit(X, y)
+
+
+@pytest.mark.parametrize(("solver", "reg"), [("adagrad", 10.0), ("sgd", 1.0), ("ftrl", 1e5)])
+def test_l2_reg_r_falls_back_to_the_fm_on_little_data(solver, reg):
+    """120 rows: unpenalized, r wanders far from 1; with a strong prior it stays at 1 and the
+    FwFM predicts as the FM trained alike (same initial draws). FTRL's L2 sits in its closed
+    form (per coordinate, not per row), hence its larger value."""
+    X, y, fields, _ = _field_weighted_data(120, seed=3)
+    y = (y > np.median(y)).astype(int)
+    kw = dict(n_factors=3, init_stdev=0.3, max_iter=30, random_state=0, solver=solver,
+              learning_rate=0.1, l2_reg_w=1e-3, l2_reg_V=1e-3, l2_min_count=0)
+    fm = fmlearn.FMClassifier(**kw).fit(X, y).decision_function(X)
+    free = FwFMClassifier(fields=fields, **kw).fit(X, y)
+    held = FwFMClassifier(fields=fields, l2_reg_r=reg, **kw).fit(X, y)
+    iu = np.triu_indices(6, 1)
+    scale = np.abs(fm).mean()
+    assert np.abs(free.r_[iu] - 1).max() > 0.5
+    assert np.abs(free.decision_function(X) - fm).max() > 0.5 * scale
+    assert np.abs(held.r_[iu] - 1).max() < 0.02
+    assert np.abs(held.decision_function(X) - fm).max() < 0.05 * scale
+
+
+def test_model_file_without_r_center_keeps_its_penalty_towards_zero(tmp_path):
+    """A file written before the prior towards 1 (no params/r_center) loads, predicts as
+    saved and trains on with its penalty towards 0, as the fmlearn that wrote it did."""
+    import json
+
+    X, y, fields, _ = _field_weighted_data(300, seed=4)
+    kw = dict(fields=fields, n_factors=2, max_iter=3, random_state=0, l2_reg_r=0.5)
+    model = FwFMRegressor(**kw).fit(X, y)
+    model._params.r_center = 0.0  # as trained by the fmlearn that wrote such files
+    model.save(tmp_path / "new.fmz")
+    with zipfile.ZipFile(tmp_path / "new.fmz") as src, \
+            zipfile.ZipFile(tmp_path / "old.fmz", "w", zipfile.ZIP_STORED) as dst:
+        for item in src.infolist():
+            if item.filename == "params/r_center.npy":
+                continue
+            data = src.read(item.filename)
+            if item.filename == "metadata.json":
+                meta = json.loads(data)
+                del meta["arrays"]["params/r_center"]
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    old = fmlearn.load(tmp_path / "old.fmz")
+    assert old._params.r_center == 0.0
+    np.testing.assert_array_equal(old.predict(X), model.predict(X))
+    assert fmlearn.load(tmp_path / "new.fmz")._params.r_center == 0.0  # saved as it was
+    # Trained on, it pulls r towards 0 exactly as the in-memory model does ...
+    for m in (old, model):
+        m.set_params(warm_start=True, max_iter=2).fit(X, y)
+    np.testing.assert_allclose(old.r_, model.r_, rtol=1e-6)
+    # ... while a model of today pulls towards 1.
+    today = FwFMRegressor(**kw).fit(X, y).set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert np.abs(today.r_ - model.r_).max() > 1e-3
 
 
 def test_classifier_labels_threads_and_model_file(tmp_path):

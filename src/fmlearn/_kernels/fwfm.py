@@ -39,7 +39,13 @@ from fmlearn._kernels._jit import jit
 from fmlearn._kernels.intrinsics import _eaddr
 from fmlearn._kernels.losses import row_loss_gradient
 from fmlearn._kernels.sgd import prefetch_row
-from fmlearn._kernels.updates import addr_step, bias_step, by_code, coord_step, typed_args
+from fmlearn._kernels.updates import (
+    addr_step_toward,
+    bias_step,
+    by_code,
+    coord_step,
+    typed_args,
+)
 
 
 @jit(inline="always")
@@ -140,13 +146,13 @@ def _make_epoch(OPT):
     @jit
     def sgd_epoch(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
-        r_state, loss, hp, reg_r, fit_intercept, fit_linear, reg_scale,
+        r_state, loss, hp, reg_r, r_center, fit_intercept, fit_linear, reg_scale,
     ):
         """One pass over ``order``; see :func:`sgd_epoch` (the dispatcher)."""
         T = table.dtype.type
         lr = hp[0]
         lr_, l1_w, l2_w, l2_V = typed_args(T, hp)
-        reg_r_, zero = T(reg_r), T(0.0)
+        reg_r_, center_r, zero = T(reg_r), T(r_center), T(0.0)
         off = k + 1
         nf = r.shape[0]
         r0, rs0 = _eaddr(r), _eaddr(r_state)
@@ -207,8 +213,8 @@ def _make_epoch(OPT):
                     if F > G:
                         F, G = G, F
                     e = F * nf + G
-                    addr_step(T, T, T, OPT, r0 + e, rs0 + e, nf * nf, gT * T(dots[q, p]), lr_,
-                              zero, reg_r_)
+                    addr_step_toward(T, T, T, OPT, r0 + e, rs0 + e, nf * nf,
+                                     gT * T(dots[q, p]), lr_, zero, reg_r_, center_r)
                     r[G, F] = r[F, G]
             for q in range(m):
                 slot[present[q]] = -1
@@ -225,7 +231,7 @@ _epoch = by_code(_make_epoch)
 
 def sgd_epoch(
     indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r, r_state,
-    loss, code, hp, reg_r, fit_intercept, fit_linear, reg_scale=None,
+    loss, code, hp, reg_r, fit_intercept, fit_linear, reg_scale=None, r_center=1.0,
 ):
     """One pass over ``order``; returns the sum of weighted losses (before each update).
 
@@ -236,7 +242,10 @@ def sgd_epoch(
     (ignored by plain SGD), updated in place. Every step is an exact gradient step: all
     gradients of a row are taken from the parameters before its update. L2 penalties are
     lazy, as for FM: ``l2_V`` on the factors of the row's features, ``reg_r`` on the weights of
-    the field pairs that have a pair of entries in the row.
+    the field pairs that have a pair of entries in the row, towards ``r_center`` (penalty
+    ``reg_r / 2 (r_FG - r_center)^2``; FTRL's state of ``r`` is that of ``r - r_center``, see
+    :func:`fmlearn._kernels.updates.addr_step_toward`). ``r_center = 1`` pulls towards a plain
+    FM; 0 is the penalty of model files written before it.
 
     Hogwild: every row updates ``r``, so threads race on it (as on ``w0``); a lost update on
     a few dozen heavily updated coordinates is harmless. Each call ends by mirroring the upper
@@ -247,6 +256,6 @@ def sgd_epoch(
         reg_scale = np.ones(table.shape[0], dtype=table.dtype)
     return _epoch(code)(
         indptr, indices, data, y, sample_weight, order, w0, w0_state, table, k, fields, r,
-        r_state, loss, hp, reg_r, fit_intercept, fit_linear,
+        r_state, loss, hp, reg_r, r_center, fit_intercept, fit_linear,
         np.ascontiguousarray(reg_scale, dtype=table.dtype),
     )

@@ -31,6 +31,8 @@ Forms, all inlined:
 - :func:`addr_step`: the parameter at an element address (see
   :mod:`fmlearn._kernels.intrinsics`) and its states at another address and stride. Takes no
   array, so the FM and FFM row loops call it without reference counting.
+  :func:`addr_step_toward` runs the rule on ``w - center`` (L2 towards ``center``; FwFM's
+  field-pair weights, towards 1); :func:`addr_step` is it with ``center = 0``.
 - :func:`coord_step` (``table[i, c]``) and :func:`bias_step` (``w0[c]``, computed in float64)
   for kernels that index arrays.
 - :func:`_vstep` (FM) and :func:`_vpair` (FFM): the rule on explicit LLVM vectors of ``k`` (or
@@ -144,14 +146,28 @@ def addr_step(T, S, C, code, c, s, soff, g, lr, l1, l2):
     Its states are at element addresses ``s`` and ``s + soff`` (class ``S``); the step is
     computed in class ``C``. Only the states the code has are read and written.
     """
+    # A literal 0 centre folds away (fast-math ``nsz``): the same code as a plain step.
+    addr_step_toward(T, S, C, code, c, s, soff, g, lr, l1, l2, 0.0)
+
+
+@jit(inline="always")
+def addr_step_toward(T, S, C, code, c, s, soff, g, lr, l1, l2, center):
+    """:func:`addr_step` with the penalties measured from ``center`` instead of 0.
+
+    The rule runs on ``w - center``: L2 pulls ``w`` towards ``center`` (penalty
+    ``l2 / 2 (w - center)^2``), FTRL's closed form and L1 give ``center`` where they would give
+    0, and FTRL's ``z`` is that of ``w - center`` (start it from ``w - center``). FwFM's
+    field-pair weights use it with ``center = 1``: a prior towards a plain FM.
+    """
     s1 = C(0.0)
     s2 = C(0.0)
     if code != SGD:
         s1 = C(_tld(S, s))
     if code == FTRL:
         s2 = C(_tld(S, s + soff))
-    w, s1, s2 = step(C, code, C(_tld(T, c)), s1, s2, C(g), C(lr), C(l1), C(l2))
-    _tst(T, c, w)
+    cen = C(center)
+    w, s1, s2 = step(C, code, C(_tld(T, c)) - cen, s1, s2, C(g), C(lr), C(l1), C(l2))
+    _tst(T, c, w + cen)
     if code != SGD:
         _tst(S, s, s1)
     if code == FTRL:

@@ -8,6 +8,10 @@ from fmlearn._kernels import fwfm as fwfm_kernels
 from fmlearn._kernels.updates import ADAGRAD_INITIAL_ACCUMULATOR
 from fmlearn.models.table import TableParams
 
+# The value L2 pulls the field-pair weights towards: 1, a plain FM (with little data an FwFM
+# falls back to the FM instead of collapsing to its linear part, as a pull towards 0 did).
+R_CENTER = 1.0
+
 
 class FwFMParams(TableParams):
     """Parameters of a field-weighted FM (Pan et al. 2018).
@@ -17,9 +21,12 @@ class FwFMParams(TableParams):
     ``acc_r``, their solver state: of ``r``'s shape for solvers with at most one state value per
     parameter (AdaGrad's sums; unused by plain SGD), (n_states, n_fields, n_fields) otherwise
     (FTRL's ``z`` and ``n``); ``fields`` int32
-    (n_features,) mapping each feature to its field; and ``reg_r``, the L2 strength on ``r``
+    (n_features,) mapping each feature to its field; ``reg_r``, the L2 strength on ``r``
     (a training option the estimator sets before every fit, since solvers know only the FM
-    hyper-parameters).
+    hyper-parameters); and ``r_center``, the value that L2 pulls ``r`` towards: 1 (a plain FM,
+    :data:`R_CENTER`) for models made today, 0 for model files written before the prior
+    towards 1 (no ``r_center`` array), which so train on exactly as they did (their FTRL
+    state of ``r`` is that of ``r`` itself, not of ``r - 1``).
     """
 
     kind = "fwfm"
@@ -28,7 +35,8 @@ class FwFMParams(TableParams):
     # loading passes it back to :meth:`from_arrays` as a keyword.
     extra_state = ("acc_r",)
 
-    def __init__(self, w0, table, n_factors, fields, r, acc_r=None, reg_r=0.0):
+    def __init__(self, w0, table, n_factors, fields, r, acc_r=None, reg_r=0.0,
+                 r_center=R_CENTER):
         super().__init__(w0, table, n_factors)
         self.fields = fields
         self.r = r
@@ -41,6 +49,7 @@ class FwFMParams(TableParams):
                 acc_r = np.zeros((n_states, *r.shape), dtype=r.dtype)
         self.acc_r = acc_r
         self.reg_r = float(reg_r)
+        self.r_center = float(r_center)
 
     @staticmethod
     def n_param_columns(n_factors: int) -> int:
@@ -77,20 +86,24 @@ class FwFMParams(TableParams):
     def _like(self, w0, table):
         # New solver state (see with_state): r carries over, its accumulators start afresh.
         return FwFMParams(w0, table, self.n_factors, self.fields, self.r.copy(),
-                          reg_r=self.reg_r)
+                          reg_r=self.reg_r, r_center=self.r_center)
 
     def copy(self):
         return FwFMParams(self.w0.copy(), self.table.copy(), self.n_factors, self.fields,
-                          self.r.copy(), self.acc_r.copy(), self.reg_r)
+                          self.r.copy(), self.acc_r.copy(), self.reg_r, self.r_center)
 
     def all_finite(self) -> bool:
         return super().all_finite() and bool(np.isfinite(self.r).all())
 
     def coordinate_groups(self, n_states, l1_w, l2_w, l2_V):
-        """FM's groups and the field-pair weights ``r`` (L2 ``reg_r``) with ``acc_r``."""
+        """FM's groups and the field-pair weights ``r`` (L2 ``reg_r``) with ``acc_r``.
+
+        ``r`` is given as ``r - r_center`` (a copy), the coordinates its rule runs in (see
+        :func:`fmlearn._kernels.updates.addr_step_toward`), so FTRL's ``z`` reproduces ``r``.
+        """
         groups = super().coordinate_groups(n_states, l1_w, l2_w, l2_V)
         states = list(self.acc_r.reshape(-1, *self.r.shape)[:n_states])
-        return [*groups, (self.r, states, 0.0, self.reg_r)]
+        return [*groups, (self.r - self.r.dtype.type(self.r_center), states, 0.0, self.reg_r)]
 
     def sgd_epoch(
         self, X, y, sample_weight, order, w0_state, solver, concurrent=None
@@ -101,7 +114,7 @@ class FwFMParams(TableParams):
             self.w0, w0_state, self.table, self.n_factors, self.fields, self.r,
             self.acc_r.reshape(-1, *self.r.shape), solver.loss, solver.code,
             solver.kernel_args, self.reg_r, solver.fit_intercept, solver.fit_linear,
-            reg_scale=solver.reg_scale,
+            reg_scale=solver.reg_scale, r_center=self.r_center,
         )
 
     def _predict_block(self, indptr, X, out):
@@ -111,7 +124,8 @@ class FwFMParams(TableParams):
         )
 
     def _latent_arrays(self):
-        return {"V": np.ascontiguousarray(self.V), "r": self.r, "fields": self.fields}
+        return {"V": np.ascontiguousarray(self.V), "r": self.r, "fields": self.fields,
+                "r_center": np.array([self.r_center], dtype=self.r.dtype)}
 
     @classmethod
     def from_arrays(cls, arrays, state=None, acc_r=None) -> FwFMParams:
@@ -120,8 +134,10 @@ class FwFMParams(TableParams):
         Parameters
         ----------
         arrays : dict of str to ndarray
-            ``w0``, ``w``, ``V``, ``r`` and ``fields``; an ``acc_r`` there (model files written
-            before ``acc_r`` moved to the solver state) is used when ``acc_r`` is None.
+            ``w0``, ``w``, ``V``, ``r``, ``fields`` and ``r_center`` (shape (1,); absent from
+            files written before the prior towards 1, which get 0: the penalty they trained
+            with); an ``acc_r`` there (model files written before ``acc_r`` moved to the
+            solver state) is used when ``acc_r`` is None.
         state : ndarray of shape (n_features, n_state), optional
             The table's solver-state columns.
         acc_r : ndarray of the dtype of ``r``, optional
@@ -145,6 +161,13 @@ class FwFMParams(TableParams):
             raise ValueError(f"fields must be int32 of shape ({V.shape[0]},)")
         if fields.size and (fields.min() < 0 or fields.max() >= r.shape[0]):
             raise ValueError(f"fields must lie in [0, {r.shape[0]})")
+        center = arrays.get("r_center")
+        if center is None:
+            center = 0.0
+        elif center.shape != (1,) or center.dtype != dtype or center[0] not in (0.0, 1.0):
+            raise ValueError(f"r_center must be [0.] or [1.] of the dtype of w, got {center!r}")
+        else:
+            center = float(center[0])
         if acc_r is None:
             acc_r = arrays.get("acc_r")
         if acc_r is not None:
@@ -154,6 +177,6 @@ class FwFMParams(TableParams):
             acc_r = acc_r.copy()
         cls._check_common(arrays, V.shape[0])
         return cls(arrays["w0"].copy(), cls._assemble(arrays["w"], V, state), V.shape[1],
-                   fields.copy(), r.copy(), acc_r)
+                   fields.copy(), r.copy(), acc_r, r_center=center)
 
 

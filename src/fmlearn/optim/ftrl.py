@@ -15,8 +15,8 @@ it its state and hyper-parameters over the shared epoch driver (:class:`SGDSolve
   within it exactly zero: truly sparse ``w_``. L1 on the factors would zero whole rows of
   ``V``, which then get no gradient (each factor's gradient is a sum of the others') and stay
   zero for good.
-- L2 (``l2_reg_w``, ``l2_reg_V``; FwFM's ``l2_reg_r``) sits in the closed form, not in the
-  gradient as for SGD and AdaGrad.
+- L2 (``l2_reg_w``, ``l2_reg_V``; FwFM's ``l2_reg_r``, towards 1: its rule runs on ``r - 1``)
+  sits in the closed form, not in the gradient as for SGD and AdaGrad.
 - State: two table columns per parameter column, ``z`` then ``n`` (the table row stays one
   contiguous burst), and ``[z, n]`` per bias under the solver state ``ftrl_w0``.
 - Start: ``n = 0`` and ``z`` such that the closed form gives the current value back: the
