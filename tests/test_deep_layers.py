@@ -202,6 +202,10 @@ def test_dense_layers_start_xavier_normal_with_zero_biases():
     afm = MODELS["afm"](50, 10, 1, {"n_factors": 10, "dropout": 0.0, "pooling": "sum",
                                     **MODELS["afm"].params})
     assert not bool((afm.p.weight == 1).all())  # AFM's projection is drawn, not ones
+    # Embeddings start N(0, embedding_std): 1e-4 under the models whose MLP reads them raw.
+    assert abs(float(deepfm.embedding.V.std()) / 1e-4 - 1) < 0.1
+    assert abs(float(afm.embedding.V.std()) / 1e-2 - 1) < 0.1
+    assert not deepfm.embedding.w.any()
 
 
 def test_mlp_and_fm_term_shapes(E):
