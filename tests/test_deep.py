@@ -283,12 +283,13 @@ def test_cli_train_evaluate_predict_deep_models(tmp_path, capsys):
     model = tmp_path / "m.fm"
     rc = main(["train", "--model", "xdeepfm", "--task", "classification", "--format", "ffm",
                "--train", str(tmp_path / "t.ffm"), "--max-iter", "2", "--n-factors", "4",
-               "--hidden-layer-sizes", "8,8", "--cin-layer-sizes", "4,4", "--quiet",
-               "--model-out", str(model)])
+               "--hidden-layer-sizes", "8,8", "--cin-layer-sizes", "4,4", "--cin-activation",
+               "relu", "--quiet", "--model-out", str(model)])
     assert rc == 0
     loaded = fmlearn.load(model)
     assert type(loaded) is deep.XDeepFMClassifier
     assert loaded.hidden_layer_sizes == (8, 8) and loaded.n_fields_ == 4
+    assert loaded.cin_activation == "relu" and loaded.module_.cin.activation == "relu"
     assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "t.ffm"),
                  "--format", "ffm"]) == 0
     assert "auc=" in capsys.readouterr().out

@@ -86,3 +86,27 @@ def test_damaged_optimizer_state_is_refused(tmp_path):
             z.writestr(n, data)
     with pytest.raises(ModelFileError, match="optim_0_exp_avg_sq"):
         fmlearn.load(tmp_path / "bad.fm")
+
+
+def test_xdeepfm_file_without_cin_activation_loads_its_relu_cin(tmp_path):
+    """Files written before ``cin_activation`` existed hold ReLU CINs (the default is now the
+    identity): loading one must keep ReLU, or its predictions change."""
+    X, fields, score = _fielded()
+    est = tiny(deep.XDeepFMRegressor, fields=fields, cin_activation="relu").fit(X, score)
+    est.save(tmp_path / "m.fm")
+    with zipfile.ZipFile(tmp_path / "m.fm") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(members["metadata.json"])
+    del meta["params"]["cin_activation"]  # as an older fmlearn wrote it
+    members["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(tmp_path / "old.fm", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    old = fmlearn.load(tmp_path / "old.fm")
+    assert old.cin_activation == "relu"
+    np.testing.assert_array_equal(old.predict(X), est.predict(X))
+    # The same arrays read as an identity CIN predict otherwise (the test can fail).
+    assert deep.XDeepFMRegressor().cin_activation == "identity"
+    old.set_params(cin_activation="identity")
+    old._params = est._params
+    assert not np.allclose(old.predict(X), est.predict(X))

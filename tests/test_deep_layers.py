@@ -105,9 +105,10 @@ def test_attention_pooling_equals_explicit_softmax_over_pairs(E):
     torch.testing.assert_close(layer(E), out)
 
 
-@pytest.mark.parametrize("split_half", [True, False])
-def test_cin_equals_explicit_loops(E, split_half):
-    layer = layers.CIN(F, (4, 3), split_half=split_half).double()
+@pytest.mark.parametrize("split_half, activation", [(True, "identity"), (False, "identity"),
+                                                    (True, "relu")])
+def test_cin_equals_explicit_loops(E, split_half, activation):
+    layer = layers.CIN(F, (4, 3), split_half=split_half, activation=activation).double()
     x0 = E
     xs, pooled = x0, []
     for n, conv in enumerate(layer.convs):
@@ -120,7 +121,8 @@ def test_cin_equals_explicit_loops(E, split_half):
                     for j in range(F):
                         nxt[b, hh] += W[hh, i * F + j] * xs[b, i] * x0[b, j]
                 nxt[b, hh] += bias[hh]
-        nxt = torch.relu(nxt)
+        if activation == "relu":
+            nxt = torch.relu(nxt)
         if split_half and n < len(layer.convs) - 1:
             xs, out = nxt[:, : H // 2], nxt[:, H // 2:]
         else:
@@ -200,6 +202,10 @@ def test_dense_layers_start_xavier_normal_with_zero_biases():
     afm = MODELS["afm"](50, 10, 1, {"n_factors": 10, "dropout": 0.0, "pooling": "sum",
                                     **MODELS["afm"].params})
     assert not bool((afm.p.weight == 1).all())  # AFM's projection is drawn, not ones
+    # Embeddings start N(0, embedding_std): 1e-4 under the models whose MLP reads them raw.
+    assert abs(float(deepfm.embedding.V.std()) / 1e-4 - 1) < 0.1
+    assert abs(float(afm.embedding.V.std()) / 1e-2 - 1) < 0.1
+    assert not deepfm.embedding.w.any()
 
 
 def test_mlp_and_fm_term_shapes(E):
@@ -213,12 +219,13 @@ def test_mlp_and_fm_term_shapes(E):
     lambda: layers.BiInteraction(),
     lambda: layers.FwFMInteraction(F),
     lambda: layers.AttentionPooling(F, K, 4),
+    lambda: layers.CIN(F, (4, 2), activation="relu"),
     lambda: layers.CIN(F, (4, 2)),
     lambda: layers.MultiHeadSelfAttention(K, 2, 2),
     lambda: layers.InputAwareFEN(F, K, (6,)),
     lambda: layers.DualFEN(F, K, (6,), 2, 2),
     lambda: layers.InteractionCube(F, K, 2),
-], ids=["bi", "fwfm", "afm", "cin", "mhsa", "ifm", "difm", "cfm"])
+], ids=["bi", "fwfm", "afm", "cin-relu", "cin", "mhsa", "ifm", "difm", "cfm"])
 def test_gradcheck(make, E):
     torch.manual_seed(0)
     layer = make().double()

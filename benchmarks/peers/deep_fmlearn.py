@@ -67,7 +67,9 @@ def describe(spec: Spec) -> str:
         f"`dropout={spec.dropout}`, "
         f"`early_stopping=True` with `eval_set`, `n_iter_no_change={spec.patience}`, "
         f"`tol={spec.tol:g}`, "
-        f"`n_jobs={spec.threads}`. The numba `FMClassifier` (reference row `fm-numba`) trains "
+        f"`n_jobs={spec.threads}`, every other parameter at its default (embeddings start "
+        "N(0, 1e-4) for DeepFM, xDeepFM and AutoInt+, N(0, 0.01) for the others; xDeepFM's "
+        "CIN without activation). The numba `FMClassifier` (reference row `fm-numba`) trains "
         "with its own default solver and learning rate (not Adam), same factors and stopping."
     )
 

@@ -531,6 +531,11 @@ def load(path):
         hyper = {
             k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in meta["params"].items()
         }
+        # A parameter added after the file was written: the value the file's model had, where
+        # it differs from today's default (e.g. xDeepFM's cin_activation, ReLU before).
+        file_defaults = getattr(cls, "_file_defaults", None)
+        for name, value in (file_defaults() if file_defaults else {}).items():
+            hyper.setdefault(name, value)
         own = cls().get_params(deep=False)
         for name in _RETIRED_PARAMS.intersection(hyper).difference(own):
             # Files of fmlearn <= 0.1 list them for every family; only None can be dropped.

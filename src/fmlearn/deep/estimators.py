@@ -124,6 +124,9 @@ _MODEL_PARAM_DOCS = {
     "cin_layer_sizes": "cin_layer_sizes : tuple of int, default={default}\n"
                        "        Feature maps of the CIN's layers (half of each but the last "
                        "feed the next layer).",
+    "cin_activation": "cin_activation : {{\"identity\", \"relu\"}}, default={default}\n"
+                      "        Activation of the CIN's feature maps (the paper found the identity "
+                      "best).",
     "n_attention_layers": "n_attention_layers : int, default={default}\n"
                           "        Stacked self-attention (interacting) layers.",
     "n_heads": "n_heads : int, default={default}\n        Attention heads.",
@@ -137,6 +140,7 @@ _POSITIVE = [Interval(Integral, 1, None, closed="left")]
 _MODEL_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like"],
     "cin_layer_sizes": ["array-like"],
+    "cin_activation": [StrOptions({"identity", "relu"})],
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "n_attention_layers": _POSITIVE,
     "n_heads": _POSITIVE,
@@ -312,6 +316,12 @@ class _DeepEstimator(BaseEstimator):
 
     def _n_columns(self) -> int:
         return self.n_features_in_
+
+    @classmethod
+    def _file_defaults(cls) -> dict:
+        """Hyper-parameters a model file means when it lacks them (written before they
+        existed): read by :func:`fmlearn.io.load`."""
+        return dict(cls._model_class.file_defaults)
 
     def _model_file_params(self) -> dict:
         """Hyper-parameters as model files store them: ``init_from`` has done its work (the

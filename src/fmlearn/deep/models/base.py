@@ -26,8 +26,13 @@ class DeepModel(nn.Module):
 
     name = ""
     params: dict = {}
+    #: Values a model file means when it lacks one of ``params`` (files written before the
+    #: parameter existed), where they differ from today's default: ``fmlearn.io.load`` uses them.
+    file_defaults: dict = {}
     #: Embedding width per feature as a multiple of n_factors (FFM: one vector per field).
     per_field_vectors = False
+    #: Standard deviation of the embeddings' start (new fits only: files keep their tensors).
+    embedding_std = 0.01
 
     def __init__(self, n_features, n_fields, n_outputs, config):
         super().__init__()
@@ -35,7 +40,7 @@ class DeepModel(nn.Module):
         self.k = int(config["n_factors"])
         width = self.k * (self.n_fields if self.per_field_vectors else 1)
         self.embedding = FieldEmbedding(n_features, n_fields, width, n_outputs,
-                                        config.get("pooling", "sum"))
+                                        config.get("pooling", "sum"), self.embedding_std)
         self.bias = nn.Parameter(torch.zeros(n_outputs))
         self.build(config)
         self.reset_parameters()
