@@ -120,6 +120,14 @@ def run_tasks(tasks) -> list:
         _lock.release()
 
 
+def run_in_parts(tasks, n_threads: int) -> list:
+    """``tasks`` (each writing only its own outputs) at once with :func:`run_tasks` when
+    ``n_threads`` > 1, else one after the other: the same results either way."""
+    if n_threads > 1:
+        return run_tasks(tasks)
+    return [task() for task in tasks]
+
+
 def split(n_items: int, n_parts: int) -> list:
     """``n_parts`` contiguous ``(start, stop)`` blocks covering ``0 .. n_items``."""
     return [(b * n_items // n_parts, (b + 1) * n_items // n_parts) for b in range(n_parts)]

@@ -658,12 +658,12 @@ def _moment(g, f, k):
 
 
 @jit
-def block_stats_all(idx, R, P):
-    """``P``'s aggregates of every block row from the rows' sums, residuals and weights ``R``
-    (n_rows, k + 2) as in :func:`sweep_columns`."""
+def block_stats_all(idx, R, P, start, stop):
+    """``P``'s aggregates of every block row from the sums, residuals and weights ``R``
+    (n_rows, k + 2) (as in :func:`sweep_columns`) of data rows ``start <= n < stop``."""
     k = R.shape[1] - 2
     P[:, :] = 0.0
-    for n in range(idx.shape[0]):
+    for n in range(start, stop):
         r = idx[n]
         s = R[n, k + 1]
         e = R[n, k]
@@ -699,11 +699,11 @@ def block_start_factor(P, A, f, DQs, Bs, Blin):
 
 
 @jit
-def block_apply_all(idx, R, DQs, Bs, Blin):
-    """Every update of the block reaches the data rows: ``e_n -= Blin + sum_f (DQ_f q_nf +
-    B_f)`` (the factor sums before the changes), ``q_nf += DQ_f``."""
+def block_apply_all(idx, R, DQs, Bs, Blin, start, stop):
+    """Every update of the block reaches data rows ``start <= n < stop``: ``e_n -= Blin +
+    sum_f (DQ_f q_nf + B_f)`` (the factor sums before the changes), ``q_nf += DQ_f``."""
     k = DQs.shape[1]
-    for n in range(idx.shape[0]):
+    for n in range(start, stop):
         r = idx[n]
         de = Blin[r]
         for f in range(k):

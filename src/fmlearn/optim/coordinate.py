@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from fmlearn._kernels import cd, sync
 from fmlearn._kernels import fm as fm_kernels
 from fmlearn._kernels import rng as krng
-from fmlearn._parallel import Crew, effective_n_jobs, run_blocks, run_tasks, split
+from fmlearn._parallel import Crew, effective_n_jobs, run_blocks, run_in_parts, run_tasks, split
 from fmlearn.data.design import KernelCSR
 from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
@@ -86,6 +86,9 @@ PARALLEL_DRAW_ROWS = 8192
 # The sweep's cheap row passes (residuals into and out of the rows' state, a few ns a row)
 # are split when each thread gets at least this many rows: below, waking a thread costs more.
 PARALLEL_PASS_ROWS = 30_000
+# A relation block's aggregates over the data rows are summed in this many fixed parts of the
+# rows, on up to this many threads, and then added up in order (cd.block_stats_all).
+BLOCK_STATS_PARTS = 2
 # A crew's helper threads (the fused sweep's, _parallel.Crew) wait this many checks for the
 # next sweep before they leave: a few thousand spins, then yields of the core (some ms).
 CREW_LINGER = 50_000
@@ -365,7 +368,7 @@ class _CoordinateSolver:
                        passes)
             self._sweep_main(data, state, table, R, prior, jobs)
             for b in data.blocks:
-                self._sweep_block_whole(b, data, table, wcol, R, prior, r)
+                self._sweep_block_whole(b, data, table, wcol, R, prior, r, jobs)
             e, pred, parts, ch = self._e, self._pred, self._parts, cd.SUM_CHUNK
             run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a * ch,
                                                       min(b * ch, n_rows), sw, parts),
@@ -418,15 +421,27 @@ class _CoordinateSolver:
             return np.zeros(t, dtype=np.uint64)
         return self._streams(state, jobs)[:t]
 
-    def _sweep_block_whole(self, b, data, table, wcol, R, prior, r):
+    def _sweep_block_whole(self, b, data, table, wcol, R, prior, r, jobs):
         """A relation block's ``w_i``, then its ``v_if`` factor by factor, with two passes over
         the data rows (``cd.block_stats_all``) instead of two per factor."""
         alpha, mu_w, lam_w, mu_V, lam_V = prior
         k = R.shape[1] - 2
         n_br = b.scratch.shape[0]
-        P = np.empty((n_br, 2 + 3 * k + k * (k - 1) // 2))
+        # The aggregates over the data rows in BLOCK_STATS_PARTS fixed parts of the rows, on
+        # up to that many threads, then added up in order: the same sums for any n_jobs. Kept
+        # from sweep to sweep: fresh pages would cost a page fault per 4 KiB.
+        shape = (BLOCK_STATS_PARTS, n_br, 2 + 3 * k + k * (k - 1) // 2)
+        kept = self.__dict__.setdefault("_block_stats", {})
+        if kept.get(id(b), (None,))[0] is not b or kept[id(b)][1].shape != shape:
+            kept[id(b)] = (b, np.empty(shape))
+        Ps = kept[id(b)][1]
+        parts = split(R.shape[0], BLOCK_STATS_PARTS)
+        run_in_parts([lambda t=t, a=a, z=z: cd.block_stats_all(b.idx, R, Ps[t], a, z)
+                      for t, (a, z) in enumerate(parts)], jobs)
+        P = Ps[0]
+        for t in range(1, BLOCK_STATS_PARTS):
+            P += Ps[t]
         DQs, Bs = np.empty((n_br, k)), np.empty((n_br, k))
-        cd.block_stats_all(b.idx, R, P)
         A = b.scratch
         A[:, cd.C] = P[:, 0]
         A[:, cd.E] = P[:, 1]
@@ -442,7 +457,8 @@ class _CoordinateSolver:
                                    mu_V[f], lam_V[f], data.groups, self.sample, r)
             DQs[:, f] = A[:, cd.DQ]
             Bs[:, f] = A[:, cd.B]
-        cd.block_apply_all(b.idx, R, DQs, Bs, Blin)
+        run_in_parts([lambda a=a, z=z: cd.block_apply_all(b.idx, R, DQs, Bs, Blin, a, z)
+                      for a, z in parts], jobs)
 
     def _sweep_blocks_linear(self, data, table, wcol, e, prior, r):
         alpha, mu_w, lam_w, _, _ = prior
