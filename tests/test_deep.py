@@ -4,6 +4,7 @@ model files, ONNX parity, init_from, and a GPU run where CUDA exists."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _modelfile import rewrite
 
 torch = pytest.importorskip("torch")
 
@@ -247,21 +248,13 @@ def test_init_from_numba_fm(tmp_path):
 
 
 def test_damaged_deep_file_is_refused(tmp_path):
-    import json
-    import zipfile
-
     X, fields, score = _fielded()
     tiny(deep.TorchFMRegressor, fields=fields).fit(X, score).save(tmp_path / "m.fm")
-    with zipfile.ZipFile(tmp_path / "m.fm") as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(members["metadata.json"])
-    meta["params"]["n_factors"] = 5  # the tensors no longer fit the hyper-parameters
-    members["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "bad.fm", "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
+    # the tensors no longer fit the hyper-parameters
+    bad = rewrite(tmp_path / "m.fm", lambda m: m["params"].update(n_factors=5),
+                  out=tmp_path / "bad.fm")
     with pytest.raises(ModelFileError, match="do not fit"):
-        fmlearn.load(tmp_path / "bad.fm")
+        fmlearn.load(bad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -1,10 +1,10 @@
 """Deep model files keep the optimizer state: load, then continue exactly as if never saved."""
 
-import json
 import zipfile
 
 import numpy as np
 import pytest
+from _modelfile import rewrite
 
 torch = pytest.importorskip("torch")
 
@@ -73,19 +73,17 @@ def test_warm_start_after_load_and_resave_keep_the_state(tmp_path):
 def test_damaged_optimizer_state_is_refused(tmp_path):
     X, fields, score = _fielded()
     tiny(deep.TorchFMRegressor, fields=fields).fit(X, score).save(tmp_path / "m.fm")
-    with zipfile.ZipFile(tmp_path / "m.fm") as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(members["metadata.json"])
     # Swap the second moments of two parameters of different shapes.
     a, b = "state/optim_0_exp_avg_sq", "state/optim_1_exp_avg_sq"
-    members[a + ".npy"], members[b + ".npy"] = members[b + ".npy"], members[a + ".npy"]
-    meta["arrays"][a], meta["arrays"][b] = meta["arrays"][b], meta["arrays"][a]
-    members["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "bad.fm", "w") as z:
-        for n, data in members.items():
-            z.writestr(n, data)
+
+    def swap(mapping, x, y):
+        mapping[x], mapping[y] = mapping[y], mapping[x]
+
+    bad = rewrite(tmp_path / "m.fm", lambda meta: swap(meta["arrays"], a, b),
+                  edit_members=lambda members: swap(members, a + ".npy", b + ".npy"),
+                  out=tmp_path / "bad.fm")
     with pytest.raises(ModelFileError, match="optim_0_exp_avg_sq"):
-        fmlearn.load(tmp_path / "bad.fm")
+        fmlearn.load(bad)
 
 
 def test_xdeepfm_file_without_cin_activation_loads_its_relu_cin(tmp_path):
@@ -94,15 +92,10 @@ def test_xdeepfm_file_without_cin_activation_loads_its_relu_cin(tmp_path):
     X, fields, score = _fielded()
     est = tiny(deep.XDeepFMRegressor, fields=fields, cin_activation="relu").fit(X, score)
     est.save(tmp_path / "m.fm")
-    with zipfile.ZipFile(tmp_path / "m.fm") as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(members["metadata.json"])
-    del meta["params"]["cin_activation"]  # as an older fmlearn wrote it
-    members["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "old.fm", "w") as z:
-        for n, data in members.items():
-            z.writestr(n, data)
-    old = fmlearn.load(tmp_path / "old.fm")
+    # as an older fmlearn wrote it
+    path = rewrite(tmp_path / "m.fm", lambda meta: meta["params"].pop("cin_activation"),
+                   out=tmp_path / "old.fm")
+    old = fmlearn.load(path)
     assert old.cin_activation == "relu"
     np.testing.assert_array_equal(old.predict(X), est.predict(X))
     # The same arrays read as an identity CIN predict otherwise (the test can fail).

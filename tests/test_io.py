@@ -1,11 +1,10 @@
 """Model files: round trips, atomic writes, and clean failures on bad files."""
 
-import json
 import os
-import zipfile
 
 import numpy as np
 import pytest
+from _modelfile import rewrite
 from sklearn.exceptions import NotFittedError
 
 import fmlearn
@@ -117,31 +116,16 @@ def test_foreign_files(tmp_path):
         fmlearn.load(tmp_path / "missing.fmz")
 
 
-def _rewrite(path, edit_meta=None, drop=None, extra=None):
-    with zipfile.ZipFile(path) as zf:
-        items = {n: zf.read(n) for n in zf.namelist()}
-    meta = json.loads(items["metadata.json"])
-    if edit_meta:
-        edit_meta(meta)
-    items["metadata.json"] = json.dumps(meta).encode()
-    for name in drop or ():
-        del items[name]
-    items.update(extra or {})
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, b in items.items():
-            zf.writestr(n, b)
-
-
 def test_newer_format_version(saved):
     _, path = saved
-    _rewrite(path, lambda m: m.update(format_version=99, fmlearn_version="9.0"))
+    rewrite(path, lambda m: m.update(format_version=99, fmlearn_version="9.0"))
     with pytest.raises(ModelFileError, match="Upgrade fmlearn"):
         fmlearn.load(path)
 
 
 def test_unknown_class_is_never_imported(saved):
     _, path = saved
-    _rewrite(path, lambda m: m.update({"class": "os.system"}))
+    rewrite(path, lambda m: m.update({"class": "os.system"}))
     with pytest.raises(ModelFileError, match="unknown model class"):
         fmlearn.load(path)
 
@@ -150,10 +134,10 @@ def test_missing_array_and_shape_mismatch(saved, tmp_path):
     _, path = saved
     copy = tmp_path / "copy.fmz"
     copy.write_bytes(path.read_bytes())
-    _rewrite(copy, drop=["params/w.npy"])
+    rewrite(copy, drop=["params/w.npy"])
     with pytest.raises(ModelFileError, match="missing"):
         fmlearn.load(copy)
-    _rewrite(path, lambda m: m["arrays"]["params/V"].update(shape=[99, 3]))
+    rewrite(path, lambda m: m["arrays"]["params/V"].update(shape=[99, 3]))
     with pytest.raises(ModelFileError, match="shape"):
         fmlearn.load(path)
 
@@ -164,7 +148,7 @@ def test_pickled_array_is_refused(saved):
 
     buf = io.BytesIO()
     np.save(buf, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
-    _rewrite(
+    rewrite(
         path,
         lambda m: m["arrays"].update({"params/w": {"shape": [1], "dtype": "|O"}}),
         extra={"params/w.npy": buf.getvalue()},

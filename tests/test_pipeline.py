@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from _modelfile import rewrite
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
@@ -177,9 +178,6 @@ def test_pipeline_file_round_trip(saved, tmp_path):
 
 
 def test_damaged_pipeline_file_fails_cleanly(saved, tmp_path):
-    import json
-    import zipfile
-
     import fmlearn
     from fmlearn.exceptions import ModelFileError
 
@@ -189,37 +187,21 @@ def test_damaged_pipeline_file_fails_cleanly(saved, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError):
         fmlearn.load(truncated)
-    with zipfile.ZipFile(d / "pipe.fmz") as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-
-    def rewrite(name, change):
-        out = dict(members)
-        change(out)
-        with zipfile.ZipFile(tmp_path / name, "w") as zf:
-            for key, value in out.items():
-                zf.writestr(key, value)
-        return tmp_path / name
-
-    def meta(edit):
-        def change(out):
-            m = json.loads(out["metadata.json"])
-            edit(m)
-            out["metadata.json"] = json.dumps(m)
-        return change
-
     cases = {
-        "no_model.fmz": lambda out: out.pop("steps/1/model.fmz"),
-        "bad_model.fmz": lambda out: out.update({"steps/1/model.fmz": b"PK\x03\x04junk"}),
-        "no_fields.fmz": lambda out: out.pop("steps/0/fields_.npy"),
-        "class.fmz": meta(lambda m: m["steps"][1].update({"class": "os.system"})),
-        "newer.fmz": meta(lambda m: m.update({"format_version": 99})),
-        "state.fmz": meta(lambda m: m["steps"][0]["encoder"]["categories"].pop()),
-        "names.fmz": meta(lambda m: m["steps"][0]["encoder"]["feature_names_out_"].pop()),
-        "param.fmz": meta(lambda m: m["steps"][0]["encoder"]["params"].update({"x": 1})),
+        "no_model.fmz": dict(drop=["steps/1/model.fmz"]),
+        "bad_model.fmz": dict(extra={"steps/1/model.fmz": b"PK\x03\x04junk"}),
+        "no_fields.fmz": dict(drop=["steps/0/fields_.npy"]),
+        "class.fmz": dict(edit_meta=lambda m: m["steps"][1].update({"class": "os.system"})),
+        "newer.fmz": dict(edit_meta=lambda m: m.update({"format_version": 99})),
+        "state.fmz": dict(edit_meta=lambda m: m["steps"][0]["encoder"]["categories"].pop()),
+        "names.fmz": dict(
+            edit_meta=lambda m: m["steps"][0]["encoder"]["feature_names_out_"].pop()),
+        "param.fmz": dict(
+            edit_meta=lambda m: m["steps"][0]["encoder"]["params"].update({"x": 1})),
     }
     for name, change in cases.items():
         with pytest.raises(ModelFileError, match="pipe|newer|unknown|damaged"):
-            fmlearn.load(rewrite(name, change))
+            fmlearn.load(rewrite(d / "pipe.fmz", out=tmp_path / name, **change))
     # The zip CRCs catch flipped bytes inside a member.
     flipped = bytearray(data)
     at = data.index(b"steps/1/model.fmz") + 200
@@ -325,21 +307,14 @@ def test_hashing_encoder_in_pipeline_files(tmp_path, capsys, signed):
 
 
 def test_damaged_hashing_encoder_state_fails_cleanly(tmp_path):
-    import json
-    import zipfile
-
     import fmlearn
     from fmlearn.exceptions import ModelFileError
 
     df, _, _ = table()
     fmlearn.save(FMEncoder(categorical=["user", "item"], hash_bits=4).fit(df), tmp_path / "e.fmz")
-    with zipfile.ZipFile(tmp_path / "e.fmz") as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    meta = json.loads(members["metadata.json"])
-    meta["steps"][0]["encoder"]["params"]["hash_bits"] = 5  # fields_ holds 2 x 16 columns
-    members["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "bad.fmz", "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    # fields_ holds 2 x 16 columns
+    bad = rewrite(tmp_path / "e.fmz",
+                  lambda meta: meta["steps"][0]["encoder"]["params"].update(hash_bits=5),
+                  out=tmp_path / "bad.fmz")
     with pytest.raises(ModelFileError, match="field 'user' has 16 columns"):
-        fmlearn.load(tmp_path / "bad.fmz")
+        fmlearn.load(bad)
