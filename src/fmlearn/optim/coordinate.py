@@ -592,13 +592,12 @@ class _CoordinateSolver:
         k, n_threads = R.shape[1] - 2, run_cuts.shape[1] - 1
         while len(self._scratch) < n_threads:  # one scratch per thread
             self._scratch.append(np.empty((k + 3, max(self._widest, 1))))
-        fixed = self._crew_key(data, state, params, R, mu_w.shape, mu_V.shape)
-        crew = self._live_crew(fixed)
+        crew = self._live_crew(data, state, params, R, mu_V.shape)
         if crew is None:
             if getattr(self, "_crew", None) is not None:
                 self._crew.close()
-            crew = self._new_crew(fixed, n_threads, row_cuts, R, data, run_cuts, run_split,
-                                  params, state["rng"], streams, k)
+            crew = self._new_crew(n_threads, row_cuts, R, data, run_cuts, run_split, params,
+                                  state, streams, mu_V.shape)
         if pred is not self._pred:  # a refreshed sweep's outputs
             self._pred[:] = pred
         if target is not crew.last_target:  # fixed for regression, drawn anew for probit
@@ -607,22 +606,25 @@ class _CoordinateSolver:
         crew.scal[0], crew.scal[1] = alpha, shift
         crew.mu_w[:], crew.lam_w[:], crew.mu_V[:], crew.lam_V[:] = mu_w, lam_w, mu_V, lam_V
         crew.ctrl[sync.MODE] = 0
-        crew.run(lambda: cd.sweep_team(0, *crew.args(0)[:28]))
+        crew.run(lambda: cd.sweep_team(0, *crew.sweep_args(0)))
         return self._e, self._pred
 
-    def _crew_key(self, data, state, params, R, mu_shape, lam_shape):
+    def _crew_arrays(self, data, state, params, R):
         """The arrays a crew's helpers hold from sweep to sweep (:meth:`_new_crew`): the
-        per-sweep values are copied into them, and a new crew starts when any is another."""
+        per-sweep values are copied into the crew's own, and a new crew starts when any of
+        these is another array."""
         return (self._team_plan[0], R, data.main_csc.indptr, data.main.indptr, params.table,
                 params.w0, data.groups, data.sw, state["rng"], state.get("rng_threads"),
-                self._e, self._pred, self._parts, mu_shape, lam_shape)
+                self._e, self._pred, self._parts)
 
-    def _live_crew(self, fixed):
-        """This solver's crew if it was made for ``fixed`` (:meth:`_crew_key`) and works."""
+    def _live_crew(self, data, state, params, R, prior_shape=None):
+        """This solver's crew if it works and was made for these arrays (and, if given, priors
+        of this (k, n_groups) shape), else None."""
         crew = getattr(self, "_crew", None)
         if (crew is None or crew.broken
-                or any(a is not b for a, b in zip(crew.fixed[:-2], fixed[:-2], strict=True))
-                or crew.fixed[-2:] != fixed[-2:]):
+                or any(a is not b for a, b in zip(
+                    crew.arrays, self._crew_arrays(data, state, params, R), strict=True))
+                or prior_shape not in (None, crew.mu_V.shape)):
             return None
         return crew
 
@@ -631,39 +633,36 @@ class _CoordinateSolver:
         fused sweep's crew, while its helpers linger; False if there is none to use."""
         if data.blocks or getattr(self, "_team_plan", None) is None:
             return False
-        crew = getattr(self, "_crew", None)
-        if crew is None or crew.broken:
-            return False
-        key = self._crew_key(data, state, params, R, None, None)
-        if any(a is not b for a, b in zip(crew.fixed[:-2], key[:-2], strict=True)):
+        crew = self._live_crew(data, state, params, R)
+        if crew is None:
             return False
         crew.ctrl[sync.MODE] = 1
-        a = crew.args(0)
         m, k = data.main, R.shape[1] - 2
-        crew.run(lambda: cd.refresh_part(0, a[0], a[1], a[2], m.indptr, m.indices, m.data,
-                                         params.w0, params.table, k, R, self._pred))
+        crew.run(lambda: cd.refresh_part(0, crew.n_threads, crew.ctrl, self._team_plan[0],
+                                         m.indptr, m.indices, m.data, params.w0, params.table,
+                                         k, R, self._pred))
         crew.ctrl[sync.MODE] = 0
         return True
 
-    def _new_crew(self, fixed, n_threads, row_cuts, R, data, run_cuts, run_split, params,
-                  chain_rng, streams, k):
+    def _new_crew(self, n_threads, row_cuts, R, data, run_cuts, run_split, params, state,
+                  streams, prior_shape):
         ctrl = np.zeros(sync.CTRL_SIZE, dtype=np.int64)
         target = np.empty_like(self._pred)
         scal = np.empty(2)
-        mu_w, lam_w = np.empty(fixed[-2]), np.empty(fixed[-2])
-        mu_V, lam_V = np.empty(fixed[-1]), np.empty(fixed[-1])
-        c, m = data.main_csc, data.main
+        mu_w, lam_w = np.empty(prior_shape[1]), np.empty(prior_shape[1])
+        mu_V, lam_V = np.empty(prior_shape), np.empty(prior_shape)
+        c, m, k = data.main_csc, data.main, R.shape[1] - 2
 
-        def args(t):
+        def sweep_args(t):  # cd.sweep_team's, after the thread's index
             return (n_threads, ctrl, row_cuts, target, self._pred, scal, R, c.indptr, c.rows,
                     c.vals, run_cuts, run_split, params.table, k, self.fit_linear, mu_w, lam_w,
-                    mu_V, lam_V, data.groups, self.sample, chain_rng, streams,
-                    self._scratch[t], self._e, self._pred, data.sw, self._parts, m.indptr,
-                    m.indices, m.data, params.w0)
+                    mu_V, lam_V, data.groups, self.sample, state["rng"], streams,
+                    self._scratch[t], self._e, self._pred, data.sw, self._parts)
 
-        crew = Crew(n_threads, lambda t, seen: cd.team_loop(t, seen, CREW_LINGER, *args(t)),
-                    ctrl)
-        crew.fixed, crew.args, crew.target, crew.scal = fixed, args, target, scal
+        crew = Crew(n_threads, lambda t, seen: cd.team_loop(
+            t, seen, CREW_LINGER, *sweep_args(t), m.indptr, m.indices, m.data, params.w0), ctrl)
+        crew.arrays = self._crew_arrays(data, state, params, R)
+        crew.sweep_args, crew.target, crew.scal = sweep_args, target, scal
         crew.last_target = None
         crew.mu_w, crew.lam_w, crew.mu_V, crew.lam_V = mu_w, lam_w, mu_V, lam_V
         self._crew = crew
