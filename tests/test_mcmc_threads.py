@@ -58,17 +58,18 @@ def test_exclusive_runs_are_the_one_hot_fields_and_maximal():
 
 
 @pytest.mark.usefixtures("threads_on_small_data")
-@pytest.mark.parametrize("make", [
-    lambda: FMRegressor(solver="mcmc", n_kept_samples=5),
-    lambda: FMRegressor(solver="als", l2_reg_w=1e-3, l2_reg_V=1e-3),
-    lambda: FMClassifier(solver="mcmc", n_kept_samples=5),
-    lambda: FMOrdinalRegressor(solver="mcmc", n_kept_samples=5),
+@pytest.mark.parametrize("make, latent_passes", [
+    (lambda: FMRegressor(solver="mcmc", n_kept_samples=5), 0),
+    (lambda: FMRegressor(solver="als", l2_reg_w=1e-3, l2_reg_V=1e-3), 0),
+    (lambda: FMClassifier(solver="mcmc", n_kept_samples=5), 1),
+    (lambda: FMOrdinalRegressor(solver="mcmc", n_kept_samples=5), 3),
 ], ids=["mcmc", "als", "probit", "ordinal"])
-def test_fused_sweep_is_the_separate_regions(make, monkeypatch):
+def test_fused_sweep_is_the_separate_regions(make, latent_passes, monkeypatch):
     # The fused sweep (one parallel region, helpers kept in compiled code between sweeps:
-    # cd.sweep_team, cd.refresh_part, _parallel.Crew) makes the same draws in the same order
-    # as the sweep's separate regions: the same chain, bit for bit.
+    # cd.sweep_team, cd.refresh_part, cd.latent_part, _parallel.Crew) makes the same draws in
+    # the same order as the sweep's separate regions: the same chain, bit for bit.
     from fmlearn import _parallel
+    from fmlearn._kernels import sync
 
     X, y = _ratings(seed=4, side=False)
     if isinstance(make(), FMClassifier):
@@ -77,13 +78,16 @@ def test_fused_sweep_is_the_separate_regions(make, monkeypatch):
         y = np.digitize(y, [-1.0, 0.0, 1.0])
     posts = []
     real_run = _parallel.Crew.run
-    monkeypatch.setattr(_parallel.Crew, "run",
-                        lambda self, part0: posts.append(1) or real_run(self, part0))
+    monkeypatch.setattr(_parallel.Crew, "run", lambda self, part0: posts.append(
+        int(self.ctrl[sync.MODE])) or real_run(self, part0))
     kw = dict(n_factors=3, max_iter=12, random_state=0, n_jobs=2)
     fused = make().set_params(**kw).fit(X, y)
     # Every sweep went through the crew, and so did the fresh start of the rows' sums after
-    # sweep 8 (REFRESH_SWEEPS; the first one comes before the crew exists).
-    assert len(posts) == 12 + 1
+    # sweep 8 (REFRESH_SWEEPS) and the latent passes (the probit draws; the ordinal
+    # cutpoints' two passes and draws) of every sweep after the first, which comes before
+    # the crew exists.
+    assert posts.count(0) == 12 and posts.count(1) == 1
+    assert len(posts) == 12 + 1 + 11 * latent_passes
     monkeypatch.setattr("fmlearn.optim.coordinate._CoordinateSolver._team",
                         lambda self, *a: None)
     apart = make().set_params(**kw).fit(X, y)
@@ -197,8 +201,9 @@ def test_sweep_row_passes_match_numpy():
     e, out = np.full(n, np.nan), np.full(n, np.nan)
     parts = np.full((3, 3), np.nan)
     # Two blocks of whole chunks, as two threads take them.
-    cd.take_residuals(R, t, e, out, 0, ch, sw, parts)
-    cd.take_residuals(R, t, e, out, ch, n, sw, parts)
+    cut = np.zeros(1)  # regression: the loss is the squared residuals
+    cd.take_residuals(R, t, e, out, 0, ch, sw, parts, cd.LATENT_SQUARED, t, cut)
+    cd.take_residuals(R, t, e, out, ch, n, sw, parts, cd.LATENT_SQUARED, t, cut)
     np.testing.assert_array_equal(e, R[:, k])
     np.testing.assert_array_equal(out, t - R[:, k])
     for c, (a, b) in enumerate([(0, ch), (ch, 2 * ch), (2 * ch, n)]):

@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logit, ndtri
 
+from fmlearn._kernels import cd
 from fmlearn._kernels.losses import LOGISTIC, ORDINAL, SQUARED
-from fmlearn._parallel import run_blocks, run_tasks, split
+from fmlearn._parallel import run_blocks, run_tasks
 from fmlearn.models import ordinal as ordinal_models
 
 # Quantile functions (inverse CDFs) of the output links with a latent scale.
@@ -45,11 +46,12 @@ class Task:
     #: Whether the coordinate solvers fit it as a probit model: latent targets of unit noise.
     latent_probit = False
     #: Whether ``latent_targets`` works row by row (draws or means of latent targets), so that
-    #: the solver splits the rows over threads (its ``threads`` argument).
+    #: the solver splits the rows over threads (its ``rows`` argument).
     latent_draws = False
-    #: Whether ``latent_loss`` is the weighted squared residual sum (cd.weighted_squares),
-    #: which the coordinate solvers' sweep takes from its last pass over the rows.
-    squared_latent_loss = False
+    #: The coordinate solvers' model of the task in the kernels (cd.LATENT_SQUARED, ...): its
+    #: latent passes (cd.latent_rows) and its loss, taken in the sweep's last pass over the
+    #: rows (cd.latent_loss_of_row). None: no coordinate-solver form.
+    latent_code: int | None = None
 
     def initial_bias(self, y: np.ndarray, sample_weight: np.ndarray):
         """The bias to start training from (the best constant model)."""
@@ -61,13 +63,13 @@ class Task:
         return None
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep, threads=None) -> np.ndarray:
+                       sweep, rows=None) -> np.ndarray:
         """The targets of a coordinate sweep given the current outputs ``pred``: drawn
         (``sample``, MCMC) or their conditional means (ALS). ``rng``: the kernels' generator
         state; ``state``: the solver's state dict, for the task's own sampler state;
         ``sweep``: sweeps done in this fit. May update task parameters of ``params``.
-        ``threads``: None, or one generator state per thread (uint64 (t,)): the rows' draws
-        then run as ``t`` contiguous blocks on ``t`` threads, block ``b`` from stream ``b``."""
+        ``rows``: the :class:`LatentRows` that run the passes over the rows (None: all rows
+        at once from ``rng``)."""
         raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
 
     def latent_loss(self, params, y, sample_weight, target, e, n_threads=1) -> float:
@@ -90,7 +92,7 @@ class Regression(Task):
 
     loss = SQUARED
     metric = "rmse"
-    squared_latent_loss = True
+    latent_code = cd.LATENT_SQUARED
 
     def initial_bias(self, y, sample_weight):
         return float(np.average(y, weights=sample_weight))
@@ -102,23 +104,69 @@ class Regression(Task):
         return float(np.sqrt(np.average((output - y) ** 2, weights=sample_weight)))
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep, threads=None):
+                       sweep, rows=None):
         return y
 
     def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
-        from fmlearn._kernels import cd
-
         return float(cd.weighted_squares(sample_weight, e))
 
 
-def _by_row_blocks(draw, n_rows, rng, threads) -> None:
-    """``draw(start, stop, rng)`` over all rows: at once with ``rng``, or as one block of rows
-    per stream of ``threads`` (see :meth:`Task.latent_targets`), on that many threads."""
-    if threads is None:
-        draw(0, n_rows, rng)
-        return
-    run_tasks([lambda t=t, a=a, b=b: draw(a, b, threads[t: t + 1])
-               for t, (a, b) in enumerate(split(n_rows, threads.shape[0]))])
+_NO_CUTPOINTS = np.zeros(1)
+
+
+class LatentRows:
+    """The passes of a coordinate sweep's latent targets over the rows (:func:`cd.latent_rows`),
+    for the task of kernel ``code``: all rows at once from the chain's stream ``rng``, or one
+    block of rows ``cuts[t]:cuts[t + 1]`` per stream of ``streams`` (uint64 (t,)), on ``t``
+    threads. ``crew``: None, or ``crew(mode, cut, proposal)`` running the blocks on a solver's
+    kept helper threads, returning ``(target, deltas)`` like :meth:`run`, or None where it
+    cannot (then :func:`run_tasks` runs them). The same draws either way.
+
+    ``y``, ``pred``, ``sample_weight``: (n_rows,) the encoded targets, the current outputs and
+    the weights; ``sample``: draw (MCMC) or take the conditional means (ALS).
+    """
+
+    def __init__(self, code, y, pred, sample_weight, sample, rng, streams=None, cuts=None,
+                 crew=None):
+        self.code, self.y, self.pred, self.sw = code, y, pred, sample_weight
+        self.sample, self.rng, self.streams, self.cuts, self.crew = (sample, rng, streams,
+                                                                     cuts, crew)
+
+    def run(self, mode, cut=None, proposal=None):
+        """One pass (``cd.LATENT_DRAW``, ...): ``(target (n_rows,), deltas (blocks, n_cut))``,
+        the drawn targets (a draw pass) and each block's share of the cutpoints' log
+        acceptance ratios (a cutpoints pass)."""
+        cut = _NO_CUTPOINTS if cut is None else cut
+        proposal = _NO_CUTPOINTS if proposal is None else proposal
+        if self.crew is not None:
+            out = self.crew(mode, cut, proposal)
+            if out is not None:
+                return out
+        target = np.empty_like(self.pred)
+        args = (mode, self.code, self.y, self.pred, target, self.sw, cut, proposal, self.sample)
+        if self.streams is None:
+            deltas = np.zeros((1, cut.shape[0]))
+            cd.latent_rows(*args, self.rng, 0, self.pred.shape[0], deltas[0])
+            return target, deltas
+        s, c = self.streams, self.cuts
+        deltas = np.zeros((s.shape[0], cut.shape[0]))
+        run_tasks([lambda t=t: cd.latent_rows(*args, s[t: t + 1], c[t], c[t + 1], deltas[t])
+                   for t in range(s.shape[0])])
+        return target, deltas
+
+    def targets(self, cut=None) -> np.ndarray:
+        """The rows' latent targets, drawn or their means (between the cutpoints ``cut``)."""
+        return self.run(cd.LATENT_DRAW, cut)[0]
+
+    def cutpoint_deltas(self, cut, proposal, parity) -> np.ndarray:
+        """The log acceptance ratios (n_cut,) of the cutpoints of ``parity`` moved from
+        ``cut`` to ``proposal`` (fmlearn._kernels.ordinal.cutpoint_deltas), summed over the
+        blocks in order."""
+        deltas = self.run(cd.LATENT_DELTAS_EVEN + parity, cut, proposal)[1]
+        total = deltas[0].copy()
+        for d in deltas[1:]:
+            total += d
+        return total
 
 
 def _log_loss(p_true: np.ndarray, sample_weight) -> float:
@@ -136,6 +184,7 @@ class BinaryClassification(Task):
     stratify = True
     latent_probit = True
     latent_draws = True
+    latent_code = cd.LATENT_PROBIT
 
     def initial_bias(self, y, sample_weight):
         p = np.average(y > 0, weights=sample_weight)
@@ -146,19 +195,12 @@ class BinaryClassification(Task):
         return _log_loss(np.where(y > 0, output, 1.0 - output), sample_weight)
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep, threads=None):
+                       sweep, rows=None):
         """Probit latent targets (Albert and Chib 1993): drawn, or their means (ALS's EM)."""
-        from fmlearn._kernels import cd
-
-        target = np.empty_like(pred)
-        _by_row_blocks(lambda a, b, r: cd.probit_targets(y[a:b], pred[a:b], sample, r,
-                                                         target[a:b]), pred.shape[0], rng,
-                       threads)
-        return target
+        rows = rows or LatentRows(self.latent_code, y, pred, sample_weight, sample, rng)
+        return rows.targets()
 
     def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
-        from fmlearn._kernels import cd
-
         return float(sum(run_blocks(
             lambda a, b: cd.probit_loss(y[a:b], target[a:b] - e[a:b], sample_weight[a:b]),
             y.shape[0], n_threads)))
@@ -200,6 +242,7 @@ class Ordinal(Task):
     task_intercepts = True
     latent_probit = True
     latent_draws = True
+    latent_code = cd.LATENT_ORDINAL
 
     def __init__(self, n_classes: int = 0, link: str = "logit"):
         self.n_classes = int(n_classes)
@@ -229,7 +272,7 @@ class Ordinal(Task):
         return np.bincount(y.astype(np.intp), minlength=self.n_classes).astype(np.float64)
 
     def latent_targets(self, params, data, y, sample_weight, pred, state, rng, *, sample,
-                       sweep, threads=None):
+                       sweep, rows=None):
         """Cutpoints (``params.cutpoints``, in place) by Metropolis steps given the scores,
         then the latent targets; the steps' sizes are sampler state (``state["cut_step"]``)."""
         from fmlearn._kernels import ordinal as ordinal_kernels
@@ -244,23 +287,16 @@ class Ordinal(Task):
         if step is None or step.shape != cut.shape:
             # Random-walk steps near the cutpoints' posterior spread, then adapted.
             step = state["cut_step"] = 2.0 / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1.0))
+        rows = rows or LatentRows(self.latent_code, y, pred, sample_weight, sample, rng)
         accepted = np.zeros(cut.shape[0])
         proposal = np.empty_like(cut)
-        n_blocks = 1 if threads is None else threads.shape[0]
         for parity in (0, 1):  # the even cutpoints, then the odd (independent within each)
             ordinal_kernels.cutpoint_propose(cut, step, parity, rng, proposal)
-            deltas = sum(run_blocks(
-                lambda a, b, parity=parity: ordinal_kernels.cutpoint_deltas(
-                    y, pred, sample_weight, cut, proposal, parity, a, b),
-                pred.shape[0], n_blocks))
+            deltas = rows.cutpoint_deltas(cut, proposal, parity)
             ordinal_kernels.cutpoint_accept(cut, proposal, deltas, parity, rng, accepted)
         # Robbins-Monro towards 40 % acceptance, fading so the chain keeps its target.
         step *= np.exp((accepted - 0.4) / np.sqrt(sweep + 1.0))
-        target = np.empty_like(pred)
-        _by_row_blocks(lambda a, b, r: ordinal_kernels.latent_targets(y[a:b], pred[a:b], cut, r,
-                                                                      target[a:b]),
-                       pred.shape[0], rng, threads)
-        return target
+        return rows.targets(cut)
 
     def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
         from fmlearn._kernels import ordinal as ordinal_kernels

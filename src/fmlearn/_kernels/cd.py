@@ -39,6 +39,9 @@ import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import predict_blocked
+from fmlearn._kernels.ordinal import class_probability as ordinal_class_probability
+from fmlearn._kernels.ordinal import cutpoint_deltas
+from fmlearn._kernels.ordinal import latent_targets as ordinal_latent_targets
 from fmlearn._kernels.prefetch import prefetch
 from fmlearn._kernels.rng import gamma, mean_above, normal, normal_above
 from fmlearn._kernels.sync import MODE, atomic_load, barrier, wait_post
@@ -268,7 +271,7 @@ def sweep_columns(indptr, rows, vals, c0, c1, col0, R, table, wcol, fit_linear, 
 @jit
 def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows, vals,
                run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w, mu_V, lam_V, groups,
-               sample, chain_rng, streams, S, e, pred_out, sw, parts):
+               sample, chain_rng, streams, S, e, pred_out, sw, parts, code, y, cut):
     """Thread ``t``'s part of a whole feature-major sweep over the main columns, in one call.
 
     The parallel regions of a sweep, fused: :func:`set_residuals` of rows ``row_cuts[t] ..
@@ -276,7 +279,8 @@ def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows
     threads at ``run_cuts[u]`` (n_threads + 1,) where ``run_split[u]``, each thread drawing from
     its own stream ``streams[t : t + 1]``, else all of it on thread 0 from the chain's own
     ``chain_rng``; then :func:`take_residuals` of the thread's rows (whole chunks of
-    ``SUM_CHUNK``: their sums go to ``parts``). The threads meet at a
+    ``SUM_CHUNK``: their sums and the task's loss (``code``, ``y``, ``cut``) go to ``parts``).
+    The threads meet at a
     spinning barrier (:func:`fmlearn._kernels.sync.barrier`, ``ctrl``) between the steps
     instead of leaving the call, and once more at the end, so when any thread returns True
     all have done their part. The draws are those of the separate regions, in the same
@@ -287,6 +291,7 @@ def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows
     alpha = scal[0]
     a = row_cuts[t]
     b = row_cuts[t + 1]
+    mine = own_state(streams[t: t + 1])  # off the cache line of the other threads' states
     set_residuals(target, pred, scal[1], R, a, b)
     if not barrier(ctrl, n_threads):
         return False
@@ -294,14 +299,15 @@ def sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows
         if run_split[u]:
             sweep_columns(indptr, rows, vals, run_cuts[u, t], run_cuts[u, t + 1], 0, R, table,
                           wcol, fit_linear, alpha, mu_w, lam_w, mu_V, lam_V, groups, sample,
-                          streams[t: t + 1], S)
+                          mine, S)
         elif t == 0:
             sweep_columns(indptr, rows, vals, run_cuts[u, 0], run_cuts[u, n_threads], 0, R,
                           table, wcol, fit_linear, alpha, mu_w, lam_w, mu_V, lam_V, groups,
                           sample, chain_rng, S)
         if not barrier(ctrl, n_threads):
             return False
-    take_residuals(R, target, e, pred_out, a, b, sw, parts)
+    streams[t] = mine[0]
+    take_residuals(R, target, e, pred_out, a, b, sw, parts, code, y, cut)
     return barrier(ctrl, n_threads)
 
 
@@ -323,29 +329,85 @@ def refresh_part(t, n_threads, ctrl, row_cuts, m_indptr, m_indices, m_data, w0, 
 @jit
 def team_loop(t, seen, linger, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
               vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w, mu_V, lam_V,
-              groups, sample, chain_rng, streams, S, e, pred_out, sw, parts, m_indptr,
-              m_indices, m_data, w0):
+              groups, sample, chain_rng, streams, S, e, pred_out, sw, parts, code, y, cut,
+              m_indptr, m_indices, m_data, w0, proposal, deltas):
     """A helper thread's regions: its part of every posted region, until none is posted for
-    ``linger`` checks (:func:`fmlearn._kernels.sync.wait_post`): a sweep
-    (:func:`sweep_team`), or where ``ctrl[MODE]`` is 1 a fresh start of the rows
-    (:func:`refresh_part`, with the main CSR ``m_*`` and the bias ``w0``). The caller changes
-    the arrays' contents between regions, never the arrays. Returns the regions it ran, or
-    -1 if one was aborted."""
+    ``linger`` checks (:func:`fmlearn._kernels.sync.wait_post`). By ``ctrl[MODE]``: 0 a sweep
+    (:func:`sweep_team`); 1 a fresh start of the rows (:func:`refresh_part`, with the main
+    CSR ``m_*`` and the bias ``w0``); a latent pass (:data:`LATENT_DRAW`, ...) of the task
+    ``code`` over the thread's rows (:func:`latent_rows`, its row ``deltas[t]``). The caller
+    changes the arrays' contents between regions, never the arrays. Returns the regions it
+    ran, or -1 if one was aborted."""
     done = 0
     while wait_post(ctrl, seen, linger):
         seen += 1
-        if atomic_load(ctrl, MODE) == 1:
+        mode = atomic_load(ctrl, MODE)
+        if mode == 1:
             ok = refresh_part(t, n_threads, ctrl, row_cuts, m_indptr, m_indices, m_data, w0,
                               table, wcol, R, pred_out)
+        elif mode >= LATENT_DRAW:
+            ok = latent_part(t, n_threads, ctrl, row_cuts, mode, code, y, pred_out, target, sw,
+                             cut, proposal, sample, streams, deltas)
         else:
             ok = sweep_team(t, n_threads, ctrl, row_cuts, target, pred, scal, R, indptr, rows,
                             vals, run_cuts, run_split, table, wcol, fit_linear, mu_w, lam_w,
                             mu_V, lam_V, groups, sample, chain_rng, streams, S, e, pred_out, sw,
-                            parts)
+                            parts, code, y, cut)
         if not ok:
             return -1
         done += 1
     return done
+
+
+# -- The latent targets' passes over the rows (fmlearn.tasks): the task's ``code`` says which
+# model; ``mode`` which pass (also the crew's ctrl[MODE] that runs it, cd.team_loop).
+LATENT_SQUARED, LATENT_PROBIT, LATENT_ORDINAL = 0, 1, 2
+LATENT_DRAW, LATENT_DELTAS_EVEN, LATENT_DELTAS_ODD = 2, 3, 4
+
+
+@jit(inline="always")
+def own_state(rng):
+    """A copy of the generator state ``rng`` (uint64 (1,)) for one thread to draw from: the
+    middle of 128 bytes of its own, so that its cache line holds nothing another thread
+    writes (the states of ``streams`` share one line, which a draw per row would pass to
+    and fro between the cores)."""
+    state = np.empty(16, dtype=np.uint64)[8:9]
+    state[0] = rng[0]
+    return state
+
+
+@jit
+def latent_part(t, n_threads, ctrl, row_cuts, mode, code, y, pred, target, sw, cut, proposal,
+                sample, streams, deltas):
+    """Thread ``t``'s part of a latent pass: :func:`latent_rows` over rows ``row_cuts[t] ..
+    row_cuts[t + 1]`` from stream ``streams[t : t + 1]`` into ``deltas[t]``, then the
+    barrier. Returns False if the region was aborted."""
+    latent_rows(mode, code, y, pred, target, sw, cut, proposal, sample, streams[t: t + 1],
+                row_cuts[t], row_cuts[t + 1], deltas[t])
+    return barrier(ctrl, n_threads)
+
+
+@jit
+def latent_rows(mode, code, y, pred, target, sw, cut, proposal, sample, rng, start, stop,
+                deltas):
+    """One latent pass over rows ``start <= n < stop``: :data:`LATENT_DRAW` writes their
+    targets (probit: :func:`probit_targets`; ordinal: drawn between the cutpoints ``cut``);
+    :data:`LATENT_DELTAS_EVEN` / ``_ODD`` writes into ``deltas`` (n_cut,) these rows' share of
+    the log acceptance ratios of the cutpoints of that parity moved to ``proposal``
+    (:func:`fmlearn._kernels.ordinal.cutpoint_deltas`)."""
+    if mode == LATENT_DRAW:
+        # The stream's state in an array of this thread's own: the threads' states lie side
+        # by side in one cache line, which a draw per row would pass to and fro.
+        state = own_state(rng)
+        if code == LATENT_PROBIT:
+            probit_targets(y[start:stop], pred[start:stop], sample, state, target[start:stop])
+        else:
+            ordinal_latent_targets(y[start:stop], pred[start:stop], cut, state,
+                                   target[start:stop])
+        rng[0] = state[0]
+    else:
+        deltas[:] = cutpoint_deltas(y, pred, sw, cut, proposal, mode - LATENT_DELTAS_EVEN,
+                                    start, stop)
 
 
 # -- A sweep's row passes: residuals into and out of the rows' state ``R`` (see sweep_columns),
@@ -413,19 +475,20 @@ def set_residuals(target, pred, shift, R, start, stop):
 
 
 @jit(fastmath=False)
-def take_residuals(R, target, e, pred, start, stop, sw, parts):
+def take_residuals(R, target, e, pred, start, stop, sw, parts, code, y, cut):
     """``e[n] = R[n, k]`` and the outputs ``pred[n] = target[n] - e[n]`` after a sweep (the next
     sweep's outputs unless it refreshes), for rows ``start <= n < stop`` (``start`` a multiple
     of ``SUM_CHUNK``); and for each chunk ``c`` of those rows, ``parts[c]`` = the next sweep's
-    :func:`residual_sums` (while its targets stay these) and this sweep's
-    :func:`weighted_squares` over the chunk: ``(sum s d, sum s d^2, sum s e^2)``, ``d = target
-    - pred``."""
+    :func:`residual_sums` (while its targets stay these) and this sweep's loss over the chunk
+    (:func:`latent_loss_of_row`: for regression :func:`weighted_squares`'s terms): ``(sum s d,
+    sum s d^2, loss)``, ``d = target - pred``."""
     k = R.shape[1] - 2
     for c0 in range(start, stop, SUM_CHUNK):
         a = 0.0
         b = 0.0
-        sq = 0.0
-        for n in range(c0, min(c0 + SUM_CHUNK, stop)):
+        loss = 0.0
+        c1 = min(c0 + SUM_CHUNK, stop)
+        for n in range(c0, c1):
             en = R[n, k]
             e[n] = en
             p = target[n] - en
@@ -433,11 +496,26 @@ def take_residuals(R, target, e, pred, start, stop, sw, parts):
             se = sw[n] * (target[n] - p)
             a += se
             b += se * (target[n] - p)
-            sq += sw[n] * en * en
+        # Apart, over the chunk just written (in cache): in the loop above the loss's branches
+        # changed how its sums compiled inside cd.sweep_team (the last bits of ``a``).
+        for n in range(c0, c1):
+            loss += latent_loss_of_row(code, y[n], pred[n], e[n], sw[n], cut)
         c = c0 // SUM_CHUNK
         parts[c, 0] = a
         parts[c, 1] = b
-        parts[c, 2] = sq
+        parts[c, 2] = loss
+
+
+@jit(inline="always")
+def latent_loss_of_row(code, y, p, e, s, cut):
+    """Row loss of the coordinate solvers' model ``code`` at output ``p`` and residual ``e``:
+    ``s e^2`` (regression), ``-s log Phi(y p)`` (probit, ``y`` +-1), ``-s log P(y | p)``
+    (ordered probit, class ``y``, cutpoints ``cut``)."""
+    if code == LATENT_SQUARED:
+        return s * e * e
+    if code == LATENT_PROBIT:
+        return -s * _log_ndtr(y * p)
+    return -s * math.log(ordinal_class_probability(int(y), p, cut))
 
 
 @jit
@@ -733,22 +811,25 @@ def probit_targets(y, pred, sample, rng, out):
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+@jit(inline="always")
+def _log_ndtr(x):
+    """``log Phi(x)``, accurate in both tails."""
+    if x > 0.0:
+        return math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))  # log(1 - Phi(-x))
+    if x > -30.0:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+    # erfc underflows: the asymptotic series of log Phi, exact to double precision.
+    z = 1.0 / (x * x)
+    series = z * (-1.0 + z * (3.0 + z * (-15.0 + 105.0 * z)))
+    return -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(series)
+
+
 @jit
 def probit_loss(y, f, sw):
     """``-sum_n s_n log Phi(y_n f_n)``, labels ``y`` in {-1, +1}: the probit model's loss."""
     total = 0.0
     for n in range(y.shape[0]):
-        x = y[n] * f[n]
-        if x > 0.0:
-            lp = math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))  # log(1 - Phi(-x))
-        elif x > -30.0:
-            lp = math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
-        else:
-            # erfc underflows: the asymptotic series of log Phi, exact to double precision.
-            z = 1.0 / (x * x)
-            series = z * (-1.0 + z * (3.0 + z * (-15.0 + 105.0 * z)))
-            lp = -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(series)
-        total -= sw[n] * lp
+        total -= sw[n] * _log_ndtr(y[n] * f[n])
     return total
 
 

@@ -18,7 +18,7 @@ from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import row_sums
 from fmlearn._kernels.hogwild import NO_HOT
 from fmlearn._kernels.intrinsics import _eaddr, _ld
-from fmlearn._kernels.rng import interval_probability, normal, normal_between, uniform
+from fmlearn._kernels.rng import interval_probability, ndtr, normal, normal_between, uniform
 from fmlearn._kernels.sgd import fm_step, prefetch_row
 from fmlearn._kernels.updates import addr_step, by_code, typed_args
 
@@ -120,7 +120,8 @@ def _kept_increasing(cut, c, value):
 
 
 @jit(inline="always")
-def _probit_class_probability(c, f, cut):
+def class_probability(c, f, cut):
+    """``P(y = c | f)`` of the ordered probit model with cutpoints ``cut``, at least _FLOOR."""
     n_cut = cut.shape[0]
     lo = cut[c - 1] - f if c > 0 else -np.inf
     hi = cut[c] - f if c < n_cut else np.inf
@@ -132,7 +133,7 @@ def probit_log_loss(y, pred, cut, sample_weight):
     """``-sum_n s_n log P(y_n | f_n)`` of the ordered probit model."""
     total = 0.0
     for n in range(y.shape[0]):
-        total -= sample_weight[n] * math.log(_probit_class_probability(int(y[n]), pred[n], cut))
+        total -= sample_weight[n] * math.log(class_probability(int(y[n]), pred[n], cut))
     return total
 
 
@@ -174,7 +175,8 @@ def cutpoint_propose(cut, step, parity, rng, proposal):
 def cutpoint_deltas(y, pred, sample_weight, cut, proposal, parity, start, stop):
     """Per cutpoint ``c`` of the parity, ``sum s_n (log P(y_n | f_n; proposal) - log P(y_n |
     f_n; cut))`` over rows ``start <= n < stop``: the log acceptance ratio's share of these
-    rows. Each row's class borders one cutpoint of each parity."""
+    rows. Each row's class borders one cutpoint of each parity, so one end of its interval
+    moves: the other end's normal CDF serves both probabilities (3 erfc, not 4)."""
     n_cut = cut.shape[0]
     out = np.zeros(n_cut)
     for n in range(start, stop):
@@ -185,13 +187,23 @@ def cutpoint_deltas(y, pred, sample_weight, cut, proposal, parity, start, stop):
         f = pred[n]
         lo = cut[cls - 1] - f if cls > 0 else -np.inf
         hi = cut[cls] - f if cls < n_cut else np.inf
-        before = max(interval_probability(lo, hi), _FLOOR)
-        if c == cls:
-            hi = proposal[c] - f
+        moved = proposal[c] - f
+        if c != cls and (lo > 0.0) != (moved > 0.0):  # the lower end crosses 0: apart
+            before = interval_probability(lo, hi)
+            after = interval_probability(moved, hi)
         else:
-            lo = proposal[c] - f
-        after = max(interval_probability(lo, hi), _FLOOR)
-        out[c] += sample_weight[n] * (math.log(after) - math.log(before))
+            # P(lo < t < hi) = s (ndtr(s hi) - ndtr(s lo)) with s = -1 above 0 (lo > 0),
+            # where the upper tail keeps its precision (see interval_probability).
+            s = -1.0 if lo > 0.0 else 1.0
+            if c == cls:
+                fixed = ndtr(s * lo)
+                before = s * (ndtr(s * hi) - fixed)
+                after = s * (ndtr(s * moved) - fixed)
+            else:
+                fixed = ndtr(s * hi)
+                before = s * (fixed - ndtr(s * lo))
+                after = s * (fixed - ndtr(s * moved))
+        out[c] += sample_weight[n] * math.log(max(after, _FLOOR) / max(before, _FLOOR))
     return out
 
 

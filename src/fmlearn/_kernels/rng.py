@@ -41,11 +41,55 @@ def uniform(state):
     return (float(next_u64(state) >> np.uint64(11)) + 1.0) * _TO_UNIT
 
 
-@jit(inline="always")
+# The ziggurat (Marsaglia and Tsang 2000, in Doornik's 2005 form: the layer's index and the
+# uniform from separate bits of one draw): 256 layers of equal area under the normal density
+# exp(-x^2 / 2). Layer 0 is the base strip plus the tail beyond _ZIG_R. 98.8 % of the draws
+# are one 64-bit draw, a table read and a multiplication; Box-Muller needed two draws, a log,
+# a square root and a cosine (38 ns against 4 ns here).
+_ZIG_N = 256
+_ZIG_R = 3.6541528853610088
+_ZIG_V = 4.92867323399e-3  # each layer's area
+
+
+def _ziggurat_tables():
+    x = np.zeros(_ZIG_N + 1)
+    x[0] = _ZIG_V / math.exp(-0.5 * _ZIG_R * _ZIG_R)
+    x[1] = _ZIG_R
+    for i in range(1, _ZIG_N - 1):
+        x[i + 1] = math.sqrt(-2.0 * math.log(_ZIG_V / x[i] + math.exp(-0.5 * x[i] * x[i])))
+    x[_ZIG_N] = 0.0
+    return x, x[1:] / x[:-1], np.exp(-0.5 * x * x)
+
+
+# Layer i spans |x| < _ZIG_X[i] between heights _ZIG_F[i] and _ZIG_F[i + 1]; a draw inside
+# |x| < _ZIG_X[i + 1] lies under the curve for sure (_ZIG_RATIO[i] of the layer's width).
+_ZIG_X, _ZIG_RATIO, _ZIG_F = _ziggurat_tables()
+
+
+@jit
 def normal(state):
-    """Standard normal float64 (Box-Muller, one output per call)."""
-    r = math.sqrt(-2.0 * math.log(uniform(state)))
-    return r * math.cos(2.0 * math.pi * uniform(state))
+    """Standard normal float64 (the ziggurat)."""
+    while True:
+        z = next_u64(state)
+        i = int(z & np.uint64(_ZIG_N - 1))
+        u = 2.0 * float(z >> np.uint64(11)) * _TO_UNIT - 1.0  # in [-1, 1)
+        if abs(u) < _ZIG_RATIO[i]:
+            return u * _ZIG_X[i]
+        if i == 0:
+            return _normal_tail(state, u < 0.0)
+        t = u * _ZIG_X[i]
+        if _ZIG_F[i + 1] + uniform(state) * (_ZIG_F[i] - _ZIG_F[i + 1]) < math.exp(-0.5 * t * t):
+            return t
+
+
+@jit
+def _normal_tail(state, negative):
+    """A normal draw beyond the ziggurat's base, ``|t| > _ZIG_R`` (Marsaglia 1964)."""
+    while True:
+        x = -math.log(uniform(state)) / _ZIG_R
+        y = -math.log(uniform(state))
+        if 2.0 * y >= x * x:
+            return -(_ZIG_R + x) if negative else _ZIG_R + x
 
 
 @jit
@@ -68,17 +112,27 @@ def gamma(state, shape, scale):
             return d * v * scale * boost
 
 
+# Below this, a draw above ``a > 0`` is a half-normal draw kept when it lands above ``a`` (at
+# most 1 / 0.32 ziggurat draws); from it on, Robert's exponential proposal, which costs a log
+# and an exp per try but keeps its acceptance above 3/4 however far in the tail ``a`` lies.
+_ABOVE_BY_REJECTION = 1.0
+
+
 @jit(inline="always")
 def normal_above(state, a):
     """A standard normal conditioned on being greater than ``a``.
 
-    Rejection from the normal itself when ``a <= 0`` (acceptance >= 1/2); otherwise Robert's
-    (1995) exponential proposal, whose acceptance stays above 3/4 however far ``a`` lies in
-    the tail, where inverting the CDF would lose all precision.
+    Rejection from the normal itself when ``a <= 0`` (acceptance >= 1/2), from the half-normal
+    for small ``a > 0``; further out Robert's (1995) exponential proposal.
     """
     if a <= 0.0:
         while True:
             t = normal(state)
+            if t > a:
+                return t
+    if a < _ABOVE_BY_REJECTION:
+        while True:
+            t = abs(normal(state))
             if t > a:
                 return t
     rate = 0.5 * (a + math.sqrt(a * a + 4.0))
@@ -105,65 +159,58 @@ def ndtr(x):
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-# Acklam's rational approximation of the normal quantile (relative error 1.2e-9), refined by
-# one Halley step to full double precision.
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-      3.754408661907416e00)
+_SQRT_E = math.sqrt(math.e)
+# Below this width an interval around 0 is drawn by uniform proposals (an exp per try), from
+# it on by normal draws kept when inside: the cheaper one at the ziggurat's cost of a normal.
+_BETWEEN_BY_NORMALS = math.sqrt(2.0 * math.pi)
 
 
 @jit(inline="always")
-def _tail_quantile(q):
-    """Acklam's lower-tail branch for ``q = sqrt(-2 log p)``."""
-    num = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
-    return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
-
-
-@jit
-def ndtri(p):
-    """Standard normal quantile of ``0 < p < 1``."""
-    if p < 0.02425:
-        x = _tail_quantile(math.sqrt(-2.0 * math.log(p)))
-    elif p > 1.0 - 0.02425:
-        x = -_tail_quantile(math.sqrt(-2.0 * math.log1p(-p)))
-    else:
-        q = p - 0.5
-        r = q * q
-        num = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
-        x = num / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
-    e = ndtr(x) - p
-    u = e * _SQRT_2PI * math.exp(0.5 * x * x)
-    return x - u / (1.0 + 0.5 * x * u)
+def _between_positive(state, a, b):
+    """A standard normal conditioned on ``0 < a < t < b`` (``b`` finite). Robert's (1995)
+    choice: draws above ``a`` kept below ``b`` when the interval is wide for its distance
+    from 0, else uniform proposals accepted with ``exp((a^2 - t^2) / 2)``."""
+    root = math.sqrt(a * a + 4.0)
+    if b >= a + 2.0 * _SQRT_E / (a + root) * math.exp(0.25 * (a * a - a * root)):
+        while True:
+            t = normal_above(state, a)
+            if t < b:
+                return t
+    width = b - a
+    while True:
+        t = a + width * uniform(state)
+        if uniform(state) <= math.exp(-0.5 * (t - a) * (t + a)):
+            return t
 
 
 @jit(inline="always")
 def normal_between(state, a, b):
     """A standard normal conditioned on ``a < t < b`` (``a`` may be -inf, ``b`` +inf).
 
-    Inverts the CDF on the side of zero the interval lies on, so that intervals far in a
-    tail keep their precision; beyond the reach of ``erfc`` it falls back to the one-sided
-    sampler, clipped to the interval.
+    Rejection throughout, exact in both tails: one-sided intervals by :func:`normal_above`;
+    an interval around 0 by normal draws if wide, else by uniform proposals accepted with
+    ``exp(-t^2 / 2)``; an interval on one side of 0 by :func:`_between_positive` (mirrored
+    for ``b < 0``).
     """
-    if a > 0.0:
-        qa, qb = ndtr(-a), ndtr(-b)
-        if qa <= 1e-300:
-            t = normal_above(state, a)
-        else:
-            t = -ndtri(qb + (qa - qb) * uniform(state))
+    if b == np.inf:
+        t = normal_above(state, a)
+    elif a == -np.inf:
+        t = -normal_above(state, -b)
+    elif a > 0.0:
+        t = _between_positive(state, a, b)
     elif b < 0.0:
-        pa, pb = ndtr(a), ndtr(b)
-        if pb <= 1e-300:
-            t = -normal_above(state, -b)
-        else:
-            t = ndtri(pa + (pb - pa) * uniform(state))
+        t = -_between_positive(state, -b, -a)
+    elif b - a >= _BETWEEN_BY_NORMALS:
+        while True:
+            t = normal(state)
+            if a < t < b:
+                break
     else:
-        pa, pb = ndtr(a), ndtr(b)
-        t = ndtri(pa + (pb - pa) * uniform(state))
+        width = b - a
+        while True:
+            t = a + width * uniform(state)
+            if uniform(state) <= math.exp(-0.5 * t * t):
+                break
     return min(max(t, a), b)
 
 

@@ -16,7 +16,7 @@ A sweep:
    rounding in the cached residuals cannot drift;
 2. asks the task for the targets: e.g. draws (MCMC) or takes the mean of (ALS) the latent
    probit targets (ordinal: after Metropolis steps of the cutpoints), on threads over blocks
-   of rows, one random stream each;
+   of rows, one random stream each (the task's passes: ``tasks.LatentRows``);
 3. MCMC: draws the noise precision and every group's prior means and precisions, from the
    residuals' sums (``cd.residual_sums``);
 4. updates ``w0``; then, feature by feature, ``w_i`` and ``v_i1 .. v_ik`` of every column of
@@ -27,7 +27,9 @@ A sweep:
    ``v_if``, at the cost of its unique rows. Data too large to keep every row's sums go
    factor by factor instead.
 
-Every parallel region runs on ``fmlearn._parallel.run_tasks``' kept helper threads.
+Every parallel region runs on ``fmlearn._parallel.run_tasks``' kept helper threads, or where
+the sweep is one region (``cd.sweep_team``) on a crew of helpers kept in compiled code, which
+also runs the task's passes over the rows and the fresh starts.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from fmlearn.data.relation import BlockDesign
 from fmlearn.models.fm import FMParams
 from fmlearn.optim._registry import hyper, register_solver
 from fmlearn.optim.sgd import check_no_l1, check_no_l2_min_count
+from fmlearn.tasks import LatentRows
 from fmlearn.tasks import for_loss as task_for_loss
 
 # Hyper-priors of libFM and myFM: Gamma(1, 1) on the noise precision, and on each group's
@@ -94,6 +97,21 @@ BLOCK_STATS_PARTS = 2
 CREW_LINGER = 50_000
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
+
+
+def _chunk_cuts(n_rows: int, n: int) -> np.ndarray:
+    """Row cuts (n + 1,) int64 of ``n`` blocks of whole chunks of ``cd.SUM_CHUNK`` rows: the
+    threads' rows of the fused sweep (their sums: cd.take_residuals) and of the latent
+    passes."""
+    ch = cd.SUM_CHUNK
+    return np.array([min(a * ch, n_rows) for a, _ in split(-(-n_rows // ch), n)] + [n_rows],
+                    dtype=np.int64)
+
+
+def _cutpoints(params) -> np.ndarray:
+    """The model's ordinal cutpoints, or a placeholder for the kernels' ``cut``."""
+    cut = getattr(params, "cutpoints", None)
+    return np.zeros(1) if cut is None else cut
 
 class _CSC(NamedTuple):
     indptr: np.ndarray
@@ -337,11 +355,13 @@ class _CoordinateSolver:
             self._until_refresh -= 1
         target = self.task.latent_targets(params, data.task_data, data.y, data.sw, pred, state,
                                           r, sample=sample, sweep=self.sweep,
-                                          threads=self._draw_streams(state, n_rows, jobs))
+                                          rows=self._latent_rows(data, state, params, R, pred,
+                                                                 jobs))
         # The residuals' sums before R is written: the noise precision's and the bias's. In
         # chunks of rows summed in order (cd.SUM_CHUNK): the same sums, so ALS the same
-        # result, for any n_jobs.
-        if sums is not None and sums[0] is target:
+        # result, for any n_jobs. Kept only for targets that stay (drawn ones may come anew
+        # in the same array: the crew's).
+        if sums is not None and sums[0] is target and not self.task.latent_draws:
             s_e, s_ee = sums[1], sums[2]
         else:
             s_e, s_ee = cd.residual_sums(target, pred, data.sw, 0, n_rows)
@@ -370,8 +390,10 @@ class _CoordinateSolver:
             for b in data.blocks:
                 self._sweep_block_whole(b, data, table, wcol, R, prior, r, jobs)
             e, pred, parts, ch = self._e, self._pred, self._parts, cd.SUM_CHUNK
+            code, cut = self.task.latent_code, _cutpoints(params)
             run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a * ch,
-                                                      min(b * ch, n_rows), sw, parts),
+                                                      min(b * ch, n_rows), sw, parts, code,
+                                                      data.y, cut),
                        parts.shape[0], passes)
         else:
             # Factor-major, one factor's sums at a time: data too large for all of Q.
@@ -391,11 +413,10 @@ class _CoordinateSolver:
                                  lam_V[f], groups, sample, r)
                 self._sweep_blocks_factor(data, table, f, e, q, prior, r)
         self._after_sweep(params, state, alpha)
-        if R is not None:
-            s_e, s_ee, squares = cd.chunk_totals(self._parts)
+        if R is not None:  # the loss from the sweep's last pass (cd.take_residuals)
+            s_e, s_ee, loss = cd.chunk_totals(self._parts)
             self._next_sums = (target, s_e, s_ee)
-            if self.task.squared_latent_loss:  # the same sum as cd.weighted_squares
-                return squares
+            return loss
         return self.task.latent_loss(params, data.y, sw, target, e,
                                      min(jobs, max(1, n_rows // PARALLEL_DRAW_ROWS)))
 
@@ -420,6 +441,43 @@ class _CoordinateSolver:
         if not self.sample:  # ALS: conditional means, nothing drawn
             return np.zeros(t, dtype=np.uint64)
         return self._streams(state, jobs)[:t]
+
+    def _latent_rows(self, data, state, params, R, pred, jobs):
+        """The :class:`~fmlearn.tasks.LatentRows` of this sweep: the rows' blocks of
+        :func:`_chunk_cuts` (those of the fused sweep), on the fused sweep's crew where it
+        lives and has as many threads."""
+        n_rows = data.main.n_rows
+        streams = self._draw_streams(state, n_rows, jobs)
+        cuts = None if streams is None else _chunk_cuts(n_rows, streams.shape[0])
+        crew = None
+        if streams is not None and R is not None and not data.blocks:
+            def crew(mode, cut, proposal):
+                return self._latent_on_crew(data, state, params, R, pred, streams, mode, cut,
+                                            proposal)
+        return LatentRows(self.task.latent_code, data.y, pred, data.sw, self.sample,
+                          state["rng"], streams, cuts, crew)
+
+    def _latent_on_crew(self, data, state, params, R, pred, streams, mode, cut, proposal):
+        """A latent pass (:func:`cd.latent_rows`) on the fused sweep's crew: ``(target,
+        deltas)`` in the crew's own arrays, or None where no crew lives for these arrays and
+        this many threads."""
+        crew = self._live_crew(data, state, params, R)
+        if (crew is None or crew.n_threads != streams.shape[0]
+                or crew.deltas.shape[1] != cut.shape[0]):
+            return None
+        if pred is not self._pred:  # a refreshed sweep's outputs
+            self._pred[:] = pred
+        crew.cut[:] = cut
+        crew.proposal[:] = proposal
+        crew.ctrl[sync.MODE] = mode
+        crew.run(lambda: cd.latent_part(0, crew.n_threads, crew.ctrl, self._team_plan[0], mode,
+                                        self.task.latent_code, data.y, self._pred, crew.target,
+                                        data.sw, crew.cut, crew.proposal, self.sample, streams,
+                                        crew.deltas))
+        crew.ctrl[sync.MODE] = 0
+        if mode == cd.LATENT_DRAW:
+            crew.last_target = crew.target
+        return crew.target, crew.deltas
 
     def _sweep_block_whole(self, b, data, table, wcol, R, prior, r, jobs):
         """A relation block's ``w_i``, then its ``v_if`` factor by factor, with two passes over
@@ -569,12 +627,7 @@ class _CoordinateSolver:
                 for u, (a, b, cuts) in enumerate(plan):
                     run_split[u] = len(cuts) > 2
                     run_cuts[u] = cuts if run_split[u] else [a] + [b] * n_threads
-                # Whole chunks of rows per thread (their sums: cd.take_residuals).
-                n_rows, ch = data.main.n_rows, cd.SUM_CHUNK
-                rows = np.array([min(a * ch, n_rows) for a, _ in split(-(-n_rows // ch),
-                                                                         n_threads)]
-                                + [n_rows], dtype=np.int64)
-                team = (rows, run_cuts, run_split)
+                team = (_chunk_cuts(data.main.n_rows, n_threads), run_cuts, run_split)
             self._team_key, self._team_plan = key, team
         if self._team_plan is None:
             return None
@@ -604,6 +657,7 @@ class _CoordinateSolver:
             crew.target[:] = target
             crew.last_target = target
         crew.scal[0], crew.scal[1] = alpha, shift
+        crew.cut[:] = _cutpoints(params)  # the loss's (the task's own)
         crew.mu_w[:], crew.lam_w[:], crew.mu_V[:], crew.lam_V[:] = mu_w, lam_w, mu_V, lam_V
         crew.ctrl[sync.MODE] = 0
         crew.run(lambda: cd.sweep_team(0, *crew.sweep_args(0)))
@@ -614,8 +668,8 @@ class _CoordinateSolver:
         per-sweep values are copied into the crew's own, and a new crew starts when any of
         these is another array."""
         return (self._team_plan[0], R, data.main_csc.indptr, data.main.indptr, params.table,
-                params.w0, data.groups, data.sw, state["rng"], state.get("rng_threads"),
-                self._e, self._pred, self._parts)
+                params.w0, data.groups, data.sw, data.y, state["rng"], state.get("rng_threads"),
+                self._e, self._pred, self._parts, getattr(params, "cutpoints", None))
 
     def _live_crew(self, data, state, params, R, prior_shape=None):
         """This solver's crew if it works and was made for these arrays (and, if given, priors
@@ -652,17 +706,24 @@ class _CoordinateSolver:
         mu_w, lam_w = np.empty(prior_shape[1]), np.empty(prior_shape[1])
         mu_V, lam_V = np.empty(prior_shape), np.empty(prior_shape)
         c, m, k = data.main_csc, data.main, R.shape[1] - 2
+        # The task's: its cutpoints (the loss's, a pass's), proposal and each thread's share
+        # of the acceptance ratios (cd.latent_rows).
+        cut = _cutpoints(params).copy()
+        proposal, deltas = np.empty_like(cut), np.zeros((n_threads, cut.shape[0]))
 
         def sweep_args(t):  # cd.sweep_team's, after the thread's index
             return (n_threads, ctrl, row_cuts, target, self._pred, scal, R, c.indptr, c.rows,
                     c.vals, run_cuts, run_split, params.table, k, self.fit_linear, mu_w, lam_w,
                     mu_V, lam_V, data.groups, self.sample, state["rng"], streams,
-                    self._scratch[t], self._e, self._pred, data.sw, self._parts)
+                    self._scratch[t], self._e, self._pred, data.sw, self._parts,
+                    self.task.latent_code, data.y, cut)
 
         crew = Crew(n_threads, lambda t, seen: cd.team_loop(
-            t, seen, CREW_LINGER, *sweep_args(t), m.indptr, m.indices, m.data, params.w0), ctrl)
+            t, seen, CREW_LINGER, *sweep_args(t), m.indptr, m.indices, m.data, params.w0,
+            proposal, deltas), ctrl)
         crew.arrays = self._crew_arrays(data, state, params, R)
         crew.sweep_args, crew.target, crew.scal = sweep_args, target, scal
+        crew.cut, crew.proposal, crew.deltas = cut, proposal, deltas
         crew.last_target = None
         crew.mu_w, crew.lam_w, crew.mu_V, crew.lam_V = mu_w, lam_w, mu_V, lam_V
         self._crew = crew
