@@ -736,25 +736,53 @@ def _moment(g, f, k):
 
 
 @jit
-def block_stats_all(idx, R, P, start, stop):
+def block_stats_all(idx, order, R, P, start, stop):
     """``P``'s aggregates of every block row from the sums, residuals and weights ``R``
-    (n_rows, k + 2) (as in :func:`sweep_columns`) of data rows ``start <= n < stop``."""
+    (n_rows, k + 2) (as in :func:`sweep_columns`) of data rows ``order[start:stop]``.
+
+    ``order`` lists the data rows by block row (a stable argsort of ``idx``): a block row's
+    sums build up in a local row and are written once. In data-row order each row was a
+    read-modify-write of its block row's 2 + 3k + k(k - 1)/2 values, scattered over a table
+    larger than the L2 cache (the movies of MovieLens); now the reads of ``R`` scatter, a
+    tenth as many bytes, and are fetched ahead.
+    """
     k = R.shape[1] - 2
+    m = P.shape[1]
+    width = R.shape[1]
     P[:, :] = 0.0
-    for n in range(start, stop):
+    acc = np.zeros(m)
+    q = np.empty(k)
+    cur = -1
+    for j in range(start, stop):
+        n = order[j]
+        if j + PREFETCH < stop:
+            ahead = order[j + PREFETCH] * width
+            prefetch(R, ahead)
+            prefetch(R, ahead + width - 1)
         r = idx[n]
+        if r != cur:
+            if cur >= 0:
+                for i in range(m):
+                    P[cur, i] = acc[i]
+                    acc[i] = 0.0
+            cur = r
         s = R[n, k + 1]
         e = R[n, k]
-        P[r, 0] += s
-        P[r, 1] += s * e
         for f in range(k):
-            sq = s * R[n, f]
-            P[r, 2 + 3 * f] += sq
-            P[r, 3 + 3 * f] += sq * R[n, f]
-            P[r, 4 + 3 * f] += sq * e
+            q[f] = R[n, f]
+        acc[0] += s
+        acc[1] += s * e
+        for f in range(k):
+            sq = s * q[f]
+            acc[2 + 3 * f] += sq
+            acc[3 + 3 * f] += sq * q[f]
+            acc[4 + 3 * f] += sq * e
             base = 2 + 3 * k + f * (f - 1) // 2
             for g in range(f):
-                P[r, base + g] += sq * R[n, g]
+                acc[base + g] += sq * q[g]
+    if cur >= 0:
+        for i in range(m):
+            P[cur, i] = acc[i]
 
 
 @jit

@@ -489,12 +489,13 @@ class _CoordinateSolver:
         # up to that many threads, then added up in order: the same sums for any n_jobs. Kept
         # from sweep to sweep: fresh pages would cost a page fault per 4 KiB.
         shape = (BLOCK_STATS_PARTS, n_br, 2 + 3 * k + k * (k - 1) // 2)
+        # The data rows by block row (cd.block_stats_all), made once per fit.
         kept = self.__dict__.setdefault("_block_stats", {})
         if kept.get(id(b), (None,))[0] is not b or kept[id(b)][1].shape != shape:
-            kept[id(b)] = (b, np.empty(shape))
-        Ps = kept[id(b)][1]
+            kept[id(b)] = (b, np.empty(shape), np.argsort(b.idx, kind="stable"))
+        _, Ps, order = kept[id(b)]
         parts = split(R.shape[0], BLOCK_STATS_PARTS)
-        run_in_parts([lambda t=t, a=a, z=z: cd.block_stats_all(b.idx, R, Ps[t], a, z)
+        run_in_parts([lambda t=t, a=a, z=z: cd.block_stats_all(b.idx, order, R, Ps[t], a, z)
                       for t, (a, z) in enumerate(parts)], jobs)
         P = Ps[0]
         for t in range(1, BLOCK_STATS_PARTS):
