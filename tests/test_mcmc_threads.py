@@ -297,3 +297,36 @@ def test_fused_sweeps_of_two_fits_at_once_do_not_interfere():
     assert not any(th.is_alive() for th in threads)
     for a, b in zip(alone, out, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_block_stats_match_numpy(parts):
+    # The aggregates of block rows (cd.block_stats_all: gathered by block row, in batches of
+    # cd.STATS_BATCH) against numpy, with one block row longer than a batch and parts of the
+    # order that cut through block rows.
+    rng = np.random.default_rng(5)
+    n, k, n_br = 1500, 4, 7
+    idx = np.concatenate([np.zeros(cd.STATS_BATCH + 40, np.int64),
+                          rng.integers(1, n_br, n - cd.STATS_BATCH - 40)])
+    rng.shuffle(idx)
+    R = rng.normal(size=(n, k + 2))
+    R[:, k + 1] = rng.uniform(0.5, 2.0, n)
+    order = np.argsort(idx, kind="stable")
+    m = 2 + 3 * k + k * (k - 1) // 2
+    P = np.zeros((n_br, m))
+    cuts = np.linspace(0, n, parts + 1).astype(int)
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        part = np.full((n_br, m), np.nan)
+        cd.block_stats_all(idx, order, R, part, a, b)
+        P += part
+    s, e, q = R[:, k + 1], R[:, k], R[:, :k]
+    for r in range(n_br):
+        rows = idx == r
+        sr, er, qr = s[rows], e[rows], q[rows]
+        want = [sr.sum(), (sr * er).sum()]
+        for f in range(k):
+            want += [(sr * qr[:, f]).sum(), (sr * qr[:, f] ** 2).sum(),
+                     (sr * qr[:, f] * er).sum()]
+        for f in range(k):
+            want += [(sr * qr[:, f] * qr[:, g]).sum() for g in range(f)]
+        np.testing.assert_allclose(P[r], want, rtol=1e-10, atol=1e-10)

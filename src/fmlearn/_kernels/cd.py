@@ -735,54 +735,71 @@ def _moment(g, f, k):
     return 2 + 3 * k + f * (f - 1) // 2 + g
 
 
+# Data rows of one block row gathered at a time by block_stats_all.
+STATS_BATCH = 256
+
+
 @jit
 def block_stats_all(idx, order, R, P, start, stop):
     """``P``'s aggregates of every block row from the sums, residuals and weights ``R``
     (n_rows, k + 2) (as in :func:`sweep_columns`) of data rows ``order[start:stop]``.
 
-    ``order`` lists the data rows by block row (a stable argsort of ``idx``): a block row's
-    sums build up in a local row and are written once. In data-row order each row was a
-    read-modify-write of its block row's 2 + 3k + k(k - 1)/2 values, scattered over a table
-    larger than the L2 cache (the movies of MovieLens); now the reads of ``R`` scatter, a
-    tenth as many bytes, and are fetched ahead.
+    ``order`` lists the data rows by block row (a stable argsort of ``idx``). A block row's
+    data rows are gathered, up to ``STATS_BATCH`` at a time, into feature-major buffers, and
+    each aggregate is then one dot product over them, summed in registers (it vectorizes).
+    Accumulated row by row into ``P``, each data row was a read-modify-write of its block
+    row's 2 + 3k + k(k - 1)/2 values: about 3x the time on MovieLens' relation blocks.
     """
     k = R.shape[1] - 2
-    m = P.shape[1]
     width = R.shape[1]
     P[:, :] = 0.0
-    acc = np.zeros(m)
-    q = np.empty(k)
-    cur = -1
-    for j in range(start, stop):
-        n = order[j]
-        if j + PREFETCH < stop:
-            ahead = order[j + PREFETCH] * width
-            prefetch(R, ahead)
-            prefetch(R, ahead + width - 1)
-        r = idx[n]
-        if r != cur:
-            if cur >= 0:
-                for i in range(m):
-                    P[cur, i] = acc[i]
-                    acc[i] = 0.0
-            cur = r
-        s = R[n, k + 1]
-        e = R[n, k]
+    Q = np.empty((k, STATS_BATCH))  # q_f of the gathered rows
+    SQ = np.empty((k, STATS_BATCH))  # s q_f
+    se = np.empty((2, STATS_BATCH))  # s, e
+    j = start
+    while j < stop:
+        r = idx[order[j]]
+        m = 0
+        while j < stop and m < STATS_BATCH and idx[order[j]] == r:
+            n = order[j]
+            if j + PREFETCH < stop:
+                ahead = order[j + PREFETCH] * width
+                prefetch(R, ahead)
+                prefetch(R, ahead + width - 1)
+            s = R[n, k + 1]
+            se[0, m] = s
+            se[1, m] = R[n, k]
+            for f in range(k):
+                q = R[n, f]
+                Q[f, m] = q
+                SQ[f, m] = s * q
+            m += 1
+            j += 1
+        P[r, 0] += _batch_sum(se, 0, m)
+        P[r, 1] += _batch_dot(se, 0, se, 1, m)
         for f in range(k):
-            q[f] = R[n, f]
-        acc[0] += s
-        acc[1] += s * e
-        for f in range(k):
-            sq = s * q[f]
-            acc[2 + 3 * f] += sq
-            acc[3 + 3 * f] += sq * q[f]
-            acc[4 + 3 * f] += sq * e
+            P[r, 2 + 3 * f] += _batch_sum(SQ, f, m)
+            P[r, 3 + 3 * f] += _batch_dot(SQ, f, Q, f, m)
+            P[r, 4 + 3 * f] += _batch_dot(SQ, f, se, 1, m)
             base = 2 + 3 * k + f * (f - 1) // 2
             for g in range(f):
-                acc[base + g] += sq * q[g]
-    if cur >= 0:
-        for i in range(m):
-            P[cur, i] = acc[i]
+                P[r, base + g] += _batch_dot(SQ, f, Q, g, m)
+
+
+@jit(inline="always")
+def _batch_sum(A, a, m):
+    t = 0.0
+    for i in range(m):
+        t += A[a, i]
+    return t
+
+
+@jit(inline="always")
+def _batch_dot(A, a, B, b, m):
+    t = 0.0
+    for i in range(m):
+        t += A[a, i] * B[b, i]
+    return t
 
 
 @jit
