@@ -13,7 +13,7 @@ rows). The data are ``deep.py``'s (the same loaders, 10,000 rows by default).
 
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py           # 5 seeds
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py --quick   # < 3 min
-    ... --data frappe --rows 0 --section deep_defaults_full   # all of Frappe's rows
+    ... --data frappe --rows 0 --section deep_defaults_full --title T   # all rows
     ... --set l2_reg_V=10 --no-write    # try other values on the deep models (not written)
 """
 
@@ -74,7 +74,8 @@ def render(results: dict, args, seeds: list[int], elapsed: float) -> str:
     cmd = "PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py " + " ".join(
         sys.argv[1:])
     out = [
-        "## Deep models at their defaults vs the numba FM (`benchmarks/deep_defaults.py`)", "",
+        "## Deep models at their defaults vs the numba FM (`benchmarks/deep_defaults.py`)"
+        + (f": {args.title}" if args.title else ""), "",
         f"Command: `{cmd.strip()}` ({elapsed / 60:.0f} min). Machine: {machine_line()}; "
         "2 cores shared with other engineers' jobs, every fit on 1 thread.", "",
         "Each estimator as a user gets it: every parameter at its default (deep models: Adam, "
@@ -124,6 +125,7 @@ def main(argv=None) -> None:
                     help="the first N rows of each training and test set; 0: all rows")
     ap.add_argument("--section", default="deep_defaults",
                     help="the docs/benchmarks.md section to write")
+    ap.add_argument("--title", default="", help="appended to the section's heading")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a deep-model parameter to override (repeatable)")
     ap.add_argument("--quick", action="store_true", help="Frappe, 2 seeds (< 3 minutes)")
