@@ -559,12 +559,13 @@ def not_measured(res: dict, cells) -> list[str]:
             "benchmarks/deep.py` (hours on this shared machine; not run).", ""]
 
 
-def render(res: dict, speed: bool = True) -> str:
+def render(res: dict, speed: bool = True, title: str = "") -> str:
     cells = _cells(res)
     spec = Spec.from_dict(res["spec"])
     seeds = res["seeds"]
     out = [
-        "## Deep models (fmlearn.deep) vs DeepCTR-Torch, FuxiCTR and pytorch-fm",
+        "## Deep models (fmlearn.deep) vs DeepCTR-Torch, FuxiCTR and pytorch-fm"
+        + (f": {title}" if title else ""),
         "",
         "Command" + ("s" if len(res.get("commands", [])) > 1 else "") + ": "
         + "; ".join(f"`PYTHONPATH=src benchmarks/.venv/bin/python {c}`"
@@ -688,6 +689,10 @@ def parse(argv=None):
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     ap.add_argument("--no-speed-targets", action="store_true",
                     help="render no speed target rows (epochs not timed side by side)")
+    ap.add_argument("--section", default="deep",
+                    help="the docs/benchmarks.md section to write (default: deep); another name "
+                    "keeps the main table, e.g. a run on all rows beside the --rows 10000 one")
+    ap.add_argument("--title", default="", help="appended to the section's heading")
     ap.add_argument("--render", nargs="*", metavar="RESULTS",
                     help="render the section from saved results only (default: the latest); "
                     "several files (same settings, other data sets) are shown together")
@@ -728,11 +733,11 @@ def main(argv=None) -> None:
     else:
         paths = [main_run(args)]
     text = render(merge([json.loads(p.read_text()) for p in paths]),
-                  speed=not args.no_speed_targets)
+                  speed=not args.no_speed_targets, title=args.title)
     print(text)
     if not args.no_write:
-        write_section("deep", text)
-        log("wrote the 'deep' section of docs/benchmarks.md")
+        write_section(args.section, text)
+        log(f"wrote the '{args.section}' section of docs/benchmarks.md")
 
 
 if __name__ == "__main__":

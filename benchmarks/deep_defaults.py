@@ -13,6 +13,7 @@ rows). The data are ``deep.py``'s (the same loaders, 10,000 rows by default).
 
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py           # 5 seeds
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py --quick   # < 3 min
+    ... --data frappe --rows 0 --section deep_defaults_full --title T   # all rows
     ... --set l2_reg_V=10 --no-write    # try other values on the deep models (not written)
 """
 
@@ -73,7 +74,8 @@ def render(results: dict, args, seeds: list[int], elapsed: float) -> str:
     cmd = "PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py " + " ".join(
         sys.argv[1:])
     out = [
-        "## Deep models at their defaults vs the numba FM (`benchmarks/deep_defaults.py`)", "",
+        "## Deep models at their defaults vs the numba FM (`benchmarks/deep_defaults.py`)"
+        + (f": {args.title}" if args.title else ""), "",
         f"Command: `{cmd.strip()}` ({elapsed / 60:.0f} min). Machine: {machine_line()}; "
         "2 cores shared with other engineers' jobs, every fit on 1 thread.", "",
         "Each estimator as a user gets it: every parameter at its default (deep models: Adam, "
@@ -82,8 +84,10 @@ def render(results: dict, args, seeds: list[int], elapsed: float) -> str:
         "x 2 heads x 8; numba FM: its default solver and regularization) except `fields`, "
         "`random_state`, `n_jobs=1` and `early_stopping=True` with the validation rows as "
         f"`eval_set` (patience 2, best epoch restored). Overrides on the deep models: {sets}. "
-        f"Seeds {', '.join(map(str, seeds))}; first {args.rows:,} rows of each training and "
-        "test set (`deep.py`'s data and split).", "",
+        f"Seeds {', '.join(map(str, seeds))}; "
+        + (f"first {args.rows:,} rows of each training and test set" if args.rows
+           else "all rows of each training and test set")
+        + " (`deep.py`'s data and split).", "",
         "| data | model | test AUC | test log loss | epoch kept | vs FM: AUC gain (2 SE) | "
         "beats FM |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -117,7 +121,11 @@ def main(argv=None) -> None:
                     + ", ".join(LOADERS))
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--rows", type=int, default=10_000,
+                    help="the first N rows of each training and test set; 0: all rows")
+    ap.add_argument("--section", default="deep_defaults",
+                    help="the docs/benchmarks.md section to write")
+    ap.add_argument("--title", default="", help="appended to the section's heading")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a deep-model parameter to override (repeatable)")
     ap.add_argument("--quick", action="store_true", help="Frappe, 2 seeds (< 3 minutes)")
@@ -153,7 +161,7 @@ def main(argv=None) -> None:
     text = render(results, args, seeds, time.perf_counter() - t0)
     print(text)
     if not (args.no_write or args.overrides):
-        write_section("deep_defaults", text)
+        write_section(args.section, text)
 
 
 if __name__ == "__main__":
