@@ -98,7 +98,6 @@ CREW_LINGER = 50_000
 MU_0, GAMMA_0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
 
 
-
 def _chunk_cuts(n_rows: int, n: int) -> np.ndarray:
     """Row cuts (n + 1,) int64 of ``n`` blocks of whole chunks of ``cd.SUM_CHUNK`` rows: the
     threads' rows of the fused sweep (their sums: cd.take_residuals) and of the latent
@@ -112,6 +111,7 @@ def _cutpoints(params) -> np.ndarray:
     """The model's ordinal cutpoints, or a placeholder for the kernels' ``cut``."""
     cut = getattr(params, "cutpoints", None)
     return np.zeros(1) if cut is None else cut
+
 
 class _CSC(NamedTuple):
     indptr: np.ndarray
