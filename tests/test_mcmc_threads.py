@@ -1,6 +1,8 @@
 """Block Gibbs on threads: runs of mutually exclusive columns, sampled (MCMC) or solved (ALS)
 on ``n_jobs`` threads, each with its own random stream."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,6 +11,7 @@ from fmlearn import FMClassifier, FMOrdinalRegressor, FMRegressor
 from fmlearn._kernels import cd
 from fmlearn.data.design import as_kernel_csr
 from fmlearn.optim.coordinate import _csc
+from fmlearn.tasks import BinaryClassification, Ordinal, Regression
 
 
 def _ratings(n_users=40, n_items=30, n=900, seed=0, side=True):
@@ -210,12 +213,13 @@ def test_sweep_row_passes_match_numpy():
         d = t[a:b] - out[a:b]
         np.testing.assert_allclose(parts[c], [(sw[a:b] * d).sum(), (sw[a:b] * d * d).sum(),
                                               (sw[a:b] * e[a:b] ** 2).sum()], rtol=1e-10)
-    np.testing.assert_allclose(cd.weighted_squares(sw, e), (sw * e * e).sum(), rtol=1e-12)
+    loss = Regression().latent_loss(None, t, sw, t, e)  # the loss of sweeps without R
+    np.testing.assert_allclose(loss, (sw * e * e).sum(), rtol=1e-12)
     # The chunk sums add up to exactly what the next sweep and the loss would compute: the
     # same result whichever threads took which chunks.
     totals = cd.chunk_totals(parts)
     assert totals[:2] == cd.residual_sums(t, out, sw, 0, n)
-    assert totals[2] == cd.weighted_squares(sw, e)
+    assert totals[2] == loss
 
 
 def test_probit_loss_is_scipys_log_ndtr():
@@ -225,7 +229,8 @@ def test_probit_loss_is_scipys_log_ndtr():
     y = np.where(np.arange(f.size) % 2 == 0, 1.0, -1.0)
     sw = np.linspace(0.5, 1.5, f.size)
     for a in range(f.size):  # each term alone, so a small one is checked on its own scale
-        np.testing.assert_allclose(cd.probit_loss(y[a:a + 1], f[a:a + 1], sw[a:a + 1]),
+        np.testing.assert_allclose(BinaryClassification().latent_loss(
+                                       None, y[a:a + 1], sw[a:a + 1], f[a:a + 1], np.zeros(1)),
                                    -sw[a] * log_ndtr(y[a] * f[a]), rtol=1e-11, atol=1e-300)
 
 
@@ -248,13 +253,16 @@ def test_threaded_latent_draws_keep_the_posterior(cls, monkeypatch):
 
 def test_cutpoint_deltas_are_the_log_likelihood_ratio():
     # Each cutpoint's sum is the change of the ordered probit log-likelihood when it alone
-    # moves to its proposal; a split over row blocks adds up to the same.
+    # moves to its proposal; a split over row blocks adds up to the same. Scores far into
+    # both tails too (the pass shares one end's CDF between the two probabilities).
     from fmlearn._kernels import ordinal as ok
 
     rng = np.random.default_rng(3)
     n, cut = 400, np.array([-1.0, -0.2, 0.5, 1.4])
     y = rng.integers(0, 5, n).astype(np.float64)
     pred, sw = rng.normal(size=n), rng.uniform(0.5, 1.5, n)
+    pred[:6] = [-40.0, 40.0, 35.0, -35.0, 9.0, -9.0]
+    zero = np.zeros(n)  # residuals: the loss at outputs ``pred``
     for parity in (0, 1):
         proposal = cut.copy()
         proposal[parity::2] += rng.normal(0, 0.1, proposal[parity::2].shape)
@@ -268,7 +276,8 @@ def test_cutpoint_deltas_are_the_log_likelihood_ratio():
                 continue
             moved = cut.copy()
             moved[c] = proposal[c]
-            expect = -ok.probit_log_loss(y, pred, moved, sw) + ok.probit_log_loss(y, pred, cut, sw)
+            expect = (-Ordinal().latent_loss(SimpleNamespace(cutpoints=moved), y, sw, pred, zero)
+                      + Ordinal().latent_loss(SimpleNamespace(cutpoints=cut), y, sw, pred, zero))
             np.testing.assert_allclose(got[c], expect, rtol=1e-9, atol=1e-9)
 
 

@@ -30,6 +30,9 @@ QUANTILES = {"logit": logit, "probit": ndtri}
 __all__ = ["BinaryClassification", "Multinomial", "Ordinal", "Pairwise", "Regression", "Task"]
 
 
+_NO_CUTPOINTS = np.zeros(1)  # the kernels' ``cut`` for tasks without cutpoints
+
+
 class Task:
     """Base of the tasks. ``loss``: kernel loss code; ``metric``: name of the epoch metric."""
 
@@ -73,10 +76,24 @@ class Task:
         raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
 
     def latent_loss(self, params, y, sample_weight, target, e, n_threads=1) -> float:
-        """The sum of weighted losses after a sweep; ``target - e`` are the new outputs.
-        ``n_threads``: threads for a loss computed row by row (the sum of contiguous blocks
-        of rows, in order)."""
-        raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
+        """The sum of weighted losses after a sweep; ``target - e`` are the new outputs (the
+        sum the sweep's last row pass takes, ``cd.take_residuals``, for sweeps that do not
+        keep every row's state: chunks of rows on up to ``n_threads`` threads, added in
+        order)."""
+        if self.latent_code is None:
+            raise NotImplementedError(f"{type(self).__name__} has no coordinate-solver form")
+        n, ch = y.shape[0], cd.SUM_CHUNK
+        parts = np.empty(-(-n // ch))
+        code, cut = self.latent_code, self.kernel_cutpoints(params)
+        run_blocks(lambda a, b: cd.latent_loss_chunks(code, y, target, e, sample_weight, cut,
+                                                      a * ch, min(b * ch, n), parts),
+                   parts.shape[0], n_threads)
+        return float(cd.ordered_sum(parts))
+
+    def kernel_cutpoints(self, params) -> np.ndarray:
+        """The cutpoints the kernels' ``cut`` takes: the model's own (ordinal), else a
+        placeholder."""
+        return _NO_CUTPOINTS
 
     def metric_from_loss_sum(self, loss_sum: float, weight_sum: float) -> float:
         """The epoch metric from the kernels' sum of weighted row losses."""
@@ -107,11 +124,7 @@ class Regression(Task):
                        sweep, rows=None):
         return y
 
-    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
-        return float(cd.weighted_squares(sample_weight, e))
 
-
-_NO_CUTPOINTS = np.zeros(1)
 
 
 class LatentRows:
@@ -200,10 +213,6 @@ class BinaryClassification(Task):
         rows = rows or LatentRows(self.latent_code, y, pred, sample_weight, sample, rng)
         return rows.targets()
 
-    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
-        return float(sum(run_blocks(
-            lambda a, b: cd.probit_loss(y[a:b], target[a:b] - e[a:b], sample_weight[a:b]),
-            y.shape[0], n_threads)))
 
 
 class Multinomial(Task):
@@ -298,14 +307,8 @@ class Ordinal(Task):
         step *= np.exp((accepted - 0.4) / np.sqrt(sweep + 1.0))
         return rows.targets(cut)
 
-    def latent_loss(self, params, y, sample_weight, target, e, n_threads=1):
-        from fmlearn._kernels import ordinal as ordinal_kernels
-
-        cut = params.cutpoints
-        return float(sum(run_blocks(
-            lambda a, b: ordinal_kernels.probit_log_loss(y[a:b], target[a:b] - e[a:b], cut,
-                                                         sample_weight[a:b]),
-            y.shape[0], n_threads)))
+    def kernel_cutpoints(self, params):
+        return params.cutpoints
 
 
 class Pairwise(Task):

@@ -438,21 +438,6 @@ def residual_sums(target, pred, sw, start, stop):
 
 
 @jit(fastmath=False)
-def weighted_squares(sw, e):
-    """``sum_n s_n e_n^2``: the squared loss after a sweep (in chunks as
-    :func:`take_residuals` sums it, whatever the layout of ``e``: the distributed ALS passes
-    a column of ``R``)."""
-    acc = 0.0
-    n_rows = e.shape[0]
-    for c0 in range(0, n_rows, SUM_CHUNK):
-        part = 0.0
-        for n in range(c0, min(c0 + SUM_CHUNK, n_rows)):
-            part += sw[n] * e[n] * e[n]
-        acc += part
-    return acc
-
-
-@jit(fastmath=False)
 def chunk_totals(parts):
     """The column sums of ``parts`` (n_chunks, 3) (:func:`take_residuals`), chunk by chunk."""
     a = 0.0
@@ -463,6 +448,15 @@ def chunk_totals(parts):
         b += parts[i, 1]
         c += parts[i, 2]
     return a, b, c
+
+
+@jit(fastmath=False)
+def ordered_sum(x):
+    """``x[0] + x[1] + ...`` from 0, in order (the chunks' sums: the same for any threads)."""
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += x[i]
+    return acc
 
 
 @jit(fastmath=False)
@@ -480,13 +474,12 @@ def take_residuals(R, target, e, pred, start, stop, sw, parts, code, y, cut):
     sweep's outputs unless it refreshes), for rows ``start <= n < stop`` (``start`` a multiple
     of ``SUM_CHUNK``); and for each chunk ``c`` of those rows, ``parts[c]`` = the next sweep's
     :func:`residual_sums` (while its targets stay these) and this sweep's loss over the chunk
-    (:func:`latent_loss_of_row`: for regression :func:`weighted_squares`'s terms): ``(sum s d,
+    (:func:`latent_loss_of_row`): ``(sum s d,
     sum s d^2, loss)``, ``d = target - pred``."""
     k = R.shape[1] - 2
     for c0 in range(start, stop, SUM_CHUNK):
         a = 0.0
         b = 0.0
-        loss = 0.0
         c1 = min(c0 + SUM_CHUNK, stop)
         for n in range(c0, c1):
             en = R[n, k]
@@ -496,14 +489,31 @@ def take_residuals(R, target, e, pred, start, stop, sw, parts, code, y, cut):
             se = sw[n] * (target[n] - p)
             a += se
             b += se * (target[n] - p)
-        # Apart, over the chunk just written (in cache): in the loop above the loss's branches
-        # changed how its sums compiled inside cd.sweep_team (the last bits of ``a``).
-        for n in range(c0, c1):
-            loss += latent_loss_of_row(code, y[n], pred[n], e[n], sw[n], cut)
         c = c0 // SUM_CHUNK
         parts[c, 0] = a
         parts[c, 1] = b
-        parts[c, 2] = loss
+        # Apart, over the chunk just written (in cache): in the loop above the loss's branches
+        # changed how its sums compiled inside cd.sweep_team (the last bits of ``a``).
+        parts[c, 2] = _chunk_loss(code, y, target, e, sw, cut, c0, c1)
+
+
+@jit(fastmath=False)
+def latent_loss_chunks(code, y, target, e, sw, cut, start, stop, out):
+    """:func:`take_residuals`' loss alone: ``out[c]`` = the loss of chunk ``c`` of rows
+    ``start <= n < stop`` (``start`` a multiple of ``SUM_CHUNK``) with residuals ``e`` and
+    outputs ``target - e``; :func:`ordered_sum` adds them up as the sweep does."""
+    for c0 in range(start, stop, SUM_CHUNK):
+        c1 = min(c0 + SUM_CHUNK, stop)
+        out[c0 // SUM_CHUNK] = _chunk_loss(code, y, target, e, sw, cut, c0, c1)
+
+
+@jit(inline="always")
+def _chunk_loss(code, y, target, e, sw, cut, c0, c1):
+    """The sum of :func:`latent_loss_of_row` over rows ``c0 <= n < c1``, in order."""
+    loss = 0.0
+    for n in range(c0, c1):
+        loss += latent_loss_of_row(code, y[n], target[n] - e[n], e[n], sw[n], cut)
+    return loss
 
 
 @jit(inline="always")
@@ -867,15 +877,6 @@ def _log_ndtr(x):
     z = 1.0 / (x * x)
     series = z * (-1.0 + z * (3.0 + z * (-15.0 + 105.0 * z)))
     return -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(series)
-
-
-@jit
-def probit_loss(y, f, sw):
-    """``-sum_n s_n log Phi(y_n f_n)``, labels ``y`` in {-1, +1}: the probit model's loss."""
-    total = 0.0
-    for n in range(y.shape[0]):
-        total -= sw[n] * _log_ndtr(y[n] * f[n])
-    return total
 
 
 # -- Distributed ALS (fmlearn.dask): a coordinate update split into its sums, its new value and

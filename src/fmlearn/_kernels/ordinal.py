@@ -129,15 +129,6 @@ def class_probability(c, f, cut):
 
 
 @jit
-def probit_log_loss(y, pred, cut, sample_weight):
-    """``-sum_n s_n log P(y_n | f_n)`` of the ordered probit model."""
-    total = 0.0
-    for n in range(y.shape[0]):
-        total -= sample_weight[n] * math.log(class_probability(int(y[n]), pred[n], cut))
-    return total
-
-
-@jit
 def latent_targets(y, pred, cut, rng, out):
     """Draw each latent ``z_n ~ N(pred_n, 1)`` within its class's cutpoints."""
     n_cut = cut.shape[0]

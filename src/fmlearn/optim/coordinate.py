@@ -107,12 +107,6 @@ def _chunk_cuts(n_rows: int, n: int) -> np.ndarray:
                     dtype=np.int64)
 
 
-def _cutpoints(params) -> np.ndarray:
-    """The model's ordinal cutpoints, or a placeholder for the kernels' ``cut``."""
-    cut = getattr(params, "cutpoints", None)
-    return np.zeros(1) if cut is None else cut
-
-
 class _CSC(NamedTuple):
     indptr: np.ndarray
     rows: np.ndarray
@@ -390,7 +384,7 @@ class _CoordinateSolver:
             for b in data.blocks:
                 self._sweep_block_whole(b, data, table, wcol, R, prior, r, jobs)
             e, pred, parts, ch = self._e, self._pred, self._parts, cd.SUM_CHUNK
-            code, cut = self.task.latent_code, _cutpoints(params)
+            code, cut = self.task.latent_code, self.task.kernel_cutpoints(params)
             run_blocks(lambda a, b: cd.take_residuals(R, target, e, pred, a * ch,
                                                       min(b * ch, n_rows), sw, parts, code,
                                                       data.y, cut),
@@ -658,7 +652,7 @@ class _CoordinateSolver:
             crew.target[:] = target
             crew.last_target = target
         crew.scal[0], crew.scal[1] = alpha, shift
-        crew.cut[:] = _cutpoints(params)  # the loss's (the task's own)
+        crew.cut[:] = self.task.kernel_cutpoints(params)  # the loss's (the task's own)
         crew.mu_w[:], crew.lam_w[:], crew.mu_V[:], crew.lam_V[:] = mu_w, lam_w, mu_V, lam_V
         crew.ctrl[sync.MODE] = 0
         crew.run(lambda: cd.sweep_team(0, *crew.sweep_args(0)))
@@ -670,7 +664,7 @@ class _CoordinateSolver:
         these is another array."""
         return (self._team_plan[0], R, data.main_csc.indptr, data.main.indptr, params.table,
                 params.w0, data.groups, data.sw, data.y, state["rng"], state.get("rng_threads"),
-                self._e, self._pred, self._parts, getattr(params, "cutpoints", None))
+                self._e, self._pred, self._parts, self.task.kernel_cutpoints(params))
 
     def _live_crew(self, data, state, params, R, prior_shape=None):
         """This solver's crew if it works and was made for these arrays (and, if given, priors
@@ -709,7 +703,7 @@ class _CoordinateSolver:
         c, m, k = data.main_csc, data.main, R.shape[1] - 2
         # The task's: its cutpoints (the loss's, a pass's), proposal and each thread's share
         # of the acceptance ratios (cd.latent_rows).
-        cut = _cutpoints(params).copy()
+        cut = self.task.kernel_cutpoints(params).copy()
         proposal, deltas = np.empty_like(cut), np.zeros((n_threads, cut.shape[0]))
 
         def sweep_args(t):  # cd.sweep_team's, after the thread's index
