@@ -70,6 +70,7 @@ _INTERVALS = [
     (-np.inf, -1.0), (-np.inf, 2.0), (-0.3, np.inf),        # one-sided
     (-0.4, 0.3), (-2.0, 1.5), (-3.0, 3.0),                   # around 0: uniform or normal
     (0.2, 0.9), (0.5, 3.0), (2.0, 2.3), (1.2, 6.0), (5.0, 9.0), (30.0, 30.5),  # above 0
+    (1.0, 1.7),  # above 0, Robert's threshold needed (width between its bounds): uniform
     (-0.9, -0.2), (-6.0, -1.2), (-30.5, -30.0),             # below 0 (mirrored)
 ]
 

@@ -112,6 +112,13 @@ def gamma(state, shape, scale):
             return d * v * scale * boost
 
 
+@jit(inline="always")
+def _accept(u, q):
+    """``u <= exp(-q)`` for ``q >= 0``, the exp only when ``u`` is above its lower bound
+    ``1 - q`` (a squeeze: most tries of a narrow interval are decided without it)."""
+    return u <= 1.0 - q or u <= math.exp(-q)
+
+
 # Below this, a draw above ``a > 0`` is a half-normal draw kept when it lands above ``a`` (at
 # most 1 / 0.32 ziggurat draws); from it on, Robert's exponential proposal, which costs a log
 # and an exp per try but keeps its acceptance above 3/4 however far in the tail ``a`` lies.
@@ -139,7 +146,7 @@ def normal_above(state, a):
     while True:
         t = a - math.log(uniform(state)) / rate
         d = t - rate
-        if uniform(state) <= math.exp(-0.5 * d * d):
+        if _accept(uniform(state), 0.5 * d * d):
             return t
 
 
@@ -172,16 +179,18 @@ def _between_positive(state, a, b):
     """A standard normal conditioned on ``0 < a < t < b`` (``b`` finite). Robert's (1995)
     choice: draws above ``a`` kept below ``b`` when the interval is wide for its distance
     from 0, else uniform proposals accepted with ``exp((a^2 - t^2) / 2)``."""
-    root = math.sqrt(a * a + 4.0)
-    if b >= a + 2.0 * _SQRT_E / (a + root) * math.exp(0.25 * (a * a - a * root)):
+    width = b - a
+    s = a + math.sqrt(a * a + 4.0)
+    # Robert's threshold (2 sqrt(e) / s) exp(-a / s) lies between 2 / s and sqrt(e): its exp
+    # only where the width falls between the two.
+    if width >= _SQRT_E or (width >= 2.0 / s and width >= 2.0 * _SQRT_E / s * math.exp(-a / s)):
         while True:
             t = normal_above(state, a)
             if t < b:
                 return t
-    width = b - a
     while True:
         t = a + width * uniform(state)
-        if uniform(state) <= math.exp(-0.5 * (t - a) * (t + a)):
+        if _accept(uniform(state), 0.5 * (t - a) * (t + a)):
             return t
 
 
@@ -211,7 +220,7 @@ def normal_between(state, a, b):
         width = b - a
         while True:
             t = a + width * uniform(state)
-            if uniform(state) <= math.exp(-0.5 * t * t):
+            if _accept(uniform(state), 0.5 * t * t):
                 break
     return min(max(t, a), b)
 
