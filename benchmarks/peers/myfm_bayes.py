@@ -53,12 +53,20 @@ class Result:
     model: object = field(default=None, repr=False)
 
 
+# The models of ``fit_predict``'s ``kind``, and what its prediction is: the regressor's
+# output, the classifier's probability of class 1 (``y`` 0/1, probit), the ordered probit's
+# expected class index (``y`` 0..C-1).
+KINDS = {"regression": "MyFMRegressor", "probit": "MyFMClassifier",
+         "ordinal": "MyFMOrderedProbit"}
+
+
 def fit_predict(X, y, X_test, *, rank: int, n_iter: int, n_kept_samples: int | None = None,
                 grouping=None, X_rel=None, X_rel_test=None, seed: int = 0,
-                init_stdev: float = 0.1, keep_model: bool = False) -> Result:
-    """Fit ``MyFMRegressor`` on ``(X, y)`` (``X_rel``: list of (indices, block matrix)) and
-    predict ``X_test``. ``grouping``: the hyper-prior group of every column of
-    ``[X | blocks...]``, or None for one group."""
+                init_stdev: float = 0.1, keep_model: bool = False,
+                kind: str = "regression") -> Result:
+    """Fit myFM's model of ``kind`` (:data:`KINDS`) on ``(X, y)`` (``X_rel``: list of
+    (indices, block matrix)) and predict ``X_test``. ``grouping``: the hyper-prior group of
+    every column of ``[X | blocks...]``, or None for one group."""
     myfm = _import()
     rel = [myfm.RelationBlock(np.asarray(i, dtype=np.int64), B) for i, B in (X_rel or [])]
     rel_test = [myfm.RelationBlock(np.asarray(i, dtype=np.int64), B)
@@ -70,14 +78,20 @@ def fit_predict(X, y, X_test, *, rank: int, n_iter: int, n_kept_samples: int | N
         return False, None
 
     n_kept = default_kept(n_iter) if n_kept_samples is None else n_kept_samples
-    model = myfm.MyFMRegressor(rank=rank, init_stdev=init_stdev, random_seed=seed)
+    model = getattr(myfm, KINDS[kind])(rank=rank, init_stdev=init_stdev, random_seed=seed)
     grouping = None if grouping is None else [int(g) for g in grouping]
+    y = np.asarray(y, dtype=np.float64 if kind == "regression" else np.int64)
     t0 = time.perf_counter()
-    model.fit(X, np.asarray(y, dtype=np.float64), X_rel=rel, n_iter=n_iter,
-              n_kept_samples=n_kept, grouping=grouping, callback=callback)
+    model.fit(X, y, X_rel=rel, n_iter=n_iter, n_kept_samples=n_kept, grouping=grouping,
+              callback=callback)
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    pred = np.asarray(model.predict(X_test, rel_test), dtype=np.float64)
+    if kind == "regression":
+        pred = model.predict(X_test, rel_test)
+    else:
+        proba = np.asarray(model.predict_proba(X_test, rel_test), dtype=np.float64)
+        pred = proba @ np.arange(proba.shape[1]) if proba.ndim == 2 else proba
+    pred = np.asarray(pred, dtype=np.float64)
     pred_s = time.perf_counter() - t1
     iters = np.diff(np.asarray([t0] + stamps))
     return Result(pred, fit_s, pred_s, iters, n_iter, n_kept, model if keep_model else None)
