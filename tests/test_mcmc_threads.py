@@ -188,6 +188,31 @@ def test_small_data_chain_is_the_one_thread_chain_whatever_n_jobs():
     np.testing.assert_array_equal(a.V_samples_, b.V_samples_)
 
 
+@pytest.mark.parametrize("k", sorted({*cd.GATHER_FACTORS, 3, 10}))
+def test_gather_and_scatter_copy_a_columns_rows(k):
+    # sweep_columns copies a column's rows of R into the scratch S, transposed, and back: with
+    # a literal k for cd.GATHER_FACTORS, else the generic loop.
+    rng = np.random.default_rng(k)
+    n, m_max = 60, 25
+    X = sp.random(n, 4, density=0.3, random_state=k, format="csr") + sp.eye(n, 4, format="csr")
+    c = _csc(as_kernel_csr(X.tocsr()))
+    R = rng.normal(size=(n, k + 2))
+    p0, m = c.indptr[1], c.indptr[2] - c.indptr[1]
+    rows = c.rows[p0: p0 + m]
+    S = np.full((k + 3, m_max), np.nan)
+    cd._gather(c.rows, c.vals, p0, m, R, S)
+    np.testing.assert_array_equal(S[: k + 2, :m], R[rows].T)
+    np.testing.assert_array_equal(S[k + 2, :m], c.vals[p0: p0 + m])
+    assert np.isnan(S[:, m:]).all()
+    S[:k + 1, :m] += 1.0  # new factor sums and residuals
+    before = R.copy()
+    cd._scatter(c.rows, p0, m, R, S)
+    np.testing.assert_array_equal(R[rows, : k + 1], before[rows, : k + 1] + 1.0)
+    np.testing.assert_array_equal(R[rows, k + 1], before[rows, k + 1])  # weights stay
+    others = np.setdiff1d(np.arange(n), rows)
+    np.testing.assert_array_equal(R[others], before[others])
+
+
 def test_sweep_row_passes_match_numpy():
     rng = np.random.default_rng(0)
     n, k, ch = 10_000, 3, cd.SUM_CHUNK  # three chunks of rows, the last one short
