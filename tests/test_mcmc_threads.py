@@ -191,11 +191,15 @@ def test_small_data_chain_is_the_one_thread_chain_whatever_n_jobs():
 @pytest.mark.parametrize("k", sorted({*cd.GATHER_FACTORS, 3, 10}))
 def test_gather_and_scatter_copy_a_columns_rows(k):
     # sweep_columns copies a column's rows of R into the scratch S, transposed, and back: with
-    # a literal k for cd.GATHER_FACTORS, else the generic loop.
+    # a literal k for cd.GATHER_FACTORS, else k at run time; four rows at a time as 4 x 4
+    # blocks, the last rows one by one. A column of 11 rows.
     rng = np.random.default_rng(k)
     n, m_max = 60, 25
-    X = sp.random(n, 4, density=0.3, random_state=k, format="csr") + sp.eye(n, 4, format="csr")
+    X = sp.random(n, 4, density=0.3, random_state=k, format="lil")
+    X[:, 1] = 0.0
+    X[np.sort(rng.choice(n, 11, replace=False)), 1] = rng.uniform(0.5, 2.0, (11, 1))
     c = _csc(as_kernel_csr(X.tocsr()))
+    assert c.indptr[2] - c.indptr[1] == 11
     R = rng.normal(size=(n, k + 2))
     p0, m = c.indptr[1], c.indptr[2] - c.indptr[1]
     rows = c.rows[p0: p0 + m]

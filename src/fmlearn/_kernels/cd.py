@@ -39,6 +39,7 @@ import numpy as np
 
 from fmlearn._kernels._jit import jit
 from fmlearn._kernels.fm import predict_blocked
+from fmlearn._kernels.intrinsics import _eaddr, _transpose4
 from fmlearn._kernels.ordinal import class_probability as ordinal_class_probability
 from fmlearn._kernels.ordinal import cutpoint_deltas
 from fmlearn._kernels.ordinal import latent_targets as ordinal_latent_targets
@@ -140,8 +141,8 @@ def update_factor(indptr, rows, vals, col0, f, e, q, sw, table, alpha, mu, lam, 
 # weights, ``k + 2`` the column's values. The sums, the draw (:func:`_draw`) and the
 # application are apart so that :func:`columns_sums` / :func:`columns_apply` (distributed ALS,
 # fmlearn.dask) run the same arithmetic, term for term, as the local sweep.
-# Numbers of factors whose gather and scatter run with a literal ``k`` (the row copies unrolled:
-# about 30 % less time in them on MovieLens, k = 8); others take the generic loop.
+# Numbers of factors whose gather and scatter run with a literal ``k`` (their loops unrolled);
+# others take the same code with ``k`` at run time.
 GATHER_FACTORS = (4, 8, 16, 32)
 
 
@@ -163,20 +164,44 @@ def _gather(rows, vals, p0, m, R, S):
 
 @jit(inline="always")
 def _gather_k(rows, vals, p0, m, R, S, k):
-    """:func:`_gather` for ``k`` factors (``R.shape[1] - 2``; a literal from its caller)."""
+    """:func:`_gather` for ``k`` factors (``R.shape[1] - 2``; a literal from its caller). Four
+    rows at a time, their factor sums moved as 4 x 4 blocks (:func:`_transpose4`): the
+    copies in and out of the scratch are more of a sweep than its arithmetic."""
     W = k + 2
+    k4 = k - k % 4
+    ms = S.shape[1]
+    rb = _eaddr(R)
+    sb = _eaddr(S)
     last = rows.shape[0] - 1
-    for j in range(m):
-        # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
-        ahead = rows[min(p0 + j + PREFETCH, last)] * W
-        prefetch(R, ahead)
-        prefetch(R, ahead + W - 1)
-        n = rows[p0 + j]
-        S[k + 2, j] = vals[p0 + j]
-        S[k, j] = R[n, k]
-        S[k + 1, j] = R[n, k + 1]
-        for f in range(k):
-            S[f, j] = R[n, f]
+    j = 0
+    while j < m:
+        step = 4 if j + 4 <= m else 1
+        for i in range(step):
+            # The row PREFETCH steps ahead is a cache miss on large data: ask for it now.
+            ahead = rows[min(p0 + j + i + PREFETCH, last)] * W
+            prefetch(R, ahead)
+            prefetch(R, ahead + W - 1)
+            n = rows[p0 + j + i]
+            S[k + 2, j + i] = vals[p0 + j + i]
+            S[k, j + i] = R[n, k]
+            S[k + 1, j + i] = R[n, k + 1]
+        if step == 4:
+            a0 = rb + rows[p0 + j] * W
+            a1 = rb + rows[p0 + j + 1] * W
+            a2 = rb + rows[p0 + j + 2] * W
+            a3 = rb + rows[p0 + j + 3] * W
+            for f0 in range(0, k4, 4):
+                d = sb + f0 * ms + j
+                _transpose4(R, a0 + f0, a1 + f0, a2 + f0, a3 + f0, d, d + ms, d + 2 * ms,
+                            d + 3 * ms)
+            for f in range(k4, k):
+                for i in range(4):
+                    S[f, j + i] = R[rows[p0 + j + i], f]
+        else:
+            n = rows[p0 + j]
+            for f in range(k):
+                S[f, j] = R[n, f]
+        j += step
 
 
 @jit(inline="always")
@@ -197,13 +222,35 @@ def _scatter(rows, p0, m, R, S):
 
 @jit(inline="always")
 def _scatter_k(rows, p0, m, R, S, k):
-    """:func:`_scatter` for ``k`` factors (a literal from its caller)."""
-    be = S[k]
-    for j in range(m):
+    """:func:`_scatter` for ``k`` factors (a literal from its caller), four rows at a time
+    as :func:`_gather_k`."""
+    W = k + 2
+    k4 = k - k % 4
+    ms = S.shape[1]
+    rb = _eaddr(R)
+    sb = _eaddr(S)
+    j = 0
+    while j + 4 <= m:
+        n0 = rows[p0 + j]
+        n1 = rows[p0 + j + 1]
+        n2 = rows[p0 + j + 2]
+        n3 = rows[p0 + j + 3]
+        for f0 in range(0, k4, 4):
+            a = sb + f0 * ms + j
+            _transpose4(R, a, a + ms, a + 2 * ms, a + 3 * ms, rb + n0 * W + f0,
+                        rb + n1 * W + f0, rb + n2 * W + f0, rb + n3 * W + f0)
+        for i in range(4):
+            n = rows[p0 + j + i]
+            R[n, k] = S[k, j + i]
+            for f in range(k4, k):
+                R[n, f] = S[f, j + i]
+        j += 4
+    while j < m:
         n = rows[p0 + j]
-        R[n, k] = be[j]
+        R[n, k] = S[k, j]
         for f in range(k):
             R[n, f] = S[f, j]
+        j += 1
 
 
 @jit(inline="always")

@@ -227,3 +227,38 @@ def _tst(typingctx, table, addr, value):
         return context.get_dummy_value()
 
     return types.void(table, addr, value), codegen
+
+
+@intrinsic
+def _transpose4(typingctx, carrier, a0, a1, a2, a3, d0, d1, d2, d3):
+    """A 4 x 4 transpose between element addresses: the vectors of 4 elements at ``a0 .. a3``
+    are the rows of a block whose columns are stored as the vectors at ``d0 .. d3``. Eight
+    shuffles instead of sixteen scalar loads and stores (the feature-major sweep's copies of
+    a column's rows into and out of its scratch, cd._gather / cd._scatter)."""
+    if not (_is_float_carrier(carrier) and _ints(a0, a1, a2, a3, d0, d1, d2, d3)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        cty = sig.args[0]
+        align = _align(context, cty)
+        r = [builder.load(_addr_ptr(context, builder, cty, args[1 + i], sig.args[1 + i], 4),
+                          align=align) for i in range(4)]
+
+        def lanes(order):
+            return ir.Constant(ir.VectorType(_I32, 4), order)
+
+        # t0 = (r0[0], r1[0], r0[2], r1[2]), t1 = (r0[1], r1[1], r0[3], r1[3]); t2, t3 alike
+        t0 = builder.shuffle_vector(r[0], r[1], lanes([0, 4, 2, 6]))
+        t1 = builder.shuffle_vector(r[0], r[1], lanes([1, 5, 3, 7]))
+        t2 = builder.shuffle_vector(r[2], r[3], lanes([0, 4, 2, 6]))
+        t3 = builder.shuffle_vector(r[2], r[3], lanes([1, 5, 3, 7]))
+        cols = (builder.shuffle_vector(t0, t2, lanes([0, 1, 4, 5])),
+                builder.shuffle_vector(t1, t3, lanes([0, 1, 4, 5])),
+                builder.shuffle_vector(t0, t2, lanes([2, 3, 6, 7])),
+                builder.shuffle_vector(t1, t3, lanes([2, 3, 6, 7])))
+        for i, c in enumerate(cols):
+            builder.store(c, _addr_ptr(context, builder, cty, args[5 + i], sig.args[5 + i], 4),
+                          align=align)
+        return context.get_dummy_value()
+
+    return types.void(carrier, a0, a1, a2, a3, d0, d1, d2, d3), codegen
