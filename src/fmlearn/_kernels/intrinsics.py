@@ -1,4 +1,5 @@
-"""Unchecked element access and short-vector building blocks for the SGD kernels (FM, FFM).
+"""Unchecked element access and short-vector building blocks for the SGD kernels (FM, FFM)
+and the coordinate sweep's row copies (:func:`_transpose4`).
 
 numba's own indexing costs the row loops of the SGD kernels in two ways: a signed index makes
 it add a negative-index fix-up to every access (which also kept LLVM from vectorizing), and a
