@@ -49,7 +49,10 @@ Four parts (``--parts``), each with its own protocol; a test file is never used 
     sweep counts as the calling thread's serial CPU time, its waits included. The wall-time
     ratios are the measure; take them on a quiet machine. ``--quick`` runs the synthetic
     set with fmlearn alone for 3 iterations (under 3 minutes in all); ``--no-synthetic`` skips
-    it. The ratios are printed; re-run on a quiet machine with
+    it. Then the other tasks' sweeps on u1 (``ITER_THREADS`` sweeps, fit wall time per sweep,
+    ``n_jobs`` 1 and 2): regression, probit, ordered probit, ALS and the relational features,
+    the first three also in myFM's own regressor, classifier and ordered probit in the same
+    round. The ratios are printed; re-run on a quiet machine with
     ``benchmarks/.venv/bin/python benchmarks/bayes.py --parts speed --quick --repeats 3``.
 
     bash benchmarks/setup_peers.sh                         # myfm into benchmarks/.venv
