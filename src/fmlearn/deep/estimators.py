@@ -37,6 +37,7 @@ from fmlearn.data.cache import as_text_files
 from fmlearn.data.fielded import carried_fields, encode_eval_set
 from fmlearn.data.sources import Batch, BatchSource, InMemorySource
 from fmlearn.deep import data as deep_data
+from fmlearn.deep import optim as deep_optim
 from fmlearn.deep import optstate
 from fmlearn.deep.models import MODELS
 from fmlearn.deep.params import DeepParams
@@ -58,9 +59,17 @@ _COMMON_DOC = """
         The torch optimizer of every parameter (fused kernels where torch has them).
     learning_rate : float, default=1e-3
         Step size of the optimizer.
+    embedding_optimizer : {{"adagrad", "adam", "sgd"}} or None, default=None
+        Train the embedding tables (factors and linear weights) with this optimizer and the
+        network (every other tensor) with ``optimizer``; None: ``optimizer`` trains all.
+        ``"adagrad"`` with ``embedding_learning_rate=0.1``, ``l2_reg_V=0.05`` and
+        ``l2_reg_w=0.01`` fits the embeddings as the numba FM's default solver does (see
+        docs/deep.md, "Training the embeddings as the FM does").
+    embedding_learning_rate : float or None, default=None
+        Step size of ``embedding_optimizer``; None: ``learning_rate``.
     lr_decay : float, default=0.0
         The learning rate of epoch ``t`` (counted across ``partial_fit`` calls) is
-        ``learning_rate / (1 + lr_decay * t)``.
+        ``learning_rate / (1 + lr_decay * t)`` (``embedding_learning_rate`` likewise).
     l2_reg_w : float, default=0.0
         L2 penalty on the linear weights of the features in each row (per row, as the numba
         solvers apply it).
@@ -150,13 +159,13 @@ _MODEL_CONSTRAINTS = {
 
 _COMMON = {
     "n_factors": 10, "batch_size": 1024, "optimizer": "adam", "learning_rate": 1e-3,
-    "lr_decay": 0.0, "l2_reg_w": 0.0, "l2_reg_V": 0.0, "l2_reg_net": 0.0, "max_iter": 10,
+    "embedding_optimizer": None, "embedding_learning_rate": None, "lr_decay": 0.0,
+    "l2_reg_w": 0.0, "l2_reg_V": 0.0, "l2_reg_net": 0.0, "max_iter": 10,
     "early_stopping": "auto", "validation_fraction": 0.1, "n_iter_no_change": 2, "tol": 1e-4,
     "fields": None, "pooling": "sum", "init_from": None, "random_state": None, "n_jobs": None,
     "device": "auto", "verbose": 0, "warm_start": False,
 }
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
 
 def _make_init(model_params: dict, common: dict = _COMMON):
@@ -216,8 +225,10 @@ class _DeepEstimator(BaseEstimator):
     _parameter_constraints: dict = {
         "n_factors": _POSITIVE,
         "batch_size": _POSITIVE,
-        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "optimizer": [StrOptions(set(deep_optim.OPTIMIZERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "embedding_optimizer": [StrOptions(set(deep_optim.OPTIMIZERS)), None],
+        "embedding_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "lr_decay": [Interval(Real, 0, None, closed="left")],
         "l2_reg_w": [Interval(Real, 0, None, closed="left")],
         "l2_reg_V": [Interval(Real, 0, None, closed="left")],
@@ -311,7 +322,7 @@ class _DeepEstimator(BaseEstimator):
     @_solver_state.setter
     def _solver_state(self, arrays) -> None:
         # io.load, after _params: checked now, handed to the optimizer by the next fit.
-        self._loaded_optimizer = (optstate.check_arrays(arrays, self.module_, _OPTIMIZERS)
+        self._loaded_optimizer = (optstate.check_arrays(arrays, self.module_, deep_optim.names())
                                   if arrays else None)
 
     def _n_columns(self) -> int:
@@ -427,25 +438,22 @@ class _DeepEstimator(BaseEstimator):
         self._epochs_done = 0
         self._open_epoch = None  # partial_fit(end_epoch=False) sums of an earlier model
 
-    def _make_optimizer(self):
-        cls = _OPTIMIZERS[self.optimizer]
-        params = list(self.module_.parameters())
-        device = params[0].device.type
-        # The fused kernels update each tensor in one pass over its memory instead of one per
-        # elementwise op (Adam: about eight): the optimizer was a third of a DeepFM epoch.
-        # Adagrad has a fused kernel on the CPU only.
-        fused = device == "cpu" or (device == "cuda" and self.optimizer != "adagrad")
-        return cls(params, lr=self.learning_rate, fused=fused)
-
     def _ensure_optimizer(self, reset: bool) -> None:
         """The optimizer of the module (on its device): kept across ``partial_fit`` calls."""
-        if self._optimizer is None or getattr(self, "_optimizer_name", None) != self.optimizer:
+        name = deep_optim.name_of(self.optimizer, self.embedding_optimizer)
+        if self._optimizer is None or getattr(self, "_optimizer_name", None) != name:
             # A new fit, a loaded model, or another optimizer for warm_start: fresh state.
-            self._optimizer, self._optimizer_name = self._make_optimizer(), self.optimizer
+            self._optimizer = deep_optim.make(self.module_, self.optimizer, self.learning_rate,
+                                              self.embedding_optimizer,
+                                              self.embedding_learning_rate)
+            self._optimizer_name = name
             if not reset:  # a loaded model continues with the optimizer state of its file
-                optstate.restore(self._optimizer, self.optimizer,
+                optstate.restore(self._optimizer, name,
                                  getattr(self, "_loaded_optimizer", None))
             self._loaded_optimizer = None
+        # Set on every fit: warm_start or partial_fit may come with other step sizes.
+        deep_optim.set_base_rates(self._optimizer, self.learning_rate,
+                                  self.embedding_learning_rate)
 
     def _fit(self, X, y, sample_weight, eval_set, callbacks, *, reset, max_iter, classes=None,
              end_epoch=True):
@@ -592,9 +600,7 @@ class _DeepEstimator(BaseEstimator):
         task, module, opt = self._task, self.module_, self._optimizer
 
         def one_pass() -> float:
-            lr = self.learning_rate / (1.0 + self.lr_decay * self._epochs_done_now)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            deep_optim.set_lr_scale(opt, 1.0 / (1.0 + self.lr_decay * self._epochs_done_now))
             seed = int(self._rng.integers(2**62))
             module.train()
             loss_sum = 0.0
