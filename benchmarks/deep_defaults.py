@@ -15,6 +15,8 @@ rows). The data are ``deep.py``'s (the same loaders, 10,000 rows by default).
     PYTHONPATH=src benchmarks/.venv/bin/python benchmarks/deep_defaults.py --quick   # < 3 min
     ... --data frappe --rows 0 --section deep_defaults_full --title T   # all rows
     ... --set l2_reg_V=10 --no-write    # try other values on the deep models (not written)
+    ... --models deepfm,deepfm/fme,fm-numba --section deep_fme   # '/fme': embeddings trained
+                                                               # as the FM (FM_EMBEDDINGS)
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ MODELS = {"deepfm": "DeepFMClassifier", "xdeepfm": "XDeepFMClassifier",
           "autoint+": "AutoIntPlusClassifier", "fm-numba": "FMClassifier"}
 NAMES = {"deepfm": "DeepFM", "xdeepfm": "xDeepFM", "autoint+": "AutoInt+",
          "fm-numba": "FM (numba)"}
+# "<model>/fme": the model with its embeddings trained as the numba FM's default solver trains
+# its factors (AdaGrad at 0.1 with the FM's L2 on the features of each row), the network by
+# the default Adam (docs/deep.md, "Training the embeddings as the FM does").
+FM_EMBEDDINGS = {"embedding_optimizer": "adagrad", "embedding_learning_rate": 0.1,
+                 "l2_reg_V": 0.05, "l2_reg_w": 0.01, "batch_size": 256, "max_iter": 30}
 LOADERS = {"frappe": lambda d, n: load_frappe(d, n), "planted": lambda d, n: make_planted(n),
            "movielens": lambda d, n: load_movielens(d, n)}
 
@@ -52,6 +59,9 @@ def fit_one(model: str, data, seed: int, overrides: dict) -> dict:
     X_tr, fields = data.csr("train")
     X_va, _ = data.csr("valid")
     X_te, _ = data.csr("test")
+    model, _, recipe = model.partition("/")
+    if recipe:
+        overrides = {**overrides, **FM_EMBEDDINGS}
     if model == "fm-numba":
         from fmlearn import FMClassifier
 
@@ -84,6 +94,10 @@ def render(results: dict, args, seeds: list[int], elapsed: float) -> str:
         "x 2 heads x 8; numba FM: its default solver and regularization) except `fields`, "
         "`random_state`, `n_jobs=1` and `early_stopping=True` with the validation rows as "
         f"`eval_set` (patience 2, best epoch restored). Overrides on the deep models: {sets}. "
+        "Rows \"embeddings as the FM\": the model with "
+        + ", ".join(f"`{k}={v!r}`" for k, v in FM_EMBEDDINGS.items())
+        + " (its embeddings trained as the numba FM's default solver trains its factors, the "
+        "network by the default Adam). "
         f"Seeds {', '.join(map(str, seeds))}; "
         + (f"first {args.rows:,} rows of each training and test set" if args.rows
            else "all rows of each training and test set")
@@ -108,7 +122,9 @@ def render(results: dict, args, seeds: list[int], elapsed: float) -> str:
                 ok = gain > nz and ll.mean() < fl.mean()
                 gain_s = f"{gain:+.4f} ({nz:.4f})"
                 verdict = "**met**" if ok else "**not met**"
-            out.append(f"| {d} | {NAMES[m]} | {a.mean():.4f} ± {a.std(ddof=1):.4f} | "
+            base, _, recipe = m.partition("/")
+            name = NAMES[base] + (", embeddings as the FM" if recipe else "")
+            out.append(f"| {d} | {name} | {a.mean():.4f} ± {a.std(ddof=1):.4f} | "
                        f"{ll.mean():.4f} ± {ll.std(ddof=1):.4f} | "
                        f"{int(np.median(best))} ({min(best)}-{max(best)}) | {gain_s} | "
                        f"{verdict} |")
@@ -119,7 +135,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="frappe,planted", help="comma list of "
                     + ", ".join(LOADERS))
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(MODELS),
+                    help="comma list of " + ", ".join(MODELS) + "; '<model>/fme' trains the "
+                         "model's embeddings as the FM does (FM_EMBEDDINGS)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rows", type=int, default=10_000,
                     help="the first N rows of each training and test set; 0: all rows")
@@ -160,7 +178,7 @@ def main(argv=None) -> None:
                     f"(epoch {r['best']}, {r['fit_s']:.1f} s)")
     text = render(results, args, seeds, time.perf_counter() - t0)
     print(text)
-    if not (args.no_write or args.overrides):
+    if not (args.no_write or (args.overrides and args.section == "deep_defaults")):
         write_section(args.section, text)
 
 
