@@ -109,3 +109,18 @@ def test_a_ranker_trains_its_embeddings_apart_and_resumes_exactly(tmp_path):
     loaded = fmlearn.load(tmp_path / "r.fm")
     loaded.partial_fit(Q, C, likes)
     _same(_state(loaded), _state(straight))
+
+
+def test_divergence_names_the_embeddings_settings():
+    from sklearn.exceptions import NotFittedError
+
+    from fmlearn.exceptions import TrainingDivergedError
+
+    X, fields, score = _fielded()
+    est = tiny(deep.TorchFMRegressor, max_iter=3,
+               **_kw(fields, embedding_optimizer="sgd", embedding_learning_rate=1e30))
+    with pytest.raises(TrainingDivergedError,
+                       match=r"embedding_optimizer='sgd', embedding_learning_rate=1e\+30"):
+        est.fit(X, score * 1e6)
+    with pytest.raises(NotFittedError):  # no model of NaN weights is left behind
+        est.predict(X)

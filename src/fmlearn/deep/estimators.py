@@ -167,7 +167,6 @@ _COMMON = {
 }
 
 
-
 def _make_init(model_params: dict, common: dict = _COMMON):
     """An ``__init__`` storing the ``common`` parameters and the model's own (keyword-only)."""
     kw = inspect.Parameter.KEYWORD_ONLY
@@ -715,9 +714,19 @@ class _DeepEstimator(BaseEstimator):
         return float(weighted.detach())
 
     def _diverged(self, epoch) -> Exception:
+        """The error for a fit that diverged at ``epoch``; never leaves a broken model behind
+        (as :meth:`fmlearn.base.BaseFM._diverged`)."""
+        if hasattr(self, "module_"):
+            del self.module_
+        self._optimizer = None
+        settings = f"optimizer={self.optimizer!r}, learning_rate={self.learning_rate:g}"
+        if self.embedding_optimizer is not None:
+            emb_lr = self.embedding_learning_rate or self.learning_rate
+            settings += (f", embedding_optimizer={self.embedding_optimizer!r}, "
+                         f"embedding_learning_rate={emb_lr:g}")
         return TrainingDivergedError(
             f"training diverged at epoch {epoch}: the {self._task.metric} became NaN or "
-            f"infinite with optimizer={self.optimizer!r}, learning_rate={self.learning_rate:g}. "
+            f"infinite with {settings}. "
             "Use a smaller learning_rate, more regularization (l2_reg_V, l2_reg_net) or scale "
             "large feature values.")
 

@@ -63,12 +63,13 @@ def make(module, optimizer: str, lr: float, embedding_optimizer: str | None = No
     if embedding_optimizer is None:
         opt = _one(optimizer, list(module.parameters()), lr, device)
     else:
-        emb = [n.startswith(EMBEDDING_PREFIX) for n, _ in module.named_parameters()]
-        params = list(module.parameters())
+        named = list(module.named_parameters())
+        emb = [n.startswith(EMBEDDING_PREFIX) for n, _ in named]
         opt = SplitOptimizer(
-            _one(embedding_optimizer, [p for p, e in zip(params, emb, strict=True) if e], lr,
+            _one(embedding_optimizer, [p for n, p in named if n.startswith(EMBEDDING_PREFIX)],
+                 lr, device),
+            _one(optimizer, [p for n, p in named if not n.startswith(EMBEDDING_PREFIX)], lr,
                  device),
-            _one(optimizer, [p for p, e in zip(params, emb, strict=True) if not e], lr, device),
             emb)
     set_base_rates(opt, lr, embedding_lr)
     return opt
